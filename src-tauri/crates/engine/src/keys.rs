@@ -1,0 +1,275 @@
+//! Provider keys live in the OS keychain (Secret Service on Linux, Keychain on
+//! macOS, Credential Manager on Windows) and nowhere else on disk. On a
+//! headless machine without a keychain, `SWITCHBOARD_KEY_<ID>` provides one
+//! for the process. A key is held as a [`Secret`], which never prints.
+
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Keychain service name under which every provider key is stored.
+pub const SERVICE: &str = "switchboard";
+
+/// An API key in memory. `Debug` and `Display` never show it; the bytes are
+/// wiped when it is dropped.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wrap a key. Surrounding whitespace (a pasted newline) is removed.
+    pub fn new(value: impl Into<String>) -> Self {
+        let value: String = value.into();
+        let trimmed = value.trim();
+        if trimmed.len() == value.len() {
+            Self(Zeroizing::new(value))
+        } else {
+            let owned = trimmed.to_owned();
+            drop(Zeroizing::new(value));
+            Self(Zeroizing::new(owned))
+        }
+    }
+
+    /// The key itself, for the one place that needs it: the request header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when the key is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The last four characters, for masked display (`••••abcd`).
+    pub fn last4(&self) -> String {
+        let chars: Vec<char> = self.0.chars().collect();
+        let start = chars.len().saturating_sub(4);
+        chars[start..].iter().collect()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(••••)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("••••")
+    }
+}
+
+/// Where a key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// The `SWITCHBOARD_KEY_<ID>` environment variable.
+    Environment,
+    /// The OS keychain.
+    Keychain,
+}
+
+/// Why a key could not be stored or read. Messages never contain the key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The provider id cannot name a keychain entry.
+    #[error(
+        "invalid provider id {id:?}: use letters, digits, '-', '_' or '.' (at most 64 characters)"
+    )]
+    InvalidId {
+        /// The rejected id.
+        id: String,
+    },
+    /// No keychain could be reached on this machine.
+    #[error(
+        "the OS keychain is not reachable ({reason}); start a Secret Service (e.g. gnome-keyring) \
+         or set {env_var} for this process"
+    )]
+    Unavailable {
+        /// What the platform said.
+        reason: String,
+        /// The environment variable that can provide the key instead.
+        env_var: String,
+    },
+    /// The keychain answered with an error.
+    #[error("the OS keychain refused the operation: {reason}")]
+    Platform {
+        /// What the platform said.
+        reason: String,
+    },
+    /// An empty key was given.
+    #[error("the key is empty")]
+    Empty,
+}
+
+/// The environment variable that provides `provider_id`'s key:
+/// `SWITCHBOARD_KEY_` and the id upper-cased, other characters as `_`.
+pub fn env_var_for(provider_id: &str) -> String {
+    let mut name = String::from("SWITCHBOARD_KEY_");
+    name.extend(provider_id.chars().map(|c| {
+        if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase()
+        } else {
+            '_'
+        }
+    }));
+    name
+}
+
+fn validate_id(id: &str) -> Result<(), KeyError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::InvalidId { id: id.to_owned() })
+    }
+}
+
+/// Reads and writes provider keys in the OS keychain, one entry per provider
+/// id under the service [`SERVICE`].
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    service: String,
+}
+
+impl Default for KeyStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KeyStore {
+    /// The store every Switchboard process uses.
+    pub fn new() -> Self {
+        Self {
+            service: SERVICE.to_owned(),
+        }
+    }
+
+    /// A store under another service name (tests use their own).
+    pub fn with_service(service: impl Into<String>) -> Self {
+        Self {
+            service: service.into(),
+        }
+    }
+
+    fn entry(&self, id: &str) -> Result<keyring::Entry, KeyError> {
+        validate_id(id)?;
+        keyring::Entry::new(&self.service, id).map_err(|e| map_err(id, e))
+    }
+
+    /// Store `secret` as `provider_id`'s key, replacing any previous one.
+    pub fn set(&self, provider_id: &str, secret: &Secret) -> Result<(), KeyError> {
+        if secret.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        self.entry(provider_id)?
+            .set_password(secret.expose())
+            .map_err(|e| map_err(provider_id, e))
+    }
+
+    /// The key stored in the keychain for `provider_id`, if any.
+    pub fn get_stored(&self, provider_id: &str) -> Result<Option<Secret>, KeyError> {
+        match self.entry(provider_id)?.get_password() {
+            Ok(pw) => Ok(Some(Secret::new(pw))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(map_err(provider_id, e)),
+        }
+    }
+
+    /// The key to use for `provider_id`: `SWITCHBOARD_KEY_<ID>` when set (an
+    /// explicit choice for this process), else the keychain entry.
+    pub fn get(&self, provider_id: &str) -> Result<Option<(Secret, KeySource)>, KeyError> {
+        validate_id(provider_id)?;
+        if let Some(v) = std::env::var_os(env_var_for(provider_id)) {
+            let secret = Secret::new(v.to_string_lossy().into_owned());
+            if !secret.is_empty() {
+                return Ok(Some((secret, KeySource::Environment)));
+            }
+        }
+        Ok(self
+            .get_stored(provider_id)?
+            .map(|s| (s, KeySource::Keychain)))
+    }
+
+    /// Remove `provider_id`'s key; `false` when there was none.
+    pub fn delete(&self, provider_id: &str) -> Result<bool, KeyError> {
+        match self.entry(provider_id)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring::Error::NoEntry) => Ok(false),
+            Err(e) => Err(map_err(provider_id, e)),
+        }
+    }
+
+    /// Check that the keychain answers, without changing it.
+    pub fn probe(&self) -> Result<(), KeyError> {
+        self.get_stored("switchboard-probe").map(|_| ())
+    }
+}
+
+fn map_err(id: &str, e: keyring::Error) -> KeyError {
+    match e {
+        keyring::Error::NoStorageAccess(inner) => KeyError::Unavailable {
+            reason: inner.to_string(),
+            env_var: env_var_for(id),
+        },
+        keyring::Error::PlatformFailure(inner) => {
+            let reason = inner.to_string();
+            // The Secret Service backend reports a missing D-Bus session or
+            // service as a platform failure; that means "no keychain here".
+            if reason.contains("D-Bus") || reason.contains("dbus") || reason.contains("DBus") {
+                KeyError::Unavailable {
+                    reason,
+                    env_var: env_var_for(id),
+                }
+            } else {
+                KeyError::Platform { reason }
+            }
+        }
+        keyring::Error::Invalid(attr, why) => KeyError::Platform {
+            reason: format!("invalid {attr}: {why}"),
+        },
+        other => KeyError::Platform {
+            reason: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("sk-live-1234567890abcd\n");
+        assert_eq!(format!("{s:?}"), "Secret(••••)");
+        assert_eq!(format!("{s}"), "••••");
+        assert_eq!(s.expose(), "sk-live-1234567890abcd");
+        assert_eq!(s.last4(), "abcd");
+        assert_eq!(Secret::new("ab").last4(), "ab");
+    }
+
+    #[test]
+    fn env_var_names_follow_the_documented_rule() {
+        assert_eq!(env_var_for("openai"), "SWITCHBOARD_KEY_OPENAI");
+        assert_eq!(env_var_for("my-lab.gpu"), "SWITCHBOARD_KEY_MY_LAB_GPU");
+    }
+
+    #[test]
+    fn bad_ids_are_rejected_before_touching_the_keychain() {
+        let store = KeyStore::with_service("switchboard-unit");
+        assert!(matches!(store.get("a b"), Err(KeyError::InvalidId { .. })));
+        assert!(matches!(store.delete(""), Err(KeyError::InvalidId { .. })));
+    }
+
+    #[test]
+    fn empty_keys_are_refused() {
+        let store = KeyStore::with_service("switchboard-unit");
+        assert!(matches!(
+            store.set("openai", &Secret::new("  ")),
+            Err(KeyError::Empty)
+        ));
+    }
+}

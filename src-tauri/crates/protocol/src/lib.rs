@@ -1,0 +1,236 @@
+//! The types that cross the IPC boundary between the Switchboard backend
+//! (the Tauri app crate) and the Leptos UI compiled to wasm.
+//!
+//! Nothing but plain serde types lives here, so both sides compile the same
+//! definitions and a change to one side breaks the build of the other instead
+//! of failing at run time. Main types:
+//!
+//! - [`AppInfo`]: what the status bar shows about the running backend.
+//! - [`Sequenced`]: an envelope with a sequence number for every message sent
+//!   over a `tauri::ipc::Channel`, because large channel messages can overtake
+//!   each other and the UI must put them back in order.
+//! - [`EchoEvent`]: the events of the shell's echo stream (a round trip UI →
+//!   Rust → UI used by the end-to-end harness).
+//! - [`SequenceBuffer`]: the UI side of [`Sequenced`], releasing messages in
+//!   order.
+//! - [`IpcError`]: the tagged `{ kind, message }` every command returns on
+//!   failure.
+//!
+//! ```
+//! use switchboard_protocol::{EchoEvent, Sequenced};
+//! let msg = Sequenced { seq: 0, body: EchoEvent::Delta { text: "hi".into() } };
+//! let json = serde_json::to_string(&msg).unwrap();
+//! assert_eq!(json, r#"{"seq":0,"body":{"type":"delta","text":"hi"}}"#);
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// Names of the IPC commands, shared so the UI cannot misspell one.
+pub mod commands {
+    /// `app_info() -> AppInfo`
+    pub const APP_INFO: &str = "app_info";
+    /// `echo_stream(request: EchoRequest, on_event: Channel<Sequenced<EchoEvent>>) -> EchoSummary`
+    pub const ECHO_STREAM: &str = "echo_stream";
+}
+
+/// Facts about the running backend, shown in the status bar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInfo {
+    /// The app's version (from Cargo).
+    pub version: String,
+    /// The data directory in use (`SWITCHBOARD_HOME` or the OS data dir).
+    pub data_dir: String,
+    /// Whether the OS keychain answered when the app started.
+    pub keychain: KeychainStatus,
+}
+
+/// Whether keys can be stored in the OS keychain on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum KeychainStatus {
+    /// The keychain answered.
+    Available,
+    /// No keychain could be reached; `reason` says why and what to do.
+    Unavailable {
+        /// Human-readable cause, with the `SWITCHBOARD_KEY_<ID>` alternative.
+        reason: String,
+    },
+}
+
+/// A channel message with its position in the stream.
+///
+/// `seq` starts at 0 and grows by one per message of one stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequenced<T> {
+    /// Position of this message in its stream.
+    pub seq: u64,
+    /// The message itself.
+    pub body: T,
+}
+
+/// Arguments of the `echo_stream` command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoRequest {
+    /// The text the backend streams back, piece by piece.
+    pub text: String,
+    /// Pause between pieces, in milliseconds (capped by the backend).
+    pub gap_ms: u64,
+}
+
+/// One event of the echo stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EchoEvent {
+    /// The next piece of text; append it.
+    Delta {
+        /// Text to append.
+        text: String,
+    },
+    /// The stream ended; no message follows.
+    Done(EchoSummary),
+}
+
+/// What the backend measured over one echo stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoSummary {
+    /// Number of `Delta` messages sent.
+    pub pieces: u64,
+    /// Number of bytes of text sent.
+    pub bytes: u64,
+    /// Milliseconds from the request to the first piece (monotonic clock).
+    pub first_piece_ms: u64,
+    /// Milliseconds from the request to the end (monotonic clock).
+    pub total_ms: u64,
+}
+
+/// The error every command returns: a kind to branch on and a message to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpcError {
+    /// What went wrong, for the UI to decide how to present it.
+    pub kind: IpcErrorKind,
+    /// A message for the user; never contains a secret.
+    pub message: String,
+}
+
+/// The kinds of [`IpcError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpcErrorKind {
+    /// The arguments were rejected (bad input from the UI).
+    InvalidInput,
+    /// The UI stopped listening before the stream ended.
+    ChannelClosed,
+    /// Something failed in the backend; the message says what.
+    Internal,
+}
+
+/// Puts channel messages back in order: messages pushed out of order are
+/// held until the gap before them is filled, then released in `seq` order.
+/// A message whose `seq` was already released is dropped, so nothing is
+/// shown twice.
+#[derive(Debug)]
+pub struct SequenceBuffer<T> {
+    next: u64,
+    pending: std::collections::BTreeMap<u64, T>,
+}
+
+impl<T> Default for SequenceBuffer<T> {
+    fn default() -> Self {
+        Self {
+            next: 0,
+            pending: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> SequenceBuffer<T> {
+    /// An empty buffer expecting `seq` 0 first.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accept one message; returns every message now ready, in order.
+    pub fn push(&mut self, msg: Sequenced<T>) -> Vec<T> {
+        if msg.seq < self.next {
+            return Vec::new();
+        }
+        self.pending.insert(msg.seq, msg.body);
+        let mut ready = Vec::new();
+        while let Some(body) = self.pending.remove(&self.next) {
+            ready.push(body);
+            self.next += 1;
+        }
+        ready
+    }
+
+    /// Messages received but still waiting for an earlier one.
+    pub fn waiting(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+impl std::fmt::Display for IpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for IpcError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_done_round_trips_through_json() {
+        let msg = Sequenced {
+            seq: 7,
+            body: EchoEvent::Done(EchoSummary {
+                pieces: 3,
+                bytes: 11,
+                first_piece_ms: 1,
+                total_ms: 9,
+            }),
+        };
+        let json = serde_json::to_string(&msg).unwrap();
+        assert!(json.contains(r#""type":"done""#), "{json}");
+        let back: Sequenced<EchoEvent> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn sequence_buffer_restores_order_and_drops_repeats() {
+        let mut buf = SequenceBuffer::new();
+        let m = |seq, body: &'static str| Sequenced { seq, body };
+        assert_eq!(buf.push(m(1, "b")), Vec::<&str>::new());
+        assert_eq!(buf.push(m(2, "c")), Vec::<&str>::new());
+        assert_eq!(buf.waiting(), 2);
+        assert_eq!(buf.push(m(0, "a")), vec!["a", "b", "c"]);
+        assert_eq!(buf.push(m(1, "b again")), Vec::<&str>::new());
+        assert_eq!(buf.push(m(3, "d")), vec!["d"]);
+        assert_eq!(buf.waiting(), 0);
+    }
+
+    #[test]
+    fn errors_are_tagged_for_the_ui() {
+        let err = IpcError {
+            kind: IpcErrorKind::InvalidInput,
+            message: "empty".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"kind":"invalid_input","message":"empty"}"#
+        );
+    }
+
+    #[test]
+    fn keychain_status_says_why_it_is_unavailable() {
+        let s = KeychainStatus::Unavailable {
+            reason: "no D-Bus".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"state":"unavailable","reason":"no D-Bus"}"#
+        );
+    }
+}

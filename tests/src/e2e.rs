@@ -1,0 +1,344 @@
+//! End-to-end harness: the real Switchboard binary in a private Xvfb
+//! display, driven through tauri-driver (which fronts WebKitWebDriver).
+//!
+//! ```no_run
+//! # async fn t() -> anyhow::Result<()> {
+//! use switchboard_tests::e2e::{App, Launch};
+//! let app = App::launch(Launch::new("shell")).await?;
+//! app.check(async {
+//!     app.click("#echo-send").await?;
+//!     app.wait_for_text("#echo-summary", |t| t.contains("pieces")).await?;
+//!     Ok(())
+//! })
+//! .await?;
+//! app.close().await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
+
+use crate::process::{Group, free_port, wait_for_port};
+
+/// How long UI waits give up after, by default.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(20);
+/// Longest a test body may run before it fails (instead of hanging CI).
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What to start the app with.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    name: String,
+    env: Vec<(String, String)>,
+    data_dir: Option<PathBuf>,
+}
+
+impl Launch {
+    /// A launch named after the test (used in screenshot file names).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            env: Vec::new(),
+            data_dir: None,
+        }
+    }
+
+    /// Set an environment variable for the app.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Use this data directory (`SWITCHBOARD_HOME`) instead of a fresh one,
+    /// e.g. to restart the app on the same data.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+}
+
+/// The running app and the WebDriver session that drives it.
+#[derive(Debug)]
+pub struct App {
+    name: String,
+    client: Client,
+    data_dir: PathBuf,
+    display: String,
+    // Dropped in this order: the driver (and with it the app), then the display.
+    _driver: Group,
+    _display: Group,
+    _home: tempfile::TempDir,
+}
+
+/// The app binary: `$SWITCHBOARD_APP`, else `switchboard` beside the test's
+/// build profile directory.
+pub fn app_binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SWITCHBOARD_APP") {
+        return Ok(PathBuf::from(p));
+    }
+    let bin = crate::bin_dir()?.join("switchboard");
+    if !bin.is_file() {
+        bail!(
+            "the app binary {} does not exist: build it first with `cargo build -p switchboard-app` \
+             (after `make ui`), or run `make test`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn start_display() -> anyhow::Result<(Group, String)> {
+    let mut cmd = Command::new("Xvfb");
+    cmd.args([
+        "-displayfd",
+        "1",
+        "-screen",
+        "0",
+        "1280x800x24",
+        "-nolisten",
+        "tcp",
+        "-noreset",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let mut xvfb = Group::spawn("Xvfb", &mut cmd)?;
+    let stdout = xvfb
+        .child_mut()
+        .stdout
+        .take()
+        .context("Xvfb has no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let n: u32 = line
+        .trim()
+        .parse()
+        .with_context(|| format!("Xvfb printed {line:?}, not a display"))?;
+    Ok((xvfb, format!(":{n}")))
+}
+
+impl App {
+    /// Start a display, tauri-driver and the app, and open a WebDriver session.
+    pub async fn launch(launch: Launch) -> anyhow::Result<Self> {
+        let app = app_binary()?;
+        let home = tempfile::Builder::new()
+            .prefix("switchboard-e2e-")
+            .tempdir()?;
+        let data_dir = match &launch.data_dir {
+            Some(d) => d.clone(),
+            None => home.path().join("data"),
+        };
+        let (display, display_name) = start_display()?;
+
+        let port = free_port()?;
+        let native_port = free_port()?;
+        let mut cmd = Command::new("tauri-driver");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native_port.to_string(),
+        ])
+        .env("DISPLAY", &display_name)
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("xdg-data"))
+        .env("XDG_CONFIG_HOME", home.path().join("xdg-config"))
+        .env("XDG_CACHE_HOME", home.path().join("xdg-cache"))
+        .env("SWITCHBOARD_HOME", &data_dir)
+        .env("NO_AT_BRIDGE", "1")
+        // A window that must not reach a real keyring unless a test gives it one.
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        for (k, v) in &launch.env {
+            cmd.env(k, v);
+        }
+        let mut driver = Group::spawn("tauri-driver", &mut cmd)?;
+        // tauri-driver accepts connections before WebKitWebDriver listens.
+        wait_for_port(port, Duration::from_secs(30), "tauri-driver").await?;
+        wait_for_port(native_port, Duration::from_secs(30), "WebKitWebDriver").await?;
+        driver.ensure_running()?;
+
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), "wry".into());
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app.to_string_lossy() }),
+        );
+        let mut builder = ClientBuilder::rustls().context("WebDriver client")?;
+        builder.capabilities(caps);
+        let url = format!("http://127.0.0.1:{port}");
+        let client = tokio::time::timeout(Duration::from_secs(60), builder.connect(&url))
+            .await
+            .context("the app did not start within 60 s")?
+            .context("could not open a WebDriver session with the app")?;
+        let app = Self {
+            name: launch.name,
+            client,
+            data_dir,
+            display: display_name,
+            _driver: driver,
+            _display: display,
+            _home: home,
+        };
+        app.wait_for("#status-bar")
+            .await
+            .context("the Leptos shell did not render")?;
+        Ok(app)
+    }
+
+    /// The WebDriver client, for anything the helpers below do not cover.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The app's data directory (`SWITCHBOARD_HOME`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Run a test body; if it fails, panics or runs past [`TEST_TIMEOUT`],
+    /// save a screenshot of the window (`<name>-failure.png`) before passing
+    /// the failure on.
+    pub async fn check<F>(&self, body: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = anyhow::Result<()>>,
+    {
+        let body = async {
+            tokio::time::timeout(TEST_TIMEOUT, body)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "the test did not finish within {TEST_TIMEOUT:?}"
+                    ))
+                })
+        };
+        let outcome = AssertUnwindSafe(body).catch_unwind().await;
+        if !matches!(outcome, Ok(Ok(()))) {
+            match self.screenshot("failure").await {
+                Ok(path) => eprintln!("screenshot of the failure: {}", path.display()),
+                Err(e) => eprintln!("could not save a failure screenshot: {e:#}"),
+            }
+        }
+        match outcome {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Save a PNG of the window as `<artifacts>/screenshots/<test>-<label>.png`.
+    ///
+    /// The picture is taken from the X display, i.e. what a person would
+    /// see: WebKitGTK's own WebDriver snapshot can lag behind the page.
+    pub async fn screenshot(&self, label: &str) -> anyhow::Result<PathBuf> {
+        let dir = crate::artifacts_dir().join("screenshots");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{}-{label}.png", self.name));
+        // Let the last DOM change reach the screen: two animation frames,
+        // then a moment for the compositor to present them.
+        let frames = "const done = arguments[arguments.length - 1]; \
+                      requestAnimationFrame(() => requestAnimationFrame(() => done(true)));";
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.client.execute_async(frames, Vec::new()),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let out = tokio::process::Command::new("import")
+            .args(["-display", &self.display, "-window", "root"])
+            .arg(format!("png:{}", path.display()))
+            .output()
+            .await
+            .context("could not run `import` (package imagemagick)")?;
+        if !out.status.success() {
+            bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let head = std::fs::read(&path)?;
+        if !head.starts_with(b"\x89PNG") {
+            bail!("{} is not a PNG", path.display());
+        }
+        Ok(path)
+    }
+
+    /// Wait until an element matching `css` exists.
+    pub async fn wait_for(&self, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
+        self.client
+            .wait()
+            .at_most(DEFAULT_WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("no element matches {css:?}"))
+    }
+
+    /// Click the element matching `css`.
+    pub async fn click(&self, css: &str) -> anyhow::Result<()> {
+        self.wait_for(css)
+            .await?
+            .click()
+            .await
+            .with_context(|| format!("clicking {css:?}"))?;
+        Ok(())
+    }
+
+    /// Replace the value of the input or textarea matching `css` by typing `text`.
+    pub async fn type_into(&self, css: &str, text: &str) -> anyhow::Result<()> {
+        let el = self.wait_for(css).await?;
+        el.clear().await?;
+        el.send_keys(text).await?;
+        Ok(())
+    }
+
+    /// The visible text of the element matching `css`.
+    pub async fn text(&self, css: &str) -> anyhow::Result<String> {
+        Ok(self.wait_for(css).await?.text().await?)
+    }
+
+    /// Wait until the text of `css` satisfies `ok`; returns that text.
+    pub async fn wait_for_text(
+        &self,
+        css: &str,
+        ok: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + DEFAULT_WAIT;
+        let mut last = String::new();
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await
+                && let Ok(t) = el.text().await
+            {
+                if ok(&t) {
+                    return Ok(t);
+                }
+                last = t;
+            }
+            if Instant::now() > deadline {
+                bail!("{css:?} never showed the expected text; last seen: {last:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Run `script` (which must call its last argument with a result) in the
+    /// page and return what it passed.
+    pub async fn run_async(&self, script: &str) -> anyhow::Result<serde_json::Value> {
+        Ok(self.client.execute_async(script, Vec::new()).await?)
+    }
+
+    /// End the WebDriver session (which closes the app) and stop the helpers.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.client
+            .clone()
+            .close()
+            .await
+            .context("closing the WebDriver session")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! Keys through a real Secret Service (gnome-keyring on a private D-Bus
+//! session), via the engine's `KeyStore` and so the `keyring` crate.
+
+use switchboard_engine::{KeySource, KeyStore, Secret};
+use switchboard_tests::keychain;
+
+#[test]
+fn a_key_is_stored_read_back_and_deleted() -> anyhow::Result<()> {
+    keychain::for_this_process()?;
+    let store = KeyStore::with_service("switchboard-test-roundtrip");
+    let key = Secret::new("sk-test-0123456789-abcd");
+
+    assert!(
+        store.get_stored("openai")?.is_none(),
+        "a fresh keyring has no key"
+    );
+    store.set("openai", &key)?;
+    let read = store.get_stored("openai")?.expect("the key just stored");
+    assert_eq!(read.expose(), key.expose());
+    assert_eq!(
+        store.get("openai")?.map(|(_, src)| src),
+        Some(KeySource::Keychain)
+    );
+
+    // Replacing keeps one entry with the new value.
+    store.set("openai", &Secret::new("sk-test-replaced-wxyz"))?;
+    assert_eq!(
+        store.get_stored("openai")?.map(|s| s.last4()),
+        Some("wxyz".into())
+    );
+
+    assert!(store.delete("openai")?);
+    assert!(store.get_stored("openai")?.is_none());
+    assert!(
+        !store.delete("openai")?,
+        "deleting twice reports there was nothing"
+    );
+    Ok(())
+}
+
+#[test]
+fn keys_of_different_providers_do_not_mix() -> anyhow::Result<()> {
+    keychain::for_this_process()?;
+    let store = KeyStore::with_service("switchboard-test-separate");
+    store.set("anthropic", &Secret::new("sk-ant-1111"))?;
+    store.set("gemini", &Secret::new("AIza-2222"))?;
+    assert_eq!(
+        store.get_stored("anthropic")?.map(|s| s.last4()),
+        Some("1111".into())
+    );
+    assert_eq!(
+        store.get_stored("gemini")?.map(|s| s.last4()),
+        Some("2222".into())
+    );
+    store.delete("anthropic")?;
+    assert!(store.get_stored("anthropic")?.is_none());
+    assert_eq!(
+        store.get_stored("gemini")?.map(|s| s.last4()),
+        Some("2222".into())
+    );
+    store.delete("gemini")?;
+    Ok(())
+}
+
+fn keyprobe(id: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyprobe"));
+    cmd.arg(id);
+    cmd
+}
+
+#[test]
+fn without_a_keychain_the_error_names_the_environment_variable() -> anyhow::Result<()> {
+    // No D-Bus session at all, as on a headless server: a clear error that
+    // names the alternative, never a silent plaintext fallback.
+    let out = keyprobe("openai")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("SWITCHBOARD_KEY_OPENAI")
+        .env("XDG_RUNTIME_DIR", "/nonexistent")
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.starts_with("error: the OS keychain is not reachable"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("SWITCHBOARD_KEY_OPENAI"), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn the_environment_variable_provides_a_key_without_a_keychain() -> anyhow::Result<()> {
+    let out = keyprobe("my-lab.gpu")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("SWITCHBOARD_KEY_MY_LAB_GPU", "sk-from-env-9876")
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(stdout.trim(), "found Environment key ending 9876");
+    Ok(())
+}

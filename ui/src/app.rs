@@ -1,0 +1,72 @@
+//! The window's shell: sidebar, main area and status bar, and the theme.
+
+use leptos::prelude::*;
+
+use crate::components::{Sidebar, StatusBar};
+use crate::pages::EchoPage;
+
+/// Light or dark, remembered in `localStorage` and applied as
+/// `data-theme` on the root element so the CSS variables switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Theme {
+    Dark,
+    Light,
+}
+
+impl Theme {
+    const KEY: &'static str = "switchboard.theme";
+
+    fn name(self) -> &'static str {
+        match self {
+            Theme::Dark => "dark",
+            Theme::Light => "light",
+        }
+    }
+
+    pub fn toggled(self) -> Self {
+        match self {
+            Theme::Dark => Theme::Light,
+            Theme::Light => Theme::Dark,
+        }
+    }
+
+    fn storage() -> Option<web_sys::Storage> {
+        web_sys::window()?.local_storage().ok()?
+    }
+
+    fn load() -> Self {
+        match Self::storage().and_then(|s| s.get_item(Self::KEY).ok()?) {
+            Some(v) if v == "light" => Theme::Light,
+            _ => Theme::Dark,
+        }
+    }
+
+    fn apply(self) {
+        if let Some(root) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.document_element())
+        {
+            let _ = root.set_attribute("data-theme", self.name());
+        }
+        if let Some(s) = Self::storage() {
+            let _ = s.set_item(Self::KEY, self.name());
+        }
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let theme = RwSignal::new(Theme::load());
+    Effect::new(move |_| theme.get().apply());
+    provide_context(theme);
+
+    view! {
+        <div class="shell">
+            <Sidebar />
+            <main class="main" id="main">
+                <EchoPage />
+            </main>
+            <StatusBar />
+        </div>
+    }
+}

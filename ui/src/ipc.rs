@@ -1,0 +1,149 @@
+//! Typed access to the backend. Every IPC call of the UI goes through this
+//! file: `invoke` for commands, a Tauri `Channel` for streams. The JS side is
+//! reached through `window.__TAURI__` (the app sets `withGlobalTauri`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use switchboard_protocol::{
+    AppInfo, EchoEvent, EchoRequest, EchoSummary, IpcError, IpcErrorKind, SequenceBuffer,
+    Sequenced, commands,
+};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+fn bridge_error(message: impl Into<String>) -> IpcError {
+    IpcError {
+        kind: IpcErrorKind::Internal,
+        message: message.into(),
+    }
+}
+
+fn describe(value: &JsValue) -> String {
+    value.as_string().unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// `window.__TAURI__.core`, or a clear error when the page runs outside the app.
+fn tauri_core() -> Result<JsValue, IpcError> {
+    let window = web_sys::window().ok_or_else(|| bridge_error("no window"))?;
+    let tauri = Reflect::get(&window, &"__TAURI__".into())
+        .ok()
+        .filter(|v| v.is_object())
+        .ok_or_else(|| {
+            bridge_error("the Tauri bridge is missing: open Switchboard as the desktop app")
+        })?;
+    Reflect::get(&tauri, &"core".into()).map_err(|e| bridge_error(describe(&e)))
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, IpcError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| bridge_error(format!("could not encode arguments: {e}")))
+}
+
+fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, IpcError> {
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| bridge_error(format!("unexpected reply from the backend: {e}")))
+}
+
+/// A rejected `invoke`: our commands reject with a tagged [`IpcError`]; Tauri
+/// itself (e.g. a command the capability does not allow) with a string.
+fn rejection(value: JsValue) -> IpcError {
+    serde_wasm_bindgen::from_value::<IpcError>(value.clone())
+        .unwrap_or_else(|_| bridge_error(describe(&value)))
+}
+
+async fn invoke<T: DeserializeOwned>(cmd: &str, args: &Object) -> Result<T, IpcError> {
+    let core = tauri_core()?;
+    let invoke: Function = Reflect::get(&core, &"invoke".into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or_else(|| bridge_error("window.__TAURI__.core.invoke is missing"))?;
+    let promise: Promise = invoke
+        .call2(&core, &cmd.into(), args)
+        .map_err(rejection)?
+        .dyn_into()
+        .map_err(|_| bridge_error("invoke did not return a promise"))?;
+    let value = JsFuture::from(promise).await.map_err(rejection)?;
+    from_js(value)
+}
+
+fn set(obj: &Object, key: &str, value: &JsValue) -> Result<(), IpcError> {
+    Reflect::set(obj, &key.into(), value)
+        .map(|_| ())
+        .map_err(|e| bridge_error(describe(&e)))
+}
+
+/// Facts about the backend for the status bar.
+pub async fn app_info() -> Result<AppInfo, IpcError> {
+    invoke(commands::APP_INFO, &Object::new()).await
+}
+
+/// Run `cmd` with a fresh channel passed as `onEvent` and `request` as
+/// `request`. Channel messages are put back in order before `on_event` sees
+/// them; the call returns once the command has answered and, when it
+/// succeeded, its last event (`is_last`) has been delivered.
+async fn stream<Req, Ev, Res>(
+    cmd: &str,
+    request: &Req,
+    mut on_event: impl FnMut(Ev) + 'static,
+    is_last: fn(&Ev) -> bool,
+) -> Result<Res, IpcError>
+where
+    Req: Serialize,
+    Ev: DeserializeOwned + 'static,
+    Res: DeserializeOwned,
+{
+    let core = tauri_core()?;
+    let ctor: Function = Reflect::get(&core, &"Channel".into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or_else(|| bridge_error("window.__TAURI__.core.Channel is missing"))?;
+    let channel: Object = Reflect::construct(&ctor, &Array::new())
+        .map_err(|e| bridge_error(describe(&e)))?
+        .unchecked_into();
+
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let done_tx = Rc::new(RefCell::new(Some(done_tx)));
+    let mut order = SequenceBuffer::new();
+    let handler = Closure::<dyn FnMut(JsValue)>::new(move |raw: JsValue| {
+        let Ok(msg) = serde_wasm_bindgen::from_value::<Sequenced<Ev>>(raw) else {
+            return;
+        };
+        for event in order.push(msg) {
+            let last = is_last(&event);
+            on_event(event);
+            if last && let Some(tx) = done_tx.borrow_mut().take() {
+                let _ = tx.send(());
+            }
+        }
+    });
+    set(&channel, "onmessage", handler.as_ref())?;
+
+    let args = Object::new();
+    set(&args, "request", &to_js(request)?)?;
+    set(&args, "onEvent", &channel)?;
+    let result: Result<Res, IpcError> = invoke(cmd, &args).await;
+    if result.is_ok() {
+        // The reply can overtake the channel's last messages: wait for them.
+        let _ = done_rx.await;
+    }
+    drop(handler);
+    result
+}
+
+/// Stream `request.text` back from the backend piece by piece.
+pub async fn echo_stream(
+    request: &EchoRequest,
+    on_event: impl FnMut(EchoEvent) + 'static,
+) -> Result<EchoSummary, IpcError> {
+    stream(commands::ECHO_STREAM, request, on_event, |e| {
+        matches!(e, EchoEvent::Done(_))
+    })
+    .await
+}

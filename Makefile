@@ -6,7 +6,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 APP := target/debug/switchboard
 
-.PHONY: run test setup-app setup-test ui app screenshot fmt
+.PHONY: run test setup-app setup-test ui app screenshot fmt bench
 
 run: setup-app ui app
 	$(APP)
@@ -37,3 +37,8 @@ screenshot: app
 
 fmt:
 	cargo fmt --all
+
+# Engine overhead against a raw HTTP client to the same local mock, measured
+# in one run (release build); prints ratios and overhead percentiles.
+bench:
+	cargo bench -p switchboard-tests --bench engine_overhead

@@ -114,6 +114,14 @@ pub fn env_var_for(provider_id: &str) -> String {
     name
 }
 
+/// How to provide a key for `provider_id`, for messages about a missing one.
+pub fn key_hint(provider_id: &str) -> String {
+    format!(
+        "store one in the OS keychain (service \"{SERVICE}\", account \"{provider_id}\") or set {}",
+        env_var_for(provider_id)
+    )
+}
+
 fn validate_id(id: &str) -> Result<(), KeyError> {
     let ok = !id.is_empty()
         && id.len() <= 64

@@ -4,26 +4,63 @@
 //!
 //! Main types:
 //! - [`DataDir`]: where Switchboard keeps its files (`SWITCHBOARD_HOME`, or the
-//!   OS data directory).
+//!   OS data directory); [`Config`]: its validated `config.toml`.
 //! - [`KeyStore`] and [`Secret`]: provider keys in the OS keychain, held in
 //!   memory as a type that never prints.
-//! - [`echo`]: the streaming round trip the app shell uses to prove the
-//!   UI → Rust → UI path.
+//! - [`ProviderConfig`]: one provider (a wire protocol plus configuration);
+//!   [`Client`]: sends a [`ChatRequest`] and streams [`Timed`]
+//!   [`StreamEvent`]s back; [`Accumulator`]: turns them into one
+//!   [`AttemptResult`] with usage, timings and cost.
+//! - [`Catalog`]: models and prices; [`Price`] and [`Cost`]: exact money.
+//! - [`ProviderError`] with an [`ErrorKind`]: every failure, classified.
 //!
 //! ```no_run
-//! use switchboard_engine::{DataDir, KeyStore};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use futures::StreamExt;
+//! use switchboard_engine::{Accumulator, ChatRequest, Client, Config, DataDir, KeyStore};
 //! let dir = DataDir::resolve()?;
-//! let keys = KeyStore::new();
-//! let openai = keys.get("openai")?; // keychain, then SWITCHBOARD_KEY_OPENAI
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! let config = Config::load(&dir.config_file())?;
+//! let provider = config.provider("openai").ok_or("unknown provider")?;
+//! let key = KeyStore::new().get("openai")?.map(|(k, _)| k);
+//! let request = ChatRequest::new("gpt-x", "Hello!");
+//! let mut stream = Client::new().stream(&provider, key.as_ref(), &request).await?;
+//! let mut acc = Accumulator::new(&provider.id, &request.model);
+//! while let Some(event) = stream.next().await {
+//!     acc.push(&event);
+//! }
+//! let price = config.catalog().price(&provider, &request.model);
+//! let result = acc.finish(stream.elapsed(), price.as_ref(), request.input_chars());
+//! # Ok(()) }
 //! ```
 
+mod attempt;
+pub mod catalog;
+mod chat;
+mod client;
+mod config;
 pub mod echo;
+mod error;
 mod keys;
+mod money;
 mod paths;
+pub mod provider;
+mod runner;
+pub mod sse;
 
-pub use keys::{KeyError, KeySource, KeyStore, Secret, env_var_for};
+pub use attempt::{Accumulator, attempt_cost, cost_of, estimate_tokens};
+pub use catalog::{Catalog, ModelInfo, ModelPrice, PriceSource};
+pub use chat::{
+    AttemptCost, AttemptResult, ChatRequest, CostSource, DEFAULT_MAX_TOKENS, FinishReason, Message,
+    Params, Role, StreamEvent, Timing, Usage,
+};
+pub use client::{ChatStream, Client, Timed};
+pub use config::{Config, ConfigError};
+pub use error::{ErrorKind, ProviderError};
+pub use keys::{KeyError, KeySource, KeyStore, Secret, env_var_for, key_hint};
+pub use money::{AmountError, Cost, Price};
 pub use paths::{DataDir, DataDirError, HOME_ENV};
+pub use provider::{ProviderConfig, ProviderKind};
+pub use runner::{Timeouts, run_attempt};
 
 /// The engine's version, shown by the app and the CLI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,436 @@
+//! `switchboard-cli ask` end to end: the real binary, a real config file in
+//! a temporary `SWITCHBOARD_HOME`, and mock providers speaking the three
+//! wire protocols over loopback HTTP.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard_mock::{Fault, MockServer, MockUsage, Protocol, Scenario};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn cli(home: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-cli"));
+    cmd.args(args)
+        .env("SWITCHBOARD_HOME", home)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A data directory whose config points three providers at the mock.
+fn home_for(server: &MockServer) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+[providers.oa]
+kind = "openai"
+base_url = "{oa}"
+
+[[providers.oa.models]]
+id = "oa-model"
+input_usd_per_mtok = "2.50"
+output_usd_per_mtok = "10"
+cached_input_usd_per_mtok = "1.25"
+
+[providers.an]
+kind = "anthropic"
+base_url = "{an}"
+
+[[providers.an.models]]
+id = "an-model"
+input_usd_per_mtok = 3
+output_usd_per_mtok = 15
+cached_input_usd_per_mtok = 0.3
+
+[providers.gm]
+kind = "gemini"
+base_url = "{gm}"
+
+[[providers.gm.models]]
+id = "gm-model"
+input_usd_per_mtok = "0.30"
+output_usd_per_mtok = "2.50"
+cached_input_usd_per_mtok = "0.075"
+"#,
+        oa = server.base_url(Protocol::OpenAi),
+        an = server.base_url(Protocol::Anthropic),
+        gm = server.base_url(Protocol::Gemini),
+    );
+    std::fs::write(home.path().join("config.toml"), config).unwrap();
+    home
+}
+
+const KEYS: &[(&str, &str)] = &[
+    ("SWITCHBOARD_KEY_OA", "k-oa"),
+    ("SWITCHBOARD_KEY_AN", "k-an"),
+    ("SWITCHBOARD_KEY_GM", "k-gm"),
+];
+
+/// Exact cost in nano-dollars: prices in micro-dollars per million tokens.
+fn nanos(u: MockUsage, input_micro: u64, output_micro: u64, cached_micro: u64) -> i64 {
+    let pico = (u.input - u.cached_input) * input_micro
+        + u.cached_input * cached_micro
+        + u.output * output_micro;
+    i64::try_from((pico + 500) / 1000).unwrap()
+}
+
+fn cost_nanos(v: &Value) -> i64 {
+    // cost_usd is printed from an exact nano-dollar amount.
+    let s = v["cost_usd"].to_string();
+    let f: f64 = s.parse().unwrap();
+    (f * 1e9).round() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_reports_ground_truth_usage_cost_and_ttft_for_three_protocols() {
+    let server = MockServer::start().await.unwrap();
+    let usage = |input, cached, output, reasoning| MockUsage {
+        input,
+        cached_input: cached,
+        output,
+        reasoning,
+    };
+    let oa = usage(1234, 200, 321, 40);
+    let an = usage(5000, 4000, 777, 0);
+    let gm = usage(987, 500, 654, 54);
+    let ttft = Duration::from_millis(200);
+    let scenario = |u: MockUsage, key: &str, text: &[&str]| {
+        Scenario::default()
+            .with_text(text)
+            .with_usage(u)
+            .with_ttft(ttft)
+            .with_gap(Duration::from_millis(3))
+            .with_key(key)
+    };
+    server.script(
+        "oa-model",
+        scenario(oa, "k-oa", &["Bonjour", ", ", "monde ✓"]),
+    );
+    server.script("an-model", scenario(an, "k-an", &["Hallo ", "Welt 🎉"]));
+    server.script("gm-model", scenario(gm, "k-gm", &["Ciao ", "mondo"]));
+    let home = home_for(&server);
+
+    let run = cli(
+        home.path(),
+        KEYS,
+        &[
+            "ask",
+            "--json",
+            "-m",
+            "oa:oa-model",
+            "-m",
+            "an:an-model",
+            "-m",
+            "gm:gm-model",
+            "--system",
+            "Be brief.",
+            "--max-tokens",
+            "100",
+            "Say hello",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let results: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(results.len(), 3);
+    let expect = [
+        (
+            "oa:oa-model",
+            "oa",
+            "Bonjour, monde ✓",
+            oa,
+            nanos(oa, 2_500_000, 10_000_000, 1_250_000),
+            Some(40),
+        ),
+        (
+            "an:an-model",
+            "an",
+            "Hallo Welt 🎉",
+            an,
+            nanos(an, 3_000_000, 15_000_000, 300_000),
+            None,
+        ),
+        (
+            "gm:gm-model",
+            "gm",
+            "Ciao mondo",
+            gm,
+            nanos(gm, 300_000, 2_500_000, 75_000),
+            Some(54),
+        ),
+    ];
+    for (r, (target, provider, text, u, cost, reasoning)) in results.iter().zip(expect) {
+        assert_eq!(r["target"], target);
+        assert_eq!(r["provider"], provider);
+        assert_eq!(r["text"], text);
+        assert_eq!(r["finish_reason"], "stop");
+        assert!(r["error"].is_null(), "{r}");
+        assert_eq!(r["usage"]["input_tokens"], u.input, "{target}");
+        assert_eq!(
+            r["usage"]["cached_input_tokens"], u.cached_input,
+            "{target}"
+        );
+        assert_eq!(r["usage"]["output_tokens"], u.output, "{target}");
+        assert_eq!(
+            r["usage"]["reasoning_tokens"].as_u64(),
+            reasoning,
+            "{target}"
+        );
+        assert_eq!(cost_nanos(r), cost, "{target}: {}", r["cost_usd"]);
+        assert_eq!(r["cost_estimated"], false);
+        let measured = r["ttft_ms"].as_f64().unwrap();
+        assert!(
+            (200.0..215.0).contains(&measured),
+            "{target}: ttft {measured} ms for a 200 ms delay"
+        );
+        assert!(r["total_ms"].as_f64().unwrap() >= measured);
+        assert!(r["tokens_per_s"].as_f64().unwrap() > 0.0);
+        assert_eq!(r["attempts"].as_array().unwrap().len(), 1);
+        assert_eq!(r["attempts"][0]["outcome"], "ok");
+    }
+    // Each request carried its own key and the system prompt.
+    let reqs = server.requests();
+    assert_eq!(
+        reqs.iter()
+            .find(|r| r.path.starts_with("/v1/chat"))
+            .unwrap()
+            .header("authorization"),
+        Some("Bearer k-oa")
+    );
+    let an_req = reqs.iter().find(|r| r.path == "/v1/messages").unwrap();
+    assert_eq!(an_req.header("x-api-key"), Some("k-an"));
+    assert_eq!(an_req.body.as_ref().unwrap()["system"], "Be brief.");
+    assert_eq!(
+        reqs.iter()
+            .find(|r| r.path.contains(":streamGenerateContent"))
+            .unwrap()
+            .header("x-goog-api-key"),
+        Some("k-gm")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_target_exits_1_and_reports_its_classified_error() {
+    let server = MockServer::start().await.unwrap();
+    server.script("oa-model", Scenario::default().with_text(&["fine"]));
+    server.script(
+        "an-model",
+        Scenario::default().with_fault(Fault::Status {
+            code: 429,
+            retry_after_s: Some(12),
+        }),
+    );
+    server.script(
+        "gm-model",
+        Scenario::default()
+            .with_text(&["one ", "two ", "three"])
+            .with_fault(Fault::CutAfter(2)),
+    );
+    let home = home_for(&server);
+    let run = cli(
+        home.path(),
+        KEYS,
+        &[
+            "ask",
+            "--json",
+            "-m",
+            "oa:oa-model",
+            "-m",
+            "an:an-model",
+            "-m",
+            "gm:gm-model",
+            "hi",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let r: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert!(r[0]["error"].is_null());
+    assert_eq!(r[1]["error"]["kind"], "rate_limited");
+    assert_eq!(r[1]["error"]["status"], 429);
+    assert_eq!(r[1]["error"]["retry_after_s"], 12.0);
+    assert!(
+        r[1]["cost_usd"].is_null(),
+        "a rejected request is not billed"
+    );
+    assert_eq!(r[2]["error"]["kind"], "interrupted");
+    assert_eq!(
+        r[2]["text"], "one two ",
+        "what arrived before the cut is kept"
+    );
+    assert_eq!(r[2]["attempts"][0]["outcome"], "error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_mode_streams_labelled_answers_and_a_summary() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "oa-model",
+        Scenario::default().with_text(&["line one\n", "line two"]),
+    );
+    server.script("gm-model", Scenario::default().with_text(&["ciao"]));
+    let home = home_for(&server);
+    let run = cli(
+        home.path(),
+        KEYS,
+        &["ask", "-m", "oa:oa-model", "-m", "gm:gm-model", "hi"],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("oa:oa-model │ line one\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("oa:oa-model │ line two\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("gm:gm-model │ ciao\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("── oa:oa-model · "), "{}", run.stdout);
+    assert!(run.stdout.contains("ms to first token"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn a_missing_key_says_both_ways_to_provide_one() {
+    let server = MockServer::start().await.unwrap();
+    server.script("oa-model", Scenario::default().with_key("k-oa"));
+    let home = home_for(&server);
+    // As a hosted provider: nothing is sent without a key.
+    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let hosted = config.replacen("kind = \"openai\"", "kind = \"openai\"\nlocal = false", 1);
+    std::fs::write(home.path().join("config.toml"), hosted).unwrap();
+    let run = cli(
+        home.path(),
+        &[],
+        &["ask", "--json", "-m", "oa:oa-model", "hi"],
+    )
+    .await;
+    assert_eq!(run.code, Some(1));
+    let r: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(r[0]["error"]["kind"], "auth");
+    let msg = r[0]["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("keychain"), "{msg}");
+    assert!(msg.contains("SWITCHBOARD_KEY_OA"), "{msg}");
+    assert_eq!(server.hits("oa-model"), 0, "nothing is sent without a key");
+
+    // As a local server (loopback), the request goes out without a key and
+    // the server's refusal comes back with the same hint.
+    std::fs::write(home.path().join("config.toml"), config).unwrap();
+    let run = cli(
+        home.path(),
+        &[],
+        &["ask", "--json", "-m", "oa:oa-model", "hi"],
+    )
+    .await;
+    assert_eq!(run.code, Some(1));
+    let r: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(r[0]["error"]["kind"], "auth");
+    assert_eq!(r[0]["error"]["status"], 401);
+    assert!(
+        r[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHBOARD_KEY_OA"),
+        "{}",
+        r[0]
+    );
+    assert_eq!(server.hits("oa-model"), 1);
+}
+
+#[tokio::test]
+async fn usage_and_config_errors_exit_2_with_file_line_and_field() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[providers.lab]\nkind = \"openai\"\nbase_url = \"ftp://x\"\n",
+    )
+    .unwrap();
+    let run = cli(home.path(), &[], &["ask", "-m", "lab:m", "hi"]).await;
+    assert_eq!(run.code, Some(2));
+    let path = home.path().join("config.toml");
+    assert!(
+        run.stderr
+            .contains(&format!("{}:3: providers.lab.base_url:", path.display())),
+        "{}",
+        run.stderr
+    );
+
+    std::fs::write(home.path().join("config.toml"), "").unwrap();
+    let run = cli(home.path(), &[], &["ask", "-m", "nope:m", "hi"]).await;
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("unknown provider \"nope\""),
+        "{}",
+        run.stderr
+    );
+    let run = cli(home.path(), &[], &["ask", "-m", "no-colon", "hi"]).await;
+    assert_eq!(run.code, Some(2));
+    let run = cli(home.path(), &[], &["ask", "hi"]).await;
+    assert_eq!(run.code, Some(2));
+    let run = cli(home.path(), &[], &["ask", "--bogus-flag", "hi"]).await;
+    assert_eq!(run.code, Some(2));
+}
+
+#[tokio::test]
+async fn models_lists_the_catalog_and_refreshes_from_the_provider() {
+    let server = MockServer::start().await.unwrap();
+    server.script("oa-model", Scenario::default());
+    server.script("live-only-model", Scenario::default());
+    let home = home_for(&server);
+    let run = cli(home.path(), KEYS, &["models", "oa", "--json"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let list: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["id"], "oa-model");
+    assert_eq!(list[0]["input_usd_per_mtok"], "2.5");
+    assert_eq!(list[0]["source"], "config");
+
+    let run = cli(home.path(), KEYS, &["models", "oa", "--refresh", "--json"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let list: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let ids: Vec<&str> = list.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["live-only-model", "oa-model"]);
+    assert_eq!(list[0]["source"], "live");
+    assert!(
+        list[0]["input_usd_per_mtok"].is_null(),
+        "no price is invented"
+    );
+    // The fetched list is cached for the next run, without a network call.
+    let before = server.requests().len();
+    let run = cli(home.path(), KEYS, &["models", "oa", "--json"]).await;
+    let list: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(server.requests().len(), before);
+    // Bundled presets list their models without any configuration.
+    let run = cli(home.path(), &[], &["models", "anthropic", "--json"]).await;
+    let list: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        list.len() >= 3 && list.iter().all(|m| m["source"] == "bundled"),
+        "{list:?}"
+    );
+}

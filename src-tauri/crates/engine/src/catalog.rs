@@ -1,0 +1,516 @@
+//! The model catalog: which models each provider offers, their context
+//! window and output limit, and their prices. Three sources, in order of
+//! precedence: the user's `config.toml`, live lists fetched from providers
+//! (OpenRouter's carries prices), and the bundled table `data/models.toml`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::error::ProviderError;
+use crate::keys::Secret;
+use crate::money::Price;
+use crate::provider::{ProviderConfig, ProviderKind, anthropic};
+
+/// What a model costs per token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelPrice {
+    /// Prompt tokens.
+    pub input: Price,
+    /// Generated tokens.
+    pub output: Price,
+    /// Prompt tokens served from cache; the input price applies when absent.
+    pub cached_input: Option<Price>,
+}
+
+/// Where a catalog entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceSource {
+    /// The table shipped with Switchboard.
+    Bundled,
+    /// The user's config.toml.
+    Config,
+    /// Fetched from the provider.
+    Live,
+}
+
+/// One model of one provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelInfo {
+    /// Model id as sent on the wire.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Context window in tokens.
+    pub context_window: Option<u64>,
+    /// Most output tokens.
+    pub max_output_tokens: Option<u64>,
+    /// Prices, when known.
+    pub price: Option<ModelPrice>,
+    /// Where this entry came from.
+    pub source: PriceSource,
+}
+
+/// A model entry as written in `data/models.toml` and in config.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// Provider (preset) id; only in the bundled table.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// Model id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Context window.
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    /// Output limit.
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
+    /// USD per million prompt tokens.
+    pub input_usd_per_mtok: Price,
+    /// USD per million output tokens.
+    pub output_usd_per_mtok: Price,
+    /// USD per million cached prompt tokens.
+    #[serde(default)]
+    pub cached_input_usd_per_mtok: Option<Price>,
+}
+
+impl ModelEntry {
+    /// As a catalog entry.
+    pub fn info(&self, source: PriceSource) -> ModelInfo {
+        ModelInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            context_window: self.context_window,
+            max_output_tokens: self.max_output_tokens,
+            price: Some(ModelPrice {
+                input: self.input_usd_per_mtok,
+                output: self.output_usd_per_mtok,
+                cached_input: self.cached_input_usd_per_mtok,
+            }),
+            source,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct BundledFile {
+    models: Vec<ModelEntry>,
+}
+
+type Table = BTreeMap<String, BTreeMap<String, ModelInfo>>;
+
+fn bundled() -> &'static Table {
+    static BUNDLED: OnceLock<Table> = OnceLock::new();
+    BUNDLED.get_or_init(|| {
+        // Shipped in the binary and parsed by a unit test: cannot fail for users.
+        let file: BundledFile = toml::from_str(include_str!("../data/models.toml"))
+            .unwrap_or(BundledFile { models: Vec::new() });
+        let mut table = Table::new();
+        for m in file.models {
+            let provider = m.provider.clone().unwrap_or_default();
+            table
+                .entry(provider)
+                .or_default()
+                .insert(m.id.clone(), m.info(PriceSource::Bundled));
+        }
+        table
+    })
+}
+
+/// Every known model, by provider id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    config: Table,
+    live: Table,
+}
+
+impl Catalog {
+    /// The bundled table only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add the user's entries for `provider_id` (they win over everything).
+    pub fn add_config(&mut self, provider_id: &str, entries: &[ModelEntry]) {
+        let t = self.config.entry(provider_id.to_owned()).or_default();
+        for e in entries {
+            t.insert(e.id.clone(), e.info(PriceSource::Config));
+        }
+    }
+
+    /// Add models fetched from `provider_id`.
+    pub fn add_live(&mut self, provider_id: &str, models: Vec<ModelInfo>) {
+        let t = self.live.entry(provider_id.to_owned()).or_default();
+        for m in models {
+            t.insert(m.id.clone(), m);
+        }
+    }
+
+    /// What is known about `model` at `provider`. Prices missing from a
+    /// live entry are taken from the bundled table.
+    pub fn lookup(&self, provider: &ProviderConfig, model: &str) -> Option<ModelInfo> {
+        if let Some(m) = self.config.get(&provider.id).and_then(|t| t.get(model)) {
+            return Some(m.clone());
+        }
+        let bundled_entry = bundled()
+            .get(provider.price_key())
+            .and_then(|t| t.get(model));
+        match self.live.get(&provider.id).and_then(|t| t.get(model)) {
+            Some(live) => {
+                let mut m = live.clone();
+                if m.price.is_none() {
+                    m.price = bundled_entry.and_then(|b| b.price);
+                    m.source = if m.price.is_some() {
+                        PriceSource::Bundled
+                    } else {
+                        PriceSource::Live
+                    };
+                }
+                m.context_window = m
+                    .context_window
+                    .or(bundled_entry.and_then(|b| b.context_window));
+                m.max_output_tokens = m
+                    .max_output_tokens
+                    .or(bundled_entry.and_then(|b| b.max_output_tokens));
+                Some(m)
+            }
+            None => bundled_entry.cloned(),
+        }
+    }
+
+    /// The price of `model` at `provider`, when known.
+    pub fn price(&self, provider: &ProviderConfig, model: &str) -> Option<ModelPrice> {
+        self.lookup(provider, model).and_then(|m| m.price)
+    }
+
+    /// Every model known for `provider`, sorted by id.
+    pub fn models(&self, provider: &ProviderConfig) -> Vec<ModelInfo> {
+        let mut ids: Vec<String> = Vec::new();
+        for t in [
+            bundled().get(provider.price_key()),
+            self.live.get(&provider.id),
+            self.config.get(&provider.id),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            ids.extend(t.keys().cloned());
+        }
+        ids.sort();
+        ids.dedup();
+        ids.iter()
+            .filter_map(|id| self.lookup(provider, id))
+            .collect()
+    }
+
+    /// Load cached live lists (`<dir>/<provider>.json`) written by [`save_live`].
+    pub fn load_live_cache(&mut self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && let Ok(models) = serde_json::from_str::<Vec<CachedModel>>(&text)
+            {
+                self.add_live(
+                    &id,
+                    models.into_iter().map(CachedModel::into_info).collect(),
+                );
+            }
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedModel {
+    id: String,
+    name: Option<String>,
+    context_window: Option<u64>,
+    max_output_tokens: Option<u64>,
+    input: Option<String>,
+    output: Option<String>,
+    cached_input: Option<String>,
+}
+
+impl CachedModel {
+    fn from_info(m: &ModelInfo) -> Self {
+        Self {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            context_window: m.context_window,
+            max_output_tokens: m.max_output_tokens,
+            input: m.price.map(|p| p.input.usd_per_mtok()),
+            output: m.price.map(|p| p.output.usd_per_mtok()),
+            cached_input: m
+                .price
+                .and_then(|p| p.cached_input)
+                .map(Price::usd_per_mtok),
+        }
+    }
+
+    fn into_info(self) -> ModelInfo {
+        let parse =
+            |s: &Option<String>| s.as_deref().and_then(|s| Price::from_usd_per_mtok(s).ok());
+        let price = match (parse(&self.input), parse(&self.output)) {
+            (Some(input), Some(output)) => Some(ModelPrice {
+                input,
+                output,
+                cached_input: parse(&self.cached_input),
+            }),
+            _ => None,
+        };
+        ModelInfo {
+            id: self.id,
+            name: self.name,
+            context_window: self.context_window,
+            max_output_tokens: self.max_output_tokens,
+            price,
+            source: PriceSource::Live,
+        }
+    }
+}
+
+/// Write a fetched list to `<dir>/<provider>.json` (atomically).
+pub fn save_live(dir: &Path, provider_id: &str, models: &[ModelInfo]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let cached: Vec<CachedModel> = models.iter().map(CachedModel::from_info).collect();
+    let json = serde_json::to_vec_pretty(&cached).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{provider_id}.json.tmp"));
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(tmp, dir.join(format!("{provider_id}.json")))
+}
+
+/// Fetch the provider's model list: the cheapest authenticated call, so it
+/// also tells whether a key works.
+pub async fn list_models(
+    client: &Client,
+    provider: &ProviderConfig,
+    key: Option<&Secret>,
+) -> Result<Vec<ModelInfo>, ProviderError> {
+    let mut headers: Vec<(String, String)> = provider.headers.clone();
+    let url = match provider.kind {
+        ProviderKind::OpenAi => {
+            if let Some(k) = key {
+                headers.push(("authorization".into(), format!("Bearer {}", k.expose())));
+            }
+            format!("{}/models", provider.base_url)
+        }
+        ProviderKind::Anthropic => {
+            headers.push(("anthropic-version".into(), anthropic::API_VERSION.into()));
+            if let Some(k) = key {
+                headers.push(("x-api-key".into(), k.expose().to_owned()));
+            }
+            format!("{}/v1/models?limit=1000", provider.base_url)
+        }
+        ProviderKind::Gemini => {
+            if let Some(k) = key {
+                headers.push(("x-goog-api-key".into(), k.expose().to_owned()));
+            }
+            format!("{}/v1beta/models?pageSize=1000", provider.base_url)
+        }
+    };
+    let doc = client.get_json(provider, &url, &headers).await?;
+    Ok(parse_model_list(provider.kind, &doc))
+}
+
+/// Read a model list document of any of the three protocols (OpenRouter's
+/// entries carry `pricing` per token and `context_length`).
+pub fn parse_model_list(kind: ProviderKind, doc: &Value) -> Vec<ModelInfo> {
+    let items = match kind {
+        ProviderKind::Gemini => doc.get("models"),
+        ProviderKind::OpenAi | ProviderKind::Anthropic => doc.get("data"),
+    };
+    let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let per_token = |v: &Value, k: &str| {
+        v.pointer(&format!("/pricing/{k}"))
+            .and_then(Value::as_str)
+            .and_then(|s| Price::from_usd_per_token(s).ok())
+    };
+    let mut out = Vec::new();
+    for item in items.and_then(Value::as_array).into_iter().flatten() {
+        let (id, name, context, max_out) = match kind {
+            ProviderKind::Gemini => {
+                let Some(name) = str_of(item, "name") else {
+                    continue;
+                };
+                let methods = item
+                    .get("supportedGenerationMethods")
+                    .and_then(Value::as_array);
+                if methods.is_some_and(|m| !m.iter().any(|x| x == "generateContent")) {
+                    continue;
+                }
+                (
+                    name.trim_start_matches("models/").to_owned(),
+                    str_of(item, "displayName"),
+                    item.get("inputTokenLimit").and_then(Value::as_u64),
+                    item.get("outputTokenLimit").and_then(Value::as_u64),
+                )
+            }
+            ProviderKind::Anthropic => {
+                let Some(id) = str_of(item, "id") else {
+                    continue;
+                };
+                (id, str_of(item, "display_name"), None, None)
+            }
+            ProviderKind::OpenAi => {
+                let Some(id) = str_of(item, "id") else {
+                    continue;
+                };
+                (
+                    id,
+                    str_of(item, "name"),
+                    item.get("context_length").and_then(Value::as_u64),
+                    item.pointer("/top_provider/max_completion_tokens")
+                        .and_then(Value::as_u64),
+                )
+            }
+        };
+        let price = match (per_token(item, "prompt"), per_token(item, "completion")) {
+            (Some(input), Some(output)) => Some(ModelPrice {
+                input,
+                output,
+                cached_input: per_token(item, "input_cache_read"),
+            }),
+            _ => None,
+        };
+        out.push(ModelInfo {
+            id,
+            name,
+            context_window: context,
+            max_output_tokens: max_out,
+            price,
+            source: PriceSource::Live,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::presets;
+
+    #[test]
+    fn the_bundled_table_parses_and_covers_every_hosted_preset() {
+        let file: BundledFile = toml::from_str(include_str!("../data/models.toml")).unwrap();
+        assert!(file.models.len() >= 30);
+        for id in [
+            "openai",
+            "anthropic",
+            "gemini",
+            "openrouter",
+            "groq",
+            "mistral",
+            "deepseek",
+            "xai",
+            "together",
+            "fireworks",
+        ] {
+            let p = ProviderConfig::from_preset(id).unwrap();
+            let models = Catalog::new().models(&p);
+            assert!(!models.is_empty(), "no bundled models for {id}");
+            for m in models {
+                let price = m.price.unwrap();
+                assert!(
+                    m.context_window.unwrap_or(0) > 0,
+                    "{id}/{}: no context window",
+                    m.id
+                );
+                if let Some(c) = price.cached_input {
+                    assert!(c <= price.input, "{id}/{}: cached dearer than input", m.id);
+                }
+            }
+        }
+        for m in file.models {
+            let p = m.provider.unwrap();
+            assert!(presets().contains_key(&p), "unknown provider {p}");
+        }
+    }
+
+    #[test]
+    fn config_entries_win_and_live_entries_borrow_bundled_prices() {
+        let p = ProviderConfig::from_preset("openai").unwrap();
+        let bundled_id = Catalog::new().models(&p)[0].id.clone();
+        let mut cat = Catalog::new();
+        cat.add_live(
+            "openai",
+            vec![ModelInfo {
+                id: bundled_id.clone(),
+                name: None,
+                context_window: None,
+                max_output_tokens: None,
+                price: None,
+                source: PriceSource::Live,
+            }],
+        );
+        let m = cat.lookup(&p, &bundled_id).unwrap();
+        assert!(m.price.is_some(), "bundled price used for a live entry");
+        let entry: ModelEntry = toml::from_str(&format!(
+            "id = \"{bundled_id}\"\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = \"2\""
+        ))
+        .unwrap();
+        cat.add_config("openai", &[entry]);
+        let m = cat.lookup(&p, &bundled_id).unwrap();
+        assert_eq!(m.source, PriceSource::Config);
+        assert_eq!(
+            m.price.unwrap().output,
+            Price::from_usd_per_mtok("2").unwrap()
+        );
+        assert!(cat.lookup(&p, "no-such-model").is_none());
+    }
+
+    #[test]
+    fn openrouter_list_prices_per_token() {
+        let doc: Value = serde_json::from_str(r#"{"data":[{"id":"openai/gpt-x","name":"GPT X","context_length":128000,"pricing":{"prompt":"0.0000025","completion":"0.00001","input_cache_read":"0.00000125"},"top_provider":{"max_completion_tokens":16384}},{"id":"openrouter/auto","pricing":{"prompt":"-1","completion":"-1"}}]}"#).unwrap();
+        let list = parse_model_list(ProviderKind::OpenAi, &doc);
+        assert_eq!(list.len(), 2);
+        let p = list[0].price.unwrap();
+        assert_eq!(p.input, Price::from_usd_per_mtok("2.5").unwrap());
+        assert_eq!(p.output, Price::from_usd_per_mtok("10").unwrap());
+        assert_eq!(
+            p.cached_input,
+            Some(Price::from_usd_per_mtok("1.25").unwrap())
+        );
+        assert_eq!(list[0].context_window, Some(128000));
+        assert!(list[1].price.is_none(), "variable prices are not prices");
+    }
+
+    #[test]
+    fn live_cache_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ProviderConfig::from_preset("openrouter").unwrap();
+        let price = ModelPrice {
+            input: Price::from_usd_per_mtok("0.3").unwrap(),
+            output: Price::from_usd_per_mtok("1.2").unwrap(),
+            cached_input: None,
+        };
+        let m = ModelInfo {
+            id: "x/y".into(),
+            name: Some("Y".into()),
+            context_window: Some(8),
+            max_output_tokens: None,
+            price: Some(price),
+            source: PriceSource::Live,
+        };
+        save_live(dir.path(), "openrouter", std::slice::from_ref(&m)).unwrap();
+        let mut cat = Catalog::new();
+        cat.load_live_cache(dir.path());
+        assert_eq!(cat.lookup(&p, "x/y").unwrap(), m);
+    }
+}

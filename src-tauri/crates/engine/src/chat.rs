@@ -1,0 +1,240 @@
+//! What a caller asks for (one [`ChatRequest`]) and what comes back: one
+//! [`StreamEvent`] type for every provider while streaming, and one
+//! [`AttemptResult`] per attempt at the end.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ProviderError;
+use crate::money::Cost;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The person.
+    User,
+    /// A model.
+    Assistant,
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Who wrote it.
+    pub role: Role,
+    /// Its text.
+    pub content: String,
+}
+
+impl Message {
+    /// A user turn.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
+    }
+
+    /// An assistant turn.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// Sampling and length settings; `None` leaves the provider's default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Nucleus sampling.
+    pub top_p: Option<f32>,
+    /// Most output tokens; protocols that require a value get
+    /// [`DEFAULT_MAX_TOKENS`] when this is `None`.
+    pub max_tokens: Option<u32>,
+    /// Stop sequences.
+    pub stop: Vec<String>,
+}
+
+/// Output limit sent where a protocol requires one (Anthropic) and none was given.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// One request to one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The model id as the provider names it.
+    pub model: String,
+    /// The system prompt, mapped to each protocol's own place.
+    pub system: Option<String>,
+    /// The conversation so far, oldest first, ending with a user turn.
+    pub messages: Vec<Message>,
+    /// Sampling and length settings.
+    pub params: Params,
+}
+
+impl ChatRequest {
+    /// A single-turn request.
+    pub fn new(model: impl Into<String>, prompt: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            system: None,
+            messages: vec![Message::user(prompt)],
+            params: Params::default(),
+        }
+    }
+
+    /// Characters of input (system prompt and messages), for token estimates.
+    pub fn input_chars(&self) -> usize {
+        self.system.as_deref().map_or(0, |s| s.chars().count())
+            + self
+                .messages
+                .iter()
+                .map(|m| m.content.chars().count())
+                .sum::<usize>()
+    }
+}
+
+/// Why a model stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// It finished its answer (or hit a stop sequence).
+    Stop,
+    /// It hit the output-token limit.
+    Length,
+    /// The provider filtered the output.
+    ContentFilter,
+    /// It wants to call a tool.
+    ToolCalls,
+    /// The provider reported an error in the stream.
+    Error,
+    /// Another reason, as the provider named it.
+    Other,
+}
+
+/// Token counts as the provider reported them. `None` means "not reported",
+/// never zero. `input_tokens` counts all prompt tokens including cached
+/// ones; `output_tokens` counts all generated tokens including reasoning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens, cached ones included.
+    pub input_tokens: Option<u64>,
+    /// Generated tokens, reasoning included.
+    pub output_tokens: Option<u64>,
+    /// Prompt tokens served from the provider's cache (a subset of input).
+    pub cached_input_tokens: Option<u64>,
+    /// Reasoning tokens (a subset of output).
+    pub reasoning_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// True when nothing was reported.
+    pub fn is_empty(&self) -> bool {
+        *self == Usage::default()
+    }
+
+    /// Newer totals win field by field; a field the update lacks is kept.
+    /// (Providers report running totals: assign, never add.)
+    pub fn merge_latest(&mut self, newer: Usage) {
+        self.input_tokens = newer.input_tokens.or(self.input_tokens);
+        self.output_tokens = newer.output_tokens.or(self.output_tokens);
+        self.cached_input_tokens = newer.cached_input_tokens.or(self.cached_input_tokens);
+        self.reasoning_tokens = newer.reasoning_tokens.or(self.reasoning_tokens);
+    }
+}
+
+/// One thing that happened in a stream, the same for every provider.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// Answer text to append.
+    TextDelta(String),
+    /// Reasoning ("thinking") text to append.
+    ReasoningDelta(String),
+    /// Token totals so far (replace, never add), with the cost when the
+    /// provider reports one (OpenRouter's `usage.cost`).
+    Usage {
+        /// Running totals.
+        usage: Usage,
+        /// Cost in USD as reported by the provider.
+        reported_cost: Option<Cost>,
+    },
+    /// The model stopped; usage may still follow.
+    Finish(FinishReason),
+    /// The stream failed; nothing follows. What arrived before stays valid.
+    Error(ProviderError),
+}
+
+/// How a cost was arrived at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// Reported by the provider (wins over any computation).
+    Reported,
+    /// Computed from reported token counts and the price table.
+    Computed,
+    /// Computed from estimated token counts: shown as "est.".
+    Estimated,
+}
+
+/// The cost of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptCost {
+    /// The amount.
+    pub total: Cost,
+    /// Where it came from.
+    pub source: CostSource,
+}
+
+impl AttemptCost {
+    /// True when computed from estimated tokens.
+    pub fn estimated(&self) -> bool {
+        self.source == CostSource::Estimated
+    }
+}
+
+/// Timings of one attempt, measured on a monotonic clock from the moment
+/// the request was sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timing {
+    /// Until the first text or reasoning token arrived.
+    pub ttft: Option<Duration>,
+    /// Until the stream ended (or failed).
+    pub total: Duration,
+    /// Output tokens per second over the generation phase (first token to
+    /// end), when there were output tokens and that phase had a length.
+    pub tokens_per_s: Option<f64>,
+}
+
+/// Everything about one attempt at one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptResult {
+    /// Provider id (config key).
+    pub provider: String,
+    /// Model id.
+    pub model: String,
+    /// The answer text (what arrived, even when the attempt failed).
+    pub text: String,
+    /// Reasoning text, when the model streamed any.
+    pub reasoning: String,
+    /// Why it stopped, when it said.
+    pub finish_reason: Option<FinishReason>,
+    /// Token counts as reported.
+    pub usage: Usage,
+    /// What it cost, when known (reported, computed, or estimated).
+    pub cost: Option<AttemptCost>,
+    /// Timings.
+    pub timing: Timing,
+    /// Why it failed, if it did.
+    pub error: Option<ProviderError>,
+}
+
+impl AttemptResult {
+    /// True when the attempt produced a complete answer.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+}

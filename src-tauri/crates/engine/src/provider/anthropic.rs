@@ -1,0 +1,379 @@
+//! Anthropic Messages. `system` is a top-level field, `max_tokens` is
+//! required, and the stream is `event:` + `data:` pairs: message_start,
+//! content_block_start/delta/stop, message_delta, message_stop, with `ping`
+//! anywhere and new event types to be ignored. `message_delta.usage` is
+//! cumulative (assign, never add); `input_tokens` excludes cached tokens, so
+//! cache reads and writes are added back to get all prompt tokens.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    ErrorBody, ProviderConfig, WireRequest, classify, finish_reason, interrupted, malformed,
+};
+use crate::chat::{ChatRequest, DEFAULT_MAX_TOKENS, Role, StreamEvent, Usage};
+use crate::error::ProviderError;
+use crate::sse::SseEvent;
+
+/// The API version Switchboard speaks.
+pub const API_VERSION: &str = "2023-06-01";
+
+pub(super) fn build_request(
+    provider: &ProviderConfig,
+    key: Option<&str>,
+    req: &ChatRequest,
+    stream: bool,
+) -> WireRequest {
+    let messages: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            json!({ "role": role, "content": m.content })
+        })
+        .collect();
+    let p = &req.params;
+    let mut body = json!({
+        "model": req.model,
+        "max_tokens": p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        "messages": messages,
+        "stream": stream,
+    });
+    if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
+        body["system"] = json!(system);
+    }
+    if let Some(t) = p.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(t) = p.top_p {
+        body["top_p"] = json!(t);
+    }
+    if !p.stop.is_empty() {
+        body["stop_sequences"] = json!(p.stop);
+    }
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("anthropic-version".to_owned(), API_VERSION.to_owned()),
+    ];
+    if let Some(k) = key {
+        headers.push(("x-api-key".to_owned(), k.to_owned()));
+    }
+    WireRequest {
+        url: format!("{}/v1/messages", provider.base_url),
+        headers,
+        body,
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    fn normalized(&self) -> Usage {
+        let input = self.input_tokens.map(|i| {
+            i + self.cache_read_input_tokens.unwrap_or(0)
+                + self.cache_creation_input_tokens.unwrap_or(0)
+        });
+        Usage {
+            input_tokens: input,
+            output_tokens: self.output_tokens,
+            cached_input_tokens: self.cache_read_input_tokens,
+            reasoning_tokens: None,
+        }
+    }
+}
+
+/// Reads `{"type":"error","error":{"type":..,"message":..}}`.
+pub(super) fn error_body(body: &str) -> ErrorBody {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return ErrorBody::default();
+    };
+    error_value(v.get("error").unwrap_or(&v))
+}
+
+fn error_value(e: &Value) -> ErrorBody {
+    ErrorBody {
+        message: e.get("message").and_then(Value::as_str).map(str::to_owned),
+        codes: e
+            .get("type")
+            .and_then(Value::as_str)
+            .map(|t| vec![t.to_ascii_lowercase()])
+            .unwrap_or_default(),
+    }
+}
+
+/// Streaming parser state.
+#[derive(Debug)]
+pub struct Parser {
+    provider: String,
+    usage: Usage,
+    stopped: bool,
+}
+
+impl Parser {
+    pub(super) fn new(provider: String) -> Self {
+        Self {
+            provider,
+            usage: Usage::default(),
+            stopped: false,
+        }
+    }
+
+    fn push_usage(&mut self, u: &WireUsage, out: &mut Vec<StreamEvent>) {
+        // message_delta may carry only output_tokens: keep what message_start said.
+        self.usage.merge_latest(u.normalized());
+        out.push(StreamEvent::Usage {
+            usage: self.usage,
+            reported_cost: None,
+        });
+    }
+
+    pub(super) fn on_event(
+        &mut self,
+        ev: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProviderError> {
+        let data: Value =
+            serde_json::from_str(&ev.data).map_err(|e| malformed(&self.provider, &ev.data, &e))?;
+        let kind = if ev.event.is_empty() {
+            data.get("type").and_then(Value::as_str).unwrap_or("")
+        } else {
+            ev.event.as_str()
+        };
+        match kind {
+            "message_start" => {
+                if let Some(u) = data.pointer("/message/usage") {
+                    let mut u = WireUsage::deserialize(u).unwrap_or_default();
+                    // A placeholder (usually 1) until message_delta brings the
+                    // real count: a stream cut before that has no output count.
+                    u.output_tokens = None;
+                    self.push_usage(&u, out);
+                }
+            }
+            "content_block_start" => {
+                let block = data.get("content_block");
+                let text = |k: &str| {
+                    block
+                        .and_then(|b| b.get(k))
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
+                };
+                if let Some(t) = text("text") {
+                    out.push(StreamEvent::TextDelta(t.to_owned()));
+                }
+                if let Some(t) = text("thinking") {
+                    out.push(StreamEvent::ReasoningDelta(t.to_owned()));
+                }
+            }
+            "content_block_delta" => {
+                let delta = data.get("delta");
+                let field = |k: &str| delta.and_then(|d| d.get(k)).and_then(Value::as_str);
+                match field("type") {
+                    Some("text_delta") => {
+                        if let Some(t) = field("text").filter(|t| !t.is_empty()) {
+                            out.push(StreamEvent::TextDelta(t.to_owned()));
+                        }
+                    }
+                    Some("thinking_delta") => {
+                        if let Some(t) = field("thinking").filter(|t| !t.is_empty()) {
+                            out.push(StreamEvent::ReasoningDelta(t.to_owned()));
+                        }
+                    }
+                    // signature_delta, input_json_delta, citations and future kinds.
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                if let Some(r) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    out.push(StreamEvent::Finish(finish_reason(r)));
+                }
+                if let Some(u) = data.get("usage") {
+                    let u = WireUsage::deserialize(u).unwrap_or_default();
+                    self.push_usage(&u, out);
+                }
+            }
+            "message_stop" => self.stopped = true,
+            "error" => {
+                let e = data.get("error").unwrap_or(&data);
+                let body = error_value(e);
+                let kind = classify(0, &body);
+                return Err(ProviderError::new(
+                    kind,
+                    &self.provider,
+                    body.message
+                        .unwrap_or_else(|| "the provider reported an error mid-stream".into()),
+                )
+                .with_raw(&ev.data));
+            }
+            // ping, content_block_stop, and event types added after this was written.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_end(&mut self) -> Result<(), ProviderError> {
+        if self.stopped {
+            Ok(())
+        } else {
+            Err(interrupted(&self.provider, "message_stop"))
+        }
+    }
+}
+
+pub(super) fn parse_response(
+    _provider: &str,
+    body: &str,
+) -> Result<Vec<StreamEvent>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Block {
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(default)]
+        text: Option<String>,
+        #[serde(default)]
+        thinking: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Msg {
+        content: Vec<Block>,
+        stop_reason: Option<String>,
+        #[serde(default)]
+        usage: Option<WireUsage>,
+    }
+    let msg: Msg = serde_json::from_str(body)?;
+    let mut out = Vec::new();
+    for b in msg.content {
+        match (b.kind.as_str(), b.text, b.thinking) {
+            ("text", Some(t), _) => out.push(StreamEvent::TextDelta(t)),
+            ("thinking", _, Some(t)) => out.push(StreamEvent::ReasoningDelta(t)),
+            _ => {}
+        }
+    }
+    if let Some(r) = msg.stop_reason {
+        out.push(StreamEvent::Finish(finish_reason(&r)));
+    }
+    if let Some(u) = msg.usage {
+        out.push(StreamEvent::Usage {
+            usage: u.normalized(),
+            reported_cost: None,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::fixture::{self, text};
+
+    fn last_usage(events: &[StreamEvent]) -> Usage {
+        fixture::last_usage(events)
+            .map(|(u, _)| u)
+            .unwrap_or_default()
+    }
+
+    fn replay(f: &str, size: usize) -> (Vec<StreamEvent>, Result<(), ProviderError>) {
+        fixture::replay(ProviderKind::Anthropic, f, size)
+    }
+    use crate::chat::{FinishReason, Params};
+    use crate::error::ErrorKind;
+    use crate::provider::ProviderKind;
+
+    const FULL: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-x\",\"stop_reason\":null,\"usage\":{\"input_tokens\":20,\"cache_read_input_tokens\":100,\"cache_creation_input_tokens\":0,\"output_tokens\":1}}}\n\n\
+event: ping\ndata: {\"type\": \"ping\"}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"abc\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"Héllo \"}}\n\n\
+event: some_future_event\ndata: {\"type\":\"some_future_event\",\"x\":1}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"wörld\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    #[test]
+    fn full_stream_with_thinking_pings_and_unknown_events() {
+        for size in [1, 3, 17, FULL.len()] {
+            let (events, end) = replay(FULL, size);
+            end.unwrap();
+            assert_eq!(text(&events), "Héllo wörld");
+            assert!(events.contains(&StreamEvent::ReasoningDelta("hmm".into())));
+            assert!(events.contains(&StreamEvent::Finish(FinishReason::Stop)));
+            let u = last_usage(&events);
+            // input_tokens excludes cached ones: 20 + 100 cache reads.
+            assert_eq!(u.input_tokens, Some(120));
+            assert_eq!(u.cached_input_tokens, Some(100));
+            // Cumulative: 15, not 1 + 15.
+            assert_eq!(u.output_tokens, Some(15));
+        }
+    }
+
+    #[test]
+    fn mid_stream_overloaded_error_keeps_the_text() {
+        let f = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"part\"}}\n\n\
+event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        let (events, end) = replay(f, 9);
+        assert_eq!(text(&events), "part");
+        let e = end.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Overloaded);
+        assert_eq!(e.message, "Overloaded");
+    }
+
+    #[test]
+    fn a_stream_without_message_stop_is_interrupted() {
+        let cut = &FULL[..FULL.find("event: message_delta").unwrap()];
+        let (events, end) = replay(cut, 11);
+        assert_eq!(text(&events), "Héllo wörld");
+        assert_eq!(end.unwrap_err().kind, ErrorKind::Interrupted);
+    }
+
+    #[test]
+    fn requests_put_system_at_the_top_and_always_send_max_tokens() {
+        let p = ProviderConfig::custom("an", ProviderKind::Anthropic, "http://127.0.0.1:9");
+        let mut req = ChatRequest::new("claude-x", "hi");
+        req.system = Some("sys".into());
+        req.params = Params {
+            stop: vec!["X".into()],
+            ..Params::default()
+        };
+        let w = build_request(&p, Some("k"), &req, true);
+        assert_eq!(w.url, "http://127.0.0.1:9/v1/messages");
+        assert_eq!(w.body["system"], "sys");
+        assert_eq!(w.body["max_tokens"], DEFAULT_MAX_TOKENS);
+        assert_eq!(w.body["messages"].as_array().unwrap().len(), 1);
+        assert_eq!(w.body["stop_sequences"], json!(["X"]));
+        assert!(
+            w.headers
+                .contains(&("anthropic-version".into(), API_VERSION.into()))
+        );
+        assert!(w.headers.contains(&("x-api-key".into(), "k".into())));
+    }
+
+    #[test]
+    fn non_streaming_and_error_bodies() {
+        let body = r#"{"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"Hi!"}],"stop_reason":"max_tokens","usage":{"input_tokens":3,"output_tokens":9}}"#;
+        let ev = parse_response("an", body).unwrap();
+        assert_eq!(text(&ev), "Hi!");
+        assert!(ev.contains(&StreamEvent::Finish(FinishReason::Length)));
+        assert_eq!(last_usage(&ev).output_tokens, Some(9));
+        let e = error_body(
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        );
+        assert_eq!(classify(529, &e), ErrorKind::Overloaded);
+        let e = error_body(
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#,
+        );
+        assert_eq!(classify(400, &e), ErrorKind::ContextTooLong);
+    }
+}

@@ -1,0 +1,377 @@
+//! Google Gemini generateContent / streamGenerateContent. The key goes in
+//! `x-goog-api-key`; the stream (`?alt=sse`) is bare `data:` lines with no
+//! end marker (a stream that ends without a `finishReason` was cut); lines
+//! may end in CRLF. `usageMetadata` is a running total in every chunk: the
+//! last one counts, never the sum. Output tokens are candidates + thoughts.
+//! A bad key is HTTP 400 with reason `API_KEY_INVALID`, not 401.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    ErrorBody, ProviderConfig, WireRequest, classify, finish_reason, interrupted, malformed,
+};
+use crate::chat::{ChatRequest, FinishReason, Role, StreamEvent, Usage};
+use crate::error::ProviderError;
+use crate::sse::SseEvent;
+
+pub(super) fn build_request(
+    provider: &ProviderConfig,
+    key: Option<&str>,
+    req: &ChatRequest,
+    stream: bool,
+) -> WireRequest {
+    let contents: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "model",
+            };
+            json!({ "role": role, "parts": [{ "text": m.content }] })
+        })
+        .collect();
+    let mut body = json!({ "contents": contents });
+    if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
+        body["systemInstruction"] = json!({ "parts": [{ "text": system }] });
+    }
+    let p = &req.params;
+    let mut config = serde_json::Map::new();
+    if let Some(t) = p.temperature {
+        config.insert("temperature".into(), json!(t));
+    }
+    if let Some(t) = p.top_p {
+        config.insert("topP".into(), json!(t));
+    }
+    if let Some(n) = p.max_tokens {
+        config.insert("maxOutputTokens".into(), json!(n));
+    }
+    if !p.stop.is_empty() {
+        config.insert("stopSequences".into(), json!(p.stop));
+    }
+    if !config.is_empty() {
+        body["generationConfig"] = Value::Object(config);
+    }
+    let method = if stream {
+        "streamGenerateContent?alt=sse"
+    } else {
+        "generateContent"
+    };
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if let Some(k) = key {
+        headers.push(("x-goog-api-key".to_owned(), k.to_owned()));
+    }
+    WireRequest {
+        url: format!("{}/v1beta/models/{}:{method}", provider.base_url, req.model),
+        headers,
+        body,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Chunk {
+    #[serde(default)]
+    candidates: Vec<Candidate>,
+    #[serde(default)]
+    usage_metadata: Option<WireUsage>,
+    #[serde(default)]
+    prompt_feedback: Option<PromptFeedback>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    #[serde(default)]
+    content: Option<Content>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Content {
+    #[serde(default)]
+    parts: Vec<Part>,
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    thought: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptFeedback {
+    #[serde(default)]
+    block_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireUsage {
+    prompt_token_count: Option<u64>,
+    candidates_token_count: Option<u64>,
+    thoughts_token_count: Option<u64>,
+    cached_content_token_count: Option<u64>,
+}
+
+impl WireUsage {
+    fn normalized(&self) -> Usage {
+        let output = match (self.candidates_token_count, self.thoughts_token_count) {
+            (None, None) => None,
+            (c, t) => Some(c.unwrap_or(0) + t.unwrap_or(0)),
+        };
+        Usage {
+            input_tokens: self.prompt_token_count,
+            output_tokens: output,
+            cached_input_tokens: self.cached_content_token_count,
+            reasoning_tokens: self.thoughts_token_count,
+        }
+    }
+}
+
+/// Reads `{"error":{"code","message","status","details":[{"reason"}]}}`.
+pub(super) fn error_body(body: &str) -> ErrorBody {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return ErrorBody::default();
+    };
+    // Some proxies wrap the error in a one-element array.
+    let v = v.as_array().and_then(|a| a.first()).cloned().unwrap_or(v);
+    error_value(v.get("error").unwrap_or(&v))
+}
+
+fn error_value(e: &Value) -> ErrorBody {
+    let mut codes = Vec::new();
+    if let Some(s) = e.get("status").and_then(Value::as_str) {
+        codes.push(s.to_ascii_lowercase());
+    }
+    for d in e
+        .get("details")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(r) = d.get("reason").and_then(Value::as_str) {
+            codes.push(r.to_ascii_lowercase());
+        }
+    }
+    let message = e.get("message").and_then(Value::as_str).map(str::to_owned);
+    if message
+        .as_deref()
+        .is_some_and(|m| m.contains("API key not valid"))
+    {
+        codes.push("api_key_invalid".into());
+    }
+    ErrorBody { message, codes }
+}
+
+fn push_chunk(
+    provider: &str,
+    chunk: Chunk,
+    raw: &str,
+    finished: &mut bool,
+    out: &mut Vec<StreamEvent>,
+) -> Result<(), ProviderError> {
+    if let Some(e) = &chunk.error {
+        let body = error_value(e);
+        let status = e
+            .get("code")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok());
+        let mut err = ProviderError::new(
+            classify(status.unwrap_or(0), &body),
+            provider,
+            body.message
+                .unwrap_or_else(|| "the provider reported an error mid-stream".into()),
+        )
+        .with_raw(raw);
+        err.status = status;
+        return Err(err);
+    }
+    for cand in chunk.candidates.into_iter().take(1) {
+        for part in cand.content.map(|c| c.parts).unwrap_or_default() {
+            match part.text.filter(|t| !t.is_empty()) {
+                Some(t) if part.thought => out.push(StreamEvent::ReasoningDelta(t)),
+                Some(t) => out.push(StreamEvent::TextDelta(t)),
+                None => {}
+            }
+        }
+        if let Some(r) = cand
+            .finish_reason
+            .filter(|r| r != "FINISH_REASON_UNSPECIFIED")
+        {
+            *finished = true;
+            out.push(StreamEvent::Finish(finish_reason(&r)));
+        }
+    }
+    if chunk.prompt_feedback.and_then(|f| f.block_reason).is_some() {
+        *finished = true;
+        out.push(StreamEvent::Finish(FinishReason::ContentFilter));
+    }
+    if let Some(u) = chunk.usage_metadata {
+        // A running total: the event replaces what came before.
+        out.push(StreamEvent::Usage {
+            usage: u.normalized(),
+            reported_cost: None,
+        });
+    }
+    Ok(())
+}
+
+/// Streaming parser state.
+#[derive(Debug)]
+pub struct Parser {
+    provider: String,
+    finished: bool,
+}
+
+impl Parser {
+    pub(super) fn new(provider: String) -> Self {
+        Self {
+            provider,
+            finished: false,
+        }
+    }
+
+    pub(super) fn on_event(
+        &mut self,
+        ev: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProviderError> {
+        if ev.data.trim().is_empty() {
+            return Ok(());
+        }
+        let chunk: Chunk =
+            serde_json::from_str(&ev.data).map_err(|e| malformed(&self.provider, &ev.data, &e))?;
+        push_chunk(&self.provider, chunk, &ev.data, &mut self.finished, out)
+    }
+
+    pub(super) fn on_end(&mut self) -> Result<(), ProviderError> {
+        if self.finished {
+            Ok(())
+        } else {
+            Err(interrupted(&self.provider, "a finishReason"))
+        }
+    }
+}
+
+pub(super) fn parse_response(
+    provider: &str,
+    body: &str,
+) -> Result<Vec<StreamEvent>, serde_json::Error> {
+    let chunk: Chunk = serde_json::from_str(body)?;
+    let mut out = Vec::new();
+    let mut finished = false;
+    if let Err(e) = push_chunk(provider, chunk, body, &mut finished, &mut out) {
+        out.push(StreamEvent::Error(e));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::fixture::{self, text};
+
+    fn last_usage(events: &[StreamEvent]) -> Usage {
+        fixture::last_usage(events)
+            .map(|(u, _)| u)
+            .unwrap_or_default()
+    }
+
+    fn replay(f: &str, size: usize) -> (Vec<StreamEvent>, Result<(), ProviderError>) {
+        fixture::replay(ProviderKind::Gemini, f, size)
+    }
+    use crate::error::ErrorKind;
+    use crate::provider::ProviderKind;
+
+    const STREAM: &str = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"plan\",\"thought\":true}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 10,\"candidatesTokenCount\": 0,\"thoughtsTokenCount\": 4,\"totalTokenCount\": 14},\"modelVersion\": \"gemini-x\"}\r\n\r\n\
+data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Ciao \"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 10,\"candidatesTokenCount\": 2,\"thoughtsTokenCount\": 4,\"totalTokenCount\": 16}}\r\n\r\n\
+data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"mondo ✓\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 10,\"cachedContentTokenCount\": 6,\"candidatesTokenCount\": 5,\"thoughtsTokenCount\": 4,\"totalTokenCount\": 19}}\r\n\r\n";
+
+    #[test]
+    fn running_totals_take_the_last_and_thoughts_count_as_output() {
+        for size in [1, 4, 33, STREAM.len()] {
+            let (events, end) = replay(STREAM, size);
+            end.unwrap();
+            assert_eq!(text(&events), "Ciao mondo ✓");
+            assert_eq!(events[0], StreamEvent::ReasoningDelta("plan".into()));
+            let u = last_usage(&events);
+            assert_eq!(u.input_tokens, Some(10));
+            assert_eq!(
+                u.output_tokens,
+                Some(9),
+                "5 candidates + 4 thoughts, not a sum of chunks"
+            );
+            assert_eq!(u.reasoning_tokens, Some(4));
+            assert_eq!(u.cached_input_tokens, Some(6));
+            assert!(events.contains(&StreamEvent::Finish(FinishReason::Stop)));
+        }
+    }
+
+    #[test]
+    fn a_stream_without_finish_reason_was_cut() {
+        let cut = &STREAM[..STREAM.rfind("data:").unwrap()];
+        let (events, end) = replay(cut, 7);
+        assert_eq!(text(&events), "Ciao ");
+        assert_eq!(end.unwrap_err().kind, ErrorKind::Interrupted);
+    }
+
+    #[test]
+    fn mid_stream_error_chunk() {
+        let f = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]}}]}\n\ndata: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\n\n";
+        let (events, end) = replay(f, 6);
+        assert_eq!(text(&events), "a");
+        let e = end.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Overloaded);
+        assert_eq!(e.status, Some(503));
+    }
+
+    #[test]
+    fn missing_candidates_count_when_blocked() {
+        let f = "data: {\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":7,\"totalTokenCount\":7}}\n\n";
+        let (events, end) = replay(f, 5);
+        end.unwrap();
+        assert!(events.contains(&StreamEvent::Finish(FinishReason::ContentFilter)));
+        let u = last_usage(&events);
+        assert_eq!(u.input_tokens, Some(7));
+        assert_eq!(u.output_tokens, None, "not reported is not zero");
+    }
+
+    #[test]
+    fn bad_key_is_http_400_classified_as_auth() {
+        let body = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
+        let p = ProviderConfig::custom("gm", ProviderKind::Gemini, "http://127.0.0.1:9");
+        let e = super::super::classify_http(&p, 400, None, body);
+        assert_eq!(e.kind, ErrorKind::Auth);
+        assert_eq!(e.status, Some(400));
+        assert!(e.message.starts_with("API key not valid"), "{}", e.message);
+    }
+
+    #[test]
+    fn requests_use_system_instruction_and_model_role() {
+        let p = ProviderConfig::custom("gm", ProviderKind::Gemini, "http://127.0.0.1:9");
+        let mut req = ChatRequest::new("gemini-x", "hi");
+        req.messages
+            .insert(0, crate::chat::Message::assistant("earlier"));
+        req.system = Some("sys".into());
+        req.params.max_tokens = Some(10);
+        let w = build_request(&p, Some("g"), &req, true);
+        assert_eq!(
+            w.url,
+            "http://127.0.0.1:9/v1beta/models/gemini-x:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(w.body["systemInstruction"]["parts"][0]["text"], "sys");
+        assert_eq!(w.body["contents"][0]["role"], "model");
+        assert_eq!(w.body["generationConfig"]["maxOutputTokens"], 10);
+        assert!(w.headers.contains(&("x-goog-api-key".into(), "g".into())));
+        let w = build_request(&p, None, &req, false);
+        assert!(w.url.ends_with(":generateContent"));
+    }
+}

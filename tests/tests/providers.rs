@@ -1,0 +1,886 @@
+//! One provider suite, run against every wire protocol: each behaviour below
+//! is an `async fn(Protocol)`, and [`provider_tests!`] turns it into a module
+//! with one test per protocol (`streams_text_usage_cost_and_timing::openai`,
+//! `::anthropic`, `::gemini`).
+//!
+//! Everything goes through the real engine (`Client`, `run_attempt`, the
+//! catalog's model list) over real loopback HTTP to `switchboard_mock`, which
+//! speaks each vendor's wire format and can split, stall, cut or corrupt the
+//! stream. A fresh mock per test and one model name per behaviour keep the
+//! tests independent. Assertions are about what a user would see: the text,
+//! the token counts, the cost and its source, the timings, and how a failure
+//! is classified.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use switchboard_engine::{
+    Accumulator, AttemptResult, ChatRequest, Client, CostSource, ErrorKind, FinishReason, Message,
+    ModelPrice, Params, Price, ProviderConfig, ProviderKind, Secret, StreamEvent, Timeouts, Usage,
+    catalog::list_models, run_attempt,
+};
+use switchboard_mock::{Fault, MockServer, MockUsage, OpenAiUsage, Protocol, Scenario, Wire};
+
+/// For each behaviour `async fn name(p: Protocol)`, a module `name` with one
+/// `#[tokio::test]` per protocol.
+macro_rules! provider_tests {
+    ($($behaviour:ident),+ $(,)?) => {
+        $(
+            mod $behaviour {
+                use switchboard_mock::Protocol;
+
+                #[tokio::test]
+                async fn openai() {
+                    super::$behaviour(Protocol::OpenAi).await;
+                }
+
+                #[tokio::test]
+                async fn anthropic() {
+                    super::$behaviour(Protocol::Anthropic).await;
+                }
+
+                #[tokio::test]
+                async fn gemini() {
+                    super::$behaviour(Protocol::Gemini).await;
+                }
+            }
+        )+
+    };
+}
+
+provider_tests! {
+    streams_text_usage_cost_and_timing,
+    utf8_and_lines_split_at_every_byte,
+    crlf_line_endings,
+    tolerates_pings_comments_and_unknown_fields,
+    reasoning_is_kept_apart,
+    cut_mid_stream_is_interrupted_with_text_kept,
+    stall_hits_the_idle_timeout,
+    no_first_token_hits_the_first_token_timeout,
+    garbage_line_is_malformed_with_text_kept,
+    mid_stream_error_event,
+    http_errors_are_classified,
+    wrong_key_is_auth,
+    system_prompt_and_turns_reach_the_right_place,
+    non_streaming_complete,
+    model_list,
+    dropping_the_stream_cancels,
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+/// The key every scenario requires (unless a test says otherwise).
+const KEY: &str = "sk-test";
+
+/// The user's prompt: 20 characters, so an estimate of 5 input tokens at the
+/// engine's documented 4 characters per token.
+const PROMPT: &str = "Say hi in German pls";
+
+/// Text with multi-byte characters (2-byte `ü`/`ß`, 4-byte emoji), so a
+/// split anywhere in a character would show as garbage.
+const PIECES: [&str; 4] = ["Grüße", ", Welt", " 🎉", "!"];
+
+/// Ground truth: 1000 prompt tokens of which 400 cached; 300 output tokens
+/// of which 50 reasoning. Non-zero everywhere, so "reported" and "not
+/// reported" cannot be confused.
+const USAGE: MockUsage = MockUsage {
+    input: 1000,
+    cached_input: 400,
+    output: 300,
+    reasoning: 50,
+};
+
+/// `USAGE` at `price()`, by hand, in nano-dollars ($1 = 1e9 nanos; $X/Mtok =
+/// X*1000 nanos per token):
+/// (1000 - 400) * 2000 + 400 * 500 + 300 * 8000
+/// = 1_200_000 + 200_000 + 2_400_000.
+const USAGE_COST_NANOS: i64 = 3_800_000;
+
+/// Generous limits for tests that are not about timeouts.
+const RELAXED: Timeouts = Timeouts {
+    first_token: Duration::from_secs(5),
+    idle: Duration::from_secs(5),
+    total: Duration::from_secs(10),
+};
+
+/// $2 per Mtok input, $8 output, $0.50 cached input.
+fn price() -> ModelPrice {
+    ModelPrice {
+        input: Price::from_usd_per_mtok("2").unwrap(),
+        output: Price::from_usd_per_mtok("8").unwrap(),
+        cached_input: Some(Price::from_usd_per_mtok("0.5").unwrap()),
+    }
+}
+
+fn kind_of(p: Protocol) -> ProviderKind {
+    match p {
+        Protocol::OpenAi => ProviderKind::OpenAi,
+        Protocol::Anthropic => ProviderKind::Anthropic,
+        Protocol::Gemini => ProviderKind::Gemini,
+    }
+}
+
+/// The scripted answer most behaviours start from.
+fn scenario() -> Scenario {
+    Scenario::default()
+        .with_text(&PIECES)
+        .with_usage(USAGE)
+        .with_key(KEY)
+}
+
+/// `USAGE` as each protocol reports it once normalized. Anthropic has no
+/// reasoning count (its thinking tokens are only inside `output_tokens`).
+fn reported(p: Protocol, usage: MockUsage) -> Usage {
+    Usage {
+        input_tokens: Some(usage.input),
+        output_tokens: Some(usage.output),
+        cached_input_tokens: Some(usage.cached_input),
+        reasoning_tokens: match p {
+            Protocol::Anthropic => None,
+            Protocol::OpenAi | Protocol::Gemini => Some(usage.reasoning),
+        },
+    }
+}
+
+/// A fresh mock server, and the engine's view of it in one protocol.
+struct Harness {
+    server: MockServer,
+    provider: ProviderConfig,
+    client: Client,
+    key: Option<Secret>,
+}
+
+impl Harness {
+    async fn start(protocol: Protocol) -> Self {
+        let server = MockServer::start().await.unwrap();
+        let kind = kind_of(protocol);
+        let id = format!("mock-{}", kind.as_str());
+        let provider = ProviderConfig::custom(&id, kind, &server.base_url(protocol));
+        Self {
+            server,
+            provider,
+            client: Client::new(),
+            key: Some(Secret::new(KEY)),
+        }
+    }
+
+    /// A fresh mock with `model` scripted.
+    async fn with(protocol: Protocol, model: &str, scenario: Scenario) -> Self {
+        let harness = Self::start(protocol).await;
+        harness.server.script(model, scenario);
+        harness
+    }
+
+    async fn run(&self, request: &ChatRequest, timeouts: Timeouts) -> AttemptResult {
+        let price = price();
+        run_attempt(
+            &self.client,
+            &self.provider,
+            self.key.as_ref(),
+            request,
+            Some(&price),
+            timeouts,
+            |_| {},
+        )
+        .await
+    }
+
+    /// One attempt at `model` with the default prompt and relaxed limits.
+    async fn ask(&self, model: &str) -> AttemptResult {
+        self.run(&ChatRequest::new(model, PROMPT), RELAXED).await
+    }
+
+    /// The last generation request the server received.
+    fn last_generation(&self) -> switchboard_mock::RecordedRequest {
+        self.server
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.method == "POST")
+            .expect("a generation request reached the server")
+    }
+}
+
+/// A complete, correct answer: the exact text, a normal stop, the usage the
+/// protocol reported and the cost computed from it to the nano-dollar.
+fn assert_full_answer(p: Protocol, result: &AttemptResult, expected_text: &str) {
+    assert!(
+        result.error.is_none(),
+        "unexpected error: {:?}",
+        result.error
+    );
+    assert_eq!(result.text, expected_text);
+    assert_eq!(result.finish_reason, Some(FinishReason::Stop));
+    assert_eq!(result.usage, reported(p, USAGE));
+    let cost = result.cost.expect("a priced model has a cost");
+    assert_eq!(cost.source, CostSource::Computed);
+    assert_eq!(cost.total.nanos(), USAGE_COST_NANOS);
+}
+
+fn error_of(result: &AttemptResult) -> &switchboard_engine::ProviderError {
+    result
+        .error
+        .as_ref()
+        .unwrap_or_else(|| panic!("expected a failure, got {result:?}"))
+}
+
+// ---------------------------------------------------------------------------
+// Behaviours, run against every protocol
+// ---------------------------------------------------------------------------
+
+async fn streams_text_usage_cost_and_timing(p: Protocol) {
+    let model = "m-streams_text_usage_cost_and_timing";
+    let ttft = Duration::from_millis(120);
+    let gap = Duration::from_millis(5);
+    let h = Harness::with(p, model, scenario().with_ttft(ttft).with_gap(gap)).await;
+
+    let result = h.ask(model).await;
+
+    assert_full_answer(p, &result, "Grüße, Welt 🎉!");
+    assert_eq!(result.provider, h.provider.id);
+    assert_eq!(result.model, model);
+    assert!(result.reasoning.is_empty());
+
+    let timing = result.timing;
+    let measured = timing.ttft.expect("a first token arrived");
+    assert!(
+        measured >= ttft && measured <= ttft + Duration::from_millis(60),
+        "ttft {measured:?}, the server waited {ttft:?}"
+    );
+    // Three gaps separate the four pieces: the generation phase has a length.
+    assert!(
+        timing.total >= measured + 3 * gap,
+        "total {:?} vs ttft {measured:?}",
+        timing.total
+    );
+    let tps = timing.tokens_per_s.expect("tokens/s is measured");
+    let ceiling = USAGE.output as f64 / (3 * gap).as_secs_f64();
+    assert!(tps > 0.0 && tps <= ceiling, "tokens/s {tps}");
+}
+
+async fn utf8_and_lines_split_at_every_byte(p: Protocol) {
+    let model = "m-utf8_and_lines_split_at_every_byte";
+    let wire = Wire {
+        split_every: Some(1),
+        ..Wire::default()
+    };
+    let h = Harness::with(p, model, scenario().with_wire(wire)).await;
+    assert_full_answer(p, &h.ask(model).await, "Grüße, Welt 🎉!");
+}
+
+async fn crlf_line_endings(p: Protocol) {
+    let model = "m-crlf_line_endings";
+    let wire = Wire {
+        crlf: true,
+        ..Wire::default()
+    };
+    let h = Harness::with(p, model, scenario().with_wire(wire)).await;
+    assert_full_answer(p, &h.ask(model).await, "Grüße, Welt 🎉!");
+}
+
+async fn tolerates_pings_comments_and_unknown_fields(p: Protocol) {
+    let model = "m-tolerates_pings_comments_and_unknown_fields";
+    // Each flag matters to some protocols only; all are set for all.
+    let wire = Wire {
+        pings: true,
+        comments: true,
+        extra_fields: true,
+        crlf: true,
+        split_every: Some(7),
+        ..Wire::default()
+    };
+    let h = Harness::with(p, model, scenario().with_wire(wire)).await;
+    assert_full_answer(p, &h.ask(model).await, "Grüße, Welt 🎉!");
+}
+
+async fn reasoning_is_kept_apart(p: Protocol) {
+    let model = "m-reasoning_is_kept_apart";
+    let thinking = ["The user wants ", "a greeting… ", "in German."];
+    let h = Harness::with(p, model, scenario().with_reasoning(&thinking)).await;
+
+    let result = h.ask(model).await;
+
+    assert_full_answer(p, &result, "Grüße, Welt 🎉!");
+    assert_eq!(result.reasoning, thinking.concat());
+    assert!(
+        !result.text.contains("greeting"),
+        "reasoning leaked into text"
+    );
+    let expected_reasoning_tokens = match p {
+        Protocol::Anthropic => None,
+        Protocol::OpenAi | Protocol::Gemini => Some(USAGE.reasoning),
+    };
+    assert_eq!(result.usage.reasoning_tokens, expected_reasoning_tokens);
+}
+
+async fn cut_mid_stream_is_interrupted_with_text_kept(p: Protocol) {
+    let model = "m-cut_mid_stream_is_interrupted_with_text_kept";
+    let h = Harness::with(p, model, scenario().with_fault(Fault::CutAfter(2))).await;
+
+    let result = h.ask(model).await;
+
+    assert_eq!(error_of(&result).kind, ErrorKind::Interrupted);
+    assert_eq!(result.text, "Grüße, Welt", "the text that arrived is kept");
+    assert_eq!(result.finish_reason, None);
+    let cost = result.cost.expect("a cut answer still costs something");
+    // Estimates: 20 prompt characters -> 5 tokens; "Grüße, Welt" is 11
+    // characters -> 3 tokens (4 characters per token, rounded up).
+    match p {
+        Protocol::OpenAi => {
+            // Usage comes only in the last chunk, which never came.
+            assert_eq!(result.usage, Usage::default());
+            assert_eq!(cost.source, CostSource::Estimated);
+            // 5 * 2000 + 3 * 8000
+            assert_eq!(cost.total.nanos(), 34_000);
+        }
+        Protocol::Anthropic => {
+            // message_start reported the input (and a placeholder output of
+            // 1); the real output count comes in message_delta, which never
+            // came: input is known, output must be estimated.
+            assert_eq!(result.usage.input_tokens, Some(USAGE.input));
+            assert_eq!(result.usage.cached_input_tokens, Some(USAGE.cached_input));
+            assert_eq!(
+                cost.source,
+                CostSource::Estimated,
+                "output tokens were never reported (usage {:?})",
+                result.usage
+            );
+            // 600 * 2000 + 400 * 500 + 3 * 8000
+            assert_eq!(cost.total.nanos(), 1_424_000);
+        }
+        Protocol::Gemini => {
+            // Every chunk carries running totals: after 2 of 4 pieces, half
+            // the 250 visible tokens, plus the 50 thought tokens.
+            let running = Usage {
+                output_tokens: Some(125 + 50),
+                ..reported(p, USAGE)
+            };
+            assert_eq!(result.usage, running);
+            assert_eq!(cost.source, CostSource::Computed);
+            // 600 * 2000 + 400 * 500 + 175 * 8000
+            assert_eq!(cost.total.nanos(), 2_800_000);
+        }
+    }
+}
+
+async fn stall_hits_the_idle_timeout(p: Protocol) {
+    let model = "m-stall_hits_the_idle_timeout";
+    let h = Harness::with(p, model, scenario().with_fault(Fault::StallAfter(1))).await;
+    let timeouts = Timeouts {
+        idle: Duration::from_millis(300),
+        ..RELAXED
+    };
+
+    let result = h.run(&ChatRequest::new(model, PROMPT), timeouts).await;
+
+    let error = error_of(&result);
+    assert_eq!(error.kind, ErrorKind::Timeout);
+    assert!(error.is_retryable());
+    assert_eq!(result.text, "Grüße");
+    let first = result.timing.ttft.expect("the first piece arrived");
+    let silence = result.timing.total.saturating_sub(first);
+    assert!(
+        silence >= Duration::from_millis(300) && silence <= Duration::from_millis(800),
+        "gave up {silence:?} after the first token; the idle limit is 300 ms"
+    );
+}
+
+async fn no_first_token_hits_the_first_token_timeout(p: Protocol) {
+    let model = "m-no_first_token_hits_the_first_token_timeout";
+    let h = Harness::with(p, model, scenario().with_ttft(Duration::from_secs(2))).await;
+    let timeouts = Timeouts {
+        first_token: Duration::from_millis(300),
+        ..RELAXED
+    };
+
+    let started = Instant::now();
+    let result = h.run(&ChatRequest::new(model, PROMPT), timeouts).await;
+    let waited = started.elapsed();
+
+    assert_eq!(error_of(&result).kind, ErrorKind::Timeout);
+    assert_eq!(result.text, "");
+    assert_eq!(result.timing.ttft, None);
+    assert!(
+        result.timing.total >= Duration::from_millis(300),
+        "{:?}",
+        result.timing.total
+    );
+    assert!(
+        result.timing.total < Duration::from_millis(1500) && waited < Duration::from_millis(1500),
+        "took {waited:?} (measured {:?}); the first-token limit is 300 ms",
+        result.timing.total
+    );
+}
+
+async fn garbage_line_is_malformed_with_text_kept(p: Protocol) {
+    let model = "m-garbage_line_is_malformed_with_text_kept";
+    let h = Harness::with(p, model, scenario().with_fault(Fault::GarbageAfter(1))).await;
+
+    let result = h.ask(model).await;
+
+    let error = error_of(&result);
+    assert_eq!(error.kind, ErrorKind::Malformed);
+    assert_eq!(error.raw.as_deref(), Some("{not json"));
+    assert_eq!(result.text, "Grüße");
+}
+
+async fn mid_stream_error_event(p: Protocol) {
+    let model = "m-mid_stream_error_event";
+    let h = Harness::with(p, model, scenario().with_fault(Fault::ErrorEventAfter(1))).await;
+
+    let result = h.ask(model).await;
+
+    // OpenRouter: `error.code` 502; Anthropic: overloaded_error; Gemini:
+    // an error object with status UNAVAILABLE.
+    let error = error_of(&result);
+    assert_eq!(error.kind, ErrorKind::Overloaded, "{error:?}");
+    assert!(error.allows_fallback());
+    assert!(!error.message.is_empty());
+    match p {
+        Protocol::OpenAi => assert_eq!(error.status, Some(502)),
+        Protocol::Gemini => assert_eq!(error.status, Some(503)),
+        Protocol::Anthropic => {}
+    }
+    assert_eq!(result.text, "Grüße", "the text before the error is kept");
+}
+
+async fn http_errors_are_classified(p: Protocol) {
+    struct Case {
+        fault: Fault,
+        kind: ErrorKind,
+        status: u16,
+        retry_after: Option<Duration>,
+        retryable: bool,
+    }
+    let status = |code, retry_after_s| Fault::Status {
+        code,
+        retry_after_s,
+    };
+    let cases = [
+        Case {
+            fault: status(429, Some(7)),
+            kind: ErrorKind::RateLimited,
+            status: 429,
+            retry_after: Some(Duration::from_secs(7)),
+            retryable: true,
+        },
+        Case {
+            fault: status(503, None),
+            kind: ErrorKind::Overloaded,
+            status: 503,
+            retry_after: None,
+            retryable: true,
+        },
+        // Anthropic's "overloaded"; any 5xx means the same elsewhere.
+        Case {
+            fault: status(529, None),
+            kind: ErrorKind::Overloaded,
+            status: 529,
+            retry_after: None,
+            retryable: true,
+        },
+        Case {
+            fault: status(401, None),
+            kind: ErrorKind::Auth,
+            status: 401,
+            retry_after: None,
+            retryable: false,
+        },
+        Case {
+            fault: status(404, None),
+            kind: ErrorKind::NotFound,
+            status: 404,
+            retry_after: None,
+            retryable: false,
+        },
+        Case {
+            fault: status(400, None),
+            kind: ErrorKind::BadRequest,
+            status: 400,
+            retry_after: None,
+            retryable: false,
+        },
+        Case {
+            fault: Fault::ContextTooLong,
+            kind: ErrorKind::ContextTooLong,
+            status: 400,
+            retry_after: None,
+            retryable: false,
+        },
+    ];
+    let h = Harness::start(p).await;
+    for (i, case) in cases.iter().enumerate() {
+        let model = format!("m-http_errors_are_classified-{i}");
+        h.server
+            .script(&model, scenario().with_fault(case.fault.clone()));
+
+        let result = h.ask(&model).await;
+
+        let what = &case.fault;
+        let error = error_of(&result);
+        assert_eq!(error.kind, case.kind, "{what:?}: {error:?}");
+        assert_eq!(error.status, Some(case.status), "{what:?}");
+        assert_eq!(error.retry_after, case.retry_after, "{what:?}");
+        assert_eq!(error.is_retryable(), case.retryable, "{what:?}");
+        assert_eq!(
+            error.allows_fallback(),
+            case.kind != ErrorKind::BadRequest,
+            "{what:?}"
+        );
+        assert!(!error.message.trim().is_empty(), "{what:?}: no message");
+        assert_eq!(error.provider, h.provider.id);
+        assert_eq!(result.text, "", "{what:?}");
+        assert_eq!(result.timing.ttft, None, "{what:?}");
+        assert_eq!(
+            result.cost, None,
+            "{what:?}: a refused request is not billed"
+        );
+    }
+}
+
+async fn wrong_key_is_auth(p: Protocol) {
+    let model = "m-wrong_key_is_auth";
+    let mut h = Harness::with(p, model, scenario().with_key("right")).await;
+    h.key = Some(Secret::new("wrong"));
+
+    let result = h.ask(model).await;
+
+    let error = error_of(&result);
+    assert_eq!(error.kind, ErrorKind::Auth, "{error:?}");
+    // Gemini answers a bad key with 400 INVALID_ARGUMENT / API_KEY_INVALID.
+    let expected_status = match p {
+        Protocol::Gemini => 400,
+        Protocol::OpenAi | Protocol::Anthropic => 401,
+    };
+    assert_eq!(error.status, Some(expected_status));
+    assert!(!error.is_retryable(), "the same key will fail again");
+    assert!(error.allows_fallback(), "another key or provider may work");
+    assert!(!error.message.is_empty());
+    assert!(
+        !error.message.contains("wrong") && !error.to_string().contains("wrong"),
+        "the key must not be echoed: {error}"
+    );
+    assert_eq!(result.text, "");
+    assert_eq!(result.cost, None);
+}
+
+async fn system_prompt_and_turns_reach_the_right_place(p: Protocol) {
+    let model = "m-system_prompt_and_turns_reach_the_right_place";
+    let h = Harness::with(p, model, scenario()).await;
+    let request = ChatRequest {
+        model: model.to_owned(),
+        system: Some("Be terse.".to_owned()),
+        messages: vec![
+            Message::user("Hi"),
+            Message::assistant("Hello."),
+            Message::user("Say hi in German"),
+        ],
+        params: Params {
+            temperature: Some(0.2),
+            top_p: Some(0.9),
+            max_tokens: Some(50),
+            stop: vec!["END".to_owned()],
+        },
+    };
+
+    let result = h.run(&request, RELAXED).await;
+    assert_full_answer(p, &result, "Grüße, Welt 🎉!");
+
+    let sent = h.last_generation();
+    let body = sent.body.clone().expect("a JSON body");
+    let approx = |v: &Value, expected: f64| {
+        let got = v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+        assert!((got - expected).abs() < 1e-6, "{got} != {expected}");
+    };
+    let turn = |role: &str, text: &str| json!({ "role": role, "content": text });
+    match p {
+        Protocol::OpenAi => {
+            assert_eq!(sent.path, "/v1/chat/completions");
+            assert_eq!(sent.header("authorization"), Some("Bearer sk-test"));
+            assert_eq!(
+                body["messages"],
+                json!([
+                    turn("system", "Be terse."),
+                    turn("user", "Hi"),
+                    turn("assistant", "Hello."),
+                    turn("user", "Say hi in German"),
+                ])
+            );
+            assert_eq!(body["model"], model);
+            assert_eq!(body["stream"], true);
+            assert_eq!(body["stream_options"]["include_usage"], true);
+            assert_eq!(body["max_tokens"], 50);
+            assert_eq!(body["stop"], json!(["END"]));
+            approx(&body["temperature"], 0.2);
+            approx(&body["top_p"], 0.9);
+        }
+        Protocol::Anthropic => {
+            assert_eq!(sent.path, "/v1/messages");
+            assert_eq!(sent.header("x-api-key"), Some("sk-test"));
+            assert!(
+                sent.header("anthropic-version")
+                    .is_some_and(|v| !v.is_empty()),
+                "anthropic-version header missing"
+            );
+            assert_eq!(sent.header("authorization"), None);
+            assert_eq!(body["system"], "Be terse.");
+            assert_eq!(
+                body["messages"],
+                json!([
+                    turn("user", "Hi"),
+                    turn("assistant", "Hello."),
+                    turn("user", "Say hi in German"),
+                ]),
+                "the system prompt is not a message"
+            );
+            assert_eq!(body["model"], model);
+            assert_eq!(body["stream"], true);
+            assert_eq!(body["max_tokens"], 50);
+            assert_eq!(body["stop_sequences"], json!(["END"]));
+            approx(&body["temperature"], 0.2);
+            approx(&body["top_p"], 0.9);
+        }
+        Protocol::Gemini => {
+            assert_eq!(
+                sent.path,
+                format!("/v1beta/models/{model}:streamGenerateContent?alt=sse")
+            );
+            assert_eq!(sent.header("x-goog-api-key"), Some("sk-test"));
+            assert!(!sent.path.contains("key="), "the key is not in the URL");
+            assert_eq!(
+                body["systemInstruction"],
+                json!({ "parts": [{ "text": "Be terse." }] })
+            );
+            let part =
+                |role: &str, text: &str| json!({ "role": role, "parts": [{ "text": text }] });
+            assert_eq!(
+                body["contents"],
+                json!([
+                    part("user", "Hi"),
+                    part("model", "Hello."),
+                    part("user", "Say hi in German"),
+                ])
+            );
+            let config = &body["generationConfig"];
+            assert_eq!(config["maxOutputTokens"], 50);
+            assert_eq!(config["stopSequences"], json!(["END"]));
+            approx(&config["temperature"], 0.2);
+            approx(&config["topP"], 0.9);
+        }
+    }
+
+    // Without a limit: Anthropic requires one and gets 4096; the others get
+    // none and keep the provider's default.
+    let plain = ChatRequest::new(model, PROMPT);
+    assert!(h.run(&plain, RELAXED).await.is_ok());
+    let body = h.last_generation().body.expect("a JSON body");
+    match p {
+        Protocol::Anthropic => {
+            assert_eq!(body["max_tokens"], 4096);
+            assert!(body.get("system").is_none());
+        }
+        Protocol::OpenAi => {
+            assert!(body.get("max_tokens").is_none(), "{body}");
+            assert_eq!(body["messages"], json!([turn("user", PROMPT)]));
+        }
+        Protocol::Gemini => {
+            assert!(
+                body.pointer("/generationConfig/maxOutputTokens").is_none(),
+                "{body}"
+            );
+            assert!(body.get("systemInstruction").is_none());
+        }
+    }
+}
+
+async fn non_streaming_complete(p: Protocol) {
+    let model = "m-non_streaming_complete";
+    let thinking = ["Hmm, ", "German."];
+    let h = Harness::with(p, model, scenario().with_reasoning(&thinking)).await;
+    let request = ChatRequest::new(model, PROMPT);
+
+    let events = h
+        .client
+        .complete(&h.provider, h.key.as_ref(), &request)
+        .await
+        .unwrap();
+
+    let mut acc = Accumulator::new(&h.provider.id, model);
+    for event in &events {
+        acc.push(event);
+    }
+    let price = price();
+    let result = acc.finish(Duration::ZERO, Some(&price), request.input_chars());
+    assert_full_answer(p, &result, "Grüße, Welt 🎉!");
+    assert_eq!(result.reasoning, thinking.concat());
+
+    let sent = h.last_generation();
+    match p {
+        Protocol::Gemini => {
+            assert_eq!(sent.path, format!("/v1beta/models/{model}:generateContent"))
+        }
+        Protocol::OpenAi | Protocol::Anthropic => {
+            assert_eq!(sent.body.expect("a JSON body")["stream"], false);
+        }
+    }
+}
+
+async fn model_list(p: Protocol) {
+    let h = Harness::start(p).await;
+    let ids = ["m-model_list-a", "m-model_list-b", "m-model_list-c"];
+    for id in ids {
+        h.server.script(id, scenario());
+    }
+
+    let models = list_models(&h.client, &h.provider, h.key.as_ref())
+        .await
+        .unwrap();
+
+    let mut got: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
+    got.sort_unstable();
+    assert_eq!(got, ids, "Gemini's `models/` prefix is stripped too");
+
+    // The list is the cheapest authenticated call: a wrong key fails it.
+    let wrong = Some(Secret::new("wrong"));
+    let error = list_models(&h.client, &h.provider, wrong.as_ref())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Auth, "{error:?}");
+}
+
+async fn dropping_the_stream_cancels(p: Protocol) {
+    let slow = "m-dropping_the_stream_cancels-slow";
+    let fast = "m-dropping_the_stream_cancels-fast";
+    let h = Harness::start(p).await;
+    let pieces = ["tick "; 20];
+    // 19 more pieces 200 ms apart: about 4 s if the client kept reading.
+    h.server.script(
+        slow,
+        scenario()
+            .with_text(&pieces)
+            .with_gap(Duration::from_millis(200)),
+    );
+    h.server.script(fast, scenario());
+
+    let request = ChatRequest::new(slow, PROMPT);
+    let mut stream = h
+        .client
+        .stream(&h.provider, h.key.as_ref(), &request)
+        .await
+        .unwrap();
+    let first_text = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(timed) = stream.next().await {
+            if let StreamEvent::TextDelta(text) = timed.event {
+                return text;
+            }
+        }
+        panic!("the stream ended before any text");
+    })
+    .await
+    .expect("the first piece arrives at once");
+    assert_eq!(first_text, "tick ");
+
+    let dropped = Instant::now();
+    drop(stream);
+    assert!(
+        dropped.elapsed() < Duration::from_millis(50),
+        "dropping took {:?}",
+        dropped.elapsed()
+    );
+
+    // The server is not tied up by the abandoned answer: a new request on
+    // the same client and server is answered at once.
+    let started = Instant::now();
+    let result = h.ask(fast).await;
+    assert_full_answer(p, &result, "Grüße, Welt 🎉!");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the next answer waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        h.server.hits(slow),
+        1,
+        "the dropped request was not retried"
+    );
+    // NOTE: `MockServer` exposes no per-connection state, so the server-side
+    // disconnect itself cannot be asserted here; the engine closes the
+    // connection by dropping the reqwest response (see client.rs).
+}
+
+// ---------------------------------------------------------------------------
+// OpenAI protocol only
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn openai_usage_placements_give_the_same_usage() {
+    for (i, placement) in [
+        OpenAiUsage::FinalEmptyChunk,
+        OpenAiUsage::OnFinishChunk,
+        OpenAiUsage::ChoicesNull,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let model = format!("m-openai_usage_placement-{i}");
+        let wire = Wire {
+            openai_usage: placement,
+            ..Wire::default()
+        };
+        let h = Harness::with(Protocol::OpenAi, &model, scenario().with_wire(wire)).await;
+        let result = h.ask(&model).await;
+        assert!(result.is_ok(), "{placement:?}: {:?}", result.error);
+        assert_eq!(result.text, "Grüße, Welt 🎉!", "{placement:?}");
+        assert_eq!(
+            result.usage,
+            reported(Protocol::OpenAi, USAGE),
+            "{placement:?}"
+        );
+        let cost = result.cost.unwrap();
+        assert_eq!(
+            (cost.source, cost.total.nanos()),
+            (CostSource::Computed, USAGE_COST_NANOS),
+            "{placement:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn openai_reported_cost_wins_over_computed() {
+    let model = "m-openai_reported_cost_wins_over_computed";
+    let h = Harness::with(Protocol::OpenAi, model, scenario().with_cost("0.000123")).await;
+
+    let result = h.ask(model).await;
+
+    assert!(result.is_ok(), "{:?}", result.error);
+    assert_eq!(result.usage, reported(Protocol::OpenAi, USAGE));
+    let cost = result.cost.unwrap();
+    assert_eq!(cost.source, CostSource::Reported);
+    assert_eq!(cost.total.nanos(), 123_000, "$0.000123 exactly");
+    assert_ne!(
+        cost.total.nanos(),
+        USAGE_COST_NANOS,
+        "the fixture must make computed and reported differ"
+    );
+}
+
+#[tokio::test]
+async fn openai_without_done_marker_still_completes() {
+    let model = "m-openai_without_done_marker_still_completes";
+    let wire = Wire {
+        done_marker: false,
+        ..Wire::default()
+    };
+    let h = Harness::with(Protocol::OpenAi, model, scenario().with_wire(wire)).await;
+    assert_full_answer(Protocol::OpenAi, &h.ask(model).await, "Grüße, Welt 🎉!");
+}

@@ -23,7 +23,7 @@ use switchboard_engine::{
 };
 use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
 
-const ROUNDS: usize = 60;
+const ROUNDS: usize = 100;
 const PIECES: usize = 200;
 
 struct Sample {
@@ -101,7 +101,7 @@ async fn main() {
     let client = Client::new();
     let http = reqwest::Client::new();
     println!(
-        "engine overhead: {ROUNDS} interleaved requests per protocol, {PIECES} pieces each, 20 ms to first token, 0.2 ms gaps"
+        "engine overhead: {ROUNDS} interleaved requests per protocol, {PIECES} pieces each, 20 ms to first token, pieces sent back to back"
     );
     for (protocol, kind) in [
         (Protocol::OpenAi, ProviderKind::OpenAi),
@@ -114,7 +114,6 @@ async fn main() {
             Scenario::default()
                 .with_text(&piece_refs)
                 .with_ttft(Duration::from_millis(20))
-                .with_gap(Duration::from_micros(200))
                 .with_usage(MockUsage {
                     input: 50,
                     cached_input: 0,

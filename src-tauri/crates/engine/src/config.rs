@@ -28,6 +28,12 @@ pub struct ConfigError {
 struct RawConfig {
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    routes: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    budgets: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    ui: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +69,14 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Model entries per provider id.
     pub models: BTreeMap<String, Vec<ModelEntry>>,
+    /// `[routes.<name>]` tables as written; the routing module reads them.
+    pub routes: BTreeMap<String, toml::Table>,
+    /// `[budgets.<name>]` tables as written; the ledger module reads them.
+    pub budgets: BTreeMap<String, toml::Table>,
+    /// The `[ui]` table as written (preferences of the desktop app).
+    pub ui: toml::Table,
+    /// The file's text, to locate errors found by the modules above.
+    pub text: String,
     /// Keys the file has that Switchboard does not know (`providers.x.colour`).
     pub warnings: Vec<String>,
 }
@@ -93,6 +107,10 @@ impl Config {
             .map_err(|e| toml_error(path, text, &e))?;
         let mut cfg = Config {
             path: path.to_owned(),
+            routes: raw.routes,
+            budgets: raw.budgets,
+            ui: raw.ui,
+            text: text.to_owned(),
             warnings: unknown
                 .iter()
                 .map(|k| format!("unknown key `{k}` is ignored"))
@@ -220,6 +238,27 @@ impl Config {
             c.add_config(id, entries);
         }
         c
+    }
+}
+
+impl Config {
+    /// An error located at `key` of `[table]` (or at the table's header)
+    /// in this file, e.g. `error_at("routes.fast", "strategy", ...)`.
+    pub fn error_at(
+        &self,
+        table: &str,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let line = key
+            .and_then(|k| find_line(&self.text, table, Some(k)))
+            .or_else(|| find_line(&self.text, table, None));
+        ConfigError {
+            path: self.path.clone(),
+            line,
+            field: Some(key.map_or_else(|| table.to_owned(), |k| format!("{table}.{k}"))),
+            message: message.into(),
+        }
     }
 }
 

@@ -40,6 +40,7 @@ mod client;
 mod config;
 pub mod echo;
 mod error;
+pub mod hooks;
 mod keys;
 mod money;
 mod paths;

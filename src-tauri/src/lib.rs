@@ -2,11 +2,15 @@
 //! arguments, calls `switchboard-engine`, and maps the result to the types of
 //! `switchboard-protocol`; nothing here is worth testing without a window.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use switchboard_engine::service::ChatService;
 use switchboard_engine::{DataDir, KeyError, KeyStore, echo};
 use switchboard_protocol::{
-    AppInfo, EchoEvent, EchoRequest, EchoSummary, IpcError, IpcErrorKind, KeychainStatus, Sequenced,
+    AnswerSummary, AppInfo, AskRequest, CatalogView, EchoEvent, EchoRequest, EchoSummary,
+    HistoryPage, IpcError, IpcErrorKind, KeyState, KeychainStatus, LocalServer, PaneEvent,
+    ProviderCheck, RoundIds, SavedConversation, SearchResult, Sequenced, SetKeyRequest, StartRound,
 };
 use tauri::ipc::Channel;
 
@@ -15,6 +19,7 @@ use tauri::ipc::Channel;
 struct AppState {
     data_dir: DataDir,
     keys: KeyStore,
+    chat: Arc<ChatService>,
 }
 
 fn internal(message: impl Into<String>) -> IpcError {
@@ -72,15 +77,187 @@ async fn echo_stream(
     })
 }
 
+#[tauri::command]
+async fn list_catalog(state: tauri::State<'_, AppState>) -> Result<CatalogView, IpcError> {
+    let chat = Arc::clone(&state.chat);
+    // Key states come from the keychain: keep it off the IPC thread.
+    tokio::task::spawn_blocking(move || chat.catalog_view())
+        .await
+        .map_err(|e| internal(format!("could not list models: {e}")))
+}
+
+#[tauri::command]
+async fn ask(
+    state: tauri::State<'_, AppState>,
+    request: AskRequest,
+    on_event: Channel<Sequenced<PaneEvent>>,
+) -> Result<AnswerSummary, IpcError> {
+    let seq = AtomicU64::new(0);
+    let sink = |body: PaneEvent| {
+        let msg = Sequenced {
+            seq: seq.fetch_add(1, Ordering::Relaxed),
+            body,
+        };
+        on_event.send(msg).is_ok()
+    };
+    Ok(state.chat.ask(request, sink).await)
+}
+
+#[tauri::command]
+fn stop_stream(state: tauri::State<'_, AppState>, stream_id: u64) -> bool {
+    state.chat.stop(stream_id)
+}
+
+fn key_error(e: KeyError) -> IpcError {
+    let kind = match e {
+        KeyError::InvalidId { .. } | KeyError::Empty => IpcErrorKind::InvalidInput,
+        KeyError::Unavailable { .. } | KeyError::Platform { .. } | KeyError::Index { .. } => {
+            IpcErrorKind::Internal
+        }
+    };
+    IpcError {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+#[tauri::command]
+async fn set_key(
+    state: tauri::State<'_, AppState>,
+    request: SetKeyRequest,
+) -> Result<KeyState, IpcError> {
+    let chat = Arc::clone(&state.chat);
+    tokio::task::spawn_blocking(move || chat.set_key(&request.provider, &request.key))
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(key_error)
+}
+
+#[tauri::command]
+async fn remove_key(
+    state: tauri::State<'_, AppState>,
+    provider: String,
+) -> Result<KeyState, IpcError> {
+    let chat = Arc::clone(&state.chat);
+    tokio::task::spawn_blocking(move || chat.remove_key(&provider))
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(key_error)
+}
+
+#[tauri::command]
+async fn test_provider(
+    state: tauri::State<'_, AppState>,
+    provider: String,
+) -> Result<ProviderCheck, IpcError> {
+    Ok(state.chat.test_provider(&provider).await)
+}
+
+#[tauri::command]
+async fn detect_local(state: tauri::State<'_, AppState>) -> Result<Vec<LocalServer>, IpcError> {
+    Ok(state.chat.detect_local().await)
+}
+
+fn history_error(e: switchboard_engine::StoreError) -> IpcError {
+    internal(e.to_string())
+}
+
+/// Runs a blocking history call off the IPC thread.
+async fn on_store<T: Send + 'static>(
+    state: &tauri::State<'_, AppState>,
+    f: impl FnOnce(&ChatService) -> Result<T, switchboard_engine::StoreError> + Send + 'static,
+) -> Result<T, IpcError> {
+    let chat = Arc::clone(&state.chat);
+    tokio::task::spawn_blocking(move || f(&chat))
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(history_error)
+}
+
+#[tauri::command]
+async fn start_round(
+    state: tauri::State<'_, AppState>,
+    request: StartRound,
+) -> Result<RoundIds, IpcError> {
+    on_store(&state, move |c| c.start_round(&request)).await
+}
+
+#[tauri::command]
+async fn list_conversations(
+    state: tauri::State<'_, AppState>,
+    after: Option<String>,
+) -> Result<HistoryPage, IpcError> {
+    on_store(&state, move |c| c.list_conversations(after.as_deref())).await
+}
+
+#[tauri::command]
+async fn search_history(
+    state: tauri::State<'_, AppState>,
+    query: String,
+) -> Result<Vec<SearchResult>, IpcError> {
+    on_store(&state, move |c| c.search_history(&query)).await
+}
+
+#[tauri::command]
+async fn open_conversation(
+    state: tauri::State<'_, AppState>,
+    id: i64,
+) -> Result<SavedConversation, IpcError> {
+    on_store(&state, move |c| c.open_conversation(id)).await
+}
+
+#[tauri::command]
+async fn rename_conversation(
+    state: tauri::State<'_, AppState>,
+    id: i64,
+    title: String,
+) -> Result<(), IpcError> {
+    on_store(&state, move |c| c.rename_conversation(id, &title)).await
+}
+
+#[tauri::command]
+async fn delete_conversation(state: tauri::State<'_, AppState>, id: i64) -> Result<(), IpcError> {
+    on_store(&state, move |c| c.delete_conversation(id)).await
+}
+
+#[tauri::command]
+async fn export_conversation(
+    state: tauri::State<'_, AppState>,
+    id: i64,
+    format: String,
+) -> Result<String, IpcError> {
+    on_store(&state, move |c| c.export_conversation(id, &format)).await
+}
+
 /// Start the app and block until its window closes.
 pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = DataDir::resolve()?;
+    let keys = KeyStore::new();
+    let chat = Arc::new(ChatService::new(data_dir.clone(), keys.clone()));
     tauri::Builder::default()
         .manage(AppState {
             data_dir,
-            keys: KeyStore::new(),
+            keys,
+            chat,
         })
-        .invoke_handler(tauri::generate_handler![app_info, echo_stream])
+        .invoke_handler(tauri::generate_handler![
+            app_info,
+            echo_stream,
+            list_catalog,
+            ask,
+            stop_stream,
+            set_key,
+            remove_key,
+            test_provider,
+            detect_local,
+            start_round,
+            list_conversations,
+            search_history,
+            open_conversation,
+            rename_conversation,
+            delete_conversation,
+            export_conversation
+        ])
         .run(tauri::generate_context!("../tauri.conf.json"))?;
     Ok(())
 }

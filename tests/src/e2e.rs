@@ -174,7 +174,7 @@ impl App {
             "tauri:options".into(),
             serde_json::json!({ "application": app.to_string_lossy() }),
         );
-        let mut builder = ClientBuilder::rustls().context("WebDriver client")?;
+        let mut builder = ClientBuilder::native();
         builder.capabilities(caps);
         let url = format!("http://127.0.0.1:{port}");
         let client = tokio::time::timeout(Duration::from_secs(60), builder.connect(&url))
@@ -300,6 +300,41 @@ impl App {
     /// The visible text of the element matching `css`.
     pub async fn text(&self, css: &str) -> anyhow::Result<String> {
         Ok(self.wait_for(css).await?.text().await?)
+    }
+
+    /// The `textContent` of the first element matching `css` (all of its
+    /// text, shown or clipped), or `None` when nothing matches.
+    pub async fn text_content(&self, css: &str) -> anyhow::Result<Option<String>> {
+        let v = self
+            .client
+            .execute(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+                vec![serde_json::Value::String(css.to_owned())],
+            )
+            .await?;
+        Ok(v.as_str().map(str::to_owned))
+    }
+
+    /// Wait until the `textContent` of `css` satisfies `ok`; returns it.
+    pub async fn wait_for_content(
+        &self,
+        css: &str,
+        ok: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + DEFAULT_WAIT;
+        let mut last = None;
+        loop {
+            if let Some(t) = self.text_content(css).await? {
+                if ok(&t) {
+                    return Ok(t);
+                }
+                last = Some(t);
+            }
+            if Instant::now() > deadline {
+                bail!("{css:?} never had the expected content; last seen: {last:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Wait until the text of `css` satisfies `ok`; returns that text.

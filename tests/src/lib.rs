@@ -15,6 +15,7 @@
 pub mod e2e;
 pub mod keychain;
 mod process;
+pub mod store_child;
 
 use std::path::PathBuf;
 

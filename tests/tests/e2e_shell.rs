@@ -1,6 +1,13 @@
 //! The app window end to end: the real binary under Xvfb, driven over
 //! WebDriver, with the UI → Rust → UI round trip over an IPC channel.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
 use switchboard_engine::echo;
 use switchboard_tests::e2e::{App, Launch};
 
@@ -20,6 +27,7 @@ async fn shell_renders_and_echo_streams_back_over_the_channel() -> anyhow::Resul
         let keychain = app.text("#status-keychain").await?;
         assert_eq!(keychain, "No keychain");
 
+        app.click("#nav-diagnostics").await?;
         let text = "Grüße, Switchboard: 12 pieces ✓ stream back in order, exactly once!";
         app.type_into("#echo-input", text).await?;
         app.click("#echo-send").await?;
@@ -105,6 +113,7 @@ async fn enter_sends_and_the_theme_toggle_switches_and_persists() -> anyhow::Res
         app.screenshot("light").await?;
 
         // Enter in the composer sends, like the Send button.
+        app.click("#nav-diagnostics").await?;
         app.type_into("#echo-input", "typed then Enter\u{E007}")
             .await?;
         let out = app
@@ -114,7 +123,7 @@ async fn enter_sends_and_the_theme_toggle_switches_and_persists() -> anyhow::Res
         assert_eq!(app.text("#echo-output").await?, "typed then Enter");
 
         app.client().refresh().await?;
-        app.wait_for("#status-bar").await?;
+        app.wait_for("#compare").await?;
         assert_eq!(root_theme().await?, "light", "the theme survives a reload");
         Ok(())
     })

@@ -1,6 +1,13 @@
 //! Keys through a real Secret Service (gnome-keyring on a private D-Bus
 //! session), via the engine's `KeyStore` and so the `keyring` crate.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
 use switchboard_engine::{KeySource, KeyStore, Secret};
 use switchboard_tests::keychain;
 
@@ -96,5 +103,35 @@ fn the_environment_variable_provides_a_key_without_a_keychain() -> anyhow::Resul
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert_eq!(stdout.trim(), "found Environment key ending 9876");
+    Ok(())
+}
+
+#[test]
+fn listing_keys_shows_ids_and_last_four_and_heals_the_index() -> anyhow::Result<()> {
+    use switchboard_engine::{KeyListing, Store};
+    keychain::for_this_process()?;
+    let tmp = tempfile::tempdir()?;
+    let store = Store::open_at(&tmp.path().join("db.sqlite3"))?;
+    let keys = KeyStore::with_service("switchboard-test-list").with_index(store.key_index());
+    keys.set("lab-gpu", &Secret::new("sk-lab-aaaa-1111"))?;
+    // An entry made by another tool (no index) for a configured provider.
+    KeyStore::with_service("switchboard-test-list").set("openai", &Secret::new("sk-oa-2222"))?;
+    let listed = keys.list(&["openai".to_owned(), "anthropic".to_owned()])?;
+    let entry = |id: &str, last4: &str| KeyListing {
+        provider_id: id.to_owned(),
+        last4: last4.to_owned(),
+        source: KeySource::Keychain,
+    };
+    assert_eq!(
+        listed,
+        vec![entry("lab-gpu", "1111"), entry("openai", "2222")]
+    );
+    // The entry found by looking is now indexed, so it is listed without asking.
+    assert_eq!(keys.list(&[])?, listed);
+    // An entry deleted behind the index's back drops out of it.
+    KeyStore::with_service("switchboard-test-list").delete("lab-gpu")?;
+    assert_eq!(keys.list(&[])?, vec![entry("openai", "2222")]);
+    assert!(keys.delete("openai")?);
+    assert!(keys.list(&["openai".to_owned()])?.is_empty());
     Ok(())
 }

@@ -3,7 +3,18 @@
 use leptos::prelude::*;
 
 use crate::components::{Sidebar, StatusBar};
-use crate::pages::EchoPage;
+use crate::pages::{ComparePage, EchoPage, SettingsPage};
+
+/// The page shown in the main area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// Side-by-side chat.
+    Compare,
+    /// Providers, keys, local servers.
+    Settings,
+    /// The echo round trip (IPC diagnostics).
+    Diagnostics,
+}
 
 /// Light or dark, remembered in `localStorage` and applied as
 /// `data-theme` on the root element so the CSS variables switch.
@@ -59,12 +70,21 @@ pub fn App() -> impl IntoView {
     let theme = RwSignal::new(Theme::load());
     Effect::new(move |_| theme.get().apply());
     provide_context(theme);
+    let page = RwSignal::new(Page::Compare);
+    provide_context(page);
+    // The compare view's state outlives the page, so switching to settings
+    // and back keeps the conversation, and the sidebar can open one into it.
+    provide_context(crate::pages::CompareState::new());
 
     view! {
         <div class="shell">
             <Sidebar />
-            <main class="main" id="main">
-                <EchoPage />
+            <main class="main" id="main" class:main-compare=move || page.get() == Page::Compare>
+                {move || match page.get() {
+                    Page::Compare => view! { <ComparePage /> }.into_any(),
+                    Page::Settings => view! { <SettingsPage /> }.into_any(),
+                    Page::Diagnostics => view! { <EchoPage /> }.into_any(),
+                }}
             </main>
             <StatusBar />
         </div>

@@ -10,8 +10,10 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchboard_protocol::{
-    AppInfo, EchoEvent, EchoRequest, EchoSummary, IpcError, IpcErrorKind, SequenceBuffer,
-    Sequenced, commands,
+    AnswerSummary, AppInfo, AskRequest, CatalogView, EchoEvent, EchoRequest, EchoSummary,
+    HistoryPage, IpcError, IpcErrorKind, KeyState, LocalServer, PaneEvent, ProviderCheck, RoundIds,
+    SavedConversation, SearchResult, SequenceBuffer, Sequenced, SetKeyRequest, StartRound,
+    commands,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -146,4 +148,117 @@ pub async fn echo_stream(
         matches!(e, EchoEvent::Done(_))
     })
     .await
+}
+
+/// Providers and models for the picker.
+pub async fn list_catalog() -> Result<CatalogView, IpcError> {
+    invoke(commands::LIST_CATALOG, &Object::new()).await
+}
+
+/// Ask one target; `on_event` sees the pane's events in order.
+pub async fn ask(
+    request: &AskRequest,
+    on_event: impl FnMut(PaneEvent) + 'static,
+) -> Result<AnswerSummary, IpcError> {
+    stream(commands::ASK, request, on_event, |e| {
+        matches!(e, PaneEvent::Finished(_))
+    })
+    .await
+}
+
+/// Stop a running stream; false when it had already ended.
+pub async fn stop_stream(stream_id: u64) -> Result<bool, IpcError> {
+    let args = Object::new();
+    set(&args, "streamId", &JsValue::from_f64(stream_id as f64))?;
+    invoke(commands::STOP_STREAM, &args).await
+}
+
+fn provider_args(provider: &str) -> Result<Object, IpcError> {
+    let args = Object::new();
+    set(&args, "provider", &JsValue::from_str(provider))?;
+    Ok(args)
+}
+
+/// Store a key in the OS keychain; the reply shows only its last four.
+pub async fn set_key(provider: &str, key: &str) -> Result<KeyState, IpcError> {
+    let args = Object::new();
+    let request = SetKeyRequest {
+        provider: provider.to_owned(),
+        key: key.to_owned(),
+    };
+    set(&args, "request", &to_js(&request)?)?;
+    invoke(commands::SET_KEY, &args).await
+}
+
+/// Remove a provider's key from the OS keychain.
+pub async fn remove_key(provider: &str) -> Result<KeyState, IpcError> {
+    invoke(commands::REMOVE_KEY, &provider_args(provider)?).await
+}
+
+/// Test a provider's key against its model list.
+pub async fn test_provider(provider: &str) -> Result<ProviderCheck, IpcError> {
+    invoke(commands::TEST_PROVIDER, &provider_args(provider)?).await
+}
+
+/// Local model servers answering now.
+pub async fn detect_local() -> Result<Vec<LocalServer>, IpcError> {
+    invoke(commands::DETECT_LOCAL, &Object::new()).await
+}
+
+/// Record a prompt (in a new conversation when `conversation` is `None`).
+pub async fn start_round(conversation: Option<i64>, prompt: &str) -> Result<RoundIds, IpcError> {
+    let args = Object::new();
+    set(
+        &args,
+        "request",
+        &to_js(&StartRound {
+            conversation,
+            prompt: prompt.to_owned(),
+        })?,
+    )?;
+    invoke(commands::START_ROUND, &args).await
+}
+
+/// A page of conversations.
+pub async fn list_conversations(after: Option<String>) -> Result<HistoryPage, IpcError> {
+    let args = Object::new();
+    set(&args, "after", &to_js(&after)?)?;
+    invoke(commands::LIST_CONVERSATIONS, &args).await
+}
+
+/// Full-text search over the history.
+pub async fn search_history(query: &str) -> Result<Vec<SearchResult>, IpcError> {
+    let args = Object::new();
+    set(&args, "query", &JsValue::from_str(query))?;
+    invoke(commands::SEARCH_HISTORY, &args).await
+}
+
+fn id_args(id: i64) -> Result<Object, IpcError> {
+    let args = Object::new();
+    set(&args, "id", &JsValue::from_f64(id as f64))?;
+    Ok(args)
+}
+
+/// A stored conversation, to reopen.
+pub async fn open_conversation(id: i64) -> Result<SavedConversation, IpcError> {
+    invoke(commands::OPEN_CONVERSATION, &id_args(id)?).await
+}
+
+/// Rename a conversation.
+pub async fn rename_conversation(id: i64, title: &str) -> Result<(), IpcError> {
+    let args = id_args(id)?;
+    set(&args, "title", &JsValue::from_str(title))?;
+    invoke(commands::RENAME_CONVERSATION, &args).await
+}
+
+/// Delete a conversation.
+pub async fn delete_conversation(id: i64) -> Result<(), IpcError> {
+    invoke(commands::DELETE_CONVERSATION, &id_args(id)?).await
+}
+
+/// Export a conversation (`md` or `json`); returns the file written.
+pub async fn export_conversation(id: i64, format: &str) -> Result<String, IpcError> {
+    let args = id_args(id)?;
+    set(&args, "format", &JsValue::from_str(format))?;
+    invoke(commands::EXPORT_CONVERSATION, &args).await
 }

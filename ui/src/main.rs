@@ -4,6 +4,7 @@
 mod app;
 mod components;
 mod ipc;
+mod markdown;
 mod pages;
 
 fn main() {

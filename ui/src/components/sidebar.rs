@@ -1,7 +1,250 @@
+//! The sidebar: navigation, the conversation history (pinned first, a page
+//! at a time), full-text search with highlighted snippets that open the
+//! conversation at the matching message, and rename / delete (with undo) /
+//! export for each conversation.
+
+use leptos::html;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
+use switchboard_protocol::{HistoryEntry, SearchResult, format_usd, usd_to_nanos};
+
+use crate::app::Page;
+use crate::ipc;
+use crate::pages::CompareState;
+
+/// Open conversation `id` in the compare view; then bring `message` (a
+/// stored message id) into view, when given.
+fn open(compare: CompareState, page: Option<RwSignal<Page>>, id: i64, message: Option<i64>) {
+    spawn_local(async move {
+        match ipc::open_conversation(id).await {
+            Ok(saved) => {
+                compare.load(saved);
+                if let Some(p) = page {
+                    p.set(Page::Compare);
+                }
+                if let Some(m) = message {
+                    reveal(m);
+                }
+            }
+            Err(e) => compare.notice.set(Some(format!(
+                "Could not open the conversation: {}",
+                e.message
+            ))),
+        }
+    });
+}
+
+/// Scroll the answer (or the prompt) with stored id `message` into view
+/// once it is drawn, and flash it.
+fn reveal(message: i64) {
+    let find = move || {
+        let doc = web_sys::window()?.document()?;
+        doc.query_selector(&format!(
+            "[data-message=\"{message}\"], [data-user-message=\"{message}\"]"
+        ))
+        .ok()
+        .flatten()
+    };
+    set_timeout(
+        move || {
+            if let Some(el) = find() {
+                el.scroll_into_view();
+                let _ = el.class_list().add_1("flash");
+            }
+        },
+        std::time::Duration::from_millis(120),
+    );
+}
+
+#[component]
+fn HistoryItem(
+    entry: HistoryEntry,
+    compare: CompareState,
+    deleted: RwSignal<Vec<i64>>,
+) -> impl IntoView {
+    let page = use_context::<RwSignal<Page>>();
+    let id = entry.id;
+    let title = RwSignal::new(entry.title.clone());
+    let editing = RwSignal::new(false);
+    let input = NodeRef::<html::Input>::new();
+    let save_title = move || {
+        let Some(el) = input.get_untracked() else {
+            return;
+        };
+        let value = el.value().trim().to_owned();
+        editing.set(false);
+        if value.is_empty() || value == title.get_untracked() {
+            return;
+        }
+        title.set(value.clone());
+        if compare.conversation.get_untracked() == Some(id) {
+            compare.title.set(value.clone());
+        }
+        spawn_local(async move {
+            if let Err(e) = ipc::rename_conversation(id, &value).await {
+                compare
+                    .notice
+                    .set(Some(format!("Rename failed: {}", e.message)));
+            }
+        });
+    };
+    let delete = move |_| {
+        deleted.update(|d| d.push(id));
+        if compare.conversation.get_untracked() == Some(id) {
+            compare.new_conversation();
+        }
+        // The row is hidden at once; the delete happens unless undone.
+        set_timeout(
+            move || {
+                if deleted.get_untracked().contains(&id) {
+                    spawn_local(async move {
+                        if let Err(e) = ipc::delete_conversation(id).await {
+                            compare
+                                .notice
+                                .set(Some(format!("Delete failed: {}", e.message)));
+                        }
+                        deleted.update(|d| d.retain(|x| *x != id));
+                        compare.history_version.update(|v| *v += 1);
+                    });
+                }
+            },
+            std::time::Duration::from_secs(6),
+        );
+    };
+    let export = move |format: &'static str| {
+        spawn_local(async move {
+            match ipc::export_conversation(id, format).await {
+                Ok(path) => compare.notice.set(Some(format!("Exported to {path}"))),
+                Err(e) => compare
+                    .notice
+                    .set(Some(format!("Export failed: {}", e.message))),
+            }
+        });
+    };
+    let cost = usd_to_nanos(&entry.cost_usd)
+        .filter(|n| *n > 0)
+        .map(format_usd);
+    let active = move || compare.conversation.get() == Some(id);
+    view! {
+        <li class="history-item" class:active=active data-conversation=id.to_string()>
+            <Show when=move || editing.get() fallback=move || view! {
+                <button class="history-open" on:click=move |_| open(compare, page, id, None) title="Open">
+                    <span class="history-title">{move || title.get()}</span>
+                </button>
+            }>
+                <input class="history-rename" node_ref=input prop:value=move || title.get_untracked()
+                    on:keydown=move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
+                        "Enter" => save_title(),
+                        "Escape" => editing.set(false),
+                        _ => {}
+                    }
+                    on:blur=move |_| save_title() />
+            </Show>
+            <div class="history-meta">
+                {entry.pinned.then_some("📌 ")}
+                {format!("{} messages", entry.message_count)}
+                {cost.map(|c| format!(" · {c}"))}
+            </div>
+            <div class="history-actions">
+                <button class="icon" title="Rename" on:click=move |_| {
+                    editing.set(true);
+                    set_timeout(move || { if let Some(el) = input.get_untracked() { let _ = el.focus(); } }, std::time::Duration::from_millis(10));
+                }>"✎"</button>
+                <button class="icon" title="Export as Markdown" on:click=move |_| export("md")>"MD"</button>
+                <button class="icon" title="Export as JSON" on:click=move |_| export("json")>"{}"</button>
+                <button class="icon history-delete" title="Delete" on:click=delete>"🗑"</button>
+            </div>
+        </li>
+    }
+}
 
 #[component]
 pub fn Sidebar() -> impl IntoView {
+    let page = use_context::<RwSignal<Page>>();
+    let compare = use_context::<CompareState>().unwrap_or_default();
+    let items = RwSignal::new(Vec::<HistoryEntry>::new());
+    let next = RwSignal::new(None::<String>);
+    let deleted = RwSignal::new(Vec::<i64>::new());
+    let query = RwSignal::new(String::new());
+    let results = RwSignal::new(None::<Vec<SearchResult>>);
+    let search_box = NodeRef::<html::Input>::new();
+
+    // The first page, again whenever history changes.
+    Effect::new(move |_| {
+        compare.history_version.track();
+        spawn_local(async move {
+            match ipc::list_conversations(None).await {
+                Ok(p) => {
+                    items.set(p.items);
+                    next.set(p.next);
+                }
+                Err(e) => compare
+                    .notice
+                    .set(Some(format!("History unavailable: {}", e.message))),
+            }
+        });
+    });
+    let more = move |_| {
+        let after = next.get_untracked();
+        spawn_local(async move {
+            if let Ok(p) = ipc::list_conversations(after).await {
+                items.update(|i| i.extend(p.items));
+                next.set(p.next);
+            }
+        });
+    };
+    let run_search = move |q: String| {
+        query.set(q.clone());
+        if q.trim().is_empty() {
+            results.set(None);
+            return;
+        }
+        spawn_local(async move {
+            let found = ipc::search_history(&q).await.unwrap_or_default();
+            // Only the answer to the latest query is shown.
+            if query.get_untracked() == q {
+                results.set(Some(found));
+            }
+        });
+    };
+    let _ctrl_k = window_event_listener(leptos::ev::keydown, move |ev| {
+        if (ev.ctrl_key() || ev.meta_key()) && ev.key().eq_ignore_ascii_case("k") {
+            ev.prevent_default();
+            if let Some(el) = search_box.get_untracked() {
+                let _ = el.focus();
+                el.select();
+            }
+        }
+    });
+
+    let item = move |target: Page, id: &'static str, label: &'static str| {
+        let active = move || page.is_some_and(|p| p.get() == target);
+        view! {
+            <li>
+                <button class="nav-item" id=id class:active=active aria-current=move || active().then_some("page")
+                    on:click=move |_| { if let Some(p) = page { p.set(target) } }>
+                    {label}
+                </button>
+            </li>
+        }
+    };
+    let visible = move || {
+        let gone = deleted.get();
+        items
+            .get()
+            .into_iter()
+            .filter(|e| !gone.contains(&e.id))
+            .collect::<Vec<_>>()
+    };
+    let undo =
+        move || {
+            (!deleted.get().is_empty()).then(|| view! {
+            <div class="undo" id="undo-delete">
+                {move || format!("Deleted {} conversation(s).", deleted.get().len())}
+                <button class="small" on:click=move |_| deleted.set(Vec::new())>"Undo"</button>
+            </div>
+        })
+        };
     view! {
         <nav class="sidebar" id="sidebar" aria-label="Navigation">
             <div class="brand">
@@ -9,15 +252,51 @@ pub fn Sidebar() -> impl IntoView {
                 <span class="brand-name">"Switchboard"</span>
             </div>
             <ul class="nav">
-                <li>
-                    <a class="nav-item active" aria-current="page" href="#main">
-                        "Echo round trip"
-                    </a>
-                </li>
+                {item(Page::Compare, "nav-compare", "Compare")}
+                {item(Page::Settings, "nav-settings", "Settings")}
+                {item(Page::Diagnostics, "nav-diagnostics", "Echo round trip")}
             </ul>
+            <input class="history-search" id="history-search" type="search" placeholder="Search history (Ctrl+K)"
+                node_ref=search_box prop:value=move || query.get()
+                on:input=move |ev| run_search(event_target_value(&ev))
+                on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Escape" { run_search(String::new()) } />
+            {move || results.get().map(|found| view! {
+                <ul class="search-results" id="search-results">
+                    {if found.is_empty() { Some(view! { <li class="dim">"No match."</li> }) } else { None }}
+                    {found.into_iter().map(|r| {
+                        let (conv, msg) = (r.conversation, r.message);
+                        view! {
+                            <li class="search-hit" data-conversation=conv.to_string()>
+                                <button class="history-open" on:click=move |_| open(compare, page, conv, Some(msg))>
+                                    <span class="history-title">{r.title.clone()}</span>
+                                    <span class="snippet">
+                                        {r.snippet.into_iter().map(|(text, hit)| if hit {
+                                            view! { <mark>{text}</mark> }.into_any()
+                                        } else {
+                                            view! { <span>{text}</span> }.into_any()
+                                        }).collect_view()}
+                                    </span>
+                                </button>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            })}
             <section class="sidebar-section">
                 <h2 class="sidebar-heading">"Conversations"</h2>
-                <p class="sidebar-empty" id="conversations-empty">"No conversations yet."</p>
+                {undo}
+                <Show when=move || !visible().is_empty() fallback=|| view! {
+                    <p class="sidebar-empty" id="conversations-empty">"No conversations yet."</p>
+                }>
+                    <ul class="history-list" id="history-list">
+                        <For each=visible key=|e| (e.id, e.updated_at_ms) let:entry>
+                            <HistoryItem entry=entry compare=compare deleted=deleted />
+                        </For>
+                    </ul>
+                </Show>
+                <Show when=move || next.get().is_some()>
+                    <button class="small load-more" on:click=more>"Load more"</button>
+                </Show>
             </section>
         </nav>
     }

@@ -1,13 +1,22 @@
 //! `ask`: one prompt to every target in parallel, streamed to the terminal
-//! (labelled) or reported as one JSON array.
+//! (labelled) or reported as one JSON array. A target is `provider:model`
+//! or `@route`; both run through the engine's router, so policy, health and
+//! the attempt trace apply to each (a target named directly is tried once,
+//! even while cooling down; a route retries and falls back as configured).
 
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Value, json};
+use switchboard_engine::hooks::AttemptOutcome;
+use switchboard_engine::routing::{
+    Route, RouteAttempt, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
+};
 use switchboard_engine::{
-    AttemptResult, ChatRequest, Client, Config, DataDir, ErrorKind, KeyError, KeyStore,
-    ProviderConfig, ProviderError, Secret, StreamEvent, Timeouts, key_hint, run_attempt,
+    AttemptResult, ChatRequest, Client, Config, ConversationId, DataDir, ErrorKind, KeyError,
+    KeyStore, ProviderConfig, ProviderError, Secret, Store, StoreError, StreamEvent, key_hint,
 };
 
 use switchboard_engine::catalog::{list_models, save_live};
@@ -17,7 +26,8 @@ use crate::output::{out, warning};
 
 #[derive(Debug, Args)]
 pub struct AskArgs {
-    /// A target `provider:model` (repeat for several; they run in parallel).
+    /// A target `provider:model`, or `@route` for a route from config.toml
+    /// (repeat for several; they run in parallel).
     #[arg(short = 'm', long = "model", value_name = "TARGET")]
     targets: Vec<String>,
     /// System prompt.
@@ -38,24 +48,46 @@ pub struct AskArgs {
     /// Print one JSON array instead of streaming text.
     #[arg(long)]
     json: bool,
+    /// Record nothing in history (the cost still counts against budgets).
+    #[arg(long)]
+    incognito: bool,
+    /// Tag the conversation for spend attribution (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
     /// The prompt.
     prompt: String,
 }
 
-/// One target, resolved.
+/// One target, resolved: a route, or a single target named directly.
 struct Target {
     label: String,
-    provider: ProviderConfig,
-    model: String,
+    route: Route,
 }
 
-fn parse_target(config: &Config, raw: &str) -> Result<Target, UsageError> {
+fn parse_target(config: &Config, routing: &RoutingConfig, raw: &str) -> Result<Target, UsageError> {
+    if let Some(name) = raw.strip_prefix('@') {
+        let route = routing.route(name).ok_or_else(|| {
+            let known: Vec<String> = routing.routes.keys().map(|k| format!("@{k}")).collect();
+            UsageError(if known.is_empty() {
+                format!(
+                    "unknown route {raw:?}: {} defines no [routes.<name>]",
+                    config.path.display()
+                )
+            } else {
+                format!("unknown route {raw:?} (known: {})", known.join(", "))
+            })
+        })?;
+        return Ok(Target {
+            label: raw.to_owned(),
+            route: route.clone(),
+        });
+    }
     let Some((provider_id, model)) = raw
         .split_once(':')
         .filter(|(p, m)| !p.is_empty() && !m.is_empty())
     else {
         return Err(UsageError(format!(
-            "target {raw:?} is not provider:model (e.g. openai:gpt-6-luna)"
+            "target {raw:?} is not provider:model (e.g. openai:gpt-6-luna) or @route"
         )));
     };
     let provider = config.provider(provider_id).ok_or_else(|| {
@@ -71,8 +103,7 @@ fn parse_target(config: &Config, raw: &str) -> Result<Target, UsageError> {
     })?;
     Ok(Target {
         label: raw.to_owned(),
-        provider,
-        model: model.to_owned(),
+        route: Route::single(RouteTarget::new(provider, model)),
     })
 }
 
@@ -105,7 +136,7 @@ pub async fn key_for(provider: &ProviderConfig) -> Result<Option<Secret>, Provid
 pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
     if args.targets.is_empty() {
         return Err(UsageError(
-            "give at least one target: -m provider:model".into(),
+            "give at least one target: -m provider:model or -m @route".into(),
         ));
     }
     if args.prompt.trim().is_empty() {
@@ -116,95 +147,165 @@ pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
     for w in &config.warnings {
         warning(&format!("{}: {w}", config.path.display()));
     }
+    let routing = RoutingConfig::from_config(&config).map_err(|e| UsageError(e.to_string()))?;
+    for w in &routing.warnings {
+        warning(w);
+    }
     let targets = args
         .targets
         .iter()
-        .map(|t| parse_target(&config, t))
+        .map(|t| parse_target(&config, &routing, t))
         .collect::<Result<Vec<_>, _>>()?;
     let mut catalog = config.catalog();
     catalog.load_live_cache(&crate::models::cache_dir(&dir));
     let client = Client::new();
+
+    // Every provider any target may use, looked up once, off the async
+    // threads (the keychain blocks).
+    let providers: Vec<&ProviderConfig> = {
+        let mut seen = HashSet::new();
+        targets
+            .iter()
+            .flat_map(|t| &t.route.targets)
+            .map(|rt| &rt.provider)
+            .filter(|p| seen.insert(p.id.clone()))
+            .collect()
+    };
+    let mut keys = StaticKeys::new();
+    let mut keyless: HashSet<String> = HashSet::new();
+    for p in &providers {
+        let key = key_for(p).await;
+        if matches!(key, Ok(None)) {
+            keyless.insert(p.id.clone());
+        }
+        keys.insert(&p.id, key);
+    }
+
     // Providers whose model list carries prices (OpenRouter): fetch it once
     // when a target's price is unknown and a key is at hand.
-    for t in &targets {
-        if t.provider.live_prices
-            && catalog.price(&t.provider, &t.model).is_none()
-            && let Ok(key) = key_for(&t.provider).await
-            && let Ok(models) = list_models(&client, &t.provider, key.as_ref()).await
+    let pairs: BTreeSet<(String, String)> = targets
+        .iter()
+        .flat_map(|t| &t.route.targets)
+        .map(|rt| (rt.provider.id.clone(), rt.model.clone()))
+        .collect();
+    let mut fetched = HashSet::new();
+    for (pid, model) in &pairs {
+        let Some(provider) = providers.iter().find(|p| p.id == *pid) else {
+            continue;
+        };
+        if provider.live_prices
+            && !fetched.contains(pid)
+            && catalog.price(provider, model).is_none()
+            && let Ok(key) = keys_lookup(&keys, provider)
+            && let Ok(models) = list_models(&client, provider, key.as_ref()).await
         {
-            if let Err(e) = save_live(&crate::models::cache_dir(&dir), &t.provider.id, &models) {
-                warning(&format!(
-                    "could not cache the model list of {}: {e}",
-                    t.provider.id
-                ));
+            fetched.insert(pid.clone());
+            if let Err(e) = save_live(&crate::models::cache_dir(&dir), pid, &models) {
+                warning(&format!("could not cache the model list of {pid}: {e}"));
             }
-            catalog.add_live(&t.provider.id, models);
+            catalog.add_live(pid, models);
         }
     }
+
+    // History, health and the spend ledger live in the data directory's
+    // database, shared with the app and with other CLI runs.
+    let store = Store::open(&dir).map_err(|e| UsageError(e.to_string()))?;
+    let gate = store
+        .budget_gate(&config)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let router = Router::new(catalog, store.health(), gate, Arc::new(keys))
+        .with_policy(routing.policy.clone())
+        .with_client(client);
+    let recorder = store.recorder(args.incognito);
+    let record_error = |e: StoreError| warning(&format!("not saved to history: {e}"));
+    let conversation = recorder
+        .start_conversation(&title_of(&args.prompt), &args.tags)
+        .map_err(record_error)
+        .ok();
+    let question = conversation.and_then(|c| {
+        recorder
+            .add_user_message(c, None, &args.prompt)
+            .map_err(record_error)
+            .ok()
+    });
+    let spend = recorder.spend_context(
+        conversation.unwrap_or(ConversationId(0)),
+        "",
+        "",
+        None,
+        &args.tags,
+    );
 
     let multi = targets.len() > 1;
     let streaming_text = !args.json;
     let runs = targets.iter().map(|t| {
-        let client = &client;
-        let catalog = &catalog;
+        let router = &router;
         let args = &args;
+        let keyless = &keyless;
+        let spend = &spend;
         async move {
-            let mut request = ChatRequest::new(&t.model, &args.prompt);
+            let mut request = ChatRequest::new("", &args.prompt);
             request.system = args.system.clone();
             request.params.max_tokens = args.max_tokens;
             request.params.temperature = args.temperature;
             request.params.top_p = args.top_p;
             request.params.stop = args.stop.clone();
-            let price = catalog.price(&t.provider, &t.model);
-            let key = match key_for(&t.provider).await {
-                Ok(k) => k,
-                Err(e) => {
-                    let mut acc = switchboard_engine::Accumulator::new(&t.provider.id, &t.model);
-                    acc.fail(e);
-                    return acc.finish(Duration::ZERO, price.as_ref(), request.input_chars());
-                }
-            };
             let mut printer = LinePrinter::new(if multi { Some(t.label.clone()) } else { None });
-            let sent_key = key.is_some();
-            let mut result = run_attempt(
-                client,
-                &t.provider,
-                key.as_ref(),
-                &request,
-                price.as_ref(),
-                Timeouts::default(),
-                |ev| {
-                    if streaming_text && let StreamEvent::TextDelta(text) = &ev.event {
-                        printer.push(text);
+            let routed = !t.route.is_explicit();
+            let outcome = router
+                .run(&t.route, &request, spend, |ev| match ev {
+                    RouteEvent::Stream { event, .. } => {
+                        if streaming_text && let StreamEvent::TextDelta(text) = &event.event {
+                            printer.push(text);
+                        }
                     }
-                },
-            )
-            .await;
+                    RouteEvent::Waiting {
+                        target,
+                        error,
+                        wait,
+                    } if streaming_text && routed => {
+                        let asked = if error.retry_after.is_some() {
+                            " (as its Retry-After asks)"
+                        } else {
+                            ""
+                        };
+                        note(&format!(
+                            "{}: retrying {target} in {:.0} ms{asked}",
+                            t.label,
+                            wait.as_secs_f64() * 1000.0
+                        ));
+                    }
+                    RouteEvent::Finished(a) if streaming_text && routed => {
+                        if let Some(line) = attempt_note(a) {
+                            note(&format!("{}: {line}", t.label));
+                        }
+                    }
+                    RouteEvent::Sending { .. }
+                    | RouteEvent::Waiting { .. }
+                    | RouteEvent::Finished(_) => {}
+                })
+                .await;
             if streaming_text {
                 printer.flush();
             }
-            // A local server that wants a key after all: say how to give it one.
-            if let Some(e) = result
-                .error
-                .as_mut()
-                .filter(|e| e.kind == ErrorKind::Auth && !sent_key)
-            {
-                e.message = format!(
-                    "{} (no key was sent: {})",
-                    e.message,
-                    key_hint(&t.provider.id)
-                );
-            }
-            result
+            with_key_hints(outcome, keyless)
         }
     });
-    let results: Vec<AttemptResult> = futures::future::join_all(runs).await;
-    let all_ok = results.iter().all(AttemptResult::is_ok);
+    let outcomes: Vec<RouteOutcome> = futures::future::join_all(runs).await;
+    if let (Some(c), Some(q)) = (conversation, question) {
+        for (pane, (t, o)) in targets.iter().zip(&outcomes).enumerate() {
+            let pane = u32::try_from(pane).unwrap_or(u32::MAX);
+            if let Err(e) = recorder.add_answer(c, q, pane, &t.label, &o.result, &o.trace()) {
+                record_error(e);
+            }
+        }
+    }
+    let all_ok = outcomes.iter().all(RouteOutcome::is_ok);
     if args.json {
         let array: Vec<Value> = targets
             .iter()
-            .zip(&results)
-            .map(|(t, r)| result_json(&t.label, r))
+            .zip(&outcomes)
+            .map(|(t, o)| outcome_json(&t.label, o))
             .collect();
         out(&format!(
             "{}\n",
@@ -214,11 +315,75 @@ pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
         if !multi {
             out("\n");
         }
-        for (t, r) in targets.iter().zip(&results) {
-            out(&format!("{}\n", summary_line(&t.label, r)));
+        for (t, o) in targets.iter().zip(&outcomes) {
+            out(&summary(&t.label, o));
         }
     }
     Ok(all_ok)
+}
+
+/// A conversation's title: the start of the prompt, on one line.
+fn title_of(prompt: &str) -> String {
+    let line = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(60) {
+        None => line,
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+    }
+}
+
+fn keys_lookup(
+    keys: &StaticKeys,
+    provider: &ProviderConfig,
+) -> Result<Option<Secret>, ProviderError> {
+    use switchboard_engine::routing::KeyResolver;
+    keys.key(provider)
+}
+
+/// A local server that wants a key after all: say how to give it one.
+fn with_key_hints(mut o: RouteOutcome, keyless: &HashSet<String>) -> RouteOutcome {
+    let hint = |e: &mut ProviderError| {
+        if e.kind == ErrorKind::Auth && keyless.contains(&e.provider) && e.status.is_some() {
+            e.message = format!("{} (no key was sent: {})", e.message, key_hint(&e.provider));
+        }
+    };
+    if let Some(e) = o.result.error.as_mut() {
+        hint(e);
+    }
+    for a in &mut o.attempts {
+        if let Some(e) = a.error.as_mut() {
+            hint(e);
+            if let AttemptOutcome::Error { message, .. } = &mut a.record.outcome {
+                message.clone_from(&e.message);
+            }
+        }
+    }
+    o
+}
+
+/// A line on stderr about what the router did (text mode only; stdout
+/// keeps the answer).
+fn note(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "switchboard-cli: {message}");
+}
+
+fn error_words(e: &ProviderError) -> String {
+    let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+    format!("{}{status}: {}", e.kind, e.message)
+}
+
+/// What to say about a finished attempt on stderr, if anything.
+fn attempt_note(a: &RouteAttempt) -> Option<String> {
+    match &a.record.outcome {
+        AttemptOutcome::Ok => None,
+        AttemptOutcome::Error { kind, message } => Some(match &a.error {
+            Some(e) => format!("{}: {}", a.target, error_words(e)),
+            None => format!("{}: {kind}: {message}", a.target),
+        }),
+        AttemptOutcome::Skipped { kind, reason } => {
+            Some(format!("{}: skipped ({kind}): {reason}", a.target))
+        }
+    }
 }
 
 /// Streams text to stdout; with a label, whole lines prefixed `label │ `.
@@ -281,22 +446,53 @@ fn usage_json(r: &AttemptResult) -> Value {
     })
 }
 
-fn result_json(label: &str, r: &AttemptResult) -> Value {
-    let cost = r.cost.map(|c| c.total.as_f64());
-    let estimated = r.cost.is_some_and(|c| c.estimated());
-    let attempt = json!({
+fn attempt_json(a: &RouteAttempt) -> Value {
+    let r = &a.record;
+    let (outcome, error, skip) = match &r.outcome {
+        AttemptOutcome::Ok => ("ok", Value::Null, Value::Null),
+        AttemptOutcome::Error { kind, message } => (
+            "error",
+            a.error
+                .as_ref()
+                .map_or_else(|| json!({ "kind": kind, "message": message }), error_json),
+            Value::Null,
+        ),
+        AttemptOutcome::Skipped { kind, reason } => (
+            "skipped",
+            Value::Null,
+            json!({ "kind": kind, "reason": reason }),
+        ),
+    };
+    json!({
+        "target": a.target,
         "provider": r.provider,
         "model": r.model,
-        "outcome": if r.is_ok() { "ok" } else { "error" },
-        "error": r.error.as_ref().map(error_json),
-        "ttft_ms": r.timing.ttft.map(ms),
-        "total_ms": ms(r.timing.total),
-        "usage": usage_json(r),
-        "cost_usd": cost,
-        "cost_estimated": estimated,
-    });
+        "outcome": outcome,
+        "error": error,
+        "skip": skip,
+        "retry": a.retry,
+        "waited_ms": ms(a.waited),
+        "probe": a.probe,
+        "started_unix_ms": r.started_unix_ms,
+        "ttft_ms": r.ttft_ms,
+        "total_ms": r.total_ms,
+        "usage": {
+            "input_tokens": r.usage.input_tokens,
+            "output_tokens": r.usage.output_tokens,
+            "cached_input_tokens": r.usage.cached_input_tokens,
+            "reasoning_tokens": r.usage.reasoning_tokens,
+        },
+        "cost_usd": r.cost.map(|c| c.total.as_f64()),
+        "cost_estimated": r.cost.is_some_and(|c| c.estimated()),
+    })
+}
+
+fn outcome_json(label: &str, o: &RouteOutcome) -> Value {
+    let r = &o.result;
+    let cost = r.cost.map(|c| c.total.as_f64());
     json!({
         "target": label,
+        "route": o.route,
         "provider": r.provider,
         "model": r.model,
         "text": r.text,
@@ -304,14 +500,61 @@ fn result_json(label: &str, r: &AttemptResult) -> Value {
         "finish_reason": r.finish_reason,
         "usage": usage_json(r),
         "cost_usd": cost,
-        "cost_estimated": estimated,
+        "cost_estimated": r.cost.is_some_and(|c| c.estimated()),
         "cost_source": r.cost.map(|c| c.source),
         "ttft_ms": r.timing.ttft.map(ms),
         "total_ms": ms(r.timing.total),
         "tokens_per_s": r.timing.tokens_per_s.map(|t| (t * 10.0).round() / 10.0),
         "error": r.error.as_ref().map(error_json),
-        "attempts": [attempt],
+        "next_target": o.next_target,
+        "attempts": o.attempts.iter().map(attempt_json).collect::<Vec<_>>(),
     })
+}
+
+/// The summary of one target: one line for a target named directly; for a
+/// route, the line of the target that answered (or ended it), then every
+/// attempt in order, and the target to retry on after a cut answer.
+fn summary(label: &str, o: &RouteOutcome) -> String {
+    let r = &o.result;
+    if o.route.is_none() {
+        return format!("{}\n", summary_line(label, r));
+    }
+    let mut text = format!(
+        "{}\n",
+        summary_line(&format!("{label} → {}:{}", r.provider, r.model), r)
+    );
+    if o.attempts.len() > 1 {
+        for (i, a) in o.attempts.iter().enumerate() {
+            let retry = if a.retry > 0 {
+                format!(" (retry {} after {:.0} ms)", a.retry, ms(a.waited))
+            } else {
+                String::new()
+            };
+            let probe = if a.probe { " (probe)" } else { "" };
+            let what = match &a.record.outcome {
+                AttemptOutcome::Ok => format!("ok · {:.0} ms", a.record.total_ms),
+                AttemptOutcome::Error { .. } => format!(
+                    "{} · {:.0} ms",
+                    attempt_note(a)
+                        .unwrap_or_default()
+                        .trim_start_matches(&format!("{}: ", a.target)),
+                    a.record.total_ms
+                ),
+                AttemptOutcome::Skipped { kind, reason } => format!("skipped ({kind}): {reason}"),
+            };
+            text.push_str(&format!(
+                "   {}. {}{retry}{probe}: {what}\n",
+                i + 1,
+                a.target
+            ));
+        }
+    }
+    if let Some(next) = &o.next_target {
+        text.push_str(&format!(
+            "   the answer was cut after it started; to retry on the next target: -m {next}\n"
+        ));
+    }
+    text
 }
 
 fn summary_line(label: &str, r: &AttemptResult) -> String {
@@ -341,6 +584,7 @@ fn summary_line(label: &str, r: &AttemptResult) -> String {
     match r.cost {
         Some(c) if c.estimated() => parts.push(format!("{} est.", c.total)),
         Some(c) => parts.push(c.total.to_string()),
+        None if r.error.is_some() => parts.push("no cost".into()),
         None => parts.push("cost unknown (no price for this model)".into()),
     }
     parts.join(" · ")

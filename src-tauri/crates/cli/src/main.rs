@@ -5,8 +5,13 @@
 //! or configuration errors.
 
 mod ask;
+mod budget;
+mod history;
+mod keys;
 mod models;
 mod output;
+mod routes;
+mod spend;
 
 use std::process::ExitCode;
 
@@ -26,6 +31,16 @@ enum Command {
     Ask(ask::AskArgs),
     /// List a provider's models with context windows and prices.
     Models(models::ModelsArgs),
+    /// Explain how each route would order its targets right now, and why.
+    Routes(routes::RoutesArgs),
+    /// Provider keys in the OS keychain: set (from stdin), list, rm, test.
+    Keys(keys::KeysArgs),
+    /// Past conversations: list, search, export, import.
+    History(history::HistoryArgs),
+    /// What was spent, grouped by day, week, month, provider, model, route or tag.
+    Spend(spend::SpendArgs),
+    /// Spend budgets in config.toml: set, list, rm.
+    Budget(budget::BudgetArgs),
 }
 
 /// A failure that is the user's to fix (bad flags, bad config): exit 2.
@@ -48,6 +63,11 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Ask(args) => ask::run(args).await,
         Command::Models(args) => models::run(args).await,
+        Command::Routes(args) => routes::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
+        Command::History(args) => history::run(args),
+        Command::Spend(args) => spend::run(args),
+        Command::Budget(args) => budget::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

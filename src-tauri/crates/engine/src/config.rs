@@ -1,6 +1,11 @@
 //! `config.toml`: providers and their models. Validated on load; every error
 //! names the file, the line and the field, and unknown keys are reported
 //! as warnings rather than silently ignored.
+//!
+//! Also here: `[budgets.<name>]` ([`Budget`]) and `[ui]` ([`UiSettings`]),
+//! validated with the rest, and [`Config::write`] / [`Config::update`],
+//! which replace the file atomically and refuse to write a configuration
+//! that would not load, keeping the previous good one as `config.toml.bak`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +39,8 @@ struct RawConfig {
     budgets: BTreeMap<String, toml::Table>,
     #[serde(default)]
     ui: toml::Table,
+    #[serde(default)]
+    policy: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +82,8 @@ pub struct Config {
     pub budgets: BTreeMap<String, toml::Table>,
     /// The `[ui]` table as written (preferences of the desktop app).
     pub ui: toml::Table,
+    /// The `[policy]` table as written; the routing module reads it.
+    pub policy: toml::Table,
     /// The file's text, to locate errors found by the modules above.
     pub text: String,
     /// Keys the file has that Switchboard does not know (`providers.x.colour`).
@@ -110,6 +119,7 @@ impl Config {
             routes: raw.routes,
             budgets: raw.budgets,
             ui: raw.ui,
+            policy: raw.policy,
             text: text.to_owned(),
             warnings: unknown
                 .iter()
@@ -220,6 +230,7 @@ impl Config {
                 cfg.providers.insert(id, config);
             }
         }
+        cfg.validate_local_data()?;
         Ok(cfg)
     }
 
@@ -344,6 +355,479 @@ fn find_line(text: &str, table: &str, key: Option<&str>) -> Option<usize> {
     None
 }
 
+// ---------------------------------------------------------------------------
+// Budgets, UI preferences, atomic writes.
+
+/// Which spend a budget counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BudgetScope {
+    /// Everything.
+    Global,
+    /// One provider id.
+    Provider(String),
+    /// One route.
+    Route(String),
+    /// Conversations with one tag.
+    Tag(String),
+}
+
+impl BudgetScope {
+    /// Does an attempt with this context count against the scope?
+    pub fn matches(&self, ctx: &crate::hooks::SpendContext) -> bool {
+        match self {
+            BudgetScope::Global => true,
+            BudgetScope::Provider(p) => ctx.provider == *p,
+            BudgetScope::Route(r) => ctx.route.as_deref() == Some(r.as_str()),
+            BudgetScope::Tag(t) => ctx.tags.iter().any(|x| x == t),
+        }
+    }
+}
+
+impl std::str::FromStr for BudgetScope {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let expected = "expected \"global\", \"provider:<id>\", \"route:<name>\" or \"tag:<tag>\"";
+        if t == "global" {
+            return Ok(BudgetScope::Global);
+        }
+        let Some((kind, name)) = t.split_once(':') else {
+            return Err(format!("unknown scope {t:?}: {expected}"));
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("scope {t:?} names nothing after ':'"));
+        }
+        match kind.trim() {
+            "provider" if valid_id(name) => Ok(BudgetScope::Provider(name.to_owned())),
+            "provider" => Err(format!("{name:?} is not a provider id")),
+            "route" => Ok(BudgetScope::Route(name.to_owned())),
+            "tag" => Ok(BudgetScope::Tag(name.to_owned())),
+            _ => Err(format!("unknown scope {t:?}: {expected}")),
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BudgetScope::Global => f.write_str("global"),
+            BudgetScope::Provider(p) => write!(f, "provider:{p}"),
+            BudgetScope::Route(r) => write!(f, "route:{r}"),
+            BudgetScope::Tag(t) => write!(f, "tag:{t}"),
+        }
+    }
+}
+
+impl serde::Serialize for BudgetScope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// How often a budget starts over (at UTC boundaries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetPeriod {
+    /// From 00:00 UTC every day.
+    Daily,
+    /// From 00:00 UTC on the 1st of every month.
+    Monthly,
+}
+
+impl BudgetPeriod {
+    /// `daily` or `monthly`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetPeriod::Daily => "daily",
+            BudgetPeriod::Monthly => "monthly",
+        }
+    }
+}
+
+impl std::str::FromStr for BudgetPeriod {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "daily" => Ok(BudgetPeriod::Daily),
+            "monthly" => Ok(BudgetPeriod::Monthly),
+            other => Err(format!(
+                "unknown period {other:?}: expected \"daily\" or \"monthly\""
+            )),
+        }
+    }
+}
+
+/// One `[budgets.<name>]` table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Budget {
+    /// The table's name, used in messages.
+    pub name: String,
+    /// What it counts (`scope`, default global).
+    pub scope: BudgetScope,
+    /// How often it starts over (`period`, default monthly).
+    pub period: BudgetPeriod,
+    /// The limit (`limit_usd`, an exact decimal).
+    pub limit: crate::money::Cost,
+    /// Warn from this fraction of the limit, in basis points
+    /// (`warn_at = 0.8` is 8000), so the threshold is exact.
+    pub warn_at_bp: u32,
+    /// `true`: refuse attempts that would exceed it; `false`: warn only.
+    pub hard: bool,
+}
+
+impl Budget {
+    /// The spend from which the budget warns.
+    pub fn warn_threshold(&self) -> crate::money::Cost {
+        let nanos = i128::from(self.limit.nanos()) * i128::from(self.warn_at_bp) / 10_000;
+        crate::money::Cost::from_nanos(i64::try_from(nanos).unwrap_or(i64::MAX))
+    }
+
+    /// `warn_at` as written (a fraction).
+    pub fn warn_at(&self) -> f64 {
+        f64::from(self.warn_at_bp) / 10_000.0
+    }
+}
+
+/// The desktop app's colour scheme.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    /// Follow the OS.
+    #[default]
+    System,
+    /// Light.
+    Light,
+    /// Dark.
+    Dark,
+}
+
+/// How compare panes are laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaneLayout {
+    /// Side by side.
+    #[default]
+    Columns,
+    /// One above the other.
+    Rows,
+    /// A grid.
+    Grid,
+}
+
+/// The `[ui]` table: preferences of the desktop app.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UiSettings {
+    /// `theme = "system" | "light" | "dark"`.
+    pub theme: Theme,
+    /// `layout = "columns" | "rows" | "grid"`.
+    pub layout: PaneLayout,
+    /// `sync_scroll = true`: compare panes scroll together.
+    pub sync_scroll: bool,
+    /// `default_targets = ["openai:gpt-x", ...]`: the panes of a new chat.
+    pub default_targets: Vec<String>,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self {
+            theme: Theme::default(),
+            layout: PaneLayout::default(),
+            sync_scroll: true,
+            default_targets: Vec::new(),
+        }
+    }
+}
+
+/// A TOML number or string as the decimal text the user wrote.
+fn decimal_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) if f.is_finite() => Some(format!("{f}")),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// The `[budgets.*]` tables, parsed; errors name the file, line and field.
+    pub fn budget_list(&self) -> Result<Vec<Budget>, ConfigError> {
+        self.parse_budgets().map(|(b, _)| b)
+    }
+
+    /// The `[ui]` table, parsed (defaults for what it leaves out).
+    pub fn ui_settings(&self) -> Result<UiSettings, ConfigError> {
+        self.parse_ui().map(|(u, _)| u)
+    }
+
+    fn validate_local_data(&mut self) -> Result<(), ConfigError> {
+        let (_, budget_warnings) = self.parse_budgets()?;
+        let (_, ui_warnings) = self.parse_ui()?;
+        self.warnings.extend(budget_warnings);
+        self.warnings.extend(ui_warnings);
+        Ok(())
+    }
+
+    fn parse_budgets(&self) -> Result<(Vec<Budget>, Vec<String>), ConfigError> {
+        let mut budgets = Vec::new();
+        let mut warnings = Vec::new();
+        for (name, table) in &self.budgets {
+            let at = format!("budgets.{name}");
+            let err = |key: &str, message: String| self.error_at(&at, Some(key), message);
+            if !valid_id(name) {
+                return Err(self.error_at(
+                    &at,
+                    None,
+                    "a budget name uses letters, digits, '-', '_' or '.'",
+                ));
+            }
+            let mut budget = Budget {
+                name: name.clone(),
+                scope: BudgetScope::Global,
+                period: BudgetPeriod::Monthly,
+                limit: crate::money::Cost::ZERO,
+                warn_at_bp: 8_000,
+                hard: true,
+            };
+            let mut has_limit = false;
+            for (key, value) in table {
+                match key.as_str() {
+                    "scope" => {
+                        let text = value.as_str().ok_or_else(|| {
+                            err(
+                                key,
+                                "must be a string such as \"global\" or \"provider:openai\"".into(),
+                            )
+                        })?;
+                        budget.scope = text.parse().map_err(|m| err(key, m))?;
+                    }
+                    "period" => {
+                        let text = value
+                            .as_str()
+                            .ok_or_else(|| err(key, "must be \"daily\" or \"monthly\"".into()))?;
+                        budget.period = text.parse().map_err(|m| err(key, m))?;
+                    }
+                    "limit_usd" => {
+                        let text = decimal_text(value).ok_or_else(|| {
+                            err(key, "must be an amount in USD such as \"10.00\"".into())
+                        })?;
+                        let limit = crate::money::Cost::from_usd(&text)
+                            .map_err(|e| err(key, e.to_string()))?;
+                        if limit <= crate::money::Cost::ZERO {
+                            return Err(err(key, format!("{text:?} must be more than zero")));
+                        }
+                        budget.limit = limit;
+                        has_limit = true;
+                    }
+                    "warn_at" => {
+                        let f = match value {
+                            toml::Value::Float(f) => *f,
+                            toml::Value::Integer(i) => *i as f64,
+                            _ => f64::NAN,
+                        };
+                        if !(0.0..=1.0).contains(&f) {
+                            return Err(err(
+                                key,
+                                "must be a fraction of the limit from 0 to 1 (e.g. 0.8)".into(),
+                            ));
+                        }
+                        budget.warn_at_bp = (f * 10_000.0).round() as u32;
+                    }
+                    "hard" => {
+                        budget.hard = value.as_bool().ok_or_else(|| {
+                            err(
+                                key,
+                                "must be true (refuse requests) or false (warn only)".into(),
+                            )
+                        })?;
+                    }
+                    other => warnings.push(format!("unknown key `{at}.{other}` is ignored")),
+                }
+            }
+            if !has_limit {
+                return Err(self.error_at(
+                    &at,
+                    None,
+                    "missing limit_usd (e.g. limit_usd = \"10.00\")",
+                ));
+            }
+            match &budget.scope {
+                BudgetScope::Provider(p) if self.provider(p).is_none() => warnings.push(format!(
+                    "budget `{name}` counts provider {p:?}, which is neither configured nor a preset"
+                )),
+                BudgetScope::Route(r) if !self.routes.contains_key(r) => warnings.push(format!(
+                    "budget `{name}` counts route {r:?}, which is not configured"
+                )),
+                _ => {}
+            }
+            budgets.push(budget);
+        }
+        Ok((budgets, warnings))
+    }
+
+    fn parse_ui(&self) -> Result<(UiSettings, Vec<String>), ConfigError> {
+        let mut ui = UiSettings::default();
+        let mut warnings = Vec::new();
+        let err = |key: &str, message: &str| self.error_at("ui", Some(key), message);
+        for (key, value) in &self.ui {
+            match key.as_str() {
+                "theme" => {
+                    ui.theme = match value.as_str() {
+                        Some("system") => Theme::System,
+                        Some("light") => Theme::Light,
+                        Some("dark") => Theme::Dark,
+                        _ => return Err(err(key, "must be \"system\", \"light\" or \"dark\"")),
+                    }
+                }
+                "layout" => {
+                    ui.layout = match value.as_str() {
+                        Some("columns") => PaneLayout::Columns,
+                        Some("rows") => PaneLayout::Rows,
+                        Some("grid") => PaneLayout::Grid,
+                        _ => return Err(err(key, "must be \"columns\", \"rows\" or \"grid\"")),
+                    }
+                }
+                "sync_scroll" => {
+                    ui.sync_scroll = value
+                        .as_bool()
+                        .ok_or_else(|| err(key, "must be true or false"))?;
+                }
+                "default_targets" => {
+                    let list = value
+                        .as_array()
+                        .ok_or_else(|| err(key, "must be a list such as [\"openai:gpt-x\"]"))?;
+                    ui.default_targets = list
+                        .iter()
+                        .map(|t| {
+                            t.as_str()
+                                .map(str::trim)
+                                .filter(|t| !t.is_empty())
+                                .map(str::to_owned)
+                                .ok_or_else(|| err(key, "every target is a non-empty string"))
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                other => warnings.push(format!("unknown key `ui.{other}` is ignored")),
+            }
+        }
+        Ok((ui, warnings))
+    }
+
+    /// Replace the file at `path` with `text`, atomically: refused (and
+    /// nothing touched) unless `text` is a valid configuration; written to
+    /// a temporary file, flushed to disk and renamed over the old one, so
+    /// a crash leaves the old file or the new one, never half of either.
+    /// The previous file, if it was valid, is kept as `config.toml.bak`.
+    pub fn write(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let cfg = Config::parse(path, text).map_err(|e| ConfigError {
+            message: format!(
+                "refused to write a configuration that would not load (nothing was changed): {}",
+                e.message
+            ),
+            ..e
+        })?;
+        let io_err = |what: &str, e: std::io::Error| ConfigError {
+            path: path.to_owned(),
+            line: None,
+            field: None,
+            message: format!("{what}: {e}"),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create its directory", e))?;
+        }
+        if let Ok(old) = std::fs::read_to_string(path)
+            && old != text
+            && Config::parse(path, &old).is_ok()
+        {
+            replace_file(&backup_path(path), old.as_bytes())
+                .map_err(|e| io_err("cannot keep a backup of the previous file", e))?;
+        }
+        replace_file(path, text.as_bytes()).map_err(|e| io_err("cannot write", e))?;
+        Ok(cfg)
+    }
+
+    /// Edit the file at `path` with `edit` (formatting and comments of the
+    /// rest are kept), then [`Config::write`] the result. A file that does
+    /// not load is not edited: fix it first.
+    pub fn update(
+        path: &Path,
+        edit: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<(), String>,
+    ) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(ConfigError {
+                    path: path.to_owned(),
+                    line: None,
+                    field: None,
+                    message: format!("cannot read: {e}"),
+                });
+            }
+        };
+        Config::parse(path, &text).map_err(|e| ConfigError {
+            message: format!("fix this first (nothing was changed): {}", e.message),
+            ..e
+        })?;
+        let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| ConfigError {
+            path: path.to_owned(),
+            line: None,
+            field: None,
+            message: format!("cannot edit: {e}"),
+        })?;
+        edit(&mut doc).map_err(|message| ConfigError {
+            path: path.to_owned(),
+            line: None,
+            field: None,
+            message,
+        })?;
+        Config::write(path, &doc.to_string())
+    }
+}
+
+/// Where [`Config::write`] keeps the previous good file: `<file>.bak`.
+pub fn backup_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".bak");
+    path.with_file_name(name)
+}
+
+/// Write `bytes` to a temporary file beside `path`, flush it to disk, and
+/// rename it over `path`; then flush the directory so the rename persists.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,5 +920,190 @@ preset = "anthropic"
     fn disabled_providers_are_left_out() {
         let cfg = parse("[providers.openai]\nenabled = false\n").unwrap();
         assert!(cfg.providers.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod local_data_tests {
+    use super::*;
+    use crate::hooks::SpendContext;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/h/config.toml"), text)
+    }
+
+    #[test]
+    fn budgets_parse_with_defaults_and_exact_amounts() {
+        let cfg = parse(
+            r#"
+[budgets.month]
+limit_usd = "10.00"
+
+[budgets.claude-daily]
+scope = "provider:anthropic"
+period = "daily"
+limit_usd = 0.1
+warn_at = 0.5
+hard = false
+
+[budgets.client]
+scope = "tag:acme"
+limit_usd = 3
+"#,
+        )
+        .unwrap();
+        let b = cfg.budget_list().unwrap();
+        assert_eq!(b.len(), 3);
+        let by = |n: &str| b.iter().find(|x| x.name == n).unwrap();
+        let month = by("month");
+        assert_eq!(month.scope, BudgetScope::Global);
+        assert_eq!(month.period, BudgetPeriod::Monthly);
+        assert_eq!(month.limit.nanos(), 10_000_000_000);
+        assert!(month.hard);
+        assert_eq!(month.warn_threshold().nanos(), 8_000_000_000);
+        let daily = by("claude-daily");
+        assert_eq!(
+            daily.limit.nanos(),
+            100_000_000,
+            "0.1 read as the decimal written"
+        );
+        assert_eq!(daily.warn_at_bp, 5_000);
+        assert!(!daily.hard);
+        assert_eq!(by("client").scope, BudgetScope::Tag("acme".into()));
+        let ctx = SpendContext {
+            provider: "anthropic".into(),
+            tags: vec!["acme".into()],
+            ..SpendContext::default()
+        };
+        assert!(b.iter().all(|x| x.scope.matches(&ctx)));
+        assert!(!BudgetScope::Route("fast".into()).matches(&ctx));
+    }
+
+    #[test]
+    fn budget_errors_name_line_and_field() {
+        let e = parse("[budgets.x]\nlimit_usd = \"10\"\nscope = \"galaxy\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (Some(3), Some("budgets.x.scope"))
+        );
+        assert!(e.message.contains("provider:<id>"), "{e}");
+        let e = parse("[budgets.x]\nperiod = \"weekly\"\nlimit_usd = 1\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (Some(2), Some("budgets.x.period"))
+        );
+        let e = parse("\n[budgets.x]\nscope = \"global\"\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (Some(2), Some("budgets.x")));
+        assert!(e.message.contains("limit_usd"), "{e}");
+        let e = parse("[budgets.x]\nlimit_usd = \"-5\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("budgets.x.limit_usd"));
+        let e = parse("[budgets.x]\nlimit_usd = 1\nwarn_at = 80\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (Some(3), Some("budgets.x.warn_at"))
+        );
+        let cfg =
+            parse("[budgets.x]\nlimit_usd = 1\ncolour = 1\nscope = \"provider:nope\"\n").unwrap();
+        assert!(
+            cfg.warnings.iter().any(|w| w.contains("budgets.x.colour")),
+            "{:?}",
+            cfg.warnings
+        );
+        assert!(
+            cfg.warnings.iter().any(|w| w.contains("\"nope\"")),
+            "{:?}",
+            cfg.warnings
+        );
+    }
+
+    #[test]
+    fn ui_preferences_are_validated() {
+        let cfg = parse("[ui]\ntheme = \"dark\"\nlayout = \"grid\"\nsync_scroll = false\ndefault_targets = [\"openai:gpt-x\"]\n").unwrap();
+        let ui = cfg.ui_settings().unwrap();
+        assert_eq!(ui.theme, Theme::Dark);
+        assert_eq!(ui.layout, PaneLayout::Grid);
+        assert!(!ui.sync_scroll);
+        assert_eq!(ui.default_targets, vec!["openai:gpt-x"]);
+        let e = parse("[ui]\n\ntheme = \"blue\"\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (Some(3), Some("ui.theme")));
+        let cfg = parse("[ui]\nfont = 3\n").unwrap();
+        assert_eq!(cfg.warnings, vec!["unknown key `ui.font` is ignored"]);
+        assert_eq!(
+            parse("").unwrap().ui_settings().unwrap(),
+            UiSettings::default()
+        );
+    }
+
+    #[test]
+    fn writes_are_atomic_validated_and_keep_the_previous_good_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.toml");
+        let bak = backup_path(&path);
+        assert_eq!(bak, tmp.path().join("config.toml.bak"));
+
+        let first = "# mine\n[budgets.a]\nlimit_usd = \"1\"\n";
+        Config::write(&path, first).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+        assert!(!bak.exists(), "nothing to back up the first time");
+
+        // An invalid configuration is refused and nothing changes.
+        let e = Config::write(&path, "[budgets.a]\nlimit_usd = \"lots\"\n").unwrap_err();
+        assert!(e.message.starts_with("refused"), "{e}");
+        assert_eq!(e.field.as_deref(), Some("budgets.a.limit_usd"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+        assert!(!bak.exists());
+
+        let second = "# mine\n[budgets.a]\nlimit_usd = \"2\"\n";
+        Config::write(&path, second).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), second);
+        assert_eq!(std::fs::read_to_string(&bak).unwrap(), first);
+
+        // A file broken by hand is not edited, and never becomes the backup.
+        std::fs::write(&path, "[budgets.a\n").unwrap();
+        let e = Config::update(&path, |_| Ok(())).unwrap_err();
+        assert!(e.message.contains("fix this first"), "{e}");
+        Config::write(&path, second).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&bak).unwrap(),
+            first,
+            "the broken file is not kept"
+        );
+
+        // No temporary files are left behind.
+        let names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn updates_keep_comments_and_formatting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "# my providers\n[providers.openai]   # the real one\n",
+        )
+        .unwrap();
+        Config::update(&path, |doc| {
+            let ui = doc.entry("ui").or_insert(toml_edit::table());
+            ui["theme"] = toml_edit::value("dark");
+            Ok(())
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# my providers\n[providers.openai]   # the real one\n"),
+            "{text}"
+        );
+        assert!(text.contains("theme = \"dark\""), "{text}");
+        let e = Config::update(&path, |doc| {
+            doc["ui"]["theme"] = toml_edit::value("neon");
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("ui.theme"));
+        assert!(std::fs::read_to_string(&path).unwrap().contains("\"dark\""));
     }
 }

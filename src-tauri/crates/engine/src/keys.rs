@@ -2,8 +2,15 @@
 //! macOS, Credential Manager on Windows) and nowhere else on disk. On a
 //! headless machine without a keychain, `SWITCHBOARD_KEY_<ID>` provides one
 //! for the process. A key is held as a [`Secret`], which never prints.
+//!
+//! The keychain API cannot list entries, so a [`KeyStore`] can keep a
+//! [`KeyIndex`] of which provider ids have a key (the store's `key_index`
+//! table: the id and the last four characters, never the key) to answer
+//! [`KeyStore::list`].
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Keychain service name under which every provider key is stored.
@@ -98,6 +105,35 @@ pub enum KeyError {
     /// An empty key was given.
     #[error("the key is empty")]
     Empty,
+    /// The key reached the keychain, but the list of ids that have one
+    /// could not be updated.
+    #[error("the list of providers with keys could not be updated: {reason}")]
+    Index {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Remembers which provider ids have a key in the keychain, with the last
+/// four characters shown in listings. Never holds a key.
+pub trait KeyIndex: Send + Sync + fmt::Debug {
+    /// `provider_id` has a key ending in `last4`.
+    fn put(&self, provider_id: &str, last4: &str) -> Result<(), KeyError>;
+    /// `provider_id` has no key any more.
+    fn remove(&self, provider_id: &str) -> Result<(), KeyError>;
+    /// Every provider id known to have a key.
+    fn ids(&self) -> Result<Vec<String>, KeyError>;
+}
+
+/// One key as listings show it: never the key, only its last four characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyListing {
+    /// The provider id.
+    pub provider_id: String,
+    /// The key's last four characters.
+    pub last4: String,
+    /// Where it is.
+    pub source: KeySource,
 }
 
 /// The environment variable that provides `provider_id`'s key:
@@ -136,10 +172,11 @@ fn validate_id(id: &str) -> Result<(), KeyError> {
 }
 
 /// Reads and writes provider keys in the OS keychain, one entry per provider
-/// id under the service [`SERVICE`].
+/// id under the service `switchboard`.
 #[derive(Debug, Clone)]
 pub struct KeyStore {
     service: String,
+    index: Option<Arc<dyn KeyIndex>>,
 }
 
 impl Default for KeyStore {
@@ -153,6 +190,7 @@ impl KeyStore {
     pub fn new() -> Self {
         Self {
             service: SERVICE.to_owned(),
+            index: None,
         }
     }
 
@@ -160,7 +198,15 @@ impl KeyStore {
     pub fn with_service(service: impl Into<String>) -> Self {
         Self {
             service: service.into(),
+            index: None,
         }
+    }
+
+    /// Keep `index` up to date on every `set` and `delete`, and use it in
+    /// [`KeyStore::list`].
+    pub fn with_index(mut self, index: Arc<dyn KeyIndex>) -> Self {
+        self.index = Some(index);
+        self
     }
 
     fn entry(&self, id: &str) -> Result<keyring::Entry, KeyError> {
@@ -175,7 +221,11 @@ impl KeyStore {
         }
         self.entry(provider_id)?
             .set_password(secret.expose())
-            .map_err(|e| map_err(provider_id, e))
+            .map_err(|e| map_err(provider_id, e))?;
+        match &self.index {
+            Some(index) => index.put(provider_id, &secret.last4()),
+            None => Ok(()),
+        }
     }
 
     /// The key stored in the keychain for `provider_id`, if any.
@@ -204,11 +254,74 @@ impl KeyStore {
 
     /// Remove `provider_id`'s key; `false` when there was none.
     pub fn delete(&self, provider_id: &str) -> Result<bool, KeyError> {
-        match self.entry(provider_id)?.delete_credential() {
-            Ok(()) => Ok(true),
-            Err(keyring::Error::NoEntry) => Ok(false),
-            Err(e) => Err(map_err(provider_id, e)),
+        let existed = match self.entry(provider_id)?.delete_credential() {
+            Ok(()) => true,
+            Err(keyring::Error::NoEntry) => false,
+            Err(e) => return Err(map_err(provider_id, e)),
+        };
+        if let Some(index) = &self.index {
+            index.remove(provider_id)?;
         }
+        Ok(existed)
+    }
+
+    /// The keys in the keychain for the indexed ids and for `candidates`
+    /// (e.g. the configured providers and the presets, which may have
+    /// entries made by other tools), sorted by id. The index is corrected
+    /// on the way: ids found are added, ids whose entry is gone removed.
+    pub fn list(&self, candidates: &[String]) -> Result<Vec<KeyListing>, KeyError> {
+        let indexed: BTreeSet<String> = match &self.index {
+            Some(index) => index.ids()?.into_iter().collect(),
+            None => BTreeSet::new(),
+        };
+        let mut ids = indexed.clone();
+        ids.extend(
+            candidates
+                .iter()
+                .filter(|c| validate_id(c).is_ok())
+                .cloned(),
+        );
+        let mut found = Vec::new();
+        for id in ids {
+            match self.get_stored(&id)? {
+                Some(secret) => {
+                    let last4 = secret.last4();
+                    if let Some(index) = &self.index {
+                        index.put(&id, &last4)?;
+                    }
+                    found.push(KeyListing {
+                        provider_id: id,
+                        last4,
+                        source: KeySource::Keychain,
+                    });
+                }
+                None => {
+                    if let Some(index) = &self.index
+                        && indexed.contains(&id)
+                    {
+                        index.remove(&id)?;
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The keys that `SWITCHBOARD_KEY_<ID>` provides to this process, for
+    /// the ids in `candidates`.
+    pub fn list_env(&self, candidates: &[String]) -> Vec<KeyListing> {
+        let ids: BTreeSet<&String> = candidates.iter().collect();
+        ids.into_iter()
+            .filter_map(|id| {
+                let v = std::env::var_os(env_var_for(id))?;
+                let secret = Secret::new(v.to_string_lossy().into_owned());
+                (!secret.is_empty()).then(|| KeyListing {
+                    provider_id: id.clone(),
+                    last4: secret.last4(),
+                    source: KeySource::Environment,
+                })
+            })
+            .collect()
     }
 
     /// Check that the keychain answers, without changing it.

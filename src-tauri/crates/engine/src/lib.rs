@@ -13,6 +13,12 @@
 //!   [`AttemptResult`] with usage, timings and cost.
 //! - [`Catalog`]: models and prices; [`Price`] and [`Cost`]: exact money.
 //! - [`ProviderError`] with an [`ErrorKind`]: every failure, classified.
+//! - [`routing::Router`]: runs a request through a named route of targets
+//!   (fallbacks, retries, cooldowns, policy, budget checks) and returns
+//!   every attempt in order.
+//! - [`Store`]: the SQLite database (history with full-text search, the
+//!   spend ledger behind [`SqliteBudgetGate`], provider health in
+//!   [`SqliteHealth`]); [`Recorder`] writes a conversation as it happens.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,8 +51,11 @@ mod keys;
 mod money;
 mod paths;
 pub mod provider;
+pub mod routing;
 mod runner;
+pub mod service;
 pub mod sse;
+pub mod store;
 
 pub use attempt::{Accumulator, attempt_cost, cost_of, estimate_tokens};
 pub use catalog::{Catalog, ModelInfo, ModelPrice, PriceSource};
@@ -55,13 +64,20 @@ pub use chat::{
     Params, Role, StreamEvent, Timing, Usage,
 };
 pub use client::{ChatStream, Client, Timed};
-pub use config::{Config, ConfigError};
+pub use config::{
+    Budget, BudgetPeriod, BudgetScope, Config, ConfigError, PaneLayout, Theme, UiSettings,
+};
 pub use error::{ErrorKind, ProviderError};
-pub use keys::{KeyError, KeySource, KeyStore, Secret, env_var_for, key_hint};
+pub use keys::{
+    KeyError, KeyIndex, KeyListing, KeySource, KeyStore, Secret, env_var_for, key_hint,
+};
 pub use money::{AmountError, Cost, Price};
 pub use paths::{DataDir, DataDirError, HOME_ENV};
 pub use provider::{ProviderConfig, ProviderKind};
 pub use runner::{Timeouts, run_attempt};
+pub use store::{
+    ConversationId, MessageId, Recorder, SqliteBudgetGate, SqliteHealth, Store, StoreError,
+};
 
 /// The engine's version, shown by the app and the CLI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

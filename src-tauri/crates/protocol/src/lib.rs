@@ -25,12 +25,49 @@
 
 use serde::{Deserialize, Serialize};
 
+mod chat;
+
+pub use chat::{
+    AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
+    LocalServer, PaneError, PaneEvent, PaneParams, ProviderCheck, ProviderSummary, RecordAt,
+    RoundIds, RouteSummary, SavedAnswer, SavedConversation, SavedRound, SearchResult,
+    SetKeyRequest, StartRound, TokenCounts, TrailStep, Turn, TurnRole, format_usd, usd_to_nanos,
+};
+
 /// Names of the IPC commands, shared so the UI cannot misspell one.
 pub mod commands {
     /// `app_info() -> AppInfo`
     pub const APP_INFO: &str = "app_info";
     /// `echo_stream(request: EchoRequest, on_event: Channel<Sequenced<EchoEvent>>) -> EchoSummary`
     pub const ECHO_STREAM: &str = "echo_stream";
+    /// `list_catalog() -> CatalogView`
+    pub const LIST_CATALOG: &str = "list_catalog";
+    /// `ask(request: AskRequest, on_event: Channel<Sequenced<PaneEvent>>) -> AnswerSummary`
+    pub const ASK: &str = "ask";
+    /// `stop_stream(stream_id: u64) -> bool` (false when it had already ended)
+    pub const STOP_STREAM: &str = "stop_stream";
+    /// `set_key(request: SetKeyRequest) -> KeyState`
+    pub const SET_KEY: &str = "set_key";
+    /// `remove_key(provider: String) -> KeyState`
+    pub const REMOVE_KEY: &str = "remove_key";
+    /// `test_provider(provider: String) -> ProviderCheck`
+    pub const TEST_PROVIDER: &str = "test_provider";
+    /// `detect_local() -> Vec<LocalServer>`
+    pub const DETECT_LOCAL: &str = "detect_local";
+    /// `start_round(request: StartRound) -> RoundIds`
+    pub const START_ROUND: &str = "start_round";
+    /// `list_conversations(after: Option<String>) -> HistoryPage`
+    pub const LIST_CONVERSATIONS: &str = "list_conversations";
+    /// `search_history(query: String) -> Vec<SearchResult>`
+    pub const SEARCH_HISTORY: &str = "search_history";
+    /// `open_conversation(id: i64) -> SavedConversation`
+    pub const OPEN_CONVERSATION: &str = "open_conversation";
+    /// `rename_conversation(id: i64, title: String) -> ()`
+    pub const RENAME_CONVERSATION: &str = "rename_conversation";
+    /// `delete_conversation(id: i64) -> ()`
+    pub const DELETE_CONVERSATION: &str = "delete_conversation";
+    /// `export_conversation(id: i64, format: String) -> String` (the saved file's path)
+    pub const EXPORT_CONVERSATION: &str = "export_conversation";
 }
 
 /// Facts about the running backend, shown in the status bar.

@@ -1,0 +1,931 @@
+//! The chat service behind the desktop app's compare view: resolve a
+//! pane's target, find its key and price, run the attempt, and stream
+//! [`PaneEvent`]s that the UI can draw without falling behind. Deltas are
+//! coalesced on a short tick, so a provider sending 1,000+ tokens/s costs
+//! the UI ~60 messages a second, not a thousand; nothing is dropped, the
+//! text is only grouped. It lives here, not in the Tauri crate, so it is
+//! tested without a window.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use switchboard_protocol::{
+    AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
+    LocalServer, PaneError, PaneEvent, ProviderCheck, ProviderSummary, RoundIds, SavedAnswer,
+    SavedConversation, SavedRound, SearchResult, StartRound, TokenCounts, TrailStep, TurnRole,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::attempt::Accumulator;
+use crate::catalog::Catalog;
+use crate::catalog::list_models;
+use crate::chat::{AttemptResult, ChatRequest, Message, StreamEvent, Usage};
+use crate::client::{Client, Timed};
+use crate::config::Config;
+use crate::error::{ErrorKind, ProviderError};
+use crate::hooks::{
+    AttemptOutcome, BudgetGate, HealthStore, MemoryHealth, NoBudgets, SpendContext,
+};
+use crate::keys::{KeyError, KeySource, KeyStore, Secret, key_hint};
+use crate::paths::DataDir;
+use crate::provider::{ProviderConfig, presets};
+use crate::routing::{
+    Route, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
+};
+use crate::store::{ConversationId, MessageId, Store, StoreError};
+
+/// How often buffered deltas are sent to the UI while tokens stream.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(16);
+
+/// Runs the panes' requests.
+#[derive(Debug)]
+pub struct ChatService {
+    client: Client,
+    keys: KeyStore,
+    data_dir: DataDir,
+    config: RwLock<(Config, Vec<String>)>,
+    running: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    store: Result<Store, String>,
+}
+
+impl ChatService {
+    /// A service over `data_dir`, reading its config.toml. A broken config
+    /// is reported in [`CatalogView::config_problems`], not fatal.
+    pub fn new(data_dir: DataDir, keys: KeyStore) -> Self {
+        // History is optional to chatting: a database that cannot be used
+        // (written by a newer version, a full disk) is reported, not fatal.
+        let store = Store::open(&data_dir).map_err(|e| e.to_string());
+        let keys = match &store {
+            Ok(s) => keys.with_index(s.key_index()),
+            Err(_) => keys,
+        };
+        let service = Self {
+            client: Client::new(),
+            keys,
+            data_dir,
+            config: RwLock::new((Config::default(), Vec::new())),
+            running: Mutex::new(HashMap::new()),
+            store,
+        };
+        service.reload_config();
+        service
+    }
+
+    /// Read config.toml again.
+    pub fn reload_config(&self) {
+        let path = self.data_dir.config_file();
+        let loaded = match Config::load(&path) {
+            Ok(c) => {
+                let warnings = c.warnings.clone();
+                (c, warnings)
+            }
+            Err(e) => (
+                Config {
+                    path,
+                    ..Config::default()
+                },
+                vec![e.to_string()],
+            ),
+        };
+        if let Ok(mut cfg) = self.config.write() {
+            *cfg = loaded;
+        }
+    }
+
+    fn config(&self) -> Config {
+        self.config.read().map(|c| c.0.clone()).unwrap_or_default()
+    }
+
+    fn catalog(&self, config: &Config) -> Catalog {
+        let mut catalog = config.catalog();
+        catalog.load_live_cache(&self.data_dir.path().join("cache").join("models"));
+        catalog
+    }
+
+    fn key_state(&self, provider: &ProviderConfig) -> KeyState {
+        match self.keys.get(&provider.id) {
+            Ok(Some((k, KeySource::Keychain))) => KeyState::Keychain { last4: k.last4() },
+            Ok(Some((k, KeySource::Environment))) => KeyState::Environment { last4: k.last4() },
+            Ok(None) if provider.local => KeyState::NotNeeded,
+            Ok(None) => KeyState::Missing,
+            Err(_) if provider.local => KeyState::NotNeeded,
+            Err(e) => KeyState::Unknown {
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// Providers (configured ones, then every preset) and their models.
+    pub fn catalog_view(&self) -> CatalogView {
+        let config = self.config();
+        let catalog = self.catalog(&config);
+        let mut ids: Vec<String> = config.providers.keys().cloned().collect();
+        ids.extend(
+            presets()
+                .keys()
+                .filter(|k| *k != "custom" && !config.providers.contains_key(*k))
+                .cloned(),
+        );
+        let mut view = CatalogView {
+            config_problems: self.config.read().map(|c| c.1.clone()).unwrap_or_default(),
+            ..CatalogView::default()
+        };
+        if let Err(e) = &self.store {
+            view.config_problems.push(format!("history is off: {e}"));
+        }
+        match RoutingConfig::from_config(&config) {
+            Ok(routing) => {
+                view.routes = routing
+                    .routes
+                    .iter()
+                    .map(|(name, r)| switchboard_protocol::RouteSummary {
+                        name: name.clone(),
+                        strategy: r.strategy.as_str().to_owned(),
+                        targets: r.targets.iter().map(RouteTarget::label).collect(),
+                    })
+                    .collect();
+            }
+            Err(e) => view.config_problems.push(e.to_string()),
+        }
+        for id in ids {
+            let Some(provider) = config.provider(&id) else {
+                continue;
+            };
+            for m in catalog.models(&provider) {
+                view.models.push(CatalogModel {
+                    provider: provider.id.clone(),
+                    model: m.id.clone(),
+                    name: m.name.clone(),
+                    context_window: m.context_window,
+                    input_usd_per_mtok: m.price.map(|p| p.input.usd_per_mtok()),
+                    output_usd_per_mtok: m.price.map(|p| p.output.usd_per_mtok()),
+                });
+            }
+            view.providers.push(ProviderSummary {
+                id: provider.id.clone(),
+                name: provider.name.clone(),
+                kind: provider.kind.as_str().to_owned(),
+                base_url: provider.base_url.clone(),
+                local: provider.local,
+                key: self.key_state(&provider),
+                key_url: provider
+                    .preset
+                    .as_deref()
+                    .and_then(|p| presets().get(p))
+                    .and_then(|p| p.key_url.clone()),
+            });
+        }
+        view
+    }
+
+    fn provider(&self, id: &str) -> Result<ProviderConfig, KeyError> {
+        self.config()
+            .provider(id)
+            .ok_or_else(|| KeyError::InvalidId { id: id.to_owned() })
+    }
+
+    /// Store `key` for `provider` in the OS keychain; the reply names only
+    /// its last four characters.
+    pub fn set_key(&self, provider: &str, key: &str) -> Result<KeyState, KeyError> {
+        let p = self.provider(provider)?;
+        self.keys.set(&p.id, &Secret::new(key))?;
+        Ok(self.key_state(&p))
+    }
+
+    /// Remove `provider`'s key from the OS keychain.
+    pub fn remove_key(&self, provider: &str) -> Result<KeyState, KeyError> {
+        let p = self.provider(provider)?;
+        self.keys.delete(&p.id)?;
+        Ok(self.key_state(&p))
+    }
+
+    /// Call the provider's cheapest authenticated endpoint (its model list)
+    /// with its key and report the classified result.
+    pub async fn test_provider(&self, provider: &str) -> ProviderCheck {
+        let check = |ok, models, kind: Option<ErrorKind>, message: String| ProviderCheck {
+            provider: provider.to_owned(),
+            ok,
+            models,
+            kind: kind.map(|k| k.as_str().to_owned()),
+            message,
+        };
+        let p = match self.provider(provider) {
+            Ok(p) => p,
+            Err(e) => return check(false, None, Some(ErrorKind::NotFound), e.to_string()),
+        };
+        let key = match self.key_for(&p).await {
+            Ok(k) => k,
+            Err(e) => return check(false, None, Some(e.kind), e.message),
+        };
+        match list_models(&self.client, &p, key.as_ref()).await {
+            Ok(models) => {
+                let n = models.len() as u64;
+                check(
+                    true,
+                    Some(n),
+                    None,
+                    format!("{} answered: {n} models available", p.name),
+                )
+            }
+            Err(e) => check(false, None, Some(e.kind), e.message),
+        }
+    }
+
+    /// Local model servers (Ollama, LM Studio, llama.cpp, vLLM) answering
+    /// at their usual addresses right now.
+    pub async fn detect_local(&self) -> Vec<LocalServer> {
+        let config = self.config();
+        let candidates: Vec<ProviderConfig> = presets()
+            .iter()
+            .filter(|(_, p)| p.local)
+            .filter_map(|(id, _)| config.provider(id))
+            .collect();
+        let probes = candidates.iter().map(|p| async move {
+            let listed = tokio::time::timeout(
+                Duration::from_millis(1500),
+                list_models(&self.client, p, None),
+            )
+            .await;
+            match listed {
+                Ok(Ok(models)) => Some(LocalServer {
+                    provider: p.id.clone(),
+                    name: p.name.clone(),
+                    base_url: p.base_url.clone(),
+                    models: models.into_iter().map(|m| m.id).collect(),
+                }),
+                _ => None,
+            }
+        });
+        futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Stop the stream `stream_id`; false when it is not running.
+    pub fn stop(&self, stream_id: u64) -> bool {
+        let sender = self
+            .running
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&stream_id));
+        sender.is_some_and(|s| s.send(()).is_ok())
+    }
+
+    /// Run one pane's request (a `provider:model` target or an `@route`).
+    /// `sink` receives the events in order and returns false when the UI
+    /// stopped listening (which stops the stream). The last event is always
+    /// [`PaneEvent::Finished`] with the summary that is also returned. The
+    /// answer is recorded in history when the request says where.
+    pub async fn ask(
+        self: &Arc<Self>,
+        request: AskRequest,
+        mut sink: impl FnMut(PaneEvent) -> bool + Send,
+    ) -> AnswerSummary {
+        let (stop_tx, stop_rx) = oneshot::channel();
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(request.stream_id, stop_tx);
+        }
+        let outcome = self.run(&request, stop_rx, &mut sink).await;
+        if let Ok(mut m) = self.running.lock() {
+            m.remove(&request.stream_id);
+        }
+        let summary = summarize_outcome(&outcome);
+        self.record(&request, &outcome);
+        sink(PaneEvent::Finished(Box::new(summary.clone())));
+        summary
+    }
+
+    /// Write the answer and its trace to history. (Its cost reaches the
+    /// spend ledger through the budget gate when the attempt settles.)
+    fn record(&self, request: &AskRequest, outcome: &RouteOutcome) {
+        let (Ok(store), Some(at)) = (&self.store, request.record) else {
+            return;
+        };
+        let _ = store.recorder(false).add_answer(
+            ConversationId(at.conversation),
+            MessageId(at.user_message),
+            at.pane,
+            &request.target,
+            &outcome.result,
+            &outcome.trace(),
+        );
+    }
+
+    fn store(&self) -> Result<&Store, StoreError> {
+        self.store
+            .as_ref()
+            .map_err(|e| StoreError::invalid(format!("history is off: {e}")))
+    }
+
+    /// Record the user's prompt, in a new conversation when none is given
+    /// (titled after the prompt).
+    pub fn start_round(&self, request: &StartRound) -> Result<RoundIds, StoreError> {
+        let store = self.store()?;
+        let recorder = store.recorder(false);
+        let conversation = match request.conversation {
+            Some(id) => ConversationId(id),
+            None => recorder.start_conversation(&title_of(&request.prompt), &[])?,
+        };
+        let user_message = recorder.add_user_message(conversation, None, &request.prompt)?;
+        Ok(RoundIds {
+            conversation: conversation.0,
+            user_message: user_message.0,
+        })
+    }
+
+    /// A page of conversations, pinned first, then most recent.
+    pub fn list_conversations(&self, after: Option<&str>) -> Result<HistoryPage, StoreError> {
+        let page = self.store()?.conversations(after, 50, false)?;
+        Ok(HistoryPage {
+            items: page
+                .items
+                .into_iter()
+                .map(|c| HistoryEntry {
+                    id: c.id.0,
+                    title: c.title,
+                    tags: c.tags,
+                    updated_at_ms: c.updated_at_ms,
+                    pinned: c.pinned,
+                    message_count: c.message_count,
+                    cost_usd: c.cost.usd(),
+                })
+                .collect(),
+            next: page.next,
+        })
+    }
+
+    /// Full-text search over every message, best conversations first.
+    pub fn search_history(&self, query: &str) -> Result<Vec<SearchResult>, StoreError> {
+        let hits = self.store()?.search(query, 30, 0)?;
+        Ok(hits
+            .into_iter()
+            .map(|h| SearchResult {
+                conversation: h.conversation.0,
+                title: h.title,
+                message: h.message.0,
+                snippet: h
+                    .snippet
+                    .into_iter()
+                    .map(|p| (p.text, p.highlighted))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// A conversation as rounds of a prompt and each pane's latest answer.
+    pub fn open_conversation(&self, id: i64) -> Result<SavedConversation, StoreError> {
+        let store = self.store()?;
+        let conversation = store.conversation(ConversationId(id))?;
+        let mut rounds: Vec<SavedRound> = Vec::new();
+        let mut panes: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.messages(ConversationId(id), after.as_deref(), 200)?;
+            for m in page.items {
+                match m.role {
+                    crate::chat::Role::User => rounds.push(SavedRound {
+                        user_message: m.id.0,
+                        prompt: m.content,
+                        answers: Vec::new(),
+                    }),
+                    crate::chat::Role::Assistant => {
+                        let Some(round) = m
+                            .parent
+                            .and_then(|p| rounds.iter_mut().find(|r| r.user_message == p.0))
+                        else {
+                            continue;
+                        };
+                        let pane = m.pane.unwrap_or(0);
+                        let target = m.target.clone().unwrap_or_default();
+                        let idx = pane as usize;
+                        if panes.len() <= idx {
+                            panes.resize(idx + 1, String::new());
+                        }
+                        panes[idx] = target.clone();
+                        let trail = store
+                            .attempts(m.id)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|a| trail_step(&a))
+                            .collect();
+                        let answer = SavedAnswer {
+                            pane,
+                            target,
+                            text: m.content.clone(),
+                            reasoning: m.reasoning.clone().unwrap_or_default(),
+                            summary: saved_summary(&m, trail),
+                            message: m.id.0,
+                        };
+                        // A regenerated answer replaces the earlier one.
+                        round.answers.retain(|a| a.pane != pane);
+                        round.answers.push(answer);
+                    }
+                }
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        Ok(SavedConversation {
+            id,
+            title: conversation.title,
+            panes,
+            rounds,
+        })
+    }
+
+    /// Rename a conversation.
+    pub fn rename_conversation(&self, id: i64, title: &str) -> Result<(), StoreError> {
+        self.store()?.rename(ConversationId(id), title)
+    }
+
+    /// Delete a conversation and its messages.
+    pub fn delete_conversation(&self, id: i64) -> Result<(), StoreError> {
+        self.store()?.delete_conversation(ConversationId(id))
+    }
+
+    /// Write a conversation as Markdown (`md`) or JSON (`json`) under
+    /// `<data dir>/exports/`; returns the file's path. Exports carry no keys.
+    pub fn export_conversation(&self, id: i64, format: &str) -> Result<String, StoreError> {
+        let store = self.store()?;
+        let (text, ext) = match format {
+            "md" | "markdown" => (store.export_markdown(ConversationId(id))?, "md"),
+            "json" => (store.export_json(ConversationId(id))?, "json"),
+            other => {
+                return Err(StoreError::invalid(format!(
+                    "unknown export format {other:?} (md or json)"
+                )));
+            }
+        };
+        let dir = self.data_dir.path().join("exports");
+        let write = || -> std::io::Result<std::path::PathBuf> {
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("conversation-{id}.{ext}"));
+            let tmp = dir.join(format!(".conversation-{id}.{ext}.tmp"));
+            std::fs::write(&tmp, text.as_bytes())?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(path)
+        };
+        write()
+            .map(|p| p.display().to_string())
+            .map_err(|e| StoreError::invalid(format!("could not write the export: {e}")))
+    }
+
+    async fn run(
+        self: &Arc<Self>,
+        request: &AskRequest,
+        mut stop_rx: oneshot::Receiver<()>,
+        sink: &mut (impl FnMut(PaneEvent) -> bool + Send),
+    ) -> RouteOutcome {
+        let config = self.config();
+        let bad_config = |e: crate::config::ConfigError| {
+            ProviderError::new(ErrorKind::BadRequest, "", format!("config.toml: {e}"))
+        };
+        let routing = match RoutingConfig::from_config(&config) {
+            Ok(r) => r,
+            Err(e) => return failed_outcome(request, bad_config(e)),
+        };
+        let (route, chat) = match resolve(&config, &routing, request) {
+            Ok(v) => v,
+            Err(e) => return failed_outcome(request, e),
+        };
+        // Keys for every provider the route may use, looked up once, off
+        // the async threads (the keychain blocks).
+        let mut keys = StaticKeys::new();
+        let mut looked_up = std::collections::HashSet::new();
+        for t in &route.targets {
+            if looked_up.insert(t.provider.id.clone()) {
+                keys.insert(&t.provider.id, self.key_for(&t.provider).await);
+            }
+        }
+        let (health, gate): (Arc<dyn HealthStore>, Arc<dyn BudgetGate>) = match &self.store {
+            Ok(store) => match store.budget_gate(&config) {
+                Ok(gate) => (store.health(), gate),
+                Err(e) => return failed_outcome(request, bad_config(e)),
+            },
+            Err(_) => (
+                Arc::new(MemoryHealth::default()),
+                Arc::new(NoBudgets::default()),
+            ),
+        };
+        let catalog = self.catalog(&config);
+        let first_price = route
+            .targets
+            .first()
+            .and_then(|t| catalog.price(&t.provider, &t.model));
+        let router = Router::new(catalog, health, gate, Arc::new(keys))
+            .with_policy(routing.policy.clone())
+            .with_client(self.client.clone());
+        let spend = self.spend_context(request);
+
+        let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+        let (route2, chat2) = (route.clone(), chat.clone());
+        let mut task = tokio::spawn(async move {
+            router
+                .run(&route2, &chat2, &spend, |ev| match ev {
+                    RouteEvent::Sending { target, .. } => {
+                        let _ = tx.send(Progress::Attempt(target.to_owned()));
+                    }
+                    RouteEvent::Stream { event, .. } => {
+                        let _ = tx.send(Progress::Event(event.clone()));
+                    }
+                    RouteEvent::Waiting { .. } | RouteEvent::Finished(_) => {}
+                })
+                .await
+        });
+        // A copy of what streamed, to report a stopped attempt truthfully.
+        let mut live = Live {
+            shadow: Accumulator::new("", ""),
+            pending: Pending::default(),
+        };
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopped: Option<&str> = None;
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut stop_rx, if stopped.is_none() => {
+                    stopped = Some("stopped");
+                    task.abort();
+                }
+                Some(p) = rx.recv() => live.take(p, sink),
+                _ = tick.tick() => {
+                    if !live.pending.flush(sink) {
+                        stopped = Some("the window stopped listening");
+                        task.abort();
+                    }
+                }
+                joined = &mut task => {
+                    // Everything the router sent is already in the channel.
+                    while let Ok(p) = rx.try_recv() {
+                        live.take(p, sink);
+                    }
+                    live.pending.flush(sink);
+                    return match joined {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            let why = stopped.unwrap_or("stopped");
+                            let mut acc = live.shadow.clone();
+                            acc.fail(ProviderError::new(
+                                ErrorKind::Interrupted,
+                                "",
+                                format!("{why}; the text that arrived is kept"),
+                            ));
+                            let result = acc.finish(
+                                live.pending.started.elapsed(),
+                                first_price.as_ref(),
+                                chat.input_chars(),
+                            );
+                            RouteOutcome {
+                                route: route.name.clone(),
+                                result,
+                                attempts: Vec::new(),
+                                next_target: None,
+                            }
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    /// Tags and conversation of the request, for budgets and the ledger.
+    fn spend_context(&self, request: &AskRequest) -> SpendContext {
+        let Some(at) = request.record else {
+            return SpendContext::default();
+        };
+        let tags = self
+            .store
+            .as_ref()
+            .ok()
+            .and_then(|s| s.conversation(ConversationId(at.conversation)).ok())
+            .map(|c| c.tags)
+            .unwrap_or_default();
+        SpendContext {
+            tags,
+            conversation: Some(at.conversation.to_string()),
+            ..SpendContext::default()
+        }
+    }
+
+    async fn key_for(&self, provider: &ProviderConfig) -> Result<Option<Secret>, ProviderError> {
+        let keys = self.keys.clone();
+        let id = provider.id.clone();
+        let looked_up = tokio::task::spawn_blocking(move || keys.get(&id)).await;
+        let no_key = |detail: String| {
+            ProviderError::new(
+                ErrorKind::Auth,
+                &provider.id,
+                format!("no API key for \"{}\": {detail}", provider.id),
+            )
+        };
+        match looked_up {
+            Ok(Ok(Some((k, _)))) => Ok(Some(k)),
+            Ok(Ok(None)) | Ok(Err(_)) if provider.local => Ok(None),
+            Ok(Ok(None)) => Err(no_key(key_hint(&provider.id))),
+            Ok(Err(e)) => Err(no_key(e.to_string())),
+            Err(e) => Err(no_key(e.to_string())),
+        }
+    }
+}
+
+/// What the router reports while a pane's request runs.
+enum Progress {
+    /// An attempt at `provider:model` is being sent.
+    Attempt(String),
+    /// A stream event of the current attempt.
+    Event(Timed),
+}
+
+/// Text waiting for the next tick, and the live readouts.
+struct Pending {
+    started: tokio::time::Instant,
+    text: String,
+    reasoning: String,
+    ttft_ms: Option<f64>,
+    last_ms: f64,
+    usage: Usage,
+    dirty: bool,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self {
+            started: tokio::time::Instant::now(),
+            text: String::new(),
+            reasoning: String::new(),
+            ttft_ms: None,
+            last_ms: 0.0,
+            usage: Usage::default(),
+            dirty: false,
+        }
+    }
+}
+
+impl Pending {
+    fn take(&mut self, ev: &Timed) {
+        let at = ev.at.as_secs_f64() * 1000.0;
+        self.last_ms = at;
+        match &ev.event {
+            StreamEvent::TextDelta(t) => {
+                self.ttft_ms.get_or_insert(at);
+                self.text.push_str(t);
+            }
+            StreamEvent::ReasoningDelta(t) => {
+                self.ttft_ms.get_or_insert(at);
+                self.reasoning.push_str(t);
+            }
+            StreamEvent::Usage { usage, .. } => self.usage.merge_latest(*usage),
+            StreamEvent::Finish(_) | StreamEvent::Error(_) => {}
+        }
+        self.dirty = true;
+    }
+
+    /// Send what is buffered; false when the UI is gone.
+    fn flush(&mut self, sink: &mut impl FnMut(PaneEvent) -> bool) -> bool {
+        if !self.dirty {
+            return true;
+        }
+        self.dirty = false;
+        let mut ok = true;
+        if !self.reasoning.is_empty() {
+            ok &= sink(PaneEvent::Reasoning {
+                text: std::mem::take(&mut self.reasoning),
+            });
+        }
+        if !self.text.is_empty() {
+            ok &= sink(PaneEvent::Delta {
+                text: std::mem::take(&mut self.text),
+            });
+        }
+        ok &= sink(PaneEvent::Progress {
+            ttft_ms: self.ttft_ms,
+            elapsed_ms: self.last_ms,
+            tokens: counts(&self.usage),
+        });
+        ok
+    }
+}
+
+fn counts(u: &Usage) -> TokenCounts {
+    TokenCounts {
+        input: u.input_tokens,
+        output: u.output_tokens,
+        cached_input: u.cached_input_tokens,
+        reasoning: u.reasoning_tokens,
+    }
+}
+
+/// Turn the pane's request into a route (a single target, or the named
+/// `@route`) and a chat request.
+fn resolve(
+    config: &Config,
+    routing: &RoutingConfig,
+    request: &AskRequest,
+) -> Result<(Route, ChatRequest), ProviderError> {
+    let route = if let Some(name) = request.target.strip_prefix('@') {
+        routing.route(name).cloned().ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                "",
+                format!(
+                    "unknown route {:?}: define [routes.{name}] in config.toml",
+                    request.target
+                ),
+            )
+        })?
+    } else {
+        let Some((provider_id, model)) = request
+            .target
+            .split_once(':')
+            .filter(|(p, m)| !p.is_empty() && !m.is_empty())
+        else {
+            return Err(ProviderError::new(
+                ErrorKind::BadRequest,
+                "",
+                format!("{:?} is not provider:model or @route", request.target),
+            ));
+        };
+        let provider = config.provider(provider_id).ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                provider_id,
+                format!("unknown provider {provider_id:?}: add it in settings or config.toml"),
+            )
+        })?;
+        Route::single(RouteTarget::new(provider, model))
+    };
+    let messages: Vec<Message> = request
+        .turns
+        .iter()
+        .filter(|t| !t.content.is_empty())
+        .map(|t| match t.role {
+            TurnRole::User => Message::user(&t.content),
+            TurnRole::Assistant => Message::assistant(&t.content),
+        })
+        .collect();
+    if messages.last().map(|m| m.role) != Some(crate::chat::Role::User) {
+        return Err(ProviderError::new(
+            ErrorKind::BadRequest,
+            "",
+            "the conversation must end with a message from you",
+        ));
+    }
+    let mut chat = ChatRequest::new("", "");
+    chat.messages = messages;
+    chat.system = request
+        .params
+        .system
+        .clone()
+        .filter(|s| !s.trim().is_empty());
+    chat.params.temperature = request.params.temperature;
+    chat.params.max_tokens = request.params.max_tokens;
+    Ok((route, chat))
+}
+
+fn failed_outcome(request: &AskRequest, e: ProviderError) -> RouteOutcome {
+    RouteOutcome {
+        route: request.target.strip_prefix('@').map(str::to_owned),
+        result: failed_target(request, e),
+        attempts: Vec::new(),
+        next_target: None,
+    }
+}
+
+fn summarize_outcome(o: &RouteOutcome) -> AnswerSummary {
+    let trail: Vec<TrailStep> = o.attempts.iter().map(|a| trail_step(&a.record)).collect();
+    let mut summary = summarize(&o.result, &trail);
+    summary.next_target = o.next_target.clone();
+    summary
+}
+
+/// The live state of a pane's request: the current attempt's events (for
+/// an honest result if it is stopped) and what waits for the next tick.
+struct Live {
+    shadow: Accumulator,
+    pending: Pending,
+}
+
+impl Live {
+    fn take(&mut self, p: Progress, sink: &mut (impl FnMut(PaneEvent) -> bool + Send)) {
+        match p {
+            Progress::Attempt(target) => {
+                self.pending.flush(sink);
+                let (provider, model) = target.split_once(':').unwrap_or((&target, ""));
+                self.shadow = Accumulator::new(provider, model);
+                self.pending.started = tokio::time::Instant::now();
+                sink(PaneEvent::Attempt {
+                    provider: provider.to_owned(),
+                    model: model.to_owned(),
+                });
+            }
+            Progress::Event(ev) => {
+                self.shadow.push(&ev);
+                self.pending.take(&ev);
+            }
+        }
+    }
+}
+
+fn failed_target(request: &AskRequest, e: ProviderError) -> AttemptResult {
+    let (provider, model) = request
+        .target
+        .split_once(':')
+        .unwrap_or((&request.target, ""));
+    let mut acc = Accumulator::new(provider, model);
+    acc.fail(e);
+    acc.finish(Duration::ZERO, None, 0)
+}
+
+/// A conversation's title: the start of its first prompt, on one line.
+fn title_of(prompt: &str) -> String {
+    let line = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= 60 {
+        return line;
+    }
+    let cut: String = line.chars().take(60).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{cut}…")
+}
+
+fn trail_step(a: &crate::hooks::AttemptRecord) -> TrailStep {
+    let (outcome, detail) = match &a.outcome {
+        AttemptOutcome::Ok => ("ok", None),
+        AttemptOutcome::Error { kind, .. } => ("error", Some(kind.as_str().to_owned())),
+        AttemptOutcome::Skipped { kind, .. } => ("skipped", Some(kind.clone())),
+    };
+    TrailStep {
+        provider: a.provider.clone(),
+        model: a.model.clone(),
+        outcome: outcome.into(),
+        detail,
+    }
+}
+
+fn saved_summary(m: &crate::store::StoredMessage, trail: Vec<TrailStep>) -> AnswerSummary {
+    AnswerSummary {
+        provider: m.provider.clone().unwrap_or_default(),
+        model: m.model.clone().unwrap_or_default(),
+        finish_reason: m
+            .finish_reason
+            .and_then(|f| serde_json::to_value(f).ok())
+            .and_then(|v| v.as_str().map(str::to_owned)),
+        tokens: counts(&m.usage),
+        cost_usd: m.cost.map(|c| c.total.usd()),
+        cost_estimated: m.cost.is_some_and(|c| c.estimated()),
+        ttft_ms: m.ttft_ms,
+        total_ms: m.total_ms.unwrap_or(0.0),
+        tokens_per_s: m.tokens_per_s,
+        error: m.error_kind.map(|k| PaneError {
+            kind: k.as_str().to_owned(),
+            message: m.error_message.clone().unwrap_or_default(),
+            status: None,
+            retry_after_s: None,
+        }),
+        trail,
+        next_target: None,
+    }
+}
+
+/// The UI's readout of a finished attempt.
+pub fn summarize(r: &AttemptResult, trail: &[TrailStep]) -> AnswerSummary {
+    let mut trail = trail.to_vec();
+    if trail.is_empty() {
+        trail.push(TrailStep {
+            provider: r.provider.clone(),
+            model: r.model.clone(),
+            outcome: if r.is_ok() {
+                "ok".into()
+            } else {
+                "error".into()
+            },
+            detail: r.error.as_ref().map(|e| e.kind.as_str().to_owned()),
+        });
+    }
+    AnswerSummary {
+        provider: r.provider.clone(),
+        model: r.model.clone(),
+        finish_reason: r
+            .finish_reason
+            .and_then(|f| serde_json::to_value(f).ok())
+            .and_then(|v| v.as_str().map(str::to_owned)),
+        tokens: counts(&r.usage),
+        cost_usd: r.cost.map(|c| c.total.usd()),
+        cost_estimated: r.cost.is_some_and(|c| c.estimated()),
+        ttft_ms: r.timing.ttft.map(|d| d.as_secs_f64() * 1000.0),
+        total_ms: r.timing.total.as_secs_f64() * 1000.0,
+        tokens_per_s: r.timing.tokens_per_s,
+        error: r.error.as_ref().map(|e| PaneError {
+            kind: e.kind.as_str().to_owned(),
+            message: e.message.clone(),
+            status: e.status,
+            retry_after_s: e.retry_after.map(|d| d.as_secs_f64()),
+        }),
+        trail,
+        next_target: None,
+    }
+}

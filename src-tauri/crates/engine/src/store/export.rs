@@ -1,0 +1,410 @@
+//! A conversation out of the database and back in: Markdown for people,
+//! JSON for machines and backups (every message with its model, usage,
+//! cost, timings and the trace of attempts). Import gives everything new
+//! ids and keeps the content and the tree of replies.
+//!
+//! Exports are built only from history rows, and history never holds a
+//! key (keys live in the OS keychain), so no export can contain one.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::history::{NewMessage, insert_attempts, insert_message, set_tags_tx};
+use super::time::format_datetime;
+use super::{ConversationId, MessageId, Store, StoreError};
+use crate::chat::{AttemptCost, FinishReason, Role, Usage};
+use crate::error::ErrorKind;
+use crate::hooks::{AttemptOutcome, AttemptRecord};
+use crate::money::Cost;
+
+/// The `format` field of a JSON export.
+pub const EXPORT_FORMAT: &str = "switchboard.conversation";
+/// The newest export version this build reads and the one it writes.
+pub const EXPORT_VERSION: u32 = 1;
+
+/// One attempt in an export: the router's record as is.
+pub type ExportedAttempt = AttemptRecord;
+
+/// A conversation as exported to JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationExport {
+    /// Always [`EXPORT_FORMAT`].
+    pub format: String,
+    /// [`EXPORT_VERSION`] when written.
+    pub version: u32,
+    /// Title.
+    pub title: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Created (Unix ms).
+    pub created_at_ms: i64,
+    /// Last updated (Unix ms).
+    pub updated_at_ms: i64,
+    /// Pinned.
+    #[serde(default)]
+    pub pinned: bool,
+    /// Archived.
+    #[serde(default)]
+    pub archived: bool,
+    /// What the answers cost, in USD (exact decimal; informational).
+    #[serde(default)]
+    pub cost_usd: String,
+    /// The messages, oldest first.
+    pub messages: Vec<ExportedMessage>,
+}
+
+/// A failure as exported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedError {
+    /// Its kind.
+    pub kind: ErrorKind,
+    /// Its message.
+    pub message: String,
+}
+
+/// One message as exported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedMessage {
+    /// Its id inside this file (parents refer to it); new on import.
+    pub id: i64,
+    /// The id (inside this file) of the message it follows.
+    #[serde(default)]
+    pub parent: Option<i64>,
+    /// Who wrote it.
+    pub role: Role,
+    /// Its text.
+    pub content: String,
+    /// Reasoning text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    /// Written (Unix ms).
+    pub created_at_ms: i64,
+    /// Pane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pane: Option<u32>,
+    /// Target label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Provider id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Model id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Why the model stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<FinishReason>,
+    /// Why the request failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ExportedError>,
+    /// Token counts.
+    #[serde(default)]
+    pub usage: Usage,
+    /// Cost: nano-dollars and where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<AttemptCost>,
+    /// The same cost as an exact USD decimal, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<String>,
+    /// Time to first token (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// Total time (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<f64>,
+    /// Output tokens per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_s: Option<f64>,
+    /// The attempts behind an answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<ExportedAttempt>,
+}
+
+impl Store {
+    /// A conversation with every message and trace, for export.
+    pub fn export(&self, id: ConversationId) -> Result<ConversationExport, StoreError> {
+        let conv = self.conversation(id)?;
+        let mut messages = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.messages(id, after.as_deref(), super::history::MAX_PAGE)?;
+            for m in page.items {
+                let attempts = if m.role == Role::Assistant {
+                    self.attempts(m.id)?
+                } else {
+                    Vec::new()
+                };
+                messages.push(ExportedMessage {
+                    id: m.id.0,
+                    parent: m.parent.map(|p| p.0),
+                    role: m.role,
+                    content: m.content,
+                    reasoning: m.reasoning,
+                    created_at_ms: m.created_at_ms,
+                    pane: m.pane,
+                    target: m.target,
+                    route: m.route,
+                    provider: m.provider,
+                    model: m.model,
+                    finish_reason: m.finish_reason,
+                    error: m.error_kind.map(|kind| ExportedError {
+                        kind,
+                        message: m.error_message.unwrap_or_default(),
+                    }),
+                    usage: m.usage,
+                    cost: m.cost,
+                    cost_usd: m.cost.map(|c| c.total.usd()),
+                    ttft_ms: m.ttft_ms,
+                    total_ms: m.total_ms,
+                    tokens_per_s: m.tokens_per_s,
+                    attempts,
+                });
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        Ok(ConversationExport {
+            format: EXPORT_FORMAT.to_owned(),
+            version: EXPORT_VERSION,
+            title: conv.title,
+            tags: conv.tags,
+            created_at_ms: conv.created_at_ms,
+            updated_at_ms: conv.updated_at_ms,
+            pinned: conv.pinned,
+            archived: conv.archived,
+            cost_usd: conv.cost.usd(),
+            messages,
+        })
+    }
+
+    /// The conversation as pretty JSON.
+    pub fn export_json(&self, id: ConversationId) -> Result<String, StoreError> {
+        let doc = self.export(id)?;
+        serde_json::to_string_pretty(&doc).map_err(|e| StoreError::invalid(e.to_string()))
+    }
+
+    /// The conversation as Markdown.
+    pub fn export_markdown(&self, id: ConversationId) -> Result<String, StoreError> {
+        Ok(markdown(&self.export(id)?))
+    }
+
+    /// Import a JSON export as a new conversation; returns its id.
+    pub fn import_json(&self, json: &str) -> Result<ConversationId, StoreError> {
+        let doc: ConversationExport =
+            serde_json::from_str(json).map_err(|e| StoreError::Import {
+                message: format!("not a Switchboard conversation export: {e}"),
+            })?;
+        self.import(&doc)
+    }
+
+    /// Import an export as a new conversation (new ids, same content; not
+    /// added to the spend ledger, which records money actually spent).
+    pub fn import(&self, doc: &ConversationExport) -> Result<ConversationId, StoreError> {
+        if doc.format != EXPORT_FORMAT {
+            return Err(StoreError::Import {
+                message: format!("format is {:?}, expected {EXPORT_FORMAT:?}", doc.format),
+            });
+        }
+        if doc.version > EXPORT_VERSION {
+            return Err(StoreError::Import {
+                message: format!(
+                    "export version {} is newer than this Switchboard reads ({EXPORT_VERSION})",
+                    doc.version
+                ),
+            });
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO conversations (title, created_at, updated_at, pinned, archived)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![
+                doc.title,
+                doc.created_at_ms,
+                doc.updated_at_ms,
+                doc.pinned,
+                doc.archived
+            ],
+        )?;
+        let conv = ConversationId(tx.last_insert_rowid());
+        set_tags_tx(&tx, conv, &doc.tags)?;
+        let mut ids: HashMap<i64, MessageId> = HashMap::new();
+        for m in &doc.messages {
+            let parent = match m.parent {
+                Some(p) => Some(*ids.get(&p).ok_or_else(|| StoreError::Import {
+                    message: format!(
+                        "message {} follows message {p}, which does not come before it",
+                        m.id
+                    ),
+                })?),
+                None => None,
+            };
+            let new = NewMessage {
+                parent,
+                reasoning: m.reasoning.as_deref(),
+                pane: m.pane,
+                target: m.target.as_deref(),
+                route: m.route.as_deref(),
+                provider: m.provider.as_deref(),
+                model: m.model.as_deref(),
+                finish_reason: m.finish_reason,
+                error_kind: m.error.as_ref().map(|e| e.kind),
+                error_message: m.error.as_ref().map(|e| e.message.as_str()),
+                usage: m.usage,
+                cost: m.cost,
+                ttft_ms: m.ttft_ms,
+                total_ms: m.total_ms,
+                tokens_per_s: m.tokens_per_s,
+                ..NewMessage::base(conv, m.role, &m.content, m.created_at_ms)
+            };
+            let id = insert_message(&tx, &new)?;
+            insert_attempts(&tx, id, &m.attempts)?;
+            if ids.insert(m.id, id).is_some() {
+                return Err(StoreError::Import {
+                    message: format!("message id {} appears twice", m.id),
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(conv)
+    }
+}
+
+fn ms_text(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+fn attempt_line(i: usize, a: &AttemptRecord) -> String {
+    let what = match &a.outcome {
+        AttemptOutcome::Ok => "ok".to_owned(),
+        AttemptOutcome::Error { kind, message } => format!("{kind}: {message}"),
+        AttemptOutcome::Skipped { kind, reason } => format!("skipped ({kind}): {reason}"),
+    };
+    let cost = a
+        .cost
+        .map(|c| format!(" · {}{}", c.total, if c.estimated() { " est." } else { "" }))
+        .unwrap_or_default();
+    format!(
+        "{}. {}/{} — {what} · {}{cost}",
+        i + 1,
+        a.provider,
+        a.model,
+        ms_text(a.total_ms)
+    )
+}
+
+/// Render an export as Markdown.
+pub fn markdown(doc: &ConversationExport) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# {}\n", doc.title);
+    let _ = writeln!(
+        md,
+        "- Created {} · updated {}",
+        format_datetime(doc.created_at_ms),
+        format_datetime(doc.updated_at_ms)
+    );
+    if !doc.tags.is_empty() {
+        let _ = writeln!(md, "- Tags: {}", doc.tags.join(", "));
+    }
+    let total: Cost = doc
+        .messages
+        .iter()
+        .filter_map(|m| m.cost.map(|c| c.total))
+        .sum();
+    let answers = doc
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::Assistant)
+        .count();
+    let _ = writeln!(md, "- Cost: {total} for {answers} answer(s)\n");
+    let mut previous: Option<i64> = None;
+    let mut position: HashMap<i64, usize> = HashMap::new();
+    for (i, m) in doc.messages.iter().enumerate() {
+        position.insert(m.id, i + 1);
+        let _ = writeln!(md, "---\n");
+        let who = match m.role {
+            Role::User => "You".to_owned(),
+            Role::Assistant => {
+                let label = m.target.clone().unwrap_or_else(|| {
+                    format!(
+                        "{}:{}",
+                        m.provider.as_deref().unwrap_or("?"),
+                        m.model.as_deref().unwrap_or("?")
+                    )
+                });
+                let mut who = label;
+                if let (Some(p), Some(model)) = (&m.provider, &m.model)
+                    && !who.contains(model.as_str())
+                {
+                    let _ = write!(who, " ({p}/{model})");
+                }
+                if let Some(pane) = m.pane {
+                    let _ = write!(who, " · pane {}", pane + 1);
+                }
+                who
+            }
+        };
+        let _ = write!(md, "### {}. {who}", i + 1);
+        // Say what a message answers when it is not simply the one above
+        // (several panes answering one question, or a branch).
+        if let Some(parent) = m.parent
+            && Some(parent) != previous
+            && let Some(pos) = position.get(&parent)
+        {
+            let _ = write!(md, " — replying to {pos}");
+        }
+        let _ = writeln!(md, "\n");
+        if let Some(r) = &m.reasoning {
+            for line in r.lines() {
+                let _ = writeln!(md, "> {line}");
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(md, "{}\n", m.content.trim_end());
+        if m.role == Role::Assistant {
+            let mut facts = Vec::new();
+            if let Some(e) = &m.error {
+                facts.push(format!("error {}: {}", e.kind, e.message));
+            }
+            if let Some(t) = m.ttft_ms {
+                facts.push(format!("{} to first token", ms_text(t)));
+            }
+            if let Some(t) = m.tokens_per_s {
+                facts.push(format!("{t:.1} tok/s"));
+            }
+            if let Some(t) = m.total_ms {
+                facts.push(format!("{} total", ms_text(t)));
+            }
+            if let (Some(i), Some(o)) = (m.usage.input_tokens, m.usage.output_tokens) {
+                facts.push(format!("{i} in / {o} out tokens"));
+            }
+            match m.cost {
+                Some(c) if c.estimated() => facts.push(format!("{} est.", c.total)),
+                Some(c) => facts.push(c.total.to_string()),
+                None => facts.push("cost unknown".into()),
+            }
+            let _ = writeln!(md, "_{}_\n", facts.join(" · "));
+            if m.attempts.len() > 1 {
+                let _ = writeln!(md, "Attempts:\n");
+                for (i, a) in m.attempts.iter().enumerate() {
+                    let _ = writeln!(md, "{}", attempt_line(i, a));
+                }
+                let _ = writeln!(md);
+            }
+        }
+        previous = Some(m.id);
+    }
+    md
+}

@@ -1,0 +1,489 @@
+//! The spend ledger and the budget gate.
+//!
+//! Every billed attempt is one `ledger` row (at, provider, model, route,
+//! conversation, tags, cost in nano-dollars, estimated flag, tokens), so
+//! totals are exact integer sums. Before an attempt the router reserves an
+//! estimate through [`SqliteBudgetGate`]; the check and the hold happen in
+//! one `BEGIN IMMEDIATE` transaction, and holds are rows, so two threads or
+//! two processes can never both pass a budget that only has room for one.
+//! Settling deletes the hold and writes the ledger row in one transaction.
+//! An attempt that no hard budget counts takes no hold (nothing to
+//! enforce, one write fewer); its cost still reaches the ledger on settle.
+//!
+//! Periods are UTC: a daily budget counts from 00:00 UTC, a monthly one
+//! from the 1st at 00:00 UTC (see [`super::time`]).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior, params};
+use serde::Serialize;
+
+use super::time::{day_start, month_start, now_ms};
+use super::{Store, StoreError, to_sql_u64};
+use crate::config::{Budget, BudgetPeriod, BudgetScope};
+use crate::hooks::{BudgetDenied, BudgetGate, Reservation, SettledCost, SpendContext};
+use crate::money::Cost;
+
+/// How long a hold counts when its attempt never settles (its process
+/// died): long enough for a slow reasoning model, short enough that a
+/// crash does not block a budget for the rest of the day.
+pub const DEFAULT_HOLD: Duration = Duration::from_secs(15 * 60);
+
+/// How ledger totals are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendGrouping {
+    /// By UTC day (`2026-05-01`).
+    Day,
+    /// By week, Monday to Sunday UTC, named by its Monday (`2026-04-27`).
+    Week,
+    /// By UTC month (`2026-05`).
+    Month,
+    /// By provider id.
+    Provider,
+    /// By `provider:model`.
+    Model,
+    /// By route (no route: `None`).
+    Route,
+    /// By conversation tag; an entry with several tags counts in each, so
+    /// the groups may add up to more than the total (no tag: `None`).
+    Tag,
+}
+
+/// Spend of one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpendGroup {
+    /// The group (`None`: no route / no tag).
+    pub key: Option<String>,
+    /// Exact sum.
+    pub cost: Cost,
+    /// Billed attempts.
+    pub requests: u64,
+    /// Of which priced from estimated tokens.
+    pub estimated_requests: u64,
+    /// Prompt tokens reported.
+    pub input_tokens: u64,
+    /// Output tokens reported.
+    pub output_tokens: u64,
+}
+
+/// Spend over a time range.
+pub type SpendTotal = SpendGroup;
+
+/// Where a budget stands in its current period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetState {
+    /// Below the warning threshold.
+    Ok,
+    /// At or above the warning threshold.
+    Warning,
+    /// At or above the limit.
+    Exceeded,
+}
+
+/// One budget's current period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetStatus {
+    /// The budget.
+    pub budget: Budget,
+    /// When the current period began (Unix ms, UTC boundary).
+    pub period_start_ms: i64,
+    /// Spent in the current period.
+    pub spent: Cost,
+    /// Held by attempts in flight (those a hard budget counts).
+    pub held: Cost,
+    /// Ok, warning or exceeded.
+    pub state: BudgetState,
+}
+
+/// The first instant of `period` containing `now`.
+pub fn period_start(period: BudgetPeriod, now: i64) -> i64 {
+    match period {
+        BudgetPeriod::Daily => day_start(now),
+        BudgetPeriod::Monthly => month_start(now),
+    }
+}
+
+/// SQL condition selecting the rows of `table` (`ledger` or
+/// `reservations`) that `scope` counts, and its parameter.
+fn scope_filter(scope: &BudgetScope, table: &str) -> (String, Option<String>) {
+    let (tags, key) = match table {
+        "ledger" => ("ledger_tags", "entry_id"),
+        _ => ("reservation_tags", "reservation_id"),
+    };
+    match scope {
+        BudgetScope::Global => ("1".into(), None),
+        BudgetScope::Provider(p) => (format!("{table}.provider = ?2"), Some(p.clone())),
+        BudgetScope::Route(r) => (format!("{table}.route = ?2"), Some(r.clone())),
+        BudgetScope::Tag(t) => (
+            format!(
+                "EXISTS (SELECT 1 FROM {tags} WHERE {tags}.{key} = {table}.id AND {tags}.tag = ?2)"
+            ),
+            Some(t.clone()),
+        ),
+    }
+}
+
+fn spent_since(conn: &Connection, scope: &BudgetScope, since: i64) -> Result<Cost, StoreError> {
+    let (cond, param) = scope_filter(scope, "ledger");
+    let sql = format!("SELECT coalesce(sum(cost_nanos), 0) FROM ledger WHERE at >= ?1 AND {cond}");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let nanos: i64 = match param {
+        Some(p) => stmt.query_row(params![since, p], |r| r.get(0))?,
+        None => stmt.query_row(params![since], |r| r.get(0))?,
+    };
+    Ok(Cost::from_nanos(nanos))
+}
+
+fn held_now(conn: &Connection, scope: &BudgetScope, now: i64) -> Result<Cost, StoreError> {
+    let (cond, param) = scope_filter(scope, "reservations");
+    let sql = format!(
+        "SELECT coalesce(sum(amount_nanos), 0) FROM reservations WHERE expires_at > ?1 AND {cond}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let nanos: i64 = match param {
+        Some(p) => stmt.query_row(params![now, p], |r| r.get(0))?,
+        None => stmt.query_row(params![now], |r| r.get(0))?,
+    };
+    Ok(Cost::from_nanos(nanos))
+}
+
+fn insert_ledger(
+    conn: &Connection,
+    ctx: &SpendContext,
+    cost: &SettledCost,
+    at: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO ledger (at, provider, model, route, conversation, cost_nanos, estimated,
+            input_tokens, output_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        at,
+        ctx.provider,
+        ctx.model,
+        ctx.route,
+        ctx.conversation,
+        cost.cost.nanos(),
+        cost.estimated,
+        to_sql_u64(cost.input_tokens),
+        to_sql_u64(cost.output_tokens),
+    ])?;
+    let id = conn.last_insert_rowid();
+    let mut tag_stmt =
+        conn.prepare_cached("INSERT OR IGNORE INTO ledger_tags (entry_id, tag) VALUES (?1, ?2)")?;
+    for tag in &ctx.tags {
+        tag_stmt.execute(params![id, tag])?;
+    }
+    Ok(id)
+}
+
+impl Store {
+    /// Record what an attempt cost, outside any reservation (the gate's
+    /// `settle` does this for reserved attempts).
+    pub fn record_spend(&self, ctx: &SpendContext, cost: &SettledCost) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        insert_ledger(&tx, ctx, cost, now_ms())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ledger totals grouped `by`, for entries at or after `since_ms`
+    /// (Unix ms; `None`: all). Time groups come oldest first, the others
+    /// most expensive first.
+    pub fn spend(
+        &self,
+        by: SpendGrouping,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<SpendGroup>, StoreError> {
+        let (key, join, order) = match by {
+            SpendGrouping::Day => ("strftime('%Y-%m-%d', l.at / 1000, 'unixepoch')", "", "k"),
+            SpendGrouping::Week => (
+                "date(l.at / 1000, 'unixepoch', 'weekday 0', '-6 days')",
+                "",
+                "k",
+            ),
+            SpendGrouping::Month => ("strftime('%Y-%m', l.at / 1000, 'unixepoch')", "", "k"),
+            SpendGrouping::Provider => ("l.provider", "", "cost DESC, k"),
+            SpendGrouping::Model => ("l.provider || ':' || l.model", "", "cost DESC, k"),
+            SpendGrouping::Route => ("l.route", "", "cost DESC, k"),
+            SpendGrouping::Tag => (
+                "t.tag",
+                "LEFT JOIN ledger_tags t ON t.entry_id = l.id",
+                "cost DESC, k",
+            ),
+        };
+        let sql = format!(
+            "SELECT {key} AS k, coalesce(sum(l.cost_nanos), 0) AS cost, count(*),
+                    coalesce(sum(l.estimated), 0), coalesce(sum(l.input_tokens), 0),
+                    coalesce(sum(l.output_tokens), 0)
+             FROM ledger l {join}
+             WHERE l.at >= ?1
+             GROUP BY k ORDER BY {order}"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map([since_ms.unwrap_or(i64::MIN)], group_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The total of every ledger entry at or after `since_ms`.
+    pub fn spend_total(&self, since_ms: Option<i64>) -> Result<SpendTotal, StoreError> {
+        let conn = self.conn();
+        let total = conn.query_row(
+            "SELECT NULL, coalesce(sum(cost_nanos), 0), count(*), coalesce(sum(estimated), 0),
+                    coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0)
+             FROM ledger WHERE at >= ?1",
+            [since_ms.unwrap_or(i64::MIN)],
+            group_row,
+        )?;
+        Ok(total)
+    }
+
+    /// Where each budget stands now.
+    pub fn budget_status(&self, budgets: &[Budget]) -> Result<Vec<BudgetStatus>, StoreError> {
+        self.budget_status_at(budgets, now_ms())
+    }
+
+    pub(crate) fn budget_status_at(
+        &self,
+        budgets: &[Budget],
+        now: i64,
+    ) -> Result<Vec<BudgetStatus>, StoreError> {
+        let conn = self.conn();
+        budgets
+            .iter()
+            .map(|b| {
+                let start = period_start(b.period, now);
+                let spent = spent_since(&conn, &b.scope, start)?;
+                let held = held_now(&conn, &b.scope, now)?;
+                let state = if spent >= b.limit {
+                    BudgetState::Exceeded
+                } else if spent >= b.warn_threshold() {
+                    BudgetState::Warning
+                } else {
+                    BudgetState::Ok
+                };
+                Ok(BudgetStatus {
+                    budget: b.clone(),
+                    period_start_ms: start,
+                    spent,
+                    held,
+                    state,
+                })
+            })
+            .collect()
+    }
+}
+
+fn group_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpendGroup> {
+    let n =
+        |i: usize| -> rusqlite::Result<u64> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
+    Ok(SpendGroup {
+        key: r.get(0)?,
+        cost: Cost::from_nanos(r.get(1)?),
+        requests: n(2)?,
+        estimated_requests: n(3)?,
+        input_tokens: n(4)?,
+        output_tokens: n(5)?,
+    })
+}
+
+/// A settle that could not be written yet (the database was busy or
+/// failing); retried on the gate's next call.
+#[derive(Debug)]
+struct PendingSettle {
+    reservation: Reservation,
+    actual: Option<SettledCost>,
+    at: i64,
+}
+
+/// The [`BudgetGate`] over the ledger: enforces the hard budgets of
+/// `config.toml` for every attempt, across threads and processes.
+#[derive(Debug)]
+pub struct SqliteBudgetGate {
+    store: Store,
+    budgets: Vec<Budget>,
+    hold: Duration,
+    pending: Mutex<Vec<PendingSettle>>,
+}
+
+impl SqliteBudgetGate {
+    /// A gate enforcing `budgets` (see [`crate::Config::budget_list`]).
+    pub fn new(store: Store, budgets: Vec<Budget>) -> Self {
+        Self {
+            store,
+            budgets,
+            hold: DEFAULT_HOLD,
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Let holds of attempts that never settle count for `hold` instead
+    /// of [`DEFAULT_HOLD`].
+    pub fn with_hold(mut self, hold: Duration) -> Self {
+        self.hold = hold;
+        self
+    }
+
+    /// The budgets it enforces (hard) or watches (warn-only).
+    pub fn budgets(&self) -> &[Budget] {
+        &self.budgets
+    }
+
+    /// Where each budget stands now.
+    pub fn status(&self) -> Result<Vec<BudgetStatus>, StoreError> {
+        self.store.budget_status(&self.budgets)
+    }
+
+    /// Settles that could not be written yet.
+    pub fn pending_settles(&self) -> usize {
+        self.pending.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    fn hard_budgets_for<'a>(&'a self, ctx: &'a SpendContext) -> impl Iterator<Item = &'a Budget> {
+        self.budgets
+            .iter()
+            .filter(move |b| b.hard && b.scope.matches(ctx))
+    }
+
+    pub(crate) fn reserve_at(
+        &self,
+        ctx: &SpendContext,
+        estimate: Cost,
+        now: i64,
+    ) -> Result<Result<Reservation, BudgetDenied>, StoreError> {
+        // Nothing to enforce for this attempt: no hold, no write.
+        if self.hard_budgets_for(ctx).next().is_none() {
+            return Ok(Ok(Reservation {
+                id: 0,
+                amount: estimate,
+                context: ctx.clone(),
+            }));
+        }
+        let mut conn = self.store.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM reservations WHERE expires_at <= ?1", [now])?;
+        for b in self.hard_budgets_for(ctx) {
+            let spent = spent_since(&tx, &b.scope, period_start(b.period, now))?;
+            let held = held_now(&tx, &b.scope, now)?;
+            let would_be = spent + held + estimate;
+            if would_be > b.limit {
+                let period = match b.period {
+                    BudgetPeriod::Daily => "today (UTC)",
+                    BudgetPeriod::Monthly => "this month (UTC)",
+                };
+                return Ok(Err(BudgetDenied {
+                    budget: b.name.clone(),
+                    message: format!(
+                        "{} limit {} for {}: spent {} {period}, {} held by requests in flight, \
+                         and this request may cost up to {}",
+                        b.period.as_str(),
+                        b.limit,
+                        b.scope,
+                        spent,
+                        held,
+                        estimate
+                    ),
+                }));
+            }
+        }
+        let expires = now.saturating_add(i64::try_from(self.hold.as_millis()).unwrap_or(i64::MAX));
+        tx.execute(
+            "INSERT INTO reservations (created_at, expires_at, provider, model, route, amount_nanos)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![now, expires, ctx.provider, ctx.model, ctx.route, estimate.nanos()],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO reservation_tags (reservation_id, tag) VALUES (?1, ?2)",
+            )?;
+            for tag in &ctx.tags {
+                stmt.execute(params![id, tag])?;
+            }
+        }
+        tx.commit()?;
+        Ok(Ok(Reservation {
+            id: u64::try_from(id).unwrap_or(0),
+            amount: estimate,
+            context: ctx.clone(),
+        }))
+    }
+
+    fn settle_now(&self, p: &PendingSettle) -> Result<(), StoreError> {
+        let mut conn = self.store.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if p.reservation.id != 0 {
+            tx.execute(
+                "DELETE FROM reservations WHERE id = ?1",
+                [i64::try_from(p.reservation.id).unwrap_or(i64::MAX)],
+            )?;
+        }
+        if let Some(actual) = &p.actual {
+            insert_ledger(&tx, &p.reservation.context, actual, p.at)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Write the settles that failed before (oldest first).
+    fn retry_pending(&self) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        let mut kept = Vec::new();
+        for p in pending.drain(..) {
+            if self.settle_now(&p).is_err() {
+                kept.push(p);
+            }
+        }
+        *pending = kept;
+    }
+}
+
+impl BudgetGate for SqliteBudgetGate {
+    fn reserve(&self, ctx: &SpendContext, estimate: Cost) -> Result<Reservation, BudgetDenied> {
+        self.retry_pending();
+        match self.reserve_at(ctx, estimate, now_ms()) {
+            Ok(decision) => decision,
+            Err(e) => match self.hard_budgets_for(ctx).next() {
+                // A hard stop that cannot be checked does not let money through.
+                Some(b) => Err(BudgetDenied {
+                    budget: b.name.clone(),
+                    message: format!("the spend ledger could not be checked: {e}"),
+                }),
+                // Nothing to enforce: go ahead without a recorded hold.
+                None => Ok(Reservation {
+                    id: 0,
+                    amount: estimate,
+                    context: ctx.clone(),
+                }),
+            },
+        }
+    }
+
+    fn settle(&self, reservation: Reservation, actual: Option<SettledCost>) {
+        self.retry_pending();
+        let p = PendingSettle {
+            reservation,
+            actual,
+            at: now_ms(),
+        };
+        if self.settle_now(&p).is_err()
+            && let Ok(mut pending) = self.pending.lock()
+        {
+            pending.push(p);
+        }
+    }
+}
+
+impl Drop for SqliteBudgetGate {
+    fn drop(&mut self) {
+        self.retry_pending();
+    }
+}

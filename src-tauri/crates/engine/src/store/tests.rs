@@ -1,0 +1,866 @@
+//! The store against a real SQLite file in a temporary directory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::chat::{AttemptCost, AttemptResult, CostSource, FinishReason, Timing, Usage};
+use crate::config::{Budget, BudgetPeriod, BudgetScope};
+use crate::error::{ErrorKind, ProviderError};
+use crate::hooks::{
+    AttemptOutcome, AttemptRecord, BudgetGate, CooldownState, HealthSample, RequestTrace,
+    SettledCost, SpendContext,
+};
+use crate::money::Cost;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_at(&tmp.path().join("db.sqlite3")).unwrap();
+    (tmp, store)
+}
+
+fn answer(provider: &str, model: &str, text: &str, nanos: i64) -> AttemptResult {
+    AttemptResult {
+        provider: provider.into(),
+        model: model.into(),
+        text: text.into(),
+        reasoning: String::new(),
+        finish_reason: Some(FinishReason::Stop),
+        usage: Usage {
+            input_tokens: Some(12),
+            output_tokens: Some(34),
+            cached_input_tokens: None,
+            reasoning_tokens: None,
+        },
+        cost: Some(AttemptCost {
+            total: Cost::from_nanos(nanos),
+            source: CostSource::Computed,
+        }),
+        timing: Timing {
+            ttft: Some(Duration::from_millis(120)),
+            total: Duration::from_millis(900),
+            tokens_per_s: Some(42.5),
+        },
+        error: None,
+    }
+}
+
+fn count(store: &Store, table: &str) -> i64 {
+    store
+        .conn()
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_conversation_is_recorded_as_rows_with_its_trace() {
+    let (_tmp, store) = store();
+    let rec = store.recorder(false);
+    let conv = rec
+        .start_conversation("SSE", &["work".into(), " acme ".into(), "work".into()])
+        .unwrap();
+    let q = rec.add_user_message(conv, None, "Explain SSE").unwrap();
+    let trace = RequestTrace {
+        route: Some("fast".into()),
+        attempts: vec![
+            AttemptRecord {
+                provider: "groq".into(),
+                model: "llama".into(),
+                started_unix_ms: 1_000,
+                ttft_ms: None,
+                total_ms: 30.0,
+                outcome: AttemptOutcome::Error {
+                    kind: ErrorKind::RateLimited,
+                    message: "slow down".into(),
+                },
+                usage: Usage::default(),
+                cost: None,
+            },
+            AttemptRecord {
+                provider: "openai".into(),
+                model: "gpt-x".into(),
+                started_unix_ms: 1_030,
+                ttft_ms: Some(120.0),
+                total_ms: 900.0,
+                outcome: AttemptOutcome::Ok,
+                usage: Usage {
+                    input_tokens: Some(12),
+                    output_tokens: Some(34),
+                    ..Usage::default()
+                },
+                cost: Some(AttemptCost {
+                    total: Cost::from_nanos(5_000),
+                    source: CostSource::Computed,
+                }),
+            },
+        ],
+    };
+    let a = rec
+        .add_answer(
+            conv,
+            q,
+            0,
+            "fast",
+            &answer("openai", "gpt-x", "Server-sent events.", 5_000),
+            &trace,
+        )
+        .unwrap();
+    let b = rec
+        .add_answer(
+            conv,
+            q,
+            1,
+            "anthropic:claude",
+            &answer("anthropic", "claude", "A one-way stream.", 7_000),
+            &RequestTrace::default(),
+        )
+        .unwrap();
+
+    let c = store.conversation(conv).unwrap();
+    assert_eq!(c.tags, vec!["acme", "work"]);
+    assert_eq!(c.message_count, 3);
+    assert_eq!(c.cost.nanos(), 12_000);
+    let m = store.message(a).unwrap();
+    assert_eq!(m.parent, Some(q));
+    assert_eq!(
+        (m.pane, m.target.as_deref(), m.route.as_deref()),
+        (Some(0), Some("fast"), Some("fast"))
+    );
+    assert_eq!(m.usage.output_tokens, Some(34));
+    assert_eq!(m.ttft_ms, Some(120.0));
+    assert_eq!(m.finish_reason, Some(FinishReason::Stop));
+    assert_eq!(
+        store.attempts(a).unwrap(),
+        trace.attempts,
+        "the trace round-trips"
+    );
+    // Without a trace, the answer still gets its one attempt.
+    let derived = store.attempts(b).unwrap();
+    assert_eq!(derived.len(), 1);
+    assert_eq!(derived[0].provider, "anthropic");
+    assert_eq!(derived[0].outcome, AttemptOutcome::Ok);
+    // A parent from another conversation is refused.
+    let other = rec.start_conversation("other", &[]).unwrap();
+    assert!(rec.add_user_message(other, Some(q), "x").is_err());
+}
+
+#[test]
+fn failed_answers_keep_their_partial_text_and_error() {
+    let (_tmp, store) = store();
+    let rec = store.recorder(false);
+    let conv = rec.start_conversation("t", &[]).unwrap();
+    let q = rec.add_user_message(conv, None, "q").unwrap();
+    let mut r = answer("oa", "m", "partial", 10);
+    r.error = Some(ProviderError::new(
+        ErrorKind::Interrupted,
+        "oa",
+        "connection reset",
+    ));
+    let id = rec
+        .add_answer(conv, q, 0, "oa:m", &r, &RequestTrace::default())
+        .unwrap();
+    let m = store.message(id).unwrap();
+    assert_eq!(m.content, "partial");
+    assert_eq!(m.error_kind, Some(ErrorKind::Interrupted));
+    assert_eq!(m.error_message.as_deref(), Some("connection reset"));
+    assert!(matches!(
+        store.attempts(id).unwrap()[0].outcome,
+        AttemptOutcome::Error {
+            kind: ErrorKind::Interrupted,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn incognito_writes_nothing() {
+    let (tmp, store) = store();
+    let before: Vec<i64> = ["conversations", "messages", "attempts", "messages_fts"]
+        .iter()
+        .map(|t| count(&store, t))
+        .collect();
+    let rec = store.recorder(true);
+    assert!(rec.is_incognito());
+    let conv = rec
+        .start_conversation("secret plans", &["x".into()])
+        .unwrap();
+    let q = rec
+        .add_user_message(conv, None, "the secret plans")
+        .unwrap();
+    let a = rec
+        .add_answer(
+            conv,
+            q,
+            0,
+            "oa:m",
+            &answer("oa", "m", "noted", 1),
+            &RequestTrace::default(),
+        )
+        .unwrap();
+    assert_ne!(q, a, "ids are still handed out");
+    assert_eq!(
+        rec.spend_context(conv, "oa", "m", None, &[]).conversation,
+        None
+    );
+    let after: Vec<i64> = ["conversations", "messages", "attempts", "messages_fts"]
+        .iter()
+        .map(|t| count(&store, t))
+        .collect();
+    assert_eq!(before, after);
+    drop(store);
+    for entry in std::fs::read_dir(tmp.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(12).any(|w| w == b"secret plans"));
+    }
+}
+
+#[test]
+fn listings_are_paginated_pinned_first_then_newest() {
+    let (_tmp, store) = store();
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        ids.push(
+            store
+                .create_conversation(&format!("c{i}"), &[], 1_000 + i)
+                .unwrap(),
+        );
+    }
+    store.set_pinned(ids[3], true).unwrap();
+    store.set_archived(ids[24], true).unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = store.conversations(after.as_deref(), 7, false).unwrap();
+        assert!(page.items.len() <= 7);
+        seen.extend(page.items.iter().map(|c| c.id));
+        pages += 1;
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 4);
+    let mut expected = vec![ids[3]];
+    expected.extend(ids[..24].iter().rev().filter(|id| **id != ids[3]));
+    assert_eq!(
+        seen, expected,
+        "pinned first, then newest; archived left out"
+    );
+    let all = store.conversations(None, 100, true).unwrap();
+    assert_eq!(all.items.len(), 25);
+    assert!(store.conversations(Some("garbage"), 10, false).is_err());
+
+    // Messages page in order.
+    let rec = store.recorder(false);
+    let mut parent = None;
+    for i in 0..11 {
+        parent = Some(
+            rec.add_user_message(ids[0], parent, &format!("m{i}"))
+                .unwrap(),
+        );
+    }
+    let first = store.messages(ids[0], None, 5).unwrap();
+    assert_eq!(
+        first
+            .items
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>(),
+        ["m0", "m1", "m2", "m3", "m4"]
+    );
+    let second = store.messages(ids[0], first.next.as_deref(), 5).unwrap();
+    assert_eq!(second.items[0].content, "m5");
+    let third = store.messages(ids[0], second.next.as_deref(), 5).unwrap();
+    assert_eq!(third.items.len(), 1);
+    assert!(third.next.is_none());
+}
+
+#[test]
+fn search_ranks_the_right_conversation_first_with_a_highlighted_snippet() {
+    let (_tmp, store) = store();
+    let rec = store.recorder(false);
+    let mk = |title: &str, texts: &[&str]| {
+        let c = rec.start_conversation(title, &[]).unwrap();
+        let mut parent = None;
+        for t in texts {
+            parent = Some(rec.add_user_message(c, parent, t).unwrap());
+        }
+        c
+    };
+    let _noise = mk(
+        "cooking",
+        &[
+            "How long do I boil an egg?",
+            "Seven minutes for a jammy yolk.",
+        ],
+    );
+    let weak = mk(
+        "misc",
+        &["I once read about a kubernetes operator, unrelated to this."],
+    );
+    let target = mk(
+        "k8s",
+        &[
+            "How do I write a Kubernetes operator in Rust?",
+            "Use kube-rs: a Kubernetes operator watches resources and reconciles them.",
+        ],
+    );
+    let hits = store.search("kubernetes operators", 10, 0).unwrap();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert_eq!(hits[0].conversation, target, "{hits:?}");
+    assert_eq!(hits[0].matching_messages, 2);
+    assert_eq!(hits[1].conversation, weak);
+    let marked = hits[0].snippet_marked("**", "**");
+    assert!(marked.contains("**Kubernetes** **operator**"), "{marked}");
+    assert!(hits[0].snippet.iter().any(|p| p.highlighted));
+    // Stemming and diacritics: "boiling" finds "boil", "crème" finds "creme".
+    assert_eq!(store.search("boiling", 10, 0).unwrap().len(), 1);
+    mk("dessert", &["crème brûlée"]);
+    assert_eq!(store.search("creme brulee", 10, 0).unwrap().len(), 1);
+    // Syntax in the input is not FTS syntax.
+    for q in ["\"unbalanced", "a:b", "C++ NOT (", "-x", "***"] {
+        store.search(q, 10, 0).unwrap();
+    }
+    // Pages.
+    assert_eq!(
+        store.search("kubernetes", 1, 1).unwrap()[0].conversation,
+        weak
+    );
+    // Edits and deletions reach the index.
+    store.delete_conversation(target).unwrap();
+    assert_eq!(store.search("reconciles", 10, 0).unwrap().len(), 0);
+}
+
+#[test]
+fn export_and_import_round_trip_and_markdown_reads_well() {
+    let (_tmp, store) = store();
+    let rec = store.recorder(false);
+    let conv = rec.start_conversation("Compare", &["eval".into()]).unwrap();
+    let q = rec.add_user_message(conv, None, "Say hi").unwrap();
+    let mut r = answer("openai", "gpt-x", "Hi!", 185_100);
+    r.reasoning = "greet".into();
+    rec.add_answer(conv, q, 0, "openai:gpt-x", &r, &RequestTrace::default())
+        .unwrap();
+    let mut est = answer("ollama", "llama3", "Hello.", 12);
+    est.cost = Some(AttemptCost {
+        total: Cost::from_nanos(12),
+        source: CostSource::Estimated,
+    });
+    rec.add_answer(conv, q, 1, "ollama:llama3", &est, &RequestTrace::default())
+        .unwrap();
+
+    let json = store.export_json(conv).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["format"], EXPORT_FORMAT);
+    assert_eq!(doc["messages"][1]["model"], "gpt-x");
+    assert_eq!(doc["messages"][1]["cost"]["total"], 185_100);
+    assert_eq!(doc["messages"][1]["cost_usd"], "0.0001851");
+    assert_eq!(doc["messages"][1]["ttft_ms"], 120.0);
+    assert_eq!(
+        doc["messages"][1]["attempts"][0]["outcome"]["outcome"],
+        "ok"
+    );
+    assert_eq!(doc["cost_usd"], "0.000185112");
+
+    let copy = store.import_json(&json).unwrap();
+    assert_ne!(copy, conv);
+    let a = store.export(conv).unwrap();
+    let b = store.export(copy).unwrap();
+    assert_eq!(a.title, b.title);
+    assert_eq!(a.tags, b.tags);
+    assert_eq!(a.messages.len(), b.messages.len());
+    for (x, y) in a.messages.iter().zip(&b.messages) {
+        assert_ne!(x.id, y.id, "new ids");
+        assert_eq!(
+            (
+                &x.content,
+                x.role,
+                &x.model,
+                x.cost,
+                &x.attempts,
+                x.usage,
+                x.pane
+            ),
+            (
+                &y.content,
+                y.role,
+                &y.model,
+                y.cost,
+                &y.attempts,
+                y.usage,
+                y.pane
+            )
+        );
+    }
+    // The reply structure survives: both answers reply to the question.
+    assert_eq!(b.messages[1].parent, Some(b.messages[0].id));
+    assert_eq!(b.messages[2].parent, Some(b.messages[0].id));
+    assert_eq!(count(&store, "ledger"), 0, "imports are history, not spend");
+
+    let md = store.export_markdown(conv).unwrap();
+    assert!(md.starts_with("# Compare\n"), "{md}");
+    assert!(md.contains("- Tags: eval"), "{md}");
+    assert!(md.contains("### 2. openai:gpt-x · pane 1"), "{md}");
+    assert!(
+        md.contains("### 3. ollama:llama3 · pane 2 — replying to 1"),
+        "{md}"
+    );
+    assert!(md.contains("$0.0001851"), "{md}");
+    assert!(md.contains("$0.000000012 est."), "{md}");
+    assert!(md.contains("120 ms to first token"), "{md}");
+    assert!(md.contains("> greet"), "{md}");
+
+    for bad in [
+        "{}",
+        "not json",
+        r#"{"format":"other","version":1,"title":"t","created_at_ms":0,"updated_at_ms":0,"messages":[]}"#,
+        r#"{"format":"switchboard.conversation","version":99,"title":"t","created_at_ms":0,"updated_at_ms":0,"messages":[]}"#,
+        r#"{"format":"switchboard.conversation","version":1,"title":"t","created_at_ms":0,"updated_at_ms":0,"messages":[{"id":1,"parent":7,"role":"user","content":"x","created_at_ms":0}]}"#,
+    ] {
+        let before = count(&store, "conversations");
+        assert!(store.import_json(bad).is_err(), "{bad}");
+        assert_eq!(
+            count(&store, "conversations"),
+            before,
+            "a failed import leaves nothing"
+        );
+    }
+}
+
+fn budget(name: &str, scope: BudgetScope, period: BudgetPeriod, usd: &str, hard: bool) -> Budget {
+    Budget {
+        name: name.into(),
+        scope,
+        period,
+        limit: Cost::from_usd(usd).unwrap(),
+        warn_at_bp: 8_000,
+        hard,
+    }
+}
+
+fn ctx(provider: &str, route: Option<&str>, tags: &[&str]) -> SpendContext {
+    SpendContext {
+        provider: provider.into(),
+        model: "m".into(),
+        route: route.map(str::to_owned),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        conversation: None,
+    }
+}
+
+fn settled(nanos: i64) -> Option<SettledCost> {
+    Some(SettledCost {
+        cost: Cost::from_nanos(nanos),
+        estimated: false,
+        input_tokens: Some(10),
+        output_tokens: Some(5),
+    })
+}
+
+#[test]
+fn hard_budgets_refuse_with_numbers_and_soft_ones_never_do() {
+    let (_tmp, store) = store();
+    let gate = SqliteBudgetGate::new(
+        store.clone(),
+        vec![
+            budget(
+                "openai-daily",
+                BudgetScope::Provider("openai".into()),
+                BudgetPeriod::Daily,
+                "1",
+                true,
+            ),
+            budget(
+                "acme",
+                BudgetScope::Tag("acme".into()),
+                BudgetPeriod::Monthly,
+                "0.5",
+                true,
+            ),
+            budget(
+                "watch",
+                BudgetScope::Global,
+                BudgetPeriod::Monthly,
+                "0.01",
+                false,
+            ),
+        ],
+    );
+    let usd = |s: &str| Cost::from_usd(s).unwrap();
+    // Another provider is not counted by the openai budget.
+    let r = gate
+        .reserve(&ctx("anthropic", None, &[]), usd("5"))
+        .unwrap();
+    gate.settle(r, settled(usd("5").nanos()));
+    let r = gate.reserve(&ctx("openai", None, &[]), usd("0.7")).unwrap();
+    let denied = gate
+        .reserve(&ctx("openai", None, &[]), usd("0.4"))
+        .unwrap_err();
+    assert_eq!(denied.budget, "openai-daily");
+    assert!(denied.message.contains("$1.00"), "{denied}");
+    assert!(denied.message.contains("$0.70 held"), "{denied}");
+    assert!(denied.message.contains("$0.40"), "{denied}");
+    // Settling for less frees the difference.
+    gate.settle(r, settled(usd("0.5").nanos()));
+    let r = gate.reserve(&ctx("openai", None, &[]), usd("0.4")).unwrap();
+    gate.settle(r, None);
+    // Tags: only attempts carrying the tag count.
+    let r = gate
+        .reserve(&ctx("x", None, &["acme"]), usd("0.5"))
+        .unwrap();
+    gate.settle(r, settled(usd("0.5").nanos()));
+    assert!(
+        gate.reserve(&ctx("x", None, &["acme", "y"]), Cost::from_nanos(1))
+            .is_err()
+    );
+    assert!(
+        gate.reserve(&ctx("x", None, &["other"]), Cost::from_nanos(1))
+            .is_ok()
+    );
+
+    let status = gate.status().unwrap();
+    let acme = status.iter().find(|s| s.budget.name == "acme").unwrap();
+    assert_eq!(acme.spent, usd("0.5"));
+    assert_eq!(acme.state, BudgetState::Exceeded);
+    let watch = status.iter().find(|s| s.budget.name == "watch").unwrap();
+    assert_eq!(watch.spent, usd("6"));
+    assert_eq!(
+        watch.state,
+        BudgetState::Exceeded,
+        "warn-only budgets report, never refuse"
+    );
+    assert_eq!(gate.pending_settles(), 0);
+}
+
+#[test]
+fn budgets_start_over_at_utc_period_boundaries_and_dead_holds_expire() {
+    let (_tmp, store) = store();
+    let day = budget("d", BudgetScope::Global, BudgetPeriod::Daily, "1", true);
+    let month = budget("m", BudgetScope::Global, BudgetPeriod::Monthly, "10", true);
+    let gate = SqliteBudgetGate::new(store.clone(), vec![day.clone(), month.clone()])
+        .with_hold(Duration::from_secs(60));
+    let t0 = time::parse_date("2026-01-31").unwrap() + 23 * 3_600_000; // 23:00 UTC
+    // Spend 0.9 on Jan 31 (ledger rows at explicit times).
+    store
+        .conn()
+        .execute(
+            "INSERT INTO ledger (at, provider, model, cost_nanos, estimated) VALUES (?1, 'p', 'm', 900000000, 0)",
+            [t0],
+        )
+        .unwrap();
+    let c = ctx("p", None, &[]);
+    assert!(
+        gate.reserve_at(&c, Cost::from_usd("0.2").unwrap(), t0)
+            .unwrap()
+            .is_err()
+    );
+    // One hour later it is Feb 1: both the day and the month start over.
+    let feb = t0 + 3_600_000;
+    let status = store.budget_status_at(&[day, month], feb).unwrap();
+    assert!(status.iter().all(|s| s.spent == Cost::ZERO), "{status:?}");
+    let held = gate
+        .reserve_at(&c, Cost::from_usd("0.9").unwrap(), feb)
+        .unwrap()
+        .unwrap();
+    assert!(held.id > 0);
+    // The hold blocks more...
+    assert!(
+        gate.reserve_at(&c, Cost::from_usd("0.2").unwrap(), feb + 1_000)
+            .unwrap()
+            .is_err()
+    );
+    // ...until it expires (its process died and never settled).
+    assert!(
+        gate.reserve_at(&c, Cost::from_usd("0.2").unwrap(), feb + 61_000)
+            .unwrap()
+            .is_ok()
+    );
+}
+
+#[test]
+fn spend_totals_are_exact_and_grouped() {
+    let (_tmp, store) = store();
+    let gate = SqliteBudgetGate::new(store.clone(), Vec::new());
+    let costs: Vec<(&str, Option<&str>, &[&str], i64)> = vec![
+        ("openai", Some("fast"), &["acme"], 185_100),
+        ("openai", None, &["acme", "beta"], 1),
+        ("anthropic", Some("fast"), &[], 999_999_999),
+        ("gemini", None, &["beta"], 100_000_001),
+    ];
+    let mut expected = 0i64;
+    for (p, route, tags, nanos) in &costs {
+        let r = gate
+            .reserve(&ctx(p, *route, tags), Cost::from_nanos(*nanos))
+            .unwrap();
+        gate.settle(r, settled(*nanos));
+        expected += nanos;
+    }
+    // An attempt that was not billed leaves no row.
+    let r = gate
+        .reserve(&ctx("openai", None, &[]), Cost::from_nanos(5))
+        .unwrap();
+    gate.settle(r, None);
+    let total = store.spend_total(None).unwrap();
+    assert_eq!(total.cost.nanos(), expected);
+    assert_eq!(total.requests, 4);
+    assert_eq!(total.input_tokens, 40);
+    let by_provider = store.spend(SpendGrouping::Provider, None).unwrap();
+    assert_eq!(
+        by_provider[0].key.as_deref(),
+        Some("anthropic"),
+        "most expensive first"
+    );
+    assert_eq!(
+        by_provider.iter().map(|g| g.cost.nanos()).sum::<i64>(),
+        expected
+    );
+    let openai = by_provider
+        .iter()
+        .find(|g| g.key.as_deref() == Some("openai"))
+        .unwrap();
+    assert_eq!((openai.cost.nanos(), openai.requests), (185_101, 2));
+    let by_route = store.spend(SpendGrouping::Route, None).unwrap();
+    assert_eq!(
+        by_route
+            .iter()
+            .find(|g| g.key.is_none())
+            .unwrap()
+            .cost
+            .nanos(),
+        100_000_002
+    );
+    let by_tag = store.spend(SpendGrouping::Tag, None).unwrap();
+    let tag = |k: Option<&str>| {
+        by_tag
+            .iter()
+            .find(|g| g.key.as_deref() == k)
+            .unwrap()
+            .cost
+            .nanos()
+    };
+    assert_eq!(tag(Some("acme")), 185_101);
+    assert_eq!(tag(Some("beta")), 100_000_002);
+    assert_eq!(tag(None), 999_999_999);
+    let by_model = store.spend(SpendGrouping::Model, None).unwrap();
+    assert!(
+        by_model
+            .iter()
+            .any(|g| g.key.as_deref() == Some("gemini:m"))
+    );
+    let today = time::format_date(time::now_ms());
+    let by_day = store.spend(SpendGrouping::Day, None).unwrap();
+    assert_eq!(by_day.len(), 1);
+    assert_eq!(by_day[0].key.as_deref(), Some(today.as_str()));
+    assert_eq!(by_day[0].cost.nanos(), expected);
+    assert_eq!(
+        store.spend(SpendGrouping::Month, None).unwrap()[0]
+            .cost
+            .nanos(),
+        expected
+    );
+    // --since tomorrow: nothing.
+    let tomorrow = time::day_start(time::now_ms()) + 86_400_000;
+    assert_eq!(store.spend_total(Some(tomorrow)).unwrap().requests, 0);
+}
+
+#[test]
+fn weeks_start_on_monday_utc() {
+    let (_tmp, store) = store();
+    // 2026-05-03 is a Sunday, 2026-05-04 a Monday.
+    for (date, nanos) in [("2026-05-03", 1), ("2026-05-04", 10), ("2026-05-10", 100)] {
+        let at = time::parse_date(date).unwrap() + 43_200_000;
+        store
+            .conn()
+            .execute(
+                "INSERT INTO ledger (at, provider, model, cost_nanos, estimated) VALUES (?1, 'p', 'm', ?2, 0)",
+                [at, nanos],
+            )
+            .unwrap();
+    }
+    let weeks = store.spend(SpendGrouping::Week, None).unwrap();
+    let got: Vec<(Option<&str>, i64)> = weeks
+        .iter()
+        .map(|g| (g.key.as_deref(), g.cost.nanos()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(Some("2026-04-27"), 1), (Some("2026-05-04"), 110)]
+    );
+}
+
+#[test]
+fn a_hundred_concurrent_reservations_never_overspend() {
+    let (_tmp, store) = store();
+    let limit = Cost::from_usd("1").unwrap();
+    let gate = Arc::new(SqliteBudgetGate::new(
+        store.clone(),
+        vec![budget(
+            "cap",
+            BudgetScope::Global,
+            BudgetPeriod::Daily,
+            "1",
+            true,
+        )],
+    ));
+    let estimate = Cost::from_usd("0.03").unwrap();
+    let threads: Vec<_> = (0..100)
+        .map(|i| {
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || {
+                let c = ctx("p", None, &[]);
+                match gate.reserve(&c, estimate) {
+                    Ok(r) => {
+                        std::thread::sleep(Duration::from_millis(i % 7));
+                        gate.settle(r, settled(estimate.nanos()));
+                        true
+                    }
+                    Err(_) => false,
+                }
+            })
+        })
+        .collect();
+    let admitted = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|ok| *ok)
+        .count();
+    let spent = store.spend_total(None).unwrap().cost;
+    assert!(spent <= limit, "spent {spent} over {limit}");
+    // Every admitted attempt cost its estimate, so exactly floor(1 / 0.03) fit.
+    assert_eq!(admitted, 33);
+    assert_eq!(spent, Cost::from_nanos(33 * estimate.nanos()));
+    assert_eq!(count(&store, "reservations"), 0, "every hold was released");
+}
+
+#[test]
+fn overruns_are_bounded_by_what_was_in_flight() {
+    let (_tmp, store) = store();
+    let gate = Arc::new(SqliteBudgetGate::new(
+        store.clone(),
+        vec![budget(
+            "cap",
+            BudgetScope::Global,
+            BudgetPeriod::Daily,
+            "1",
+            true,
+        )],
+    ));
+    let estimate = Cost::from_usd("0.05").unwrap();
+    // Each attempt ends up costing 50% more than estimated.
+    let actual = Cost::from_usd("0.075").unwrap();
+    let threads: Vec<_> = (0..100)
+        .map(|_| {
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || {
+                gate.reserve(&ctx("p", None, &[]), estimate)
+                    .map(|r| gate.settle(r, settled(actual.nanos())))
+                    .is_ok()
+            })
+        })
+        .collect();
+    let admitted = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|ok| *ok)
+        .count() as i64;
+    let spent = store.spend_total(None).unwrap().cost.nanos();
+    let overrun_per_attempt = actual.nanos() - estimate.nanos();
+    assert!(admitted >= 1);
+    assert!(
+        spent <= Cost::from_usd("1").unwrap().nanos() + admitted * overrun_per_attempt,
+        "spent {spent} with {admitted} admitted"
+    );
+    // Once the ledger shows the limit reached, nothing more gets in.
+    assert!(gate.reserve(&ctx("p", None, &[]), estimate).is_err());
+}
+
+#[test]
+fn health_persists_across_reopening_and_keeps_only_recent_samples() {
+    let (tmp, store) = store();
+    let health = store.health();
+    for i in 0..(health::KEEP_SAMPLES as i64 + 20) {
+        health.record(
+            "oa",
+            "m",
+            &HealthSample {
+                at_unix_ms: i,
+                ok: i % 3 != 0,
+                error_kind: (i % 3 == 0).then_some(ErrorKind::Overloaded),
+                ttft_ms: Some(i as f64),
+                tokens_per_s: None,
+            },
+        );
+    }
+    health.record(
+        "other",
+        "m",
+        &HealthSample {
+            at_unix_ms: 5,
+            ok: true,
+            error_kind: None,
+            ttft_ms: None,
+            tokens_per_s: Some(80.0),
+        },
+    );
+    health.set_cooldown(
+        "oa",
+        "m",
+        CooldownState {
+            consecutive_failures: 3,
+            until_unix_ms: Some(99),
+            level: 2,
+        },
+    );
+    drop(health);
+    drop(store);
+    let store = Store::open_at(&tmp.path().join("db.sqlite3")).unwrap();
+    let health = store.health();
+    let recent = health.recent("oa", "m", 3);
+    assert_eq!(
+        recent.iter().map(|s| s.at_unix_ms).collect::<Vec<_>>(),
+        vec![219, 218, 217]
+    );
+    assert_eq!(recent[0].error_kind, Some(ErrorKind::Overloaded));
+    assert_eq!(recent[1].error_kind, None);
+    assert_eq!(health.recent("oa", "m", 1000).len(), health::KEEP_SAMPLES);
+    assert_eq!(health.recent("other", "m", 10).len(), 1);
+    assert_eq!(health.cooldown("oa", "m").until_unix_ms, Some(99));
+    assert_eq!(health.cooldown("oa", "m").level, 2);
+    assert_eq!(health.cooldown("nobody", "m"), CooldownState::default());
+}
+
+#[test]
+fn the_key_index_holds_ids_and_last_four_only() {
+    let (_tmp, store) = store();
+    let index = store.key_index();
+    index.put("openai", "abcd").unwrap();
+    index.put("anthropic", "wxyz").unwrap();
+    index.put("openai", "efgh").unwrap();
+    assert_eq!(index.ids().unwrap(), vec!["anthropic", "openai"]);
+    index.remove("anthropic").unwrap();
+    assert_eq!(index.ids().unwrap(), vec!["openai"]);
+    let last4: String = store
+        .conn()
+        .query_row("SELECT last4 FROM key_index", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(last4, "efgh");
+}
+
+#[test]
+fn integrity_check_notices_a_search_index_out_of_step_with_the_messages() {
+    let (_tmp, store) = store();
+    let rec = store.recorder(false);
+    let conv = rec.start_conversation("t", &[]).unwrap();
+    rec.add_user_message(conv, None, "indexed words").unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    // Change a message behind the index's back (no trigger).
+    store
+        .conn()
+        .execute_batch(
+            "DROP TRIGGER messages_fts_update; UPDATE messages SET content = 'other words';",
+        )
+        .unwrap();
+    let report = store.integrity_check().unwrap();
+    assert!(report.contains("search index"), "{report}");
+}

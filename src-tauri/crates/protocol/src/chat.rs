@@ -1,0 +1,446 @@
+//! The chat surface: what the compare view sends (one [`AskRequest`] per
+//! pane) and what streams back ([`PaneEvent`]s ending in an
+//! [`AnswerSummary`]), and the catalog it picks targets from.
+//!
+//! Money crosses as exact decimal strings (`"0.000123"`), never floats, so
+//! what the UI adds up is what the engine computed.
+
+use serde::{Deserialize, Serialize};
+
+/// Whether and how a provider has a key (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum KeyState {
+    /// A key is stored in the OS keychain.
+    Keychain {
+        /// Its last four characters.
+        last4: String,
+    },
+    /// `SWITCHBOARD_KEY_<ID>` provides one for this process.
+    Environment {
+        /// Its last four characters.
+        last4: String,
+    },
+    /// No key, and the provider needs one.
+    Missing,
+    /// A local server: no key needed.
+    NotNeeded,
+    /// The keychain could not be asked; `reason` says why.
+    Unknown {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A provider as the UI lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSummary {
+    /// Id used in targets (`openai`, `lab`, ...).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Wire protocol (`openai`, `anthropic`, `gemini`).
+    pub kind: String,
+    /// Base URL.
+    pub base_url: String,
+    /// A server on this machine or LAN.
+    pub local: bool,
+    /// Key status.
+    pub key: KeyState,
+    /// Where to get a key.
+    pub key_url: Option<String>,
+}
+
+/// One model a pane can pick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogModel {
+    /// Provider id.
+    pub provider: String,
+    /// Model id.
+    pub model: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Context window in tokens.
+    pub context_window: Option<u64>,
+    /// USD per million input tokens.
+    pub input_usd_per_mtok: Option<String>,
+    /// USD per million output tokens.
+    pub output_usd_per_mtok: Option<String>,
+}
+
+impl CatalogModel {
+    /// The target string (`provider:model`).
+    pub fn target(&self) -> String {
+        format!("{}:{}", self.provider, self.model)
+    }
+}
+
+/// A route from config.toml, as the picker lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSummary {
+    /// Its name (the target is `@name`).
+    pub name: String,
+    /// `ordered`, `cheapest`, `fastest` or `balanced`.
+    pub strategy: String,
+    /// Its targets (`provider:model`), as configured.
+    pub targets: Vec<String>,
+}
+
+/// Everything the model picker needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogView {
+    /// Routes from config.toml.
+    #[serde(default)]
+    pub routes: Vec<RouteSummary>,
+    /// Providers: configured ones and every preset.
+    pub providers: Vec<ProviderSummary>,
+    /// Their models.
+    pub models: Vec<CatalogModel>,
+    /// Problems with config.toml (the app keeps running on defaults).
+    pub config_problems: Vec<String>,
+}
+
+/// Who wrote a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TurnRole {
+    /// The person.
+    User,
+    /// The model.
+    Assistant,
+}
+
+/// One turn of a pane's conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    /// Who wrote it.
+    pub role: TurnRole,
+    /// What was written.
+    pub content: String,
+}
+
+/// Per-pane settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PaneParams {
+    /// System prompt.
+    pub system: Option<String>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Most output tokens.
+    pub max_tokens: Option<u32>,
+}
+
+/// Ask one target for one answer, streamed to the pane `stream_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AskRequest {
+    /// Chosen by the UI, unique per running stream; `stop_stream` names it.
+    pub stream_id: u64,
+    /// `provider:model`.
+    pub target: String,
+    /// The pane's conversation, ending with the new user turn.
+    pub turns: Vec<Turn>,
+    /// Per-pane settings.
+    pub params: PaneParams,
+    /// Record the answer here in history (`None`: do not record).
+    #[serde(default)]
+    pub record: Option<RecordAt>,
+}
+
+/// Token counts (absent when the provider did not report them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCounts {
+    /// Prompt tokens, cached included.
+    pub input: Option<u64>,
+    /// Output tokens, reasoning included.
+    pub output: Option<u64>,
+    /// Cached prompt tokens.
+    pub cached_input: Option<u64>,
+    /// Reasoning tokens.
+    pub reasoning: Option<u64>,
+}
+
+/// One attempt in the trail of targets a request went through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailStep {
+    /// Provider id.
+    pub provider: String,
+    /// Model id.
+    pub model: String,
+    /// `ok`, `error` or `skipped`.
+    pub outcome: String,
+    /// The error kind or skip reason.
+    pub detail: Option<String>,
+}
+
+/// A failure, as the pane shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaneError {
+    /// The classified kind (`auth`, `rate_limited`, `interrupted`, ...).
+    pub kind: String,
+    /// The provider's own words where it gave some.
+    pub message: String,
+    /// HTTP status.
+    pub status: Option<u16>,
+    /// Seconds the provider asked to wait.
+    pub retry_after_s: Option<f64>,
+}
+
+/// The final readout of one answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerSummary {
+    /// Provider that answered (or failed last).
+    pub provider: String,
+    /// Model that answered.
+    pub model: String,
+    /// Why it stopped (`stop`, `length`, ...).
+    pub finish_reason: Option<String>,
+    /// Token counts.
+    pub tokens: TokenCounts,
+    /// Exact cost in USD, as a decimal string.
+    pub cost_usd: Option<String>,
+    /// The cost comes from estimated tokens.
+    pub cost_estimated: bool,
+    /// Time to first token (ms).
+    pub ttft_ms: Option<f64>,
+    /// Total time (ms).
+    pub total_ms: f64,
+    /// Output tokens per second over the generation phase.
+    pub tokens_per_s: Option<f64>,
+    /// Why it failed, if it did.
+    pub error: Option<PaneError>,
+    /// Every target tried, in order.
+    pub trail: Vec<TrailStep>,
+    /// After a failure mid-answer on a route: the next target, for the user
+    /// to try explicitly (a route never switches silently after text came).
+    #[serde(default)]
+    pub next_target: Option<String>,
+}
+
+/// One event of a pane's stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PaneEvent {
+    /// An attempt at a target started (a route may start several).
+    Attempt {
+        /// Provider id.
+        provider: String,
+        /// Model id.
+        model: String,
+    },
+    /// Text to append.
+    Delta {
+        /// The text.
+        text: String,
+    },
+    /// Reasoning text to append.
+    Reasoning {
+        /// The text.
+        text: String,
+    },
+    /// Readouts while streaming.
+    Progress {
+        /// Milliseconds from the send to the first token.
+        ttft_ms: Option<f64>,
+        /// Milliseconds since the send.
+        elapsed_ms: f64,
+        /// Token counts so far (as reported).
+        tokens: TokenCounts,
+    },
+    /// The answer ended (successfully or not); nothing follows.
+    Finished(Box<AnswerSummary>),
+}
+
+/// Parse an exact USD decimal (`"0.000123"`) into nano-dollars; `None`
+/// when it is not one (more than 9 decimals, a sign, not a number).
+pub fn usd_to_nanos(usd: &str) -> Option<i64> {
+    let (int, frac) = usd.trim().split_once('.').unwrap_or((usd.trim(), ""));
+    if int.is_empty() && frac.is_empty() || frac.len() > 9 {
+        return None;
+    }
+    if !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let int: i64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let frac: i64 = format!("{frac:0<9}").parse().ok()?;
+    int.checked_mul(1_000_000_000)?.checked_add(frac)
+}
+
+/// Show nano-dollars as `$0.000123` (at least two decimals, trailing zeros
+/// beyond them dropped).
+pub fn format_usd(nanos: i64) -> String {
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    let mut frac = format!("{:09}", n % 1_000_000_000);
+    while frac.len() > 2 && frac.ends_with('0') {
+        frac.pop();
+    }
+    format!("{sign}${}.{frac}", n / 1_000_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usd_strings_round_trip_through_nanos() {
+        assert_eq!(usd_to_nanos("0.000123"), Some(123_000));
+        assert_eq!(usd_to_nanos("1.5"), Some(1_500_000_000));
+        assert_eq!(usd_to_nanos("2"), Some(2_000_000_000));
+        assert_eq!(usd_to_nanos("0.0000000001"), None);
+        assert_eq!(usd_to_nanos("-1"), None);
+        assert_eq!(format_usd(123_000), "$0.000123");
+        assert_eq!(format_usd(1_500_000_000), "$1.50");
+        assert_eq!(format_usd(0), "$0.00");
+        let sum: i64 = ["0.1", "0.2"].iter().filter_map(|s| usd_to_nanos(s)).sum();
+        assert_eq!(format_usd(sum), "$0.30");
+    }
+}
+
+/// What testing a provider's key found out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderCheck {
+    /// Provider id.
+    pub provider: String,
+    /// The key (or keyless local server) works.
+    pub ok: bool,
+    /// Models the provider listed, when it worked.
+    pub models: Option<u64>,
+    /// The classified error kind, when it did not.
+    pub kind: Option<String>,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// A local model server found on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalServer {
+    /// Provider (preset) id: `ollama`, `lmstudio`, `llamacpp`, `vllm`.
+    pub provider: String,
+    /// Display name.
+    pub name: String,
+    /// Where it answered.
+    pub base_url: String,
+    /// Model ids it serves.
+    pub models: Vec<String>,
+}
+
+/// Store a key for a provider (the reply carries only its state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetKeyRequest {
+    /// Provider id.
+    pub provider: String,
+    /// The key; sent once, never returned.
+    pub key: String,
+}
+
+/// Where to record a pane's answer in history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordAt {
+    /// The conversation.
+    pub conversation: i64,
+    /// The user message the answer replies to.
+    pub user_message: i64,
+    /// The pane (0-based) that shows it.
+    pub pane: u32,
+}
+
+/// Start a round: record the user's prompt (in a new conversation when
+/// `conversation` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartRound {
+    /// The conversation to continue, if any.
+    pub conversation: Option<i64>,
+    /// The prompt.
+    pub prompt: String,
+}
+
+/// The ids a round was recorded under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundIds {
+    /// The conversation.
+    pub conversation: i64,
+    /// The user's message.
+    pub user_message: i64,
+}
+
+/// A conversation in the sidebar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Its id.
+    pub id: i64,
+    /// Its title.
+    pub title: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Last change (Unix ms).
+    pub updated_at_ms: i64,
+    /// Shown first.
+    pub pinned: bool,
+    /// Messages in it.
+    pub message_count: u64,
+    /// What its answers cost (exact decimal USD).
+    pub cost_usd: String,
+}
+
+/// One page of the sidebar's list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// The conversations, pinned first, then newest.
+    pub items: Vec<HistoryEntry>,
+    /// Pass back to get the next page.
+    pub next: Option<String>,
+}
+
+/// A search result: a conversation and the best matching passage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResult {
+    /// The conversation.
+    pub conversation: i64,
+    /// Its title.
+    pub title: String,
+    /// The matching message.
+    pub message: i64,
+    /// The passage: `(text, matched)` pieces (text is untrusted).
+    pub snippet: Vec<(String, bool)>,
+}
+
+/// A pane's answer as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedAnswer {
+    /// The pane (0-based).
+    pub pane: u32,
+    /// The target the pane used.
+    pub target: String,
+    /// The text.
+    pub text: String,
+    /// Reasoning text.
+    pub reasoning: String,
+    /// The readout.
+    pub summary: AnswerSummary,
+    /// The stored message's id (search results jump to it).
+    pub message: i64,
+}
+
+/// A prompt and the answers it got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedRound {
+    /// The user's message id.
+    pub user_message: i64,
+    /// The prompt.
+    pub prompt: String,
+    /// The latest answer of each pane.
+    pub answers: Vec<SavedAnswer>,
+}
+
+/// A conversation reopened from history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedConversation {
+    /// Its id.
+    pub id: i64,
+    /// Its title.
+    pub title: String,
+    /// The target of each pane, by pane index.
+    pub panes: Vec<String>,
+    /// Its rounds, oldest first.
+    pub rounds: Vec<SavedRound>,
+}

@@ -1,0 +1,5 @@
+//! `store-child`: see `switchboard_tests::store_child`.
+
+fn main() {
+    switchboard_tests::store_child::run();
+}

@@ -1,0 +1,879 @@
+//! The router against mock providers over real loopback HTTP, with faults
+//! injected: each test asserts the exact sequence of attempts a user would
+//! see in the trace (target, outcome, error kind or skip kind), and what the
+//! mock received.
+//!
+//! Targets are `a:a-model`, `b:b-model`, ... on one mock server, speaking
+//! different wire protocols, so fallbacks cross protocols. Backoffs,
+//! cooldowns and timers are milliseconds so the suite stays fast.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use switchboard_engine::hooks::{
+    AttemptOutcome, BudgetDenied, BudgetGate, CooldownState, HealthStore, MemoryHealth, NoBudgets,
+    Reservation, SettledCost, SpendContext,
+};
+use switchboard_engine::routing::{
+    CooldownSettings, Policy, PolicyViolation, RetrySettings, Route, RouteOutcome, RouteTarget,
+    Router, StaticKeys, Strategy, Weights, now_unix_ms,
+};
+use switchboard_engine::{
+    Catalog, ChatRequest, Config, Cost, ErrorKind, Price, ProviderConfig, ProviderKind, Secret,
+    Store, StreamEvent, Timeouts,
+};
+use switchboard_mock::{Fault, MockServer, Protocol, Scenario};
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+fn kind_of(p: Protocol) -> ProviderKind {
+    match p {
+        Protocol::OpenAi => ProviderKind::OpenAi,
+        Protocol::Anthropic => ProviderKind::Anthropic,
+        Protocol::Gemini => ProviderKind::Gemini,
+    }
+}
+
+/// Provider `id` on the mock, speaking `protocol`; its model is `<id>-model`.
+fn target(server: &MockServer, id: &str, protocol: Protocol) -> RouteTarget {
+    let provider = ProviderConfig::custom(id, kind_of(protocol), &server.base_url(protocol));
+    let mut t = RouteTarget::new(provider, format!("{id}-model"));
+    t.retries = 0;
+    t
+}
+
+/// a: OpenAI, b: Anthropic, c: Gemini, d: OpenAI, e: Anthropic.
+fn targets(server: &MockServer, ids: &[&str]) -> Vec<RouteTarget> {
+    ids.iter()
+        .map(|id| {
+            let protocol = match *id {
+                "a" | "d" => Protocol::OpenAi,
+                "b" | "e" => Protocol::Anthropic,
+                _ => Protocol::Gemini,
+            };
+            target(server, id, protocol)
+        })
+        .collect()
+}
+
+fn route(strategy: Strategy, targets: Vec<RouteTarget>) -> Route {
+    Route {
+        name: Some("r".into()),
+        strategy,
+        targets,
+        retry: RetrySettings {
+            backoff: Duration::from_millis(4),
+            max_backoff: Duration::from_secs(2),
+        },
+        cooldown: CooldownSettings {
+            after_failures: 3,
+            base: Duration::from_millis(300),
+            max: Duration::from_secs(5),
+        },
+        weights: Weights::default(),
+    }
+}
+
+fn router(health: Arc<dyn HealthStore>, budget: Arc<dyn BudgetGate>) -> Router {
+    Router::new(Catalog::new(), health, budget, Arc::new(StaticKeys::new()))
+}
+
+fn memory_router() -> (Router, Arc<MemoryHealth>) {
+    let health = Arc::new(MemoryHealth::default());
+    (
+        router(health.clone(), Arc::new(NoBudgets::default())),
+        health,
+    )
+}
+
+/// A catalog with config prices: `(provider, model, input, output)` per Mtok.
+fn priced(prices: &[(&str, &str, &str)]) -> Catalog {
+    let mut text = String::new();
+    for (id, input, output) in prices {
+        text.push_str(&format!(
+            "[providers.{id}]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n[[providers.{id}.models]]\nid = \"{id}-model\"\ninput_usd_per_mtok = \"{input}\"\noutput_usd_per_mtok = \"{output}\"\n"
+        ));
+    }
+    Config::parse(std::path::Path::new("/t/config.toml"), &text)
+        .unwrap()
+        .catalog()
+}
+
+fn request() -> ChatRequest {
+    ChatRequest::new("", "Say hello")
+}
+
+async fn run(router: &Router, route: &Route) -> RouteOutcome {
+    router
+        .run(route, &request(), &SpendContext::default(), |_| {})
+        .await
+}
+
+/// The trace as `target outcome`: `a:a-model ok`, `a:a-model error
+/// overloaded`, `b:b-model skipped budget`.
+fn seq(o: &RouteOutcome) -> Vec<String> {
+    o.attempts
+        .iter()
+        .map(|a| match &a.record.outcome {
+            AttemptOutcome::Ok => format!("{} ok", a.target),
+            AttemptOutcome::Error { kind, .. } => format!("{} error {kind}", a.target),
+            AttemptOutcome::Skipped { kind, .. } => format!("{} skipped {kind}", a.target),
+        })
+        .collect()
+}
+
+fn skip_reason(o: &RouteOutcome, i: usize) -> String {
+    match &o.attempts[i].record.outcome {
+        AttemptOutcome::Skipped { reason, .. } => reason.clone(),
+        other => panic!("attempt {i} was not skipped: {other:?}"),
+    }
+}
+
+/// Arrival times of the generation requests naming `model`.
+fn arrivals(server: &MockServer, model: &str) -> Vec<Instant> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.path.contains(model)
+                || r.body
+                    .as_ref()
+                    .and_then(|b| b.get("model"))
+                    .and_then(|m| m.as_str())
+                    == Some(model)
+        })
+        .map(|r| r.at)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Retries, Retry-After, fallbacks
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_then_the_same_target_answers() {
+    let server = Arc::new(MockServer::start().await.unwrap());
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(Fault::Status {
+            code: 429,
+            retry_after_s: Some(1),
+        }),
+    );
+    server.script("b-model", Scenario::default());
+    let (router, _) = memory_router();
+    let mut ts = targets(&server, &["a", "b"]);
+    ts[0].retries = 1;
+    let r = route(Strategy::Ordered, ts);
+    let task = tokio::spawn(async move { run(&router, &r).await });
+    // The 429 arrives at once; the mock is healthy again before the retry.
+    while server.hits("a-model") == 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.script(
+        "a-model",
+        Scenario::default().with_text(&["second ", "try"]),
+    );
+    let o = task.await.unwrap();
+
+    assert_eq!(
+        seq(&o),
+        vec!["a:a-model error rate_limited", "a:a-model ok"]
+    );
+    assert_eq!(o.result.text, "second try");
+    let first = o.attempts[0].error.as_ref().unwrap();
+    assert_eq!(first.retry_after, Some(Duration::from_secs(1)));
+    assert_eq!(o.attempts[1].retry, 1);
+    assert!(o.attempts[1].waited >= Duration::from_secs(1));
+    let at = arrivals(&server, "a-model");
+    assert_eq!(at.len(), 2);
+    let gap = at[1] - at[0];
+    assert!(
+        gap >= Duration::from_secs(1),
+        "the retry came {gap:?} after the 429, before its Retry-After"
+    );
+    assert!(
+        gap < Duration::from_millis(1500),
+        "waited far too long: {gap:?}"
+    );
+    assert_eq!(
+        server.hits("b-model"),
+        0,
+        "no fallback when the retry works"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_cap_moves_on_and_holds_the_target() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(Fault::Status {
+            code: 429,
+            retry_after_s: Some(30),
+        }),
+    );
+    server.script("b-model", Scenario::default());
+    let (router, health) = memory_router();
+    let mut ts = targets(&server, &["a", "b"]);
+    ts[0].retries = 3;
+    let r = route(Strategy::Ordered, ts);
+    let started = Instant::now();
+    let o = run(&router, &r).await;
+    assert_eq!(
+        seq(&o),
+        vec!["a:a-model error rate_limited", "b:b-model ok"]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "did not wait 30 s"
+    );
+    assert_eq!(
+        server.hits("a-model"),
+        1,
+        "no retry against a 30 s Retry-After"
+    );
+    // The provider asked for 30 s: the next request skips it.
+    let until = health.cooldown("a", "a-model").until_unix_ms.unwrap();
+    assert!(until - now_unix_ms() > 28_000);
+    let o = run(&router, &r).await;
+    assert_eq!(seq(&o), vec!["a:a-model skipped cooldown", "b:b-model ok"]);
+}
+
+#[tokio::test]
+async fn three_overloaded_answers_fall_back_to_the_second_target() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(Fault::Status {
+            code: 503,
+            retry_after_s: None,
+        }),
+    );
+    server.script("b-model", Scenario::default().with_text(&["from ", "b"]));
+    let (router, health) = memory_router();
+    let mut ts = targets(&server, &["a", "b"]);
+    ts[0].retries = 2;
+    let r = route(Strategy::Ordered, ts);
+    let o = run(&router, &r).await;
+    assert_eq!(
+        seq(&o),
+        vec![
+            "a:a-model error overloaded",
+            "a:a-model error overloaded",
+            "a:a-model error overloaded",
+            "b:b-model ok",
+        ]
+    );
+    assert!(o.is_ok());
+    assert_eq!(
+        (o.result.provider.as_str(), o.result.text.as_str()),
+        ("b", "from b")
+    );
+    assert_eq!(o.attempts[0].error.as_ref().unwrap().status, Some(503));
+    assert_eq!(
+        o.attempts.iter().map(|a| a.retry).collect::<Vec<_>>(),
+        vec![0, 1, 2, 0]
+    );
+    // Exponential backoff with equal jitter: [b/2, b], then [b, 2b].
+    let (w1, w2) = (o.attempts[1].waited, o.attempts[2].waited);
+    assert!(
+        (Duration::from_millis(2)..=Duration::from_millis(4)).contains(&w1),
+        "{w1:?}"
+    );
+    assert!(
+        (Duration::from_millis(4)..=Duration::from_millis(8)).contains(&w2),
+        "{w2:?}"
+    );
+    assert_eq!((server.hits("a-model"), server.hits("b-model")), (3, 1));
+    // Three failures in a row: a is cooling down.
+    let cd = health.cooldown("a", "a-model");
+    assert_eq!(cd.consecutive_failures, 3);
+    assert!(cd.until_unix_ms.unwrap() > now_unix_ms());
+    assert_eq!(o.next_target, None);
+    // The trace for storage carries the same attempts in the same order.
+    let trace = o.trace();
+    assert_eq!(trace.route.as_deref(), Some("r"));
+    assert_eq!(trace.attempts.len(), 4);
+    assert_eq!(trace.attempts[3].outcome, AttemptOutcome::Ok);
+    assert!(trace.attempts[3].ttft_ms.is_some());
+    assert!(trace.attempts[3].cost.is_none(), "no price in this catalog");
+}
+
+#[tokio::test]
+async fn an_auth_error_falls_back_at_once_without_a_retry() {
+    let server = MockServer::start().await.unwrap();
+    server.script("a-model", Scenario::default().with_key("the-right-key"));
+    server.script("b-model", Scenario::default());
+    let (router, _) = memory_router();
+    let mut ts = targets(&server, &["a", "b"]);
+    ts[0].retries = 3;
+    let o = run(&router, &route(Strategy::Ordered, ts)).await;
+    assert_eq!(seq(&o), vec!["a:a-model error auth", "b:b-model ok"]);
+    assert_eq!(o.attempts[1].waited, Duration::ZERO);
+    assert_eq!(server.hits("a-model"), 1);
+}
+
+#[tokio::test]
+async fn a_bad_request_ends_the_route_and_does_not_count_against_health() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(Fault::Status {
+            code: 400,
+            retry_after_s: None,
+        }),
+    );
+    server.script("b-model", Scenario::default());
+    let (router, health) = memory_router();
+    let mut ts = targets(&server, &["a", "b"]);
+    ts[0].retries = 3;
+    let o = run(&router, &route(Strategy::Ordered, ts)).await;
+    assert_eq!(seq(&o), vec!["a:a-model error bad_request"]);
+    assert_eq!(o.result.error.as_ref().unwrap().kind, ErrorKind::BadRequest);
+    assert_eq!(
+        server.hits("b-model"),
+        0,
+        "the same request would fail anywhere"
+    );
+    assert!(health.recent("a", "a-model", 10).is_empty());
+    assert_eq!(health.cooldown("a", "a-model"), CooldownState::default());
+}
+
+#[tokio::test]
+async fn a_context_too_long_error_falls_back_without_hurting_health() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(Fault::ContextTooLong),
+    );
+    server.script("b-model", Scenario::default());
+    let (router, health) = memory_router();
+    let o = run(
+        &router,
+        &route(Strategy::Ordered, targets(&server, &["a", "b"])),
+    )
+    .await;
+    assert_eq!(
+        seq(&o),
+        vec!["a:a-model error context_too_long", "b:b-model ok"]
+    );
+    assert!(health.recent("a", "a-model", 10).is_empty());
+    assert_eq!(health.recent("b", "b-model", 10).len(), 1);
+}
+
+#[tokio::test]
+async fn failures_before_the_first_token_fall_back() {
+    let server = MockServer::start().await.unwrap();
+    // A mid-stream error event before any token (OpenRouter's HTTP 200 error).
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(Fault::ErrorEventAfter(0)),
+    );
+    // No first token within the first-token timeout.
+    server.script(
+        "b-model",
+        Scenario::default().with_ttft(Duration::from_millis(500)),
+    );
+    server.script("c-model", Scenario::default().with_text(&["c answers"]));
+    let (router, _) = memory_router();
+    let mut ts = targets(&server, &["a", "b", "c"]);
+    ts[1].timeouts = Timeouts {
+        first_token: Duration::from_millis(60),
+        ..Timeouts::default()
+    };
+    let o = run(&router, &route(Strategy::Ordered, ts)).await;
+    let s = seq(&o);
+    assert_eq!(s.len(), 3, "{s:?}");
+    assert!(s[0].starts_with("a:a-model error "), "{s:?}");
+    assert_eq!(s[1..], ["b:b-model error timeout", "c:c-model ok"]);
+    assert_eq!(o.result.text, "c answers");
+    assert!(
+        o.attempts[1].record.total_ms < 400.0,
+        "{}",
+        o.attempts[1].record.total_ms
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Commit on first token
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn no_fallback_and_no_retry_ever_happens_after_the_first_token() {
+    let faults = [
+        (Fault::CutAfter(1), ErrorKind::Interrupted),
+        (Fault::StallAfter(1), ErrorKind::Timeout),
+        (Fault::GarbageAfter(1), ErrorKind::Malformed),
+        (Fault::ErrorEventAfter(1), ErrorKind::Overloaded),
+    ];
+    for protocol in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini] {
+        for (fault, kind) in &faults {
+            let server = MockServer::start().await.unwrap();
+            server.script(
+                "a-model",
+                Scenario::default()
+                    .with_text(&["Hello", " world", "!"])
+                    .with_fault(fault.clone()),
+            );
+            server.script("b-model", Scenario::default());
+            let (router, _) = memory_router();
+            let mut a = target(&server, "a", protocol);
+            a.retries = 3;
+            a.timeouts.idle = Duration::from_millis(80);
+            let r = route(
+                Strategy::Ordered,
+                vec![a, targets(&server, &["b"]).remove(0)],
+            );
+            let mut shown = String::new();
+            let o = router
+                .run(&r, &request(), &SpendContext::default(), |ev| {
+                    if let switchboard_engine::routing::RouteEvent::Stream { event, .. } = ev
+                        && let StreamEvent::TextDelta(t) = &event.event
+                    {
+                        shown.push_str(t);
+                    }
+                })
+                .await;
+            let case = format!("{protocol:?} {fault:?}");
+            assert_eq!(o.attempts.len(), 1, "{case}: {:?}", seq(&o));
+            let err = o
+                .result
+                .error
+                .as_ref()
+                .unwrap_or_else(|| panic!("{case}: ok"));
+            // Overloaded is retryable and allows fallback before a token:
+            // only the commit rule keeps it from either.
+            assert_eq!(err.kind, *kind, "{case}");
+            assert_eq!(o.result.text, "Hello", "{case}: the partial answer is kept");
+            assert_eq!(shown, "Hello", "{case}: only the committed target streamed");
+            assert_eq!(o.next_target.as_deref(), Some("b:b-model"), "{case}");
+            assert_eq!(server.hits("a-model"), 1, "{case}: no retry after a token");
+            assert_eq!(server.hits("b-model"), 0, "{case}: no silent fallback");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Budgets and policy
+// ---------------------------------------------------------------------------
+
+/// A budget gate that refuses one provider and logs every call.
+#[derive(Debug)]
+struct RefusingGate {
+    refuse: String,
+    log: Mutex<Vec<String>>,
+    next: AtomicU64,
+}
+
+impl RefusingGate {
+    fn new(refuse: &str) -> Self {
+        Self {
+            refuse: refuse.into(),
+            log: Mutex::new(Vec::new()),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl BudgetGate for RefusingGate {
+    fn reserve(&self, ctx: &SpendContext, estimate: Cost) -> Result<Reservation, BudgetDenied> {
+        if ctx.provider == self.refuse {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("refuse {}", ctx.provider));
+            return Err(BudgetDenied {
+                budget: "monthly".into(),
+                message: "spent $9.99 + held $0.00 + this $0.02 > limit $10.00".into(),
+            });
+        }
+        self.log.lock().unwrap().push(format!(
+            "reserve {}:{} {} route={:?}",
+            ctx.provider,
+            ctx.model,
+            estimate.nanos(),
+            ctx.route
+        ));
+        Ok(Reservation {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            amount: estimate,
+            context: ctx.clone(),
+        })
+    }
+
+    fn settle(&self, reservation: Reservation, actual: Option<SettledCost>) {
+        self.log.lock().unwrap().push(format!(
+            "settle {} {:?}",
+            reservation.context.provider,
+            actual.map(|a| (a.cost.nanos(), a.input_tokens, a.output_tokens))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn budget_refusals_are_skipped_and_every_attempt_is_reserved_then_settled() {
+    let server = MockServer::start().await.unwrap();
+    for m in ["a-model", "c-model"] {
+        server.script(m, Scenario::default());
+    }
+    server.script(
+        "b-model",
+        Scenario::default().with_fault(Fault::Status {
+            code: 503,
+            retry_after_s: None,
+        }),
+    );
+    let gate = Arc::new(RefusingGate::new("a"));
+    let catalog = priced(&[("a", "1", "1"), ("b", "2", "8"), ("c", "3", "15")]);
+    let router = Router::new(
+        catalog,
+        Arc::new(MemoryHealth::default()),
+        gate.clone(),
+        Arc::new(StaticKeys::new()),
+    );
+    let mut ts = targets(&server, &["a", "b", "c"]);
+    ts[1].retries = 1;
+    let r = route(Strategy::Ordered, ts);
+    let mut req = request();
+    req.params.max_tokens = Some(200);
+    let o = router.run(&r, &req, &SpendContext::default(), |_| {}).await;
+    assert_eq!(
+        seq(&o),
+        vec![
+            "a:a-model skipped budget",
+            "b:b-model error overloaded",
+            "b:b-model error overloaded",
+            "c:c-model ok",
+        ]
+    );
+    assert!(
+        skip_reason(&o, 0).contains("budget \"monthly\": spent $9.99"),
+        "{}",
+        skip_reason(&o, 0)
+    );
+    assert_eq!(server.hits("a-model"), 0);
+    // "Say hello" = 9 chars ≈ 3 tokens; 200 output tokens (max_tokens).
+    // b: 3 × $2/M + 200 × $8/M = $0.001606; c: 3 × $3/M + 200 × $15/M = $0.003009.
+    // The mock reports 12 input and 2 output tokens: c cost 12 × $3/M + 2 × $15/M.
+    assert_eq!(o.result.cost.unwrap().total.nanos(), 66_000);
+    assert_eq!(
+        gate.log(),
+        vec![
+            "refuse a",
+            "reserve b:b-model 1606000 route=Some(\"r\")",
+            "settle b None",
+            "reserve b:b-model 1606000 route=Some(\"r\")",
+            "settle b None",
+            "reserve c:c-model 3009000 route=Some(\"r\")",
+            "settle c Some((66000, Some(12), Some(2)))",
+        ],
+        "every attempt, retries and fallbacks included, is reserved and settled"
+    );
+
+    // When the budget refuses the only target, the request fails as `budget`.
+    let only_a = route(Strategy::Ordered, targets(&server, &["a"]));
+    let o = run(&router, &only_a).await;
+    assert_eq!(seq(&o), vec!["a:a-model skipped budget"]);
+    assert_eq!(o.result.error.as_ref().unwrap().kind, ErrorKind::Budget);
+}
+
+#[tokio::test]
+async fn policy_skips_name_the_rule_and_nothing_is_sent() {
+    let server = MockServer::start().await.unwrap();
+    for m in ["a-model", "b-model", "c-model", "d-model", "e-model"] {
+        server.script(m, Scenario::default());
+    }
+    let catalog = priced(&[("b", "1", "1"), ("c", "1", "10"), ("e", "0.5", "4")]);
+    let mut ts = targets(&server, &["a", "b", "c", "d", "e"]);
+    ts[1].provider.local = false; // b: a hosted provider, as far as policy knows
+    let policy = Policy {
+        allowed_providers: Some(vec!["b".into(), "c".into(), "d".into(), "e".into()]),
+        local_only: true,
+        max_usd_per_mtok: Some(Price::from_usd_per_mtok("5").unwrap()),
+    };
+    let router = Router::new(
+        catalog,
+        Arc::new(MemoryHealth::default()),
+        Arc::new(NoBudgets::default()),
+        Arc::new(StaticKeys::new().with("b", Secret::new("kb"))),
+    )
+    .with_policy(policy.clone());
+    let o = run(&router, &route(Strategy::Ordered, ts.clone())).await;
+    assert_eq!(
+        seq(&o),
+        vec![
+            "a:a-model skipped policy",
+            "b:b-model skipped policy",
+            "c:c-model skipped policy",
+            "d:d-model skipped policy",
+            "e:e-model ok",
+        ]
+    );
+    let expect = [
+        PolicyViolation::NotAllowed {
+            provider: "a".into(),
+            allowed: policy.allowed_providers.clone().unwrap(),
+        }
+        .to_string(),
+        PolicyViolation::NotLocal {
+            provider: "b".into(),
+            base_url: ts[1].provider.base_url.clone(),
+        }
+        .to_string(),
+        "output price $10/Mtok is above policy.max_usd_per_mtok ($5/Mtok)".into(),
+        "the price of d:d-model is unknown and policy.max_usd_per_mtok is $5/Mtok".into(),
+    ];
+    for (i, reason) in expect.iter().enumerate() {
+        assert_eq!(&skip_reason(&o, i), reason);
+    }
+    for m in ["a-model", "b-model", "c-model", "d-model"] {
+        assert_eq!(server.hits(m), 0, "{m} was sent despite the policy");
+    }
+
+    // Nothing allowed: the request fails as `policy`, with every reason.
+    let o = run(&router, &route(Strategy::Ordered, ts[..2].to_vec())).await;
+    let err = o.result.error.unwrap();
+    assert_eq!(err.kind, ErrorKind::Policy);
+    assert!(
+        err.message
+            .starts_with("no target of @r could run: a:a-model: provider \"a\""),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("b:b-model: policy.local_only"),
+        "{}",
+        err.message
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Health and cooldown
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn cooldown_is_entered_skipped_then_left_after_a_successful_probe() {
+    let server = MockServer::start().await.unwrap();
+    let failing = Scenario::default().with_fault(Fault::Status {
+        code: 503,
+        retry_after_s: None,
+    });
+    server.script("a-model", failing);
+    server.script("b-model", Scenario::default());
+    let (router, health) = memory_router();
+    let mut r = route(Strategy::Ordered, targets(&server, &["a", "b"]));
+    r.cooldown.after_failures = 2;
+    // Failure 1: still closed.
+    let o = run(&router, &r).await;
+    assert_eq!(seq(&o), vec!["a:a-model error overloaded", "b:b-model ok"]);
+    assert_eq!(health.cooldown("a", "a-model").until_unix_ms, None);
+    // Failure 2: cooling down for the base period.
+    let o = run(&router, &r).await;
+    assert_eq!(seq(&o), vec!["a:a-model error overloaded", "b:b-model ok"]);
+    let cd = health.cooldown("a", "a-model");
+    assert_eq!((cd.consecutive_failures, cd.level), (2, 1));
+    // Skipped while cooling down, with the reason.
+    let o = run(&router, &r).await;
+    assert_eq!(seq(&o), vec!["a:a-model skipped cooldown", "b:b-model ok"]);
+    assert!(
+        skip_reason(&o, 0).contains("after 2 failures in a row"),
+        "{}",
+        skip_reason(&o, 0)
+    );
+    assert_eq!(server.hits("a-model"), 2);
+    // After the cooldown one probe goes through; its success clears it.
+    server.script("a-model", Scenario::default().with_text(&["back"]));
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    let o = run(&router, &r).await;
+    assert_eq!(seq(&o), vec!["a:a-model ok"]);
+    assert!(
+        o.attempts[0].probe,
+        "the first attempt after a cooldown is a probe"
+    );
+    assert_eq!(health.cooldown("a", "a-model"), CooldownState::default());
+    let o = run(&router, &r).await;
+    assert_eq!(seq(&o), vec!["a:a-model ok"]);
+    assert!(!o.attempts[0].probe);
+    // Success rate over the window: 2 failures, 2 successes.
+    let stats = switchboard_engine::routing::HealthStats::of(health.as_ref(), "a", "a-model");
+    assert_eq!((stats.samples, stats.success_rate), (4, Some(0.5)));
+}
+
+#[tokio::test]
+async fn a_failed_probe_doubles_the_cooldown() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(Fault::Status {
+            code: 503,
+            retry_after_s: None,
+        }),
+    );
+    server.script("b-model", Scenario::default());
+    let (router, health) = memory_router();
+    let mut r = route(Strategy::Ordered, targets(&server, &["a", "b"]));
+    r.cooldown.after_failures = 1;
+    r.cooldown.base = Duration::from_millis(150);
+    run(&router, &r).await;
+    let first = health.cooldown("a", "a-model");
+    assert_eq!(first.level, 1);
+    tokio::time::sleep(Duration::from_millis(170)).await;
+    let o = run(&router, &r).await;
+    assert_eq!(seq(&o), vec!["a:a-model error overloaded", "b:b-model ok"]);
+    assert!(o.attempts[0].probe);
+    let second = health.cooldown("a", "a-model");
+    assert_eq!(second.level, 2);
+    let failed_at = o.attempts[0].record.started_unix_ms + o.attempts[0].record.total_ms as i64;
+    let period = second.until_unix_ms.unwrap() - failed_at;
+    assert!(
+        (295..=305).contains(&period),
+        "the second cooldown should last 2 × 150 ms, not {period} ms"
+    );
+}
+
+#[tokio::test]
+async fn when_every_target_is_cooling_down_the_one_ending_first_is_probed() {
+    let server = MockServer::start().await.unwrap();
+    server.script("a-model", Scenario::default());
+    server.script("b-model", Scenario::default().with_text(&["b probe"]));
+    let (router, health) = memory_router();
+    let now = now_unix_ms();
+    let cooling = |ms: i64| CooldownState {
+        consecutive_failures: 3,
+        until_unix_ms: Some(now + ms),
+        level: 1,
+    };
+    health.set_cooldown("a", "a-model", cooling(10_000));
+    health.set_cooldown("b", "b-model", cooling(5_000));
+    let o = run(
+        &router,
+        &route(Strategy::Ordered, targets(&server, &["a", "b"])),
+    )
+    .await;
+    assert_eq!(
+        seq(&o),
+        vec![
+            "a:a-model skipped cooldown",
+            "b:b-model skipped cooldown",
+            "b:b-model ok",
+        ]
+    );
+    assert!(o.attempts[2].probe);
+    assert_eq!(o.result.text, "b probe");
+    assert_eq!(server.hits("a-model"), 0);
+    assert_eq!(health.cooldown("b", "b-model"), CooldownState::default());
+}
+
+#[tokio::test]
+async fn a_cooldown_survives_a_new_process_through_the_health_file() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(Fault::Status {
+            code: 503,
+            retry_after_s: None,
+        }),
+    );
+    server.script("b-model", Scenario::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.sqlite3");
+    let mut ts = targets(&server, &["a", "b"]);
+    ts[0].retries = 2;
+    let mut r = route(Strategy::Ordered, ts);
+    r.cooldown.base = Duration::from_secs(30);
+    {
+        let first = router(
+            Store::open_at(&path).unwrap().health(),
+            Arc::new(NoBudgets::default()),
+        );
+        let o = run(&first, &r).await;
+        assert_eq!(o.attempts.len(), 4, "{:?}", seq(&o));
+    }
+    // A new router over a new store reading the same file: a new process.
+    let second = router(
+        Store::open_at(&path).unwrap().health(),
+        Arc::new(NoBudgets::default()),
+    );
+    let o = run(&second, &r).await;
+    assert_eq!(seq(&o), vec!["a:a-model skipped cooldown", "b:b-model ok"]);
+    assert_eq!(server.hits("a-model"), 3);
+}
+
+// ---------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn fastest_follows_measured_history_and_cheapest_follows_prices() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_ttft(Duration::from_millis(120)),
+    );
+    server.script(
+        "b-model",
+        Scenario::default().with_ttft(Duration::from_millis(5)),
+    );
+    server.script("c-model", Scenario::default());
+    let health = Arc::new(MemoryHealth::default());
+    let catalog = priced(&[("a", "0.1", "0.2"), ("b", "5", "20")]);
+    let router = Router::new(
+        catalog,
+        health.clone(),
+        Arc::new(NoBudgets::default()),
+        Arc::new(StaticKeys::new()),
+    );
+    // Seed the history: each target asked for directly, twice.
+    for t in targets(&server, &["a", "b"]) {
+        for _ in 0..2 {
+            let o = run(&router, &Route::single(t.clone())).await;
+            assert!(o.is_ok());
+        }
+    }
+    let fastest = route(Strategy::Fastest, targets(&server, &["c", "a", "b"]));
+    let plan = router.plan(&fastest, &request());
+    let order: Vec<String> = plan.entries.iter().map(|e| e.target.label()).collect();
+    assert_eq!(order, vec!["b:b-model", "a:a-model", "c:c-model"]);
+    let (b, a) = (&plan.entries[0], &plan.entries[1]);
+    assert_eq!(b.stats.samples, 2);
+    assert!(
+        (5.0..100.0).contains(&b.stats.ttft_p50_ms.unwrap()),
+        "{:?}",
+        b.stats
+    );
+    assert!(
+        (120.0..300.0).contains(&a.stats.ttft_p50_ms.unwrap()),
+        "{:?}",
+        a.stats
+    );
+    assert!(b.why.contains("TTFT p50"), "{}", b.why);
+    assert!(plan.entries[2].why.starts_with("no measurements yet"));
+    let o = run(&router, &fastest).await;
+    assert_eq!(seq(&o), vec!["b:b-model ok"]);
+
+    let cheapest = route(Strategy::Cheapest, targets(&server, &["c", "b", "a"]));
+    let o = run(&router, &cheapest).await;
+    assert_eq!(seq(&o), vec!["a:a-model ok"]);
+    let order: Vec<String> = router
+        .plan(&cheapest, &request())
+        .entries
+        .iter()
+        .map(|e| e.target.label())
+        .collect();
+    assert_eq!(order, vec!["a:a-model", "b:b-model", "c:c-model"]);
+}

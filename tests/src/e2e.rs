@@ -302,6 +302,19 @@ impl App {
         Ok(self.wait_for(css).await?.text().await?)
     }
 
+    /// Choose a model (or `@route`) in pane `pane` (1-based) of the compare
+    /// view through its picker: open it, search, click the first match.
+    pub async fn pick_model(&self, pane: usize, search: &str) -> anyhow::Result<()> {
+        let base = format!(".pane:nth-of-type({pane})");
+        self.click(&format!("{base} .picker-button")).await?;
+        self.type_into(&format!("{base} .picker-search"), search)
+            .await?;
+        self.click(&format!("{base} .picker-item")).await?;
+        self.wait_for_content(&format!("{base} .picker-label"), |t| t.contains(search))
+            .await?;
+        Ok(())
+    }
+
     /// The `textContent` of the first element matching `css` (all of its
     /// text, shown or clipped), or `None` when nothing matches.
     pub async fn text_content(&self, css: &str) -> anyhow::Result<Option<String>> {

@@ -53,17 +53,6 @@ fn nanos(u: MockUsage, input_micro: u64, output_micro: u64) -> i64 {
     i64::try_from((u.input * input_micro + u.output * output_micro + 500) / 1000).unwrap()
 }
 
-async fn pick(app: &App, pane: usize, search: &str) -> anyhow::Result<()> {
-    let base = format!(".pane:nth-of-type({pane})");
-    app.click(&format!("{base} .picker-button")).await?;
-    app.type_into(&format!("{base} .picker-search"), search)
-        .await?;
-    app.click(&format!("{base} .picker-item")).await?;
-    app.wait_for_text(&format!("{base} .picker-label"), |t| t.contains(search))
-        .await?;
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_panes_stream_their_own_answers_with_tokens_and_cost() -> anyhow::Result<()> {
     let server = MockServer::start().await?;
@@ -103,9 +92,9 @@ async fn three_panes_stream_their_own_answers_with_tokens_and_cost() -> anyhow::
     app.check(async {
         app.wait_for("#compare").await?;
         app.click("#add-pane").await?;
-        pick(&app, 1, "oa-model").await?;
-        pick(&app, 2, "an-model").await?;
-        pick(&app, 3, "gm-model").await?;
+        app.pick_model(1, "oa-model").await?;
+        app.pick_model(2, "an-model").await?;
+        app.pick_model(3, "gm-model").await?;
         app.type_into("#composer", "Say hello\u{E007}").await?;
 
         let expect = [
@@ -179,7 +168,7 @@ async fn html_and_script_in_a_reply_render_as_inert_text() -> anyhow::Result<()>
     std::fs::write(home.path().join("config.toml"), config(&server))?;
     let app = App::launch(Launch::new("inert").data_dir(home.path())).await?;
     app.check(async {
-        pick(&app, 1, "oa-model").await?;
+        app.pick_model(1, "oa-model").await?;
         app.type_into("#composer", "Reply with HTML\u{E007}").await?;
         let card = ".pane:nth-of-type(1) .answer-card";
         app.wait_for(&format!("{card}[data-status=\"done\"]")).await?;
@@ -223,7 +212,7 @@ async fn a_fast_provider_streams_every_piece_once_and_in_order() -> anyhow::Resu
     std::fs::write(home.path().join("config.toml"), config(&server))?;
     let app = App::launch(Launch::new("fast").data_dir(home.path())).await?;
     app.check(async {
-        pick(&app, 1, "oa-model").await?;
+        app.pick_model(1, "oa-model").await?;
         app.type_into("#composer", "Count\u{E007}").await?;
         let card = ".pane:nth-of-type(1) .answer-card";
         app.wait_for(&format!("{card}[data-status=\"done\"]"))
@@ -313,7 +302,7 @@ async fn a_failing_first_target_falls_back_and_the_trail_shows_it() -> anyhow::R
     std::fs::write(home.path().join("config.toml"), config(&server) + routes)?;
     let app = App::launch(Launch::new("fallback").data_dir(home.path())).await?;
     app.check(async {
-        pick(&app, 1, "@resilient").await?;
+        app.pick_model(1, "@resilient").await?;
         app.type_into("#composer", "Hello\u{E007}").await?;
         let card = ".pane:nth-of-type(1) .answer-card";
         app.wait_for(&format!("{card}[data-status=\"done\"]"))

@@ -42,10 +42,7 @@ async fn a_conversation_reopens_after_a_restart_and_is_found_by_search() -> anyh
     let app = App::launch(Launch::new("history-1").data_dir(home.path())).await?;
     app.check(async {
         app.wait_for("#conversations-empty").await?;
-        app.click(".pane:nth-of-type(1) .picker-button").await?;
-        app.type_into(".pane:nth-of-type(1) .picker-search", "oa-model")
-            .await?;
-        app.click(".pane:nth-of-type(1) .picker-item").await?;
+        app.pick_model(1, "oa-model").await?;
         app.type_into("#composer", "Tell me about quokkas\u{E007}")
             .await?;
         app.wait_for(".pane:nth-of-type(1) .answer-card[data-status=\"done\"]")
@@ -124,10 +121,7 @@ async fn incognito_conversations_leave_no_history() -> anyhow::Result<()> {
     let app = App::launch(Launch::new("incognito").data_dir(home.path())).await?;
     app.check(async {
         app.click("#incognito").await?;
-        app.click(".pane:nth-of-type(1) .picker-button").await?;
-        app.type_into(".pane:nth-of-type(1) .picker-search", "oa-model")
-            .await?;
-        app.click(".pane:nth-of-type(1) .picker-item").await?;
+        app.pick_model(1, "oa-model").await?;
         app.type_into("#composer", "Keep this between us\u{E007}")
             .await?;
         app.wait_for(".pane:nth-of-type(1) .answer-card[data-status=\"done\"]")

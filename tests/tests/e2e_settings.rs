@@ -76,9 +76,7 @@ async fn a_key_entered_in_settings_is_used_and_never_shown_again() -> anyhow::Re
 
         // The compare view uses it.
         app.click("#nav-compare").await?;
-        app.click(".pane:nth-of-type(1) .picker-button").await?;
-        app.type_into(".pane:nth-of-type(1) .picker-search", "oa-model").await?;
-        app.click(".pane:nth-of-type(1) .picker-item").await?;
+        app.pick_model(1, "oa-model").await?;
         app.type_into("#composer", "Hello\u{E007}").await?;
         let card = ".pane:nth-of-type(1) .answer-card";
         app.wait_for(&format!("{card}[data-status=\"done\"]")).await?;

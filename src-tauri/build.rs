@@ -20,6 +20,19 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "rename_conversation",
         "delete_conversation",
         "export_conversation",
+        "set_provider_enabled",
+        "set_provider_base_url",
+        "add_provider",
+        "save_route",
+        "delete_route",
+        "set_pinned",
+        "spend_overview",
+        "spend_status",
+        "save_budget",
+        "remove_budget",
+        "check_budgets",
+        "export_spend",
+        "set_tags",
     ]);
     let attributes = tauri_build::Attributes::new()
         .config_path("../tauri.conf.json")

@@ -12,6 +12,8 @@ use switchboard_protocol::{
     HistoryPage, IpcError, IpcErrorKind, KeyState, KeychainStatus, LocalServer, PaneEvent,
     ProviderCheck, RoundIds, SavedConversation, SearchResult, Sequenced, SetKeyRequest, StartRound,
 };
+use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
+use switchboard_protocol::{NewProvider, SaveRoute};
 use tauri::ipc::Channel;
 
 /// What every command can reach.
@@ -229,6 +231,146 @@ async fn export_conversation(
     on_store(&state, move |c| c.export_conversation(id, &format)).await
 }
 
+/// A refused config.toml edit: the message names the file, line and field.
+fn config_error(e: switchboard_engine::ConfigError) -> IpcError {
+    IpcError {
+        kind: IpcErrorKind::InvalidConfig,
+        message: e.to_string(),
+    }
+}
+
+/// Runs a blocking config.toml edit off the IPC thread.
+async fn on_config(
+    state: &tauri::State<'_, AppState>,
+    f: impl FnOnce(&ChatService) -> Result<(), switchboard_engine::ConfigError> + Send + 'static,
+) -> Result<(), IpcError> {
+    let chat = Arc::clone(&state.chat);
+    tokio::task::spawn_blocking(move || f(&chat))
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(config_error)
+}
+
+#[tauri::command]
+async fn set_provider_enabled(
+    state: tauri::State<'_, AppState>,
+    provider: String,
+    enabled: bool,
+) -> Result<(), IpcError> {
+    on_config(&state, move |c| c.set_provider_enabled(&provider, enabled)).await
+}
+
+#[tauri::command]
+async fn set_provider_base_url(
+    state: tauri::State<'_, AppState>,
+    provider: String,
+    base_url: String,
+) -> Result<(), IpcError> {
+    on_config(&state, move |c| {
+        c.set_provider_base_url(&provider, &base_url)
+    })
+    .await
+}
+
+#[tauri::command]
+async fn add_provider(
+    state: tauri::State<'_, AppState>,
+    request: NewProvider,
+) -> Result<(), IpcError> {
+    on_config(&state, move |c| c.add_provider(&request)).await
+}
+
+#[tauri::command]
+async fn save_route(state: tauri::State<'_, AppState>, request: SaveRoute) -> Result<(), IpcError> {
+    on_config(&state, move |c| c.save_route(&request)).await
+}
+
+#[tauri::command]
+async fn delete_route(state: tauri::State<'_, AppState>, name: String) -> Result<(), IpcError> {
+    on_config(&state, move |c| c.delete_route(&name)).await
+}
+
+#[tauri::command]
+async fn set_pinned(
+    state: tauri::State<'_, AppState>,
+    id: i64,
+    pinned: bool,
+) -> Result<(), IpcError> {
+    on_store(&state, move |c| c.set_pinned(id, pinned)).await
+}
+
+fn budget_error(e: switchboard_engine::budgets::BudgetEditError) -> IpcError {
+    use switchboard_engine::budgets::BudgetEditError;
+    let kind = match e {
+        BudgetEditError::Invalid { .. } => IpcErrorKind::InvalidInput,
+        BudgetEditError::Config(_) => IpcErrorKind::InvalidConfig,
+    };
+    IpcError {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+#[tauri::command]
+async fn spend_overview(
+    state: tauri::State<'_, AppState>,
+    request: SpendQuery,
+) -> Result<SpendOverview, IpcError> {
+    on_store(&state, move |c| c.spend_overview(&request)).await
+}
+
+#[tauri::command]
+async fn spend_status(state: tauri::State<'_, AppState>) -> Result<SpendStatus, IpcError> {
+    on_store(&state, move |c| c.spend_status()).await
+}
+
+#[tauri::command]
+async fn save_budget(
+    state: tauri::State<'_, AppState>,
+    request: BudgetInput,
+) -> Result<(), IpcError> {
+    let chat = Arc::clone(&state.chat);
+    tokio::task::spawn_blocking(move || chat.save_budget(&request))
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(budget_error)
+}
+
+#[tauri::command]
+async fn remove_budget(state: tauri::State<'_, AppState>, name: String) -> Result<(), IpcError> {
+    let chat = Arc::clone(&state.chat);
+    tokio::task::spawn_blocking(move || chat.remove_budget(&name))
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(budget_error)
+}
+
+#[tauri::command]
+async fn check_budgets(
+    state: tauri::State<'_, AppState>,
+    requests: Vec<AskRequest>,
+) -> Result<Vec<BudgetCheck>, IpcError> {
+    on_store(&state, move |c| Ok(c.check_budgets(&requests))).await
+}
+
+#[tauri::command]
+async fn export_spend(
+    state: tauri::State<'_, AppState>,
+    from: String,
+    to: String,
+) -> Result<String, IpcError> {
+    on_store(&state, move |c| c.export_spend(&from, &to)).await
+}
+
+#[tauri::command]
+async fn set_tags(
+    state: tauri::State<'_, AppState>,
+    id: i64,
+    tags: Vec<String>,
+) -> Result<Vec<String>, IpcError> {
+    on_store(&state, move |c| c.set_tags(id, &tags)).await
+}
+
 /// Start the app and block until its window closes.
 pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = DataDir::resolve()?;
@@ -256,7 +398,20 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             open_conversation,
             rename_conversation,
             delete_conversation,
-            export_conversation
+            export_conversation,
+            set_provider_enabled,
+            set_provider_base_url,
+            add_provider,
+            save_route,
+            delete_route,
+            set_pinned,
+            spend_overview,
+            spend_status,
+            save_budget,
+            remove_budget,
+            check_budgets,
+            export_spend,
+            set_tags
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))?;
     Ok(())

@@ -302,6 +302,16 @@ impl App {
         Ok(self.wait_for(css).await?.text().await?)
     }
 
+    /// Open the settings page and wait until it has settled (the local
+    /// server scan moves everything below it once it finishes).
+    pub async fn open_settings(&self) -> anyhow::Result<()> {
+        self.click("#nav-settings").await?;
+        self.wait_for_content("#local-servers", |t| !t.contains("Looking for"))
+            .await?;
+        self.wait_for("#provider-list").await?;
+        Ok(())
+    }
+
     /// Choose a model (or `@route`) in pane `pane` (1-based) of the compare
     /// view through its picker: open it, search, click the first match.
     pub async fn pick_model(&self, pane: usize, search: &str) -> anyhow::Result<()> {

@@ -56,7 +56,7 @@ async fn a_key_entered_in_settings_is_used_and_never_shown_again() -> anyhow::Re
     let app = App::launch(launch).await?;
     app.check(async {
         app.wait_for_text("#status-keychain", |t| t == "Keychain ready").await?;
-        app.click("#nav-settings").await?;
+        app.open_settings().await?;
         let row = "[data-provider=\"oa\"]";
         app.wait_for_text(&format!("{row} .key-state"), |t| t == "no key").await?;
         app.type_into(&format!("{row} .key-input"), KEY).await?;

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::components::{Sidebar, StatusBar};
-use crate::pages::{ComparePage, EchoPage, SettingsPage};
+use crate::pages::{ComparePage, EchoPage, SettingsPage, SpendPage};
 
 /// The page shown in the main area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +12,8 @@ pub enum Page {
     Compare,
     /// Providers, keys, local servers.
     Settings,
+    /// Spend, budgets, ledger export.
+    Spend,
     /// The echo round trip (IPC diagnostics).
     Diagnostics,
 }
@@ -83,6 +85,7 @@ pub fn App() -> impl IntoView {
                 {move || match page.get() {
                     Page::Compare => view! { <ComparePage /> }.into_any(),
                     Page::Settings => view! { <SettingsPage /> }.into_any(),
+                    Page::Spend => view! { <SpendPage /> }.into_any(),
                     Page::Diagnostics => view! { <EchoPage /> }.into_any(),
                 }}
             </main>

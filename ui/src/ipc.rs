@@ -15,6 +15,8 @@ use switchboard_protocol::{
     SavedConversation, SearchResult, SequenceBuffer, Sequenced, SetKeyRequest, StartRound,
     commands,
 };
+use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
+use switchboard_protocol::{NewProvider, SaveRoute};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -261,4 +263,99 @@ pub async fn export_conversation(id: i64, format: &str) -> Result<String, IpcErr
     let args = id_args(id)?;
     set(&args, "format", &JsValue::from_str(format))?;
     invoke(commands::EXPORT_CONVERSATION, &args).await
+}
+
+/// Turn a provider on or off in config.toml.
+pub async fn set_provider_enabled(provider: &str, enabled: bool) -> Result<(), IpcError> {
+    let args = provider_args(provider)?;
+    set(&args, "enabled", &JsValue::from_bool(enabled))?;
+    invoke(commands::SET_PROVIDER_ENABLED, &args).await
+}
+
+/// Change a provider's base URL in config.toml.
+pub async fn set_provider_base_url(provider: &str, base_url: &str) -> Result<(), IpcError> {
+    let args = provider_args(provider)?;
+    set(&args, "baseUrl", &JsValue::from_str(base_url))?;
+    invoke(commands::SET_PROVIDER_BASE_URL, &args).await
+}
+
+/// Add a custom OpenAI-compatible provider to config.toml.
+pub async fn add_provider(request: &NewProvider) -> Result<(), IpcError> {
+    let args = Object::new();
+    set(&args, "request", &to_js(request)?)?;
+    invoke(commands::ADD_PROVIDER, &args).await
+}
+
+/// Create, change or rename a route in config.toml.
+pub async fn save_route(request: &SaveRoute) -> Result<(), IpcError> {
+    let args = Object::new();
+    set(&args, "request", &to_js(request)?)?;
+    invoke(commands::SAVE_ROUTE, &args).await
+}
+
+/// Remove a route from config.toml.
+pub async fn delete_route(name: &str) -> Result<(), IpcError> {
+    let args = Object::new();
+    set(&args, "name", &JsValue::from_str(name))?;
+    invoke(commands::DELETE_ROUTE, &args).await
+}
+
+/// Pin a conversation (listed first) or unpin it.
+pub async fn set_pinned(id: i64, pinned: bool) -> Result<(), IpcError> {
+    let args = id_args(id)?;
+    set(&args, "pinned", &JsValue::from_bool(pinned))?;
+    invoke(commands::SET_PINNED, &args).await
+}
+
+/// Spend totals, the chart's cells, the table and every budget.
+pub async fn spend_overview(days: u32, by: &str) -> Result<SpendOverview, IpcError> {
+    let args = Object::new();
+    let request = SpendQuery {
+        days,
+        by: by.to_owned(),
+    };
+    set(&args, "request", &to_js(&request)?)?;
+    invoke(commands::SPEND_OVERVIEW, &args).await
+}
+
+/// Today's spend and the tightest budget, for the status bar.
+pub async fn spend_status() -> Result<SpendStatus, IpcError> {
+    invoke(commands::SPEND_STATUS, &Object::new()).await
+}
+
+/// Add or replace a budget in config.toml.
+pub async fn save_budget(request: &BudgetInput) -> Result<(), IpcError> {
+    let args = Object::new();
+    set(&args, "request", &to_js(request)?)?;
+    invoke(commands::SAVE_BUDGET, &args).await
+}
+
+/// Remove a budget from config.toml.
+pub async fn remove_budget(name: &str) -> Result<(), IpcError> {
+    let args = Object::new();
+    set(&args, "name", &JsValue::from_str(name))?;
+    invoke(commands::REMOVE_BUDGET, &args).await
+}
+
+/// Which panes' requests budgets would refuse (or move on), before sending.
+pub async fn check_budgets(requests: &[AskRequest]) -> Result<Vec<BudgetCheck>, IpcError> {
+    let args = Object::new();
+    set(&args, "requests", &to_js(&requests)?)?;
+    invoke(commands::CHECK_BUDGETS, &args).await
+}
+
+/// Write the ledger from `from` to `to` (`YYYY-MM-DD`, inclusive) as CSV;
+/// returns the file written.
+pub async fn export_spend(from: &str, to: &str) -> Result<String, IpcError> {
+    let args = Object::new();
+    set(&args, "from", &JsValue::from_str(from))?;
+    set(&args, "to", &JsValue::from_str(to))?;
+    invoke(commands::EXPORT_SPEND, &args).await
+}
+
+/// Replace a conversation's tags; returns them as stored.
+pub async fn set_tags(id: i64, tags: &[String]) -> Result<Vec<String>, IpcError> {
+    let args = id_args(id)?;
+    set(&args, "tags", &to_js(&tags)?)?;
+    invoke(commands::SET_TAGS, &args).await
 }

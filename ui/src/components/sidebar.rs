@@ -1,7 +1,10 @@
 //! The sidebar: navigation, the conversation history (pinned first, a page
 //! at a time), full-text search with highlighted snippets that open the
-//! conversation at the matching message, and rename / delete (with undo) /
-//! export for each conversation.
+//! conversation at the matching message, and pin / rename / delete (with
+//! undo) / export for each conversation. The list is virtualized: rows have
+//! a fixed height and only those in view (plus a margin) are in the page,
+//! so thousands of conversations scroll smoothly; the next page loads when
+//! the end comes near.
 
 use leptos::html;
 use leptos::prelude::*;
@@ -55,6 +58,13 @@ fn reveal(message: i64) {
         std::time::Duration::from_millis(120),
     );
 }
+
+/// Height of one conversation row (CSS `.history-item` matches it).
+const ROW_PX: f64 = 50.0;
+/// Rows kept in the page above and below the visible ones.
+const MARGIN_ROWS: usize = 10;
+/// Load the next page when fewer rows than this remain below the view.
+const LOAD_AHEAD_ROWS: f64 = 15.0;
 
 #[component]
 fn HistoryItem(
@@ -121,12 +131,24 @@ fn HistoryItem(
             }
         });
     };
+    let pinned = entry.pinned;
+    let pin = move |_| {
+        spawn_local(async move {
+            match ipc::set_pinned(id, !pinned).await {
+                // Reload from the first page: the store decides the order.
+                Ok(()) => compare.history_version.update(|v| *v += 1),
+                Err(e) => compare
+                    .notice
+                    .set(Some(format!("Pin failed: {}", e.message))),
+            }
+        });
+    };
     let cost = usd_to_nanos(&entry.cost_usd)
         .filter(|n| *n > 0)
         .map(format_usd);
     let active = move || compare.conversation.get() == Some(id);
     view! {
-        <li class="history-item" class:active=active data-conversation=id.to_string()>
+        <li class="history-item" class:active=active class:pinned=pinned data-conversation=id.to_string()>
             <Show when=move || editing.get() fallback=move || view! {
                 <button class="history-open" on:click=move |_| open(compare, page, id, None) title="Open">
                     <span class="history-title">{move || title.get()}</span>
@@ -146,6 +168,8 @@ fn HistoryItem(
                 {cost.map(|c| format!(" · {c}"))}
             </div>
             <div class="history-actions">
+                <button class="icon history-pin" title=if pinned { "Unpin" } else { "Pin to the top" }
+                    aria-pressed=pinned.to_string() on:click=pin>"📌"</button>
                 <button class="icon" title="Rename" on:click=move |_| {
                     editing.set(true);
                     set_timeout(move || { if let Some(el) = input.get_untracked() { let _ = el.focus(); } }, std::time::Duration::from_millis(10));
@@ -184,15 +208,24 @@ pub fn Sidebar() -> impl IntoView {
             }
         });
     });
-    let more = move |_| {
-        let after = next.get_untracked();
+    let loading = RwSignal::new(false);
+    let load_more = move || {
+        if loading.get_untracked() {
+            return;
+        }
+        let Some(after) = next.get_untracked() else {
+            return;
+        };
+        loading.set(true);
         spawn_local(async move {
-            if let Ok(p) = ipc::list_conversations(after).await {
+            if let Ok(p) = ipc::list_conversations(Some(after)).await {
                 items.update(|i| i.extend(p.items));
                 next.set(p.next);
             }
+            loading.set(false);
         });
     };
+    let more = move |_| load_more();
     let run_search = move |q: String| {
         query.set(q.clone());
         if q.trim().is_empty() {
@@ -228,13 +261,54 @@ pub fn Sidebar() -> impl IntoView {
             </li>
         }
     };
-    let visible = move || {
+    let visible = Memo::new(move |_| {
         let gone = deleted.get();
         items
             .get()
             .into_iter()
             .filter(|e| !gone.contains(&e.id))
             .collect::<Vec<_>>()
+    });
+    // The virtualized window over `visible`.
+    let scroller = NodeRef::<html::Div>::new();
+    let scroll_top = RwSignal::new(0.0_f64);
+    let viewport = RwSignal::new(600.0_f64);
+    let measure = move || {
+        let Some(el) = scroller.get_untracked() else {
+            return;
+        };
+        scroll_top.set(f64::from(el.scroll_top()));
+        viewport.set(f64::from(el.client_height()).max(ROW_PX));
+        let rows_below = (f64::from(el.scroll_height())
+            - f64::from(el.scroll_top())
+            - f64::from(el.client_height()))
+            / ROW_PX;
+        if rows_below < LOAD_AHEAD_ROWS {
+            load_more();
+        }
+    };
+    Effect::new(move |_| {
+        // Measure once the list is in the page, and after each page.
+        scroller.track();
+        visible.track();
+        request_animation_frame(measure);
+    });
+    let _resize = window_event_listener(leptos::ev::resize, move |_| measure());
+    let range = Memo::new(move |_| {
+        let n = visible.with(Vec::len);
+        let first = ((scroll_top.get() / ROW_PX).floor() as usize).saturating_sub(MARGIN_ROWS);
+        let shown = (viewport.get() / ROW_PX).ceil() as usize + 2 * MARGIN_ROWS;
+        let first = first.min(n);
+        (first, (first + shown).min(n), n)
+    });
+    let rows = move || {
+        let (first, end, _) = range.get();
+        visible.with(|v| v[first..end].to_vec())
+    };
+    let pad_top = move || format!("{}px", range.get().0 as f64 * ROW_PX);
+    let pad_bottom = move || {
+        let (_, end, n) = range.get();
+        format!("{}px", (n - end) as f64 * ROW_PX)
     };
     let undo =
         move || {
@@ -253,6 +327,7 @@ pub fn Sidebar() -> impl IntoView {
             </div>
             <ul class="nav">
                 {item(Page::Compare, "nav-compare", "Compare")}
+                {item(Page::Spend, "nav-spend", "Spend")}
                 {item(Page::Settings, "nav-settings", "Settings")}
                 {item(Page::Diagnostics, "nav-diagnostics", "Echo round trip")}
             </ul>
@@ -285,14 +360,18 @@ pub fn Sidebar() -> impl IntoView {
             <section class="sidebar-section">
                 <h2 class="sidebar-heading">"Conversations"</h2>
                 {undo}
-                <Show when=move || !visible().is_empty() fallback=|| view! {
+                <Show when=move || !visible.with(Vec::is_empty) fallback=|| view! {
                     <p class="sidebar-empty" id="conversations-empty">"No conversations yet."</p>
                 }>
-                    <ul class="history-list" id="history-list">
-                        <For each=visible key=|e| (e.id, e.updated_at_ms) let:entry>
-                            <HistoryItem entry=entry compare=compare deleted=deleted />
-                        </For>
-                    </ul>
+                    <div class="history-scroll" id="history-scroll" node_ref=scroller on:scroll=move |_| measure()>
+                        <ul class="history-list" id="history-list" data-total=move || range.get().2.to_string()>
+                            <li class="history-pad" aria-hidden="true" style:height=pad_top></li>
+                            <For each=rows key=|e| (e.id, e.updated_at_ms, e.pinned) let:entry>
+                                <HistoryItem entry=entry compare=compare deleted=deleted />
+                            </For>
+                            <li class="history-pad" aria-hidden="true" style:height=pad_bottom></li>
+                        </ul>
+                    </div>
                 </Show>
                 <Show when=move || next.get().is_some()>
                     <button class="small load-more" on:click=more>"Load more"</button>

@@ -1,5 +1,6 @@
 use leptos::prelude::*;
-use switchboard_protocol::KeychainStatus;
+use leptos::task::spawn_local;
+use switchboard_protocol::{KeychainStatus, SpendStatus, format_usd, usd_to_nanos};
 
 use crate::app::Theme;
 use crate::ipc;
@@ -8,6 +9,49 @@ use crate::ipc;
 pub fn StatusBar() -> impl IntoView {
     let theme = use_context::<RwSignal<Theme>>();
     let info = LocalResource::new(ipc::app_info);
+    // Today's spend and the tightest budget: answers land in the ledger from
+    // any pane (or another process), so it is read again every few seconds.
+    let spend = RwSignal::new(None::<SpendStatus>);
+    let refresh = move || {
+        spawn_local(async move {
+            if let Ok(s) = ipc::spend_status().await {
+                spend.set(Some(s));
+            }
+        })
+    };
+    refresh();
+    set_interval(refresh, std::time::Duration::from_secs(2));
+    let spend_view = move || {
+        spend.get().map(|s| {
+            let money = |usd: &str| usd_to_nanos(usd).map_or_else(|| usd.to_owned(), format_usd);
+            let today = format!("Today {}", money(&s.today_usd));
+            let budget = s.tightest.map(|b| {
+                let class = match b.state.as_str() {
+                    "exceeded" => "status-item err",
+                    "warning" => "status-item warn",
+                    _ => "status-item",
+                };
+                let title = format!(
+                    "{} budget \"{}\" ({}): {} of {} spent{}",
+                    b.period,
+                    b.name,
+                    b.scope,
+                    money(&b.spent_usd),
+                    money(&b.limit_usd),
+                    if b.hard { ", hard stop" } else { ", warn only" }
+                );
+                view! {
+                    <span class=class id="status-budget" title=title>
+                        {format!("{}: {} left", b.name, money(&b.remaining_usd))}
+                    </span>
+                }
+            });
+            view! {
+                <span class="status-item" id="status-spend" title="Spent today (UTC)">{today}</span>
+                {budget}
+            }
+        })
+    };
 
     let toggle = move |_| {
         if let Some(t) = theme {
@@ -58,6 +102,7 @@ pub fn StatusBar() -> impl IntoView {
                 }}
             </Suspense>
             <span class="status-spacer"></span>
+            {spend_view}
             <button class="status-button" id="theme-toggle" on:click=toggle>
                 {theme_label}
             </button>

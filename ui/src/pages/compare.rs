@@ -25,6 +25,23 @@ use crate::markdown;
 /// Most panes side by side.
 pub const MAX_PANES: usize = 8;
 
+thread_local! {
+    /// The owner the compare state was made under (the app's). Panes and
+    /// answers outlive the compare page (switching to another page and
+    /// back keeps them), so their signals belong to it, not to whichever
+    /// page or handler happened to create them: those are disposed when
+    /// the page goes, and a later read would panic.
+    static STATE_OWNER: std::cell::RefCell<Option<Owner>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` under the compare state's owner.
+fn owned<T>(f: impl FnOnce() -> T) -> T {
+    match STATE_OWNER.with(|o| o.borrow().clone()) {
+        Some(owner) => owner.with(f),
+        None => f(),
+    }
+}
+
 fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -66,7 +83,7 @@ pub struct Answer {
 
 impl Answer {
     fn new(target: String) -> Self {
-        Self {
+        owned(|| Self {
             stream_id: RwSignal::new(next_id()),
             target: RwSignal::new(target),
             text: RwSignal::new(String::new()),
@@ -77,7 +94,7 @@ impl Answer {
             node: NodeRef::new(),
             chosen: RwSignal::new(false),
             message: RwSignal::new(None),
-        }
+        })
     }
 
     fn reset(&self) {
@@ -116,14 +133,14 @@ pub struct Pane {
 
 impl Pane {
     fn new(target: String) -> Self {
-        Self {
+        owned(|| Self {
             id: next_id(),
             target: RwSignal::new(target),
             system: RwSignal::new(String::new()),
             temperature: RwSignal::new(None),
             max_tokens: RwSignal::new(None),
             show_settings: RwSignal::new(false),
-        }
+        })
     }
 
     fn params(&self) -> PaneParams {
@@ -154,6 +171,8 @@ pub struct CompareState {
     pub history_version: RwSignal<u64>,
     /// A message for the user (history off, export written, ...).
     pub notice: RwSignal<Option<String>>,
+    /// The conversation's tags (spend is attributed to them).
+    pub tags: RwSignal<Vec<String>>,
 }
 
 impl Default for CompareState {
@@ -164,6 +183,9 @@ impl Default for CompareState {
 
 impl CompareState {
     pub fn new() -> Self {
+        if let Some(owner) = Owner::current() {
+            STATE_OWNER.with(|o| *o.borrow_mut() = Some(owner));
+        }
         Self {
             panes: RwSignal::new(vec![Pane::new(String::new()), Pane::new(String::new())]),
             rounds: RwSignal::new(Vec::new()),
@@ -175,6 +197,7 @@ impl CompareState {
             incognito: RwSignal::new(false),
             history_version: RwSignal::new(0),
             notice: RwSignal::new(None),
+            tags: RwSignal::new(Vec::new()),
         }
     }
 
@@ -184,6 +207,7 @@ impl CompareState {
         self.rounds.set(Vec::new());
         self.conversation.set(None);
         self.title.set(String::new());
+        self.tags.set(Vec::new());
     }
 
     /// Show a stored conversation: its panes' targets and every round.
@@ -217,10 +241,12 @@ impl CompareState {
                         Some((pane.id, answer))
                     })
                     .collect(),
-                ids: RwSignal::new(Some(RoundIds {
-                    conversation: saved.id,
-                    user_message: r.user_message,
-                })),
+                ids: owned(|| {
+                    RwSignal::new(Some(RoundIds {
+                        conversation: saved.id,
+                        user_message: r.user_message,
+                    }))
+                }),
             })
             .collect();
         self.expanded.set(None);
@@ -228,6 +254,31 @@ impl CompareState {
         self.rounds.set(rounds);
         self.conversation.set(Some(saved.id));
         self.title.set(saved.title);
+        self.tags.set(saved.tags);
+    }
+
+    /// Set the conversation's tags (saved at once when it is recorded,
+    /// else with its first prompt).
+    pub fn set_tags(&self, tags: Vec<String>) {
+        self.tags.set(tags.clone());
+        let Some(id) = self.conversation.get_untracked() else {
+            return;
+        };
+        if self.incognito.get_untracked() {
+            return;
+        }
+        let state = *self;
+        spawn_local(async move {
+            match ipc::set_tags(id, &tags).await {
+                Ok(stored) => {
+                    state.tags.set(stored);
+                    state.history_version.update(|v| *v += 1);
+                }
+                Err(e) => state
+                    .notice
+                    .set(Some(format!("Tags not saved: {}", e.message))),
+            }
+        });
     }
 
     fn pane_index(&self, pane: u64) -> u32 {
@@ -292,22 +343,7 @@ impl CompareState {
         answer: Answer,
         ids: Option<RoundIds>,
     ) {
-        let mut turns = self.history(pane.id, round_id);
-        turns.push(Turn {
-            role: TurnRole::User,
-            content: prompt,
-        });
-        let request = AskRequest {
-            stream_id: answer.stream_id.get_untracked(),
-            target: answer.target.get_untracked(),
-            turns,
-            params: pane.params(),
-            record: ids.map(|i| RecordAt {
-                conversation: i.conversation,
-                user_message: i.user_message,
-                pane: self.pane_index(pane.id),
-            }),
-        };
+        let request = self.request(pane, round_id, prompt, answer, ids);
         let history = self.history_version;
         spawn_local(async move {
             let result = ipc::ask(&request, move |event| on_event(answer, event)).await;
@@ -321,6 +357,63 @@ impl CompareState {
                 history.update(|v| *v += 1);
             }
         });
+    }
+
+    /// The request for `answer` in `pane`.
+    fn request(
+        &self,
+        pane: Pane,
+        round_id: u64,
+        prompt: String,
+        answer: Answer,
+        ids: Option<RoundIds>,
+    ) -> AskRequest {
+        let mut turns = self.history(pane.id, round_id);
+        turns.push(Turn {
+            role: TurnRole::User,
+            content: prompt,
+        });
+        AskRequest {
+            stream_id: answer.stream_id.get_untracked(),
+            target: answer.target.get_untracked(),
+            turns,
+            params: pane.params(),
+            record: ids.map(|i| RecordAt {
+                conversation: i.conversation,
+                user_message: i.user_message,
+                pane: self.pane_index(pane.id),
+            }),
+        }
+    }
+
+    /// Say which panes budgets would stop (or move to a fallback) before
+    /// the requests go out; the router enforces them either way.
+    async fn announce_budgets(&self, requests: Vec<(usize, AskRequest)>) {
+        let Ok(checks) =
+            ipc::check_budgets(&requests.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()).await
+        else {
+            return;
+        };
+        let lines: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.message.is_empty() || !c.warnings.is_empty())
+            .map(|c| {
+                let pane = requests
+                    .iter()
+                    .find(|(_, r)| r.stream_id == c.stream_id)
+                    .map_or(0, |(i, _)| i + 1);
+                let mut parts = Vec::new();
+                if !c.message.is_empty() {
+                    parts.push(c.message.clone());
+                }
+                parts.extend(c.warnings.iter().cloned());
+                format!("Pane {pane} ({}): {}", c.target, parts.join("; "))
+            })
+            .collect();
+        if !lines.is_empty() {
+            self.notice
+                .set(Some(format!("Budget: {}.", lines.join(". "))));
+        }
     }
 
     /// Send `prompt` to every pane (or only to `only`).
@@ -342,7 +435,7 @@ impl CompareState {
                 .iter()
                 .map(|p| (p.id, Answer::new(p.target.get_untracked())))
                 .collect(),
-            ids: RwSignal::new(None),
+            ids: owned(|| RwSignal::new(None)),
         };
         let starts: Vec<(Pane, Answer)> = panes
             .iter()
@@ -363,6 +456,12 @@ impl CompareState {
                             state
                                 .title
                                 .set(prompt.split_whitespace().collect::<Vec<_>>().join(" "));
+                            // Tags typed before the first prompt: saved
+                            // before any request, so its spend counts them.
+                            let tags = state.tags.get_untracked();
+                            if !tags.is_empty() {
+                                let _ = ipc::set_tags(ids.conversation, &tags).await;
+                            }
                         }
                         state.conversation.set(Some(ids.conversation));
                         state.history_version.update(|v| *v += 1);
@@ -377,6 +476,18 @@ impl CompareState {
                 }
             };
             round_ids.set(ids);
+            let all = state.panes.get_untracked();
+            let requests = starts
+                .iter()
+                .map(|(pane, answer)| {
+                    let index = all.iter().position(|p| p.id == pane.id).unwrap_or(0);
+                    (
+                        index,
+                        state.request(*pane, round_id, prompt.clone(), *answer, ids),
+                    )
+                })
+                .collect();
+            state.announce_budgets(requests).await;
             for (pane, answer) in starts {
                 state.start(pane, round_id, prompt.clone(), answer, ids);
             }
@@ -959,6 +1070,16 @@ pub fn ComparePage() -> impl IntoView {
                 <label class="toggle" title="Nothing of this conversation is written to disk"><input type="checkbox" id="incognito" prop:checked=move || state.incognito.get() on:change=move |ev| state.incognito.set(event_target_checked(&ev)) />"Incognito"</label>
                 <button class="small" id="new-conversation" on:click=move |_| state.new_conversation()>"New"</button>
                 <span class="conversation-title" id="conversation-title">{move || state.title.get()}</span>
+                <input class="tags-input" id="conversation-tags" type="text" placeholder="tags (client, project…)"
+                    title="Tags of this conversation, comma-separated: spend is broken down by them"
+                    prop:value=move || state.tags.get().join(", ")
+                    on:change=move |ev| state.set_tags(
+                        event_target_value(&ev)
+                            .split(',')
+                            .map(|t| t.trim().to_owned())
+                            .filter(|t| !t.is_empty())
+                            .collect(),
+                    ) />
                 <span class="spacer"></span>
                 <span class="conversation-total" id="conversation-total" title="Cost of every answer in this conversation">
                     {move || total().map(|t| format!("Conversation: {t}")).unwrap_or_default()}

@@ -3,7 +3,9 @@
 mod compare;
 mod echo;
 mod settings;
+mod spend;
 
 pub use compare::{ComparePage, CompareState};
 pub use echo::EchoPage;
 pub use settings::SettingsPage;
+pub use spend::SpendPage;

@@ -1,13 +1,22 @@
 //! Settings: providers and their keys (kept in the OS keychain: the page
 //! only ever sees the last four characters), a Test button that calls the
-//! provider with its key and shows the classified result, and the local
-//! model servers found on this machine.
+//! provider with its key and shows the classified result, the local
+//! model servers found on this machine, and the parts of config.toml a
+//! person edits most: providers (on/off, base URL, a custom
+//! OpenAI-compatible server) and routes. Every config edit is validated and
+//! written atomically by the engine; a refused one is shown inline with the
+//! file, line and field, and the file is left as it was.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use switchboard_protocol::{CatalogView, KeyState, LocalServer, ProviderCheck, ProviderSummary};
+use switchboard_protocol::{
+    CatalogView, KeyState, LocalServer, NewProvider, ProviderCheck, ProviderSummary, RouteSpec,
+    RouteSummary, SaveRoute,
+};
 
+use crate::components::ModelPicker;
 use crate::ipc;
+use crate::pages::CompareState;
 
 fn key_label(k: &KeyState) -> (String, &'static str) {
     match k {
@@ -15,13 +24,16 @@ fn key_label(k: &KeyState) -> (String, &'static str) {
         KeyState::Environment { last4 } => (format!("••••{last4} (environment)"), "ok"),
         KeyState::Missing => ("no key".to_owned(), "warn"),
         KeyState::NotNeeded => ("no key needed (local)".to_owned(), "dim"),
-        KeyState::Unknown { reason } => (format!("keychain unavailable: {reason}"), "err"),
+        KeyState::Unknown { .. } => ("no keychain on this machine".to_owned(), "warn"),
     }
 }
 
 #[component]
-fn ProviderRow(provider: ProviderSummary) -> impl IntoView {
+fn ProviderRow(provider: ProviderSummary, enabled: bool, reload: Callback<()>) -> impl IntoView {
     let key = RwSignal::new(provider.key.clone());
+    let url = RwSignal::new(provider.base_url.clone());
+    let saved_url = StoredValue::new(provider.base_url.clone());
+    let config_error = RwSignal::new(None::<String>);
     let draft = RwSignal::new(String::new());
     let check = RwSignal::new(None::<ProviderCheck>);
     let busy = RwSignal::new(false);
@@ -70,19 +82,41 @@ fn ProviderRow(provider: ProviderSummary) -> impl IntoView {
             busy.set(false);
         });
     };
+    let toggle = move |ev: web_sys::Event| {
+        let on = event_target_checked(&ev);
+        busy.set(true);
+        spawn_local(async move {
+            match ipc::set_provider_enabled(&id.get_value(), on).await {
+                Ok(()) => reload.run(()),
+                Err(e) => config_error.set(Some(e.message)),
+            }
+            busy.set(false);
+        });
+    };
+    let save_url = move |_| {
+        let value = url.get_untracked().trim().to_owned();
+        busy.set(true);
+        spawn_local(async move {
+            match ipc::set_provider_base_url(&id.get_value(), &value).await {
+                Ok(()) => reload.run(()),
+                Err(e) => config_error.set(Some(e.message)),
+            }
+            busy.set(false);
+        });
+    };
+    let url_unchanged = move || url.get().trim() == saved_url.get_value();
     let has_stored = move || matches!(key.get(), KeyState::Keychain { .. });
     let key_url = provider.key_url.clone();
-    view! {
-        <div class="provider-row" data-provider=provider.id.clone()>
-            <div class="provider-main">
-                <div class="provider-name">
-                    <strong>{provider.name.clone()}</strong>
-                    <span class="dim">{format!(" {} · {}", provider.id, provider.kind)}</span>
-                </div>
-                <div class="provider-url dim">{provider.base_url.clone()}</div>
-            </div>
+    let key_part = move || {
+        view! {
             <div class="provider-key">
-                <span class=move || format!("key-state {}", key_label(&key.get()).1)>{move || key_label(&key.get()).0}</span>
+                <span class=move || format!("key-state {}", key_label(&key.get()).1)
+                    title=move || match key.get() {
+                        KeyState::Unknown { reason } => reason,
+                        _ => String::new(),
+                    }>
+                    {move || key_label(&key.get()).0}
+                </span>
                 <div class="key-edit">
                     <input type="password" class="key-input" autocomplete="off" spellcheck="false"
                         placeholder=move || if has_stored() { "Replace key…" } else { "Paste API key…" }
@@ -101,6 +135,287 @@ fn ProviderRow(provider: ProviderSummary) -> impl IntoView {
                 })}
                 {move || problem.get().map(|p| view! { <div class="check err">{p}</div> })}
             </div>
+        }
+    };
+    view! {
+        <div class="provider-row" class:disabled=!enabled data-provider=provider.id.clone()>
+            <div class="provider-main">
+                <div class="provider-name">
+                    <strong>{provider.name.clone()}</strong>
+                    <span class="dim">{format!(" {} · {}", provider.id, provider.kind)}</span>
+                </div>
+                <label class="provider-toggle" title="Off: its models are not offered and it is never called">
+                    <input type="checkbox" class="provider-enabled" prop:checked=enabled
+                        disabled=move || busy.get() on:change=toggle />
+                    {if enabled { " Enabled" } else { " Disabled" }}
+                </label>
+                <div class="base-url-edit">
+                    <input class="base-url-input" type="text" spellcheck="false" aria-label="Base URL"
+                        prop:value=move || url.get() on:input=move |ev| { url.set(event_target_value(&ev)); config_error.set(None); } />
+                    <button class="small base-url-save" on:click=save_url disabled=move || busy.get() || url_unchanged()>"Save"</button>
+                </div>
+                {move || config_error.get().map(|e| view! { <div class="check err config-error">{e}</div> })}
+            </div>
+            {enabled.then(key_part)}
+        </div>
+    }
+}
+
+#[component]
+fn AddProvider(reload: Callback<()>) -> impl IntoView {
+    let id = RwSignal::new(String::new());
+    let url = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let add = move |_| {
+        let request = NewProvider {
+            id: id.get_untracked().trim().to_owned(),
+            base_url: url.get_untracked().trim().to_owned(),
+        };
+        busy.set(true);
+        spawn_local(async move {
+            match ipc::add_provider(&request).await {
+                Ok(()) => {
+                    id.set(String::new());
+                    url.set(String::new());
+                    error.set(None);
+                    reload.run(());
+                }
+                Err(e) => error.set(Some(e.message)),
+            }
+            busy.set(false);
+        });
+    };
+    let empty = move || id.get().trim().is_empty() || url.get().trim().is_empty();
+    view! {
+        <div class="add-provider" id="add-provider">
+            <span class="dim">"Add an OpenAI-compatible server:"</span>
+            <input id="new-provider-id" type="text" spellcheck="false" placeholder="id (e.g. lab)"
+                prop:value=move || id.get() on:input=move |ev| id.set(event_target_value(&ev)) />
+            <input id="new-provider-url" type="text" spellcheck="false" placeholder="base URL (e.g. http://10.0.0.5:8000/v1)"
+                prop:value=move || url.get() on:input=move |ev| url.set(event_target_value(&ev)) />
+            <button class="small" id="add-provider-save" on:click=add disabled=move || busy.get() || empty()>"Add"</button>
+            {move || error.get().map(|e| view! { <div class="check err config-error" id="add-provider-error">{e}</div> })}
+        </div>
+    }
+}
+
+fn ms_text(ms: Option<u64>) -> String {
+    ms.map(|m| m.to_string()).unwrap_or_default()
+}
+
+/// A timeout field: empty is the default; otherwise whole milliseconds.
+fn parse_ms(label: &str, text: &str) -> Result<Option<u64>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.parse::<u64>()
+        .map(Some)
+        .map_err(|_| format!("{label}: a whole number of milliseconds, or empty for the default"))
+}
+
+/// The routes editor: `[routes.<name>]` tables, listed, created, changed
+/// (name, strategy, ordered targets, timeouts) and deleted.
+#[component]
+fn RoutesEditor(catalog: RwSignal<Option<CatalogView>>, reload: Callback<()>) -> impl IntoView {
+    let editing = RwSignal::new(false);
+    let previous = RwSignal::new(None::<String>);
+    let name = RwSignal::new(String::new());
+    let strategy = RwSignal::new("ordered".to_owned());
+    let targets = RwSignal::new(Vec::<String>::new());
+    let first_token = RwSignal::new(String::new());
+    let idle = RwSignal::new(String::new());
+    let total = RwSignal::new(String::new());
+    let typed = RwSignal::new(String::new());
+    let picked = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+
+    let open = move |r: Option<RouteSummary>| {
+        let r = r.unwrap_or_else(|| RouteSummary {
+            name: String::new(),
+            strategy: "ordered".into(),
+            targets: Vec::new(),
+            first_token_timeout_ms: None,
+            idle_timeout_ms: None,
+            total_timeout_ms: None,
+        });
+        previous.set((!r.name.is_empty()).then(|| r.name.clone()));
+        name.set(r.name);
+        strategy.set(r.strategy);
+        targets.set(r.targets);
+        first_token.set(ms_text(r.first_token_timeout_ms));
+        idle.set(ms_text(r.idle_timeout_ms));
+        total.set(ms_text(r.total_timeout_ms));
+        typed.set(String::new());
+        error.set(None);
+        editing.set(true);
+    };
+    let add_target = move |t: String| {
+        let t = t.trim().to_owned();
+        if t.is_empty() {
+            return;
+        }
+        if t.starts_with('@') || !t.contains(':') {
+            error.set(Some(format!(
+                "{t:?} is not provider:model (a route cannot contain a route)"
+            )));
+            return;
+        }
+        error.set(None);
+        targets.update(|v| v.push(t));
+    };
+    // A model chosen in the picker is appended, and the picker cleared.
+    Effect::new(move |_| {
+        let t = picked.get();
+        if !t.is_empty() {
+            add_target(t);
+            picked.set(String::new());
+        }
+    });
+    let save = move |_| {
+        let spec = (|| {
+            Ok::<_, String>(RouteSpec {
+                name: name.get_untracked().trim().to_owned(),
+                strategy: strategy.get_untracked(),
+                targets: targets.get_untracked(),
+                first_token_timeout_ms: parse_ms(
+                    "first-token timeout",
+                    &first_token.get_untracked(),
+                )?,
+                idle_timeout_ms: parse_ms("idle timeout", &idle.get_untracked())?,
+                total_timeout_ms: parse_ms("total timeout", &total.get_untracked())?,
+            })
+        })();
+        let route = match spec {
+            Ok(r) => r,
+            Err(e) => {
+                error.set(Some(e));
+                return;
+            }
+        };
+        let request = SaveRoute {
+            previous: previous.get_untracked(),
+            route,
+        };
+        busy.set(true);
+        spawn_local(async move {
+            match ipc::save_route(&request).await {
+                Ok(()) => {
+                    editing.set(false);
+                    error.set(None);
+                    reload.run(());
+                }
+                Err(e) => error.set(Some(e.message)),
+            }
+            busy.set(false);
+        });
+    };
+    let delete = move |route: String| {
+        spawn_local(async move {
+            match ipc::delete_route(&route).await {
+                Ok(()) => reload.run(()),
+                Err(e) => error.set(Some(e.message)),
+            }
+        });
+    };
+    let routes = move || catalog.get().map(|c| c.routes).unwrap_or_default();
+    let target_rows = move || {
+        let list = targets.get();
+        let n = list.len();
+        list.into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let first = i == 0;
+                let last = i + 1 == n;
+                view! {
+                    <li class="route-target" data-index=i.to_string()>
+                        <span class="route-target-label">{format!("{}. {t}", i + 1)}</span>
+                        <button class="icon target-up" title="Move up" disabled=first
+                            on:click=move |_| targets.update(|v| v.swap(i - 1, i))>"↑"</button>
+                        <button class="icon target-down" title="Move down" disabled=last
+                            on:click=move |_| targets.update(|v| v.swap(i, i + 1))>"↓"</button>
+                        <button class="icon target-remove" title="Remove"
+                            on:click=move |_| targets.update(|v| { v.remove(i); })>"✕"</button>
+                    </li>
+                }
+            })
+            .collect_view()
+    };
+    let field = move |id: &'static str, label: &'static str, sig: RwSignal<String>| {
+        view! {
+            <label class="route-field">{label}
+                <input id=id type="text" inputmode="numeric" placeholder="default"
+                    prop:value=move || sig.get() on:input=move |ev| sig.set(event_target_value(&ev)) />
+            </label>
+        }
+    };
+    view! {
+        <div class="routes-editor" id="routes-editor">
+            <ul class="route-list" id="route-list">
+                {move || {
+                    let list = routes();
+                    if list.is_empty() {
+                        return view! { <li class="dim">"No routes yet. A route is a named list of targets: a fallback chain, or the cheapest / fastest of them."</li> }.into_any();
+                    }
+                    list.into_iter().map(|r| {
+                        let (n1, n2) = (r.name.clone(), r.name.clone());
+                        let summary = format!("{} · {}", r.strategy, r.targets.join(" → "));
+                        let edit_with = r.clone();
+                        view! {
+                            <li class="route-row" data-route=r.name.clone()>
+                                <strong class="route-name">{format!("@{n1}")}</strong>
+                                <span class="route-summary dim">{summary}</span>
+                                <button class="small route-edit" on:click=move |_| open(Some(edit_with.clone()))>"Edit"</button>
+                                <button class="small route-delete" on:click=move |_| delete(n2.clone())>"Delete"</button>
+                            </li>
+                        }
+                    }).collect_view().into_any()
+                }}
+            </ul>
+            <Show when=move || !editing.get() fallback=move || view! {
+                <div class="route-form" id="route-form">
+                    <div class="route-form-row">
+                        <label class="route-field">"Name"
+                            <input id="route-name" type="text" spellcheck="false" placeholder="e.g. resilient"
+                                prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+                        </label>
+                        <label class="route-field">"Strategy"
+                            <select id="route-strategy" prop:value=move || strategy.get()
+                                on:change=move |ev| strategy.set(event_target_value(&ev))>
+                                <option value="ordered">"ordered (fallback chain)"</option>
+                                <option value="cheapest">"cheapest"</option>
+                                <option value="fastest">"fastest"</option>
+                                <option value="balanced">"balanced"</option>
+                            </select>
+                        </label>
+                    </div>
+                    <div class="route-field">"Targets, in order"
+                        <ol class="route-targets" id="route-targets">{target_rows}</ol>
+                        <div class="route-add">
+                            <ModelPicker target=picked catalog=catalog />
+                            <input id="route-target-input" type="text" spellcheck="false" placeholder="or type provider:model"
+                                prop:value=move || typed.get() on:input=move |ev| typed.set(event_target_value(&ev))
+                                on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { add_target(typed.get_untracked()); typed.set(String::new()); } />
+                            <button class="small" id="route-target-add" on:click=move |_| { add_target(typed.get_untracked()); typed.set(String::new()); }>"Add"</button>
+                        </div>
+                    </div>
+                    <div class="route-form-row">
+                        {field("route-first-token", "First-token timeout (ms)", first_token)}
+                        {field("route-idle", "Idle timeout (ms)", idle)}
+                        {field("route-total", "Total timeout (ms)", total)}
+                    </div>
+                    {move || error.get().map(|e| view! { <div class="check err config-error" id="route-error">{e}</div> })}
+                    <div class="route-form-row">
+                        <button id="route-save" on:click=save disabled=move || busy.get()>"Save route"</button>
+                        <button class="small" id="route-cancel" on:click=move |_| editing.set(false)>"Cancel"</button>
+                    </div>
+                </div>
+            }>
+                <button class="small" id="new-route" on:click=move |_| open(None)>"New route"</button>
+                {move || error.get().map(|e| view! { <div class="check err config-error">{e}</div> })}
+            </Show>
         </div>
     }
 }
@@ -108,6 +423,19 @@ fn ProviderRow(provider: ProviderSummary) -> impl IntoView {
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     let catalog = LocalResource::new(ipc::list_catalog);
+    // The latest catalog for the routes editor's picker, and for the
+    // compare view's pickers, which must not offer what was just turned off.
+    let shared = RwSignal::new(None::<CatalogView>);
+    let compare = use_context::<CompareState>();
+    Effect::new(move |_| {
+        if let Some(Ok(view)) = catalog.get() {
+            if let Some(c) = compare {
+                c.catalog.set(Some(view.clone()));
+            }
+            shared.set(Some(view));
+        }
+    });
+    let reload = Callback::new(move |()| catalog.refetch());
     let local = RwSignal::new(None::<Vec<LocalServer>>);
     let scan = move || {
         local.set(None);
@@ -118,10 +446,11 @@ pub fn SettingsPage() -> impl IntoView {
     scan();
     let providers = move || {
         catalog.get().map(|r| match r {
-            Ok(CatalogView { providers, config_problems, .. }) => view! {
+            Ok(CatalogView { providers, disabled, config_problems, .. }) => view! {
                 {config_problems.into_iter().map(|p| view! { <div class="check err config-problem">{p}</div> }).collect_view()}
                 <div class="provider-list" id="provider-list">
-                    {providers.into_iter().map(|p| view! { <ProviderRow provider=p /> }).collect_view()}
+                    {providers.into_iter().map(|p| view! { <ProviderRow provider=p enabled=true reload=reload /> }).collect_view()}
+                    {disabled.into_iter().map(|p| view! { <ProviderRow provider=p enabled=false reload=reload /> }).collect_view()}
                 </div>
             }
             .into_any(),
@@ -151,7 +480,11 @@ pub fn SettingsPage() -> impl IntoView {
                 }}
             </div>
             <h2 class="section-title">"Providers"</h2>
-            <Suspense fallback=|| view! { <p class="dim">"Loading providers…"</p> }>{providers}</Suspense>
+            <AddProvider reload=reload />
+            <Transition fallback=|| view! { <p class="dim">"Loading providers…"</p> }>{providers}</Transition>
+            <h2 class="section-title" id="routes-title">"Routes"</h2>
+            <p class="dim small-note">"Saved to [routes.<name>] in config.toml; pick one in a pane as @name."</p>
+            <RoutesEditor catalog=shared reload=reload />
         </section>
     }
 }

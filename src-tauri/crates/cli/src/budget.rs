@@ -5,9 +5,10 @@
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+use switchboard_engine::budgets::{self, BudgetEdit, BudgetEditError};
 use switchboard_engine::store::time::format_date;
 use switchboard_engine::store::{BudgetState, BudgetStatus};
-use switchboard_engine::{BudgetPeriod, BudgetScope, Config, Cost, DataDir};
+use switchboard_engine::{Config, Cost, DataDir};
 
 use crate::UsageError;
 use crate::history::open_store;
@@ -84,39 +85,30 @@ pub fn run(args: BudgetArgs) -> Result<bool, UsageError> {
             warn_at,
             warn_only,
         } => {
-            // Checked here for messages that name the flag; the writer
-            // validates the whole file again before anything is written.
-            scope
-                .parse::<BudgetScope>()
-                .map_err(|e| UsageError(format!("--scope: {e}")))?;
-            period
-                .parse::<BudgetPeriod>()
-                .map_err(|e| UsageError(format!("--period: {e}")))?;
-            let limit =
-                Cost::from_usd(&limit_usd).map_err(|e| UsageError(format!("--limit-usd: {e}")))?;
-            if limit <= Cost::ZERO {
-                return Err(UsageError("--limit-usd must be more than zero".into()));
-            }
-            if !(0.0..=1.0).contains(&warn_at) {
-                return Err(UsageError("--warn-at is a fraction from 0 to 1".into()));
-            }
-            let config = Config::update(&path, |doc| {
-                let budgets = doc
-                    .entry("budgets")
-                    .or_insert(toml_edit::table())
-                    .as_table_mut()
-                    .ok_or("`budgets` in config.toml is not a table")?;
-                budgets.set_implicit(true);
-                let mut t = toml_edit::Table::new();
-                t["scope"] = toml_edit::value(scope.trim());
-                t["period"] = toml_edit::value(period.trim());
-                t["limit_usd"] = toml_edit::value(limit_usd.trim());
-                t["warn_at"] = toml_edit::value(warn_at);
-                t["hard"] = toml_edit::value(!warn_only);
-                budgets.insert(&name, toml_edit::Item::Table(t));
-                Ok(())
-            })
-            .map_err(cfg_err)?;
+            // The same checks and writer as the app's budget editor; a bad
+            // field is reported with the flag that set it.
+            let edit = BudgetEdit {
+                name: name.clone(),
+                replaces: None,
+                scope: scope.clone(),
+                period: period.clone(),
+                limit_usd: limit_usd.clone(),
+                warn_at,
+                hard: !warn_only,
+            };
+            let config = budgets::save_budget(&path, &edit).map_err(|e| match e {
+                BudgetEditError::Invalid { field, message } => {
+                    let flag = match field {
+                        "limit_usd" => "--limit-usd".to_owned(),
+                        "warn_at" => "--warn-at".to_owned(),
+                        "name" => "NAME".to_owned(),
+                        other => format!("--{other}"),
+                    };
+                    UsageError(format!("{flag}: {message}"))
+                }
+                BudgetEditError::Config(c) => cfg_err(c),
+            })?;
+            let limit = Cost::from_usd(&limit_usd).unwrap_or(Cost::ZERO);
             for w in &config.warnings {
                 warning(&format!("{}: {w}", config.path.display()));
             }
@@ -135,17 +127,10 @@ pub fn run(args: BudgetArgs) -> Result<bool, UsageError> {
             Ok(true)
         }
         BudgetCommand::Rm { name } => {
-            Config::update(&path, |doc| {
-                let removed = doc
-                    .get_mut("budgets")
-                    .and_then(toml_edit::Item::as_table_like_mut)
-                    .and_then(|t| t.remove(&name));
-                match removed {
-                    Some(_) => Ok(()),
-                    None => Err(format!("there is no budget named {name:?}")),
-                }
-            })
-            .map_err(cfg_err)?;
+            budgets::remove_budget(&path, &name).map_err(|e| match e {
+                BudgetEditError::Config(c) => cfg_err(c),
+                invalid @ BudgetEditError::Invalid { .. } => UsageError(invalid.to_string()),
+            })?;
             out(&format!("Removed budget {name} from {}.\n", path.display()));
             Ok(true)
         }

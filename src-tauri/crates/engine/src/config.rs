@@ -74,6 +74,9 @@ pub struct Config {
     pub path: PathBuf,
     /// Providers the user configured, by id (disabled ones left out).
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Providers turned off with `enabled = false`, by id: not used, and
+    /// presets among them are not offered either.
+    pub disabled: BTreeMap<String, ProviderConfig>,
     /// Model entries per provider id.
     pub models: BTreeMap<String, Vec<ModelEntry>>,
     /// `[routes.<name>]` tables as written; the routing module reads them.
@@ -226,7 +229,9 @@ impl Config {
             if !p.models.is_empty() {
                 cfg.models.insert(id.clone(), p.models);
             }
-            if p.enabled != Some(false) {
+            if p.enabled == Some(false) {
+                cfg.disabled.insert(id, config);
+            } else {
                 cfg.providers.insert(id, config);
             }
         }
@@ -920,6 +925,7 @@ preset = "anthropic"
     fn disabled_providers_are_left_out() {
         let cfg = parse("[providers.openai]\nenabled = false\n").unwrap();
         assert!(cfg.providers.is_empty());
+        assert!(cfg.disabled.contains_key("openai"));
     }
 }
 

@@ -40,6 +40,7 @@
 //! ```
 
 mod attempt;
+pub mod budgets;
 pub mod catalog;
 mod chat;
 mod client;
@@ -54,6 +55,7 @@ pub mod provider;
 pub mod routing;
 mod runner;
 pub mod service;
+pub mod settings;
 pub mod sse;
 pub mod store;
 

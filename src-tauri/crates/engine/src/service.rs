@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use switchboard_protocol::{
     AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
-    LocalServer, PaneError, PaneEvent, ProviderCheck, ProviderSummary, RoundIds, SavedAnswer,
-    SavedConversation, SavedRound, SearchResult, StartRound, TokenCounts, TrailStep, TurnRole,
+    LocalServer, NewProvider, PaneError, PaneEvent, ProviderCheck, ProviderSummary, RoundIds,
+    RouteSummary, SaveRoute, SavedAnswer, SavedConversation, SavedRound, SearchResult, StartRound,
+    TokenCounts, TrailStep, TurnRole,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,7 +23,7 @@ use crate::catalog::Catalog;
 use crate::catalog::list_models;
 use crate::chat::{AttemptResult, ChatRequest, Message, StreamEvent, Usage};
 use crate::client::{Client, Timed};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::error::{ErrorKind, ProviderError};
 use crate::hooks::{
     AttemptOutcome, BudgetGate, HealthStore, MemoryHealth, NoBudgets, SpendContext,
@@ -33,7 +34,10 @@ use crate::provider::{ProviderConfig, presets};
 use crate::routing::{
     Route, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
 };
+use crate::settings;
 use crate::store::{ConversationId, MessageId, Store, StoreError};
+
+mod spend;
 
 /// How often buffered deltas are sent to the UI while tokens stream.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(16);
@@ -124,7 +128,11 @@ impl ChatService {
         ids.extend(
             presets()
                 .keys()
-                .filter(|k| *k != "custom" && !config.providers.contains_key(*k))
+                .filter(|k| {
+                    *k != "custom"
+                        && !config.providers.contains_key(*k)
+                        && !config.disabled.contains_key(*k)
+                })
                 .cloned(),
         );
         let mut view = CatalogView {
@@ -139,14 +147,34 @@ impl ChatService {
                 view.routes = routing
                     .routes
                     .iter()
-                    .map(|(name, r)| switchboard_protocol::RouteSummary {
-                        name: name.clone(),
-                        strategy: r.strategy.as_str().to_owned(),
-                        targets: r.targets.iter().map(RouteTarget::label).collect(),
+                    .map(|(name, r)| {
+                        let mut summary = route_summary(&config, name);
+                        summary.strategy = r.strategy.as_str().to_owned();
+                        summary.targets = r.targets.iter().map(RouteTarget::label).collect();
+                        summary
                     })
                     .collect();
             }
-            Err(e) => view.config_problems.push(e.to_string()),
+            Err(e) => {
+                view.config_problems.push(e.to_string());
+                // As written, so the routes editor can still fix them.
+                view.routes = config
+                    .routes
+                    .keys()
+                    .map(|name| route_summary(&config, name))
+                    .collect();
+            }
+        }
+        for (id, provider) in &config.disabled {
+            view.disabled.push(ProviderSummary {
+                id: id.clone(),
+                name: provider.name.clone(),
+                kind: provider.kind.as_str().to_owned(),
+                base_url: provider.base_url.clone(),
+                local: provider.local,
+                key: KeyState::NotNeeded,
+                key_url: None,
+            });
         }
         for id in ids {
             let Some(provider) = config.provider(&id) else {
@@ -191,6 +219,42 @@ impl ChatService {
         let p = self.provider(provider)?;
         self.keys.set(&p.id, &Secret::new(key))?;
         Ok(self.key_state(&p))
+    }
+
+    /// Apply a settings edit to config.toml (atomically, only if the result
+    /// loads), then use the new configuration.
+    fn edit_config(
+        &self,
+        edit: impl FnOnce(&std::path::Path) -> Result<Config, ConfigError>,
+    ) -> Result<(), ConfigError> {
+        edit(&self.data_dir.config_file())?;
+        self.reload_config();
+        Ok(())
+    }
+
+    /// Turn a provider on or off in config.toml.
+    pub fn set_provider_enabled(&self, provider: &str, enabled: bool) -> Result<(), ConfigError> {
+        self.edit_config(|path| settings::set_provider_enabled(path, provider, enabled))
+    }
+
+    /// Change a provider's base URL in config.toml.
+    pub fn set_provider_base_url(&self, provider: &str, base_url: &str) -> Result<(), ConfigError> {
+        self.edit_config(|path| settings::set_provider_base_url(path, provider, base_url))
+    }
+
+    /// Add a custom OpenAI-compatible provider to config.toml.
+    pub fn add_provider(&self, new: &NewProvider) -> Result<(), ConfigError> {
+        self.edit_config(|path| settings::add_provider(path, new))
+    }
+
+    /// Create, change or rename a `[routes.<name>]` table.
+    pub fn save_route(&self, request: &SaveRoute) -> Result<(), ConfigError> {
+        self.edit_config(|path| settings::save_route(path, request))
+    }
+
+    /// Remove a `[routes.<name>]` table.
+    pub fn delete_route(&self, name: &str) -> Result<(), ConfigError> {
+        self.edit_config(|path| settings::delete_route(path, name))
     }
 
     /// Remove `provider`'s key from the OS keychain.
@@ -435,7 +499,13 @@ impl ChatService {
             title: conversation.title,
             panes,
             rounds,
+            tags: conversation.tags,
         })
+    }
+
+    /// Pin a conversation (listed first) or unpin it.
+    pub fn set_pinned(&self, id: i64, pinned: bool) -> Result<(), StoreError> {
+        self.store()?.set_pinned(ConversationId(id), pinned)
     }
 
     /// Rename a conversation.
@@ -839,6 +909,39 @@ fn failed_target(request: &AskRequest, e: ProviderError) -> AttemptResult {
     let mut acc = Accumulator::new(provider, model);
     acc.fail(e);
     acc.finish(Duration::ZERO, None, 0)
+}
+
+/// A route as config.toml writes it (strategy, targets, timeouts).
+fn route_summary(config: &Config, name: &str) -> RouteSummary {
+    let table = config.routes.get(name);
+    let get = |key: &str| table.and_then(|t| t.get(key));
+    let ms = |key: &str| {
+        get(key)
+            .and_then(toml::Value::as_integer)
+            .and_then(|v| u64::try_from(v).ok())
+    };
+    RouteSummary {
+        name: name.to_owned(),
+        strategy: get("strategy")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("ordered")
+            .to_owned(),
+        targets: get("targets")
+            .and_then(toml::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| {
+                        v.as_str()
+                            .or_else(|| v.get("target").and_then(toml::Value::as_str))
+                    })
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        first_token_timeout_ms: ms("first_token_timeout_ms"),
+        idle_timeout_ms: ms("idle_timeout_ms"),
+        total_timeout_ms: ms("total_timeout_ms"),
+    }
 }
 
 /// A conversation's title: the start of its first prompt, on one line.

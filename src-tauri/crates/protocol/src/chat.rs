@@ -84,6 +84,52 @@ pub struct RouteSummary {
     pub strategy: String,
     /// Its targets (`provider:model`), as configured.
     pub targets: Vec<String>,
+    /// `first_token_timeout_ms` of the route, when config.toml sets it.
+    #[serde(default)]
+    pub first_token_timeout_ms: Option<u64>,
+    /// `idle_timeout_ms` of the route, when config.toml sets it.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    /// `total_timeout_ms` of the route, when config.toml sets it.
+    #[serde(default)]
+    pub total_timeout_ms: Option<u64>,
+}
+
+/// A route as the routes editor saves it to `[routes.<name>]`. Settings
+/// the editor does not show (retries, weights, per-target tables) are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSpec {
+    /// Its name (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// `ordered`, `cheapest`, `fastest` or `balanced`.
+    pub strategy: String,
+    /// Its targets (`provider:model`), in order.
+    pub targets: Vec<String>,
+    /// Per attempt, from the send to the first token (ms); `None`: default.
+    pub first_token_timeout_ms: Option<u64>,
+    /// Longest silence once tokens flow (ms); `None`: default.
+    pub idle_timeout_ms: Option<u64>,
+    /// The whole attempt (ms); `None`: default.
+    pub total_timeout_ms: Option<u64>,
+}
+
+/// Save a route: create it, or replace `previous` (which may have another
+/// name: a rename).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaveRoute {
+    /// The route's name before this edit; `None` for a new route.
+    pub previous: Option<String>,
+    /// The route as it should be.
+    pub route: RouteSpec,
+}
+
+/// A custom OpenAI-compatible provider to add to config.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewProvider {
+    /// Its id, used in targets (`lab` in `lab:qwen3`).
+    pub id: String,
+    /// Its base URL, as the vendor's SDK writes it (`http://10.0.0.5:8000/v1`).
+    pub base_url: String,
 }
 
 /// Everything the model picker needs.
@@ -94,6 +140,10 @@ pub struct CatalogView {
     pub routes: Vec<RouteSummary>,
     /// Providers: configured ones and every preset.
     pub providers: Vec<ProviderSummary>,
+    /// Providers turned off in config.toml (`enabled = false`): listed so
+    /// settings can turn them back on; their models are not in `models`.
+    #[serde(default)]
+    pub disabled: Vec<ProviderSummary>,
     /// Their models.
     pub models: Vec<CatalogModel>,
     /// Problems with config.toml (the app keeps running on defaults).
@@ -443,4 +493,170 @@ pub struct SavedConversation {
     pub panes: Vec<String>,
     /// Its rounds, oldest first.
     pub rounds: Vec<SavedRound>,
+    /// Its tags (spend is attributed to them).
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Spend and budgets.
+
+/// What the spend page asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendQuery {
+    /// The chart's window: the last `days` UTC days, today included.
+    pub days: u32,
+    /// Stack and tabulate by `provider`, `model`, `route` or `tag`.
+    pub by: String,
+}
+
+/// Spend over a period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendTotalView {
+    /// Exact sum (decimal USD).
+    pub cost_usd: String,
+    /// Billed attempts.
+    pub requests: u64,
+    /// Of which priced from estimated tokens.
+    pub estimated_requests: u64,
+    /// Input tokens reported.
+    pub input_tokens: u64,
+    /// Output tokens reported.
+    pub output_tokens: u64,
+}
+
+/// One stacked segment of the chart: a group's spend on one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendCell {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// The group (`None`: no route / no tag).
+    pub key: Option<String>,
+    /// Exact sum (decimal USD).
+    pub cost_usd: String,
+}
+
+/// One line of the spend table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpendRow {
+    /// The group (`None`: no route / no tag).
+    pub key: Option<String>,
+    /// Spend, requests and tokens from the ledger.
+    pub total: SpendTotalView,
+    /// Cost per billed request (decimal USD).
+    pub avg_cost_usd: Option<String>,
+    /// Attempts that ran, from history (incognito ones leave no trace).
+    pub attempts: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Failed over ran (0 to 1).
+    pub error_rate: Option<f64>,
+    /// Mean time to first token (ms).
+    pub avg_ttft_ms: Option<f64>,
+    /// Mean output tokens per second.
+    pub avg_tokens_per_s: Option<f64>,
+}
+
+/// A budget and where its current period stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetView {
+    /// Its name (`[budgets.<name>]`).
+    pub name: String,
+    /// `global`, `provider:<id>`, `route:<name>` or `tag:<tag>`.
+    pub scope: String,
+    /// `daily` or `monthly`.
+    pub period: String,
+    /// The limit (decimal USD).
+    pub limit_usd: String,
+    /// Warn from this fraction of the limit.
+    pub warn_at: f64,
+    /// Refuse requests that would exceed it (false: warn only).
+    pub hard: bool,
+    /// Spent this period (decimal USD).
+    pub spent_usd: String,
+    /// Held by requests in flight (decimal USD).
+    pub held_usd: String,
+    /// Limit minus spent and held, never below zero (decimal USD).
+    pub remaining_usd: String,
+    /// `ok`, `warning` or `exceeded`.
+    pub state: String,
+    /// First day of the period (`YYYY-MM-DD`, UTC).
+    pub period_start: String,
+    /// Last day of the period (`YYYY-MM-DD`, UTC).
+    pub period_end: String,
+    /// Spend at the end of the period at the pace so far (decimal USD).
+    pub projected_usd: String,
+    /// What happens when the limit is reached, in words.
+    pub effect: String,
+}
+
+/// Everything the spend page shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpendOverview {
+    /// Today (UTC).
+    pub today: SpendTotalView,
+    /// This week (Monday to Sunday, UTC).
+    pub week: SpendTotalView,
+    /// This month (UTC).
+    pub month: SpendTotalView,
+    /// The grouping used (`provider`, `model`, `route`, `tag`).
+    pub by: String,
+    /// Every day of the window, oldest first (`YYYY-MM-DD`).
+    pub days: Vec<String>,
+    /// Spend per day and group within the window.
+    pub cells: Vec<SpendCell>,
+    /// The table over the window, most expensive first.
+    pub rows: Vec<SpendRow>,
+    /// Every budget.
+    pub budgets: Vec<BudgetView>,
+    /// Problems reading budgets or the ledger.
+    pub problems: Vec<String>,
+}
+
+/// A budget to add or replace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetInput {
+    /// Its name (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// The budget it replaces, when renamed in the editor.
+    #[serde(default)]
+    pub replaces: Option<String>,
+    /// `global`, `provider:<id>`, `route:<name>` or `tag:<tag>`.
+    pub scope: String,
+    /// `daily` or `monthly`.
+    pub period: String,
+    /// The limit (decimal USD, more than zero).
+    pub limit_usd: String,
+    /// Warn from this fraction of the limit (0 to 1).
+    pub warn_at: f64,
+    /// Refuse requests that would exceed it (false: warn only).
+    pub hard: bool,
+}
+
+/// What the status bar shows about spend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpendStatus {
+    /// Spent today (UTC, decimal USD).
+    pub today_usd: String,
+    /// The budget with the least room left, if any.
+    pub tightest: Option<BudgetView>,
+}
+
+/// Whether budgets would let a pane's request run, checked before sending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetCheck {
+    /// The pane's stream id, as in the request.
+    pub stream_id: u64,
+    /// The pane's target.
+    pub target: String,
+    /// Names of the hard budgets that would refuse every target.
+    pub blocked_by: Vec<String>,
+    /// The target that would run instead of the first one, when budgets
+    /// refuse the first but not a later one.
+    pub fallback_to: Option<String>,
+    /// Warn-only budgets this request would take past their limit or
+    /// warning threshold.
+    pub warnings: Vec<String>,
+    /// In words, for the notice.
+    pub message: String,
 }

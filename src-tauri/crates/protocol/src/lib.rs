@@ -33,6 +33,11 @@ pub use chat::{
     RoundIds, RouteSummary, SavedAnswer, SavedConversation, SavedRound, SearchResult,
     SetKeyRequest, StartRound, TokenCounts, TrailStep, Turn, TurnRole, format_usd, usd_to_nanos,
 };
+pub use chat::{
+    BudgetCheck, BudgetInput, BudgetView, SpendCell, SpendOverview, SpendQuery, SpendRow,
+    SpendStatus, SpendTotalView,
+};
+pub use chat::{NewProvider, RouteSpec, SaveRoute};
 
 /// Names of the IPC commands, shared so the UI cannot misspell one.
 pub mod commands {
@@ -68,6 +73,32 @@ pub mod commands {
     pub const DELETE_CONVERSATION: &str = "delete_conversation";
     /// `export_conversation(id: i64, format: String) -> String` (the saved file's path)
     pub const EXPORT_CONVERSATION: &str = "export_conversation";
+    /// `set_provider_enabled(provider: String, enabled: bool) -> ()` (writes config.toml)
+    pub const SET_PROVIDER_ENABLED: &str = "set_provider_enabled";
+    /// `set_provider_base_url(provider: String, base_url: String) -> ()` (writes config.toml)
+    pub const SET_PROVIDER_BASE_URL: &str = "set_provider_base_url";
+    /// `add_provider(request: NewProvider) -> ()` (writes config.toml)
+    pub const ADD_PROVIDER: &str = "add_provider";
+    /// `save_route(request: SaveRoute) -> ()` (writes `[routes.<name>]` in config.toml)
+    pub const SAVE_ROUTE: &str = "save_route";
+    /// `delete_route(name: String) -> ()` (writes config.toml)
+    pub const DELETE_ROUTE: &str = "delete_route";
+    /// `set_pinned(id: i64, pinned: bool) -> ()`
+    pub const SET_PINNED: &str = "set_pinned";
+    /// `spend_overview(request: SpendQuery) -> SpendOverview`
+    pub const SPEND_OVERVIEW: &str = "spend_overview";
+    /// `spend_status() -> SpendStatus` (today's spend, the tightest budget)
+    pub const SPEND_STATUS: &str = "spend_status";
+    /// `save_budget(request: BudgetInput) -> ()` (writes `[budgets.<name>]` in config.toml)
+    pub const SAVE_BUDGET: &str = "save_budget";
+    /// `remove_budget(name: String) -> ()` (writes config.toml)
+    pub const REMOVE_BUDGET: &str = "remove_budget";
+    /// `check_budgets(requests: Vec<AskRequest>) -> Vec<BudgetCheck>`
+    pub const CHECK_BUDGETS: &str = "check_budgets";
+    /// `export_spend(from: String, to: String) -> String` (the CSV's path; dates `YYYY-MM-DD`, inclusive)
+    pub const EXPORT_SPEND: &str = "export_spend";
+    /// `set_tags(id: i64, tags: Vec<String>) -> Vec<String>` (the tags as stored)
+    pub const SET_TAGS: &str = "set_tags";
 }
 
 /// Facts about the running backend, shown in the status bar.
@@ -159,6 +190,10 @@ pub enum IpcErrorKind {
     ChannelClosed,
     /// Something failed in the backend; the message says what.
     Internal,
+    /// A change to config.toml was refused because the file would not load
+    /// with it (nothing was written); the message names the file, the line
+    /// and the field (`/home/me/config.toml:3: providers.lab.base_url: ...`).
+    InvalidConfig,
 }
 
 /// Puts channel messages back in order: messages pushed out of order are

@@ -198,23 +198,7 @@ impl Store {
         by: SpendGrouping,
         since_ms: Option<i64>,
     ) -> Result<Vec<SpendGroup>, StoreError> {
-        let (key, join, order) = match by {
-            SpendGrouping::Day => ("strftime('%Y-%m-%d', l.at / 1000, 'unixepoch')", "", "k"),
-            SpendGrouping::Week => (
-                "date(l.at / 1000, 'unixepoch', 'weekday 0', '-6 days')",
-                "",
-                "k",
-            ),
-            SpendGrouping::Month => ("strftime('%Y-%m', l.at / 1000, 'unixepoch')", "", "k"),
-            SpendGrouping::Provider => ("l.provider", "", "cost DESC, k"),
-            SpendGrouping::Model => ("l.provider || ':' || l.model", "", "cost DESC, k"),
-            SpendGrouping::Route => ("l.route", "", "cost DESC, k"),
-            SpendGrouping::Tag => (
-                "t.tag",
-                "LEFT JOIN ledger_tags t ON t.entry_id = l.id",
-                "cost DESC, k",
-            ),
-        };
+        let (key, join, order) = ledger_group_sql(by);
         let sql = format!(
             "SELECT {key} AS k, coalesce(sum(l.cost_nanos), 0) AS cost, count(*),
                     coalesce(sum(l.estimated), 0), coalesce(sum(l.input_tokens), 0),
@@ -277,6 +261,206 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// The SQL key expression, join and order of ledger groups (`l` is the
+/// ledger, `t` its tags).
+fn ledger_group_sql(by: SpendGrouping) -> (&'static str, &'static str, &'static str) {
+    match by {
+        SpendGrouping::Day => ("strftime('%Y-%m-%d', l.at / 1000, 'unixepoch')", "", "k"),
+        SpendGrouping::Week => (
+            "date(l.at / 1000, 'unixepoch', 'weekday 0', '-6 days')",
+            "",
+            "k",
+        ),
+        SpendGrouping::Month => ("strftime('%Y-%m', l.at / 1000, 'unixepoch')", "", "k"),
+        SpendGrouping::Provider => ("l.provider", "", "cost DESC, k"),
+        SpendGrouping::Model => ("l.provider || ':' || l.model", "", "cost DESC, k"),
+        SpendGrouping::Route => ("l.route", "", "cost DESC, k"),
+        SpendGrouping::Tag => (
+            "t.tag",
+            "LEFT JOIN ledger_tags t ON t.entry_id = l.id",
+            "cost DESC, k",
+        ),
+    }
+}
+
+/// Spend of one group on one UTC day (a cell of the stacked chart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaySpend {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// The group (`None`: no route / no tag).
+    pub key: Option<String>,
+    /// Exact sum.
+    pub cost: Cost,
+    /// Billed attempts.
+    pub requests: u64,
+}
+
+/// How the attempts of one group went (from the history's traces, so
+/// incognito requests, which leave no trace, are not counted here).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupPerformance {
+    /// The group (`None`: no route / no tag).
+    pub key: Option<String>,
+    /// Attempts that ran (answered or failed; skips are not attempts).
+    pub attempts: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Mean time to first token of the answered attempts (ms).
+    pub avg_ttft_ms: Option<f64>,
+    /// Mean output tokens per second over the generation phase of the
+    /// answered attempts that reported output tokens.
+    pub avg_tokens_per_s: Option<f64>,
+}
+
+impl GroupPerformance {
+    /// Failed attempts over attempts that ran (0 to 1), when any ran.
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.attempts > 0).then(|| self.errors as f64 / self.attempts as f64)
+    }
+}
+
+/// Quote a CSV field when it needs it (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The header of [`Store::ledger_csv`].
+pub const LEDGER_CSV_HEADER: &str = "time_utc,provider,model,route,conversation,tags,\
+input_tokens,output_tokens,cost_usd,cost_nanos,estimated";
+
+impl Store {
+    /// Ledger spend per UTC day and group, for entries at or after
+    /// `since_ms`; days oldest first, groups most expensive first. Days
+    /// without spend are absent. `by` should not be a time grouping (a
+    /// time grouping gives one group per day, its own date).
+    pub fn spend_by_day(
+        &self,
+        by: SpendGrouping,
+        since_ms: i64,
+    ) -> Result<Vec<DaySpend>, StoreError> {
+        let (key, join, _) = ledger_group_sql(by);
+        let sql = format!(
+            "SELECT strftime('%Y-%m-%d', l.at / 1000, 'unixepoch') AS d, {key} AS k,
+                    coalesce(sum(l.cost_nanos), 0) AS cost, count(*)
+             FROM ledger l {join}
+             WHERE l.at >= ?1
+             GROUP BY d, k ORDER BY d, cost DESC, k"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map([since_ms], |r| {
+                Ok(DaySpend {
+                    day: r.get(0)?,
+                    key: r.get(1)?,
+                    cost: Cost::from_nanos(r.get(2)?),
+                    requests: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Attempts, errors, mean TTFT and tokens/s per group, from the traces
+    /// of recorded answers that started at or after `since_ms`. Routes and
+    /// tags are those of the answer's request and conversation.
+    pub fn performance(
+        &self,
+        by: SpendGrouping,
+        since_ms: i64,
+    ) -> Result<Vec<GroupPerformance>, StoreError> {
+        let (key, join) = match by {
+            SpendGrouping::Day => ("strftime('%Y-%m-%d', a.started_at / 1000, 'unixepoch')", ""),
+            SpendGrouping::Week => (
+                "date(a.started_at / 1000, 'unixepoch', 'weekday 0', '-6 days')",
+                "",
+            ),
+            SpendGrouping::Month => ("strftime('%Y-%m', a.started_at / 1000, 'unixepoch')", ""),
+            SpendGrouping::Provider => ("a.provider", ""),
+            SpendGrouping::Model => ("a.provider || ':' || a.model", ""),
+            SpendGrouping::Route => ("m.route", ""),
+            SpendGrouping::Tag => (
+                "t.tag",
+                "LEFT JOIN conversation_tags t ON t.conversation_id = m.conversation_id",
+            ),
+        };
+        // Tokens/s as the engine measures it: output tokens over the time
+        // from the first token to the end.
+        let sql = format!(
+            "SELECT {key} AS k, count(*), sum(a.outcome = 'error'),
+                    avg(CASE WHEN a.outcome = 'ok' THEN a.ttft_ms END),
+                    avg(CASE WHEN a.outcome = 'ok' AND a.output_tokens > 0
+                              AND a.ttft_ms IS NOT NULL AND a.total_ms > a.ttft_ms
+                         THEN a.output_tokens * 1000.0 / (a.total_ms - a.ttft_ms) END)
+             FROM attempts a JOIN messages m ON m.id = a.message_id {join}
+             WHERE a.started_at >= ?1 AND a.outcome IN ('ok', 'error')
+             GROUP BY k ORDER BY k"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map([since_ms], |r| {
+                Ok(GroupPerformance {
+                    key: r.get(0)?,
+                    attempts: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    errors: u64::try_from(r.get::<_, Option<i64>>(2)?.unwrap_or(0)).unwrap_or(0),
+                    avg_ttft_ms: r.get(3)?,
+                    avg_tokens_per_s: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The ledger entries at or after `from_ms` and before `to_ms` as CSV
+    /// ([`LEDGER_CSV_HEADER`], then one line per entry, oldest first; the
+    /// cost both as an exact decimal and in nano-dollars). Returns the text
+    /// and the number of entries.
+    pub fn ledger_csv(&self, from_ms: i64, to_ms: i64) -> Result<(String, u64), StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT l.at, l.provider, l.model, l.route, l.conversation,
+                    (SELECT group_concat(tag, ';') FROM
+                        (SELECT tag FROM ledger_tags WHERE entry_id = l.id ORDER BY tag)),
+                    l.input_tokens, l.output_tokens, l.cost_nanos, l.estimated
+             FROM ledger l WHERE l.at >= ?1 AND l.at < ?2 ORDER BY l.at, l.id",
+        )?;
+        let mut out = String::from(LEDGER_CSV_HEADER);
+        out.push('\n');
+        let mut n = 0u64;
+        let mut rows = stmt.query(params![from_ms, to_ms])?;
+        while let Some(r) = rows.next()? {
+            let at: i64 = r.get(0)?;
+            let opt = |v: Option<String>| v.map(|s| csv_field(&s)).unwrap_or_default();
+            let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+            let nanos: i64 = r.get(8)?;
+            let estimated: bool = r.get(9)?;
+            let fields = [
+                super::time::format_iso(at),
+                csv_field(&r.get::<_, String>(1)?),
+                csv_field(&r.get::<_, String>(2)?),
+                opt(r.get(3)?),
+                opt(r.get(4)?),
+                opt(r.get(5)?),
+                num(r.get(6)?),
+                num(r.get(7)?),
+                Cost::from_nanos(nanos).usd(),
+                nanos.to_string(),
+                estimated.to_string(),
+            ];
+            out.push_str(&fields.join(","));
+            out.push('\n');
+            n += 1;
+        }
+        Ok((out, n))
     }
 }
 

@@ -89,8 +89,8 @@ pub use health::SqliteHealth;
 pub use history::{Answer, Conversation, Page, Recorder, StoredAttempt, StoredMessage};
 pub use keyindex::SqliteKeyIndex;
 pub use ledger::{
-    BudgetState, BudgetStatus, DEFAULT_HOLD, SpendGroup, SpendGrouping, SpendTotal,
-    SqliteBudgetGate,
+    BudgetState, BudgetStatus, DEFAULT_HOLD, DaySpend, GroupPerformance, LEDGER_CSV_HEADER,
+    SpendGroup, SpendGrouping, SpendTotal, SqliteBudgetGate, period_start,
 };
 pub use search::{SearchHit, SnippetPart};
 

@@ -864,3 +864,180 @@ fn integrity_check_notices_a_search_index_out_of_step_with_the_messages() {
     let report = store.integrity_check().unwrap();
     assert!(report.contains("search index"), "{report}");
 }
+
+#[test]
+fn spend_by_day_stacks_groups_per_utc_day_exactly() {
+    let (_tmp, store) = store();
+    let d1 = time::parse_date("2026-05-03").unwrap();
+    let d2 = time::parse_date("2026-05-04").unwrap();
+    let rows: [(i64, &str, i64); 4] = [
+        (d1 + 1_000, "openai", 100),
+        (d1 + 86_399_999, "openai", 23),
+        (d2, "anthropic", 7),
+        (d2 + 5, "openai", 1),
+    ];
+    for (at, p, nanos) in rows {
+        store
+            .conn()
+            .execute(
+                "INSERT INTO ledger (at, provider, model, cost_nanos, estimated) VALUES (?1, ?2, 'm', ?3, 0)",
+                rusqlite::params![at, p, nanos],
+            )
+            .unwrap();
+    }
+    let cells = store.spend_by_day(SpendGrouping::Provider, d1).unwrap();
+    let got: Vec<(&str, Option<&str>, i64, u64)> = cells
+        .iter()
+        .map(|c| (c.day.as_str(), c.key.as_deref(), c.cost.nanos(), c.requests))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("2026-05-03", Some("openai"), 123, 2),
+            ("2026-05-04", Some("anthropic"), 7, 1),
+            ("2026-05-04", Some("openai"), 1, 1),
+        ]
+    );
+    assert_eq!(
+        store
+            .spend_by_day(SpendGrouping::Provider, d2)
+            .unwrap()
+            .len(),
+        2,
+        "since a day leaves out the days before"
+    );
+}
+
+fn traced(
+    provider: &str,
+    outcome: AttemptOutcome,
+    ttft: Option<f64>,
+    total: f64,
+    out: u64,
+) -> AttemptRecord {
+    AttemptRecord {
+        provider: provider.into(),
+        model: "m".into(),
+        started_unix_ms: time::now_ms(),
+        ttft_ms: ttft,
+        total_ms: total,
+        outcome,
+        usage: Usage {
+            input_tokens: Some(10),
+            output_tokens: Some(out),
+            cached_input_tokens: None,
+            reasoning_tokens: None,
+        },
+        cost: None,
+    }
+}
+
+#[test]
+fn performance_counts_attempts_errors_ttft_and_tokens_per_second() {
+    let (_tmp, store) = store();
+    let rec = store.recorder(false);
+    let conv = rec.start_conversation("perf", &["acme".into()]).unwrap();
+    let q = rec.add_user_message(conv, None, "hi").unwrap();
+    let err = AttemptOutcome::Error {
+        kind: ErrorKind::Overloaded,
+        message: "busy".into(),
+    };
+    let skip = AttemptOutcome::Skipped {
+        kind: "budget".into(),
+        reason: "over".into(),
+    };
+    // A route: oa fails, an is skipped, gm answers (100 tokens in 0.5 s).
+    let trace = RequestTrace {
+        route: Some("fast".into()),
+        attempts: vec![
+            traced("oa", err, None, 50.0, 0),
+            traced("an", skip, None, 0.0, 0),
+            traced("gm", AttemptOutcome::Ok, Some(100.0), 600.0, 100),
+        ],
+    };
+    rec.add_answer(conv, q, 0, "@fast", &answer("gm", "m", "x", 5), &trace)
+        .unwrap();
+    // A direct answer on gm: 50 tokens in 0.25 s, TTFT 300 ms.
+    let trace = RequestTrace {
+        route: None,
+        attempts: vec![traced("gm", AttemptOutcome::Ok, Some(300.0), 550.0, 50)],
+    };
+    rec.add_answer(conv, q, 1, "gm:m", &answer("gm", "m", "y", 5), &trace)
+        .unwrap();
+    let since = time::day_start(time::now_ms());
+    let by_provider = store.performance(SpendGrouping::Provider, since).unwrap();
+    let of = |k: &str| {
+        by_provider
+            .iter()
+            .find(|g| g.key.as_deref() == Some(k))
+            .unwrap()
+    };
+    assert!(
+        by_provider.iter().all(|g| g.key.as_deref() != Some("an")),
+        "a skip is not an attempt"
+    );
+    assert_eq!((of("oa").attempts, of("oa").errors), (1, 1));
+    assert_eq!(of("oa").error_rate(), Some(1.0));
+    assert_eq!(of("oa").avg_ttft_ms, None);
+    let gm = of("gm");
+    assert_eq!((gm.attempts, gm.errors), (2, 0));
+    assert_eq!(gm.avg_ttft_ms, Some(200.0));
+    assert_eq!(gm.avg_tokens_per_s, Some(200.0));
+    let by_route = store.performance(SpendGrouping::Route, since).unwrap();
+    let fast = by_route
+        .iter()
+        .find(|g| g.key.as_deref() == Some("fast"))
+        .unwrap();
+    assert_eq!((fast.attempts, fast.errors), (2, 1));
+    let by_tag = store.performance(SpendGrouping::Tag, since).unwrap();
+    assert_eq!(by_tag.len(), 1);
+    assert_eq!(by_tag[0].key.as_deref(), Some("acme"));
+    assert_eq!(by_tag[0].attempts, 3);
+    let tomorrow = since + 86_400_000;
+    assert!(
+        store
+            .performance(SpendGrouping::Provider, tomorrow)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_ledger_exports_as_csv_for_a_period_with_exact_amounts() {
+    let (_tmp, store) = store();
+    let d1 = time::parse_date("2026-05-03").unwrap();
+    let d2 = time::parse_date("2026-05-04").unwrap();
+    for (at, route, nanos) in [
+        (d1 + 3_723_004, Some("a,b"), 1_234_567_891i64),
+        (d2, None, 5),
+    ] {
+        store
+            .conn()
+            .execute(
+                "INSERT INTO ledger (at, provider, model, route, conversation, cost_nanos, estimated, input_tokens, output_tokens)
+                 VALUES (?1, 'openai', 'gpt \"x\"', ?2, '7', ?3, 1, 10, 20)",
+                rusqlite::params![at, route, nanos],
+            )
+            .unwrap();
+        let id = store.conn().last_insert_rowid();
+        for tag in ["zeta", "acme"] {
+            store
+                .conn()
+                .execute(
+                    "INSERT INTO ledger_tags (entry_id, tag) VALUES (?1, ?2)",
+                    rusqlite::params![id, tag],
+                )
+                .unwrap();
+        }
+    }
+    let (csv, n) = store.ledger_csv(d1, d2).unwrap();
+    assert_eq!(n, 1, "the end of the period is exclusive");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], LEDGER_CSV_HEADER);
+    assert_eq!(
+        lines[1],
+        "2026-05-03T01:02:03.004Z,openai,\"gpt \"\"x\"\"\",\"a,b\",7,acme;zeta,10,20,1.234567891,1234567891,true"
+    );
+    let (csv, n) = store.ledger_csv(d1, d2 + 86_400_000).unwrap();
+    assert_eq!((n, csv.lines().count()), (2, 3));
+}

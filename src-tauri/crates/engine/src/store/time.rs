@@ -72,6 +72,20 @@ pub fn format_date(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (ISO 8601, UTC) of `ms`.
+pub fn format_iso(ms: i64) -> String {
+    let in_day = ms.rem_euclid(DAY_MS);
+    let secs = in_day / 1000;
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:03}Z",
+        format_date(ms),
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60,
+        in_day % 1000
+    )
+}
+
 /// `YYYY-MM-DD HH:MM UTC` of `ms`.
 pub fn format_datetime(ms: i64) -> String {
     let secs = ms.rem_euclid(DAY_MS) / 1000;

@@ -19,6 +19,33 @@ pub mod store_child;
 
 use std::path::PathBuf;
 
+/// A `config.toml` with three providers on `server`, one per wire
+/// protocol, with known prices (USD per million input / output tokens):
+/// `oa` (OpenAI protocol, model `oa-model`, 2.50 / 10), `an` (Anthropic,
+/// `an-model`, 3 / 15) and `gm` (Gemini, `gm-model`, 0.30 / 2.50).
+pub fn mock_providers_config(server: &switchboard_mock::MockServer) -> String {
+    use switchboard_mock::Protocol;
+    let provider = |id: &str, kind: &str, protocol, model: &str, input: &str, output: &str| {
+        format!(
+            "[providers.{id}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n[[providers.{id}.models]]\nid = \"{model}\"\ninput_usd_per_mtok = \"{input}\"\noutput_usd_per_mtok = \"{output}\"\n\n",
+            server.base_url(protocol)
+        )
+    };
+    [
+        provider("oa", "openai", Protocol::OpenAi, "oa-model", "2.50", "10"),
+        provider(
+            "an",
+            "anthropic",
+            Protocol::Anthropic,
+            "an-model",
+            "3",
+            "15",
+        ),
+        provider("gm", "gemini", Protocol::Gemini, "gm-model", "0.30", "2.50"),
+    ]
+    .concat()
+}
+
 /// The repository's root directory.
 pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -14,39 +14,7 @@ use std::time::Duration;
 use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
 use switchboard_protocol::format_usd;
 use switchboard_tests::e2e::{App, Launch};
-
-fn config(server: &MockServer) -> String {
-    format!(
-        r#"
-[providers.oa]
-kind = "openai"
-base_url = "{}"
-[[providers.oa.models]]
-id = "oa-model"
-input_usd_per_mtok = "2.50"
-output_usd_per_mtok = "10"
-
-[providers.an]
-kind = "anthropic"
-base_url = "{}"
-[[providers.an.models]]
-id = "an-model"
-input_usd_per_mtok = "3"
-output_usd_per_mtok = "15"
-
-[providers.gm]
-kind = "gemini"
-base_url = "{}"
-[[providers.gm.models]]
-id = "gm-model"
-input_usd_per_mtok = "0.30"
-output_usd_per_mtok = "2.50"
-"#,
-        server.base_url(Protocol::OpenAi),
-        server.base_url(Protocol::Anthropic),
-        server.base_url(Protocol::Gemini)
-    )
-}
+use switchboard_tests::mock_providers_config;
 
 /// Exact cost in nano-dollars for prices given in micro-dollars per Mtok.
 fn nanos(u: MockUsage, input_micro: u64, output_micro: u64) -> i64 {
@@ -86,7 +54,10 @@ async fn three_panes_stream_their_own_answers_with_tokens_and_cost() -> anyhow::
             .with_gap(gap),
     );
     let home = tempfile::tempdir()?;
-    std::fs::write(home.path().join("config.toml"), config(&server))?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server),
+    )?;
 
     let app = App::launch(Launch::new("compare").data_dir(home.path())).await?;
     app.check(async {
@@ -165,7 +136,10 @@ async fn html_and_script_in_a_reply_render_as_inert_text() -> anyhow::Result<()>
     ];
     server.script("oa-model", Scenario::default().with_text(&payload));
     let home = tempfile::tempdir()?;
-    std::fs::write(home.path().join("config.toml"), config(&server))?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server),
+    )?;
     let app = App::launch(Launch::new("inert").data_dir(home.path())).await?;
     app.check(async {
         app.pick_model(1, "oa-model").await?;
@@ -209,7 +183,10 @@ async fn a_fast_provider_streams_every_piece_once_and_in_order() -> anyhow::Resu
         }),
     );
     let home = tempfile::tempdir()?;
-    std::fs::write(home.path().join("config.toml"), config(&server))?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server),
+    )?;
     let app = App::launch(Launch::new("fast").data_dir(home.path())).await?;
     app.check(async {
         app.pick_model(1, "oa-model").await?;
@@ -299,7 +276,10 @@ async fn a_failing_first_target_falls_back_and_the_trail_shows_it() -> anyhow::R
     );
     let home = tempfile::tempdir()?;
     let routes = "\n[routes.resilient]\nstrategy = \"ordered\"\ntargets = [\"oa:oa-model\", \"an:an-model\"]\n";
-    std::fs::write(home.path().join("config.toml"), config(&server) + routes)?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server) + routes,
+    )?;
     let app = App::launch(Launch::new("fallback").data_dir(home.path())).await?;
     app.check(async {
         app.pick_model(1, "@resilient").await?;

@@ -15,32 +15,9 @@
 use std::time::{Duration, Instant};
 
 use switchboard_engine::{DataDir, Store};
-use switchboard_mock::{Fault, MockServer, Protocol, Scenario};
+use switchboard_mock::{Fault, MockServer, Scenario};
 use switchboard_tests::e2e::{App, Launch};
-
-fn config(server: &MockServer) -> String {
-    format!(
-        r#"# written by the test; comments must survive edits
-[providers.oa]
-kind = "openai"
-base_url = "{}"
-[[providers.oa.models]]
-id = "oa-model"
-input_usd_per_mtok = "2.50"
-output_usd_per_mtok = "10"
-
-[providers.an]
-kind = "anthropic"
-base_url = "{}"
-[[providers.an.models]]
-id = "an-model"
-input_usd_per_mtok = "3"
-output_usd_per_mtok = "15"
-"#,
-        server.base_url(Protocol::OpenAi),
-        server.base_url(Protocol::Anthropic),
-    )
-}
+use switchboard_tests::mock_providers_config;
 
 /// Poll `check` (a page script returning a boolean) until it holds.
 async fn eventually(app: &App, what: &str, check: &str) -> anyhow::Result<()> {
@@ -73,7 +50,13 @@ async fn a_route_made_in_the_editor_falls_back_and_is_saved() -> anyhow::Result<
     );
     let home = tempfile::tempdir()?;
     let path = home.path().join("config.toml");
-    std::fs::write(&path, config(&server))?;
+    std::fs::write(
+        &path,
+        format!(
+            "# written by the test; comments must survive edits\n{}",
+            mock_providers_config(&server)
+        ),
+    )?;
     let app = App::launch(Launch::new("routes-editor").data_dir(home.path())).await?;
     app.check(async {
         app.open_settings().await?;
@@ -176,7 +159,13 @@ async fn a_disabled_provider_leaves_the_picker_and_a_bad_base_url_changes_nothin
     let server = MockServer::start().await?;
     let home = tempfile::tempdir()?;
     let path = home.path().join("config.toml");
-    std::fs::write(&path, config(&server))?;
+    std::fs::write(
+        &path,
+        format!(
+            "# written by the test; comments must survive edits\n{}",
+            mock_providers_config(&server)
+        ),
+    )?;
     let app = App::launch(Launch::new("providers-config").data_dir(home.path())).await?;
     let picker_offers = |model: &str| {
         format!(

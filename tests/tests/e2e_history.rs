@@ -8,16 +8,10 @@
     reason = "test code"
 )]
 
-use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
+use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_protocol::format_usd;
 use switchboard_tests::e2e::{App, Launch};
-
-fn config(server: &MockServer) -> String {
-    format!(
-        "[providers.oa]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[[providers.oa.models]]\nid = \"oa-model\"\ninput_usd_per_mtok = \"4\"\noutput_usd_per_mtok = \"8\"\n",
-        server.base_url(Protocol::OpenAi)
-    )
-}
+use switchboard_tests::mock_providers_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_reopens_after_a_restart_and_is_found_by_search() -> anyhow::Result<()> {
@@ -35,9 +29,12 @@ async fn a_conversation_reopens_after_a_restart_and_is_found_by_search() -> anyh
             .with_usage(usage),
     );
     let home = tempfile::tempdir()?;
-    std::fs::write(home.path().join("config.toml"), config(&server))?;
-    // 1000 × $4/M + 500 × $8/M = $0.008
-    let cost = format_usd(8_000_000);
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server),
+    )?;
+    // 1000 × $2.50/M + 500 × $10/M = $0.0075
+    let cost = format_usd(7_500_000);
 
     let app = App::launch(Launch::new("history-1").data_dir(home.path())).await?;
     app.check(async {
@@ -117,7 +114,10 @@ async fn incognito_conversations_leave_no_history() -> anyhow::Result<()> {
         Scenario::default().with_text(&["secret ", "plans"]),
     );
     let home = tempfile::tempdir()?;
-    std::fs::write(home.path().join("config.toml"), config(&server))?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server),
+    )?;
     let app = App::launch(Launch::new("incognito").data_dir(home.path())).await?;
     app.check(async {
         app.click("#incognito").await?;

@@ -10,33 +10,10 @@
     reason = "test code"
 )]
 
-use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
+use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_protocol::format_usd;
 use switchboard_tests::e2e::{App, Launch};
-
-fn config(server: &MockServer) -> String {
-    format!(
-        r#"
-[providers.oa]
-kind = "openai"
-base_url = "{}"
-[[providers.oa.models]]
-id = "oa-model"
-input_usd_per_mtok = "2.50"
-output_usd_per_mtok = "10"
-
-[providers.an]
-kind = "anthropic"
-base_url = "{}"
-[[providers.an.models]]
-id = "an-model"
-input_usd_per_mtok = "3"
-output_usd_per_mtok = "15"
-"#,
-        server.base_url(Protocol::OpenAi),
-        server.base_url(Protocol::Anthropic),
-    )
-}
+use switchboard_tests::mock_providers_config;
 
 fn usage(input: u64, output: u64) -> MockUsage {
     MockUsage {
@@ -91,7 +68,10 @@ async fn the_spend_page_adds_up_the_answers_exactly_in_both_themes() -> anyhow::
         nanos(an, 3_000_000, 15_000_000),
     );
     let home = tempfile::tempdir()?;
-    std::fs::write(home.path().join("config.toml"), config(&server))?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server),
+    )?;
     let app = App::launch(Launch::new("spend").data_dir(home.path())).await?;
     app.check(async {
         app.wait_for("#compare").await?;
@@ -220,7 +200,10 @@ async fn a_budget_set_in_the_editor_blocks_the_next_request_over_it() -> anyhow:
     );
     let cost = nanos(oa, 2_500_000, 10_000_000);
     let home = tempfile::tempdir()?;
-    std::fs::write(home.path().join("config.toml"), config(&server))?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server),
+    )?;
     let app = App::launch(Launch::new("budget").data_dir(home.path())).await?;
     app.check(async {
         app.wait_for("#compare").await?;

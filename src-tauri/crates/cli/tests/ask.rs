@@ -118,7 +118,7 @@ async fn json_reports_ground_truth_usage_cost_and_ttft_for_three_protocols() {
             .with_text(text)
             .with_usage(u)
             .with_ttft(ttft)
-            .with_gap(Duration::from_millis(3))
+            .with_gap(Duration::from_millis(6))
             .with_key(key)
     };
     server.script(

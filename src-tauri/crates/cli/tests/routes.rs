@@ -349,14 +349,16 @@ async fn a_cut_answer_is_kept_and_the_next_target_is_named_not_tried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_show_explains_a_fastest_ordering_with_the_measured_numbers() {
     let server = MockServer::start().await.unwrap();
-    server.script(
-        "a-model",
-        Scenario::default().with_ttft(Duration::from_millis(150)),
-    );
-    server.script(
-        "b-model",
-        Scenario::default().with_ttft(Duration::from_millis(10)),
-    );
+    // Streams with a measurable generation phase, so tokens/s is measured.
+    // b is faster on both counts: first token and generation.
+    let paced = |ttft, gap| {
+        Scenario::default()
+            .with_text(&["one ", "two ", "three"])
+            .with_ttft(Duration::from_millis(ttft))
+            .with_gap(Duration::from_millis(gap))
+    };
+    server.script("a-model", paced(150, 12));
+    server.script("b-model", paced(10, 3));
     server.script("c-model", Scenario::default());
     let home = home_with(
         &server,

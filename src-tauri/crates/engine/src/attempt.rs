@@ -12,6 +12,10 @@ use crate::client::Timed;
 use crate::error::ProviderError;
 use crate::money::Cost;
 
+/// Shortest generation phase (first token to end) over which tokens/s is
+/// reported; below it the figure would be timer noise.
+pub const MIN_RATE_SPAN: Duration = Duration::from_millis(5);
+
 /// Characters per token used for estimates when a provider reports none.
 pub const CHARS_PER_TOKEN: usize = 4;
 
@@ -168,8 +172,10 @@ impl Accumulator {
         };
         let tokens_per_s = self.first_token.and_then(|first| {
             let output = self.usage.output_tokens?;
-            let generating = total.checked_sub(first)?.as_secs_f64();
-            (generating > 0.0 && output > 0).then(|| output as f64 / generating)
+            let generating = total.checked_sub(first)?;
+            // An answer that arrived in one burst has no measurable rate.
+            (generating >= MIN_RATE_SPAN && output > 0)
+                .then(|| output as f64 / generating.as_secs_f64())
         });
         AttemptResult {
             provider: self.provider,
@@ -292,6 +298,23 @@ mod tests {
         assert_eq!(r.usage.output_tokens, Some(50));
         // 50 tokens over 0.5 s of generation.
         assert_eq!(r.timing.tokens_per_s, Some(100.0));
+        // All in one burst: no rate rather than an absurd one.
+        let mut burst = Accumulator::new("p", "m");
+        burst.push(&t(100, StreamEvent::TextDelta("x".into())));
+        burst.push(&t(
+            100,
+            StreamEvent::Usage {
+                usage: usage(Some(1), Some(500), None),
+                reported_cost: None,
+            },
+        ));
+        assert_eq!(
+            burst
+                .finish(Duration::from_micros(100_200), None, 4)
+                .timing
+                .tokens_per_s,
+            None
+        );
         assert!(r.is_ok());
         assert_eq!(r.cost, None, "no price known");
     }

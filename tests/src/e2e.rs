@@ -281,18 +281,34 @@ impl App {
 
     /// Click the element matching `css`.
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
-        self.wait_for(css)
-            .await?
-            .click()
+        let el = self.wait_for(css).await?;
+        self.center(css).await?;
+        el.click()
             .await
             .with_context(|| format!("clicking {css:?}"))?;
+        Ok(())
+    }
+
+    /// Scroll the first element matching `css` to the middle of its scroll
+    /// area: WebKitWebDriver does not always scroll an element inside a
+    /// nested scroll area far enough to interact with it.
+    async fn center(&self, css: &str) -> anyhow::Result<()> {
+        self.client
+            .execute(
+                "const e = document.querySelector(arguments[0]); if (e) e.scrollIntoView({block: 'center'});",
+                vec![serde_json::Value::String(css.to_owned())],
+            )
+            .await?;
         Ok(())
     }
 
     /// Replace the value of the input or textarea matching `css` by typing `text`.
     pub async fn type_into(&self, css: &str, text: &str) -> anyhow::Result<()> {
         let el = self.wait_for(css).await?;
-        el.clear().await?;
+        self.center(css).await?;
+        el.clear()
+            .await
+            .with_context(|| format!("clearing {css:?}"))?;
         el.send_keys(text).await?;
         Ok(())
     }

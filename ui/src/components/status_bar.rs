@@ -9,8 +9,9 @@ use crate::ipc;
 pub fn StatusBar() -> impl IntoView {
     let theme = use_context::<RwSignal<Theme>>();
     let info = LocalResource::new(ipc::app_info);
-    // Today's spend and the tightest budget: answers land in the ledger from
-    // any pane (or another process), so it is read again every few seconds.
+    // Today's spend and the tightest budget: read again whenever an answer
+    // of this window ends, and every 15 s for what other processes (the CLI)
+    // add to the ledger.
     let spend = RwSignal::new(None::<SpendStatus>);
     let refresh = move || {
         spawn_local(async move {
@@ -19,8 +20,14 @@ pub fn StatusBar() -> impl IntoView {
             }
         })
     };
-    refresh();
-    set_interval(refresh, std::time::Duration::from_secs(2));
+    let answers = use_context::<crate::pages::CompareState>().map(|c| c.spend_changed);
+    Effect::new(move |_| {
+        if let Some(a) = answers {
+            a.track();
+        }
+        refresh();
+    });
+    set_interval(refresh, std::time::Duration::from_secs(15));
     let spend_view = move || {
         spend.get().map(|s| {
             let money = |usd: &str| usd_to_nanos(usd).map_or_else(|| usd.to_owned(), format_usd);

@@ -169,6 +169,9 @@ pub struct CompareState {
     pub incognito: RwSignal<bool>,
     /// Bumped when history changed (the sidebar reloads).
     pub history_version: RwSignal<u64>,
+    /// Bumped when spend or budgets may have changed (an answer ended,
+    /// recorded or not; a budget was saved): the status bar reads them again.
+    pub spend_changed: RwSignal<u64>,
     /// A message for the user (history off, export written, ...).
     pub notice: RwSignal<Option<String>>,
     /// The conversation's tags (spend is attributed to them).
@@ -196,6 +199,7 @@ impl CompareState {
             title: RwSignal::new(String::new()),
             incognito: RwSignal::new(false),
             history_version: RwSignal::new(0),
+            spend_changed: RwSignal::new(0),
             notice: RwSignal::new(None),
             tags: RwSignal::new(Vec::new()),
         }
@@ -344,7 +348,7 @@ impl CompareState {
         ids: Option<RoundIds>,
     ) {
         let request = self.request(pane, round_id, prompt, answer, ids);
-        let history = self.history_version;
+        let (history, done) = (self.history_version, self.spend_changed);
         spawn_local(async move {
             let result = ipc::ask(&request, move |event| on_event(answer, event)).await;
             if let Err(e) = result {
@@ -356,6 +360,7 @@ impl CompareState {
             if request.record.is_some() {
                 history.update(|v| *v += 1);
             }
+            done.update(|v| *v += 1);
         });
     }
 

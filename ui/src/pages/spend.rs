@@ -514,6 +514,15 @@ pub fn SpendPage() -> impl IntoView {
     let days = RwSignal::new(30u32);
     let by = RwSignal::new("provider".to_owned());
     let version = RwSignal::new(0u64);
+    // A budget saved or removed here changes the status bar's readout too.
+    if let Some(compare) = use_context::<crate::pages::CompareState>() {
+        Effect::new(move |first: Option<()>| {
+            version.track();
+            if first.is_some() {
+                compare.spend_changed.update(|v| *v += 1);
+            }
+        });
+    }
     let filter = RwSignal::new(None::<Option<String>>);
     let data = RwSignal::new(None::<Result<SpendOverview, String>>);
     let form = BudgetForm::new();

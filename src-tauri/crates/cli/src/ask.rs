@@ -15,8 +15,9 @@ use switchboard_engine::routing::{
     Route, RouteAttempt, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
 };
 use switchboard_engine::{
-    AttemptResult, ChatRequest, Client, Config, ConversationId, DataDir, ErrorKind, KeyError,
-    KeyStore, ProviderConfig, ProviderError, Secret, Store, StoreError, StreamEvent, key_hint,
+    AttemptResult, ChatRequest, Client, Config, ConversationId, DataDir, ErrorKind, KeyStore,
+    ProviderConfig, ProviderError, Secret, Store, StoreError, StreamEvent, key_hint, provider_key,
+    store,
 };
 
 use switchboard_engine::catalog::{list_models, save_live};
@@ -108,29 +109,9 @@ fn parse_target(config: &Config, routing: &RoutingConfig, raw: &str) -> Result<T
 }
 
 /// The key for `provider`: `Ok(None)` only for local servers that need none.
+/// The key for `provider` (see [`provider_key`]).
 pub async fn key_for(provider: &ProviderConfig) -> Result<Option<Secret>, ProviderError> {
-    let id = provider.id.clone();
-    let looked_up = tokio::task::spawn_blocking(move || KeyStore::new().get(&id))
-        .await
-        .unwrap_or_else(|e| {
-            Err(KeyError::Platform {
-                reason: e.to_string(),
-            })
-        });
-    let no_key = |detail: String| {
-        ProviderError::new(
-            ErrorKind::Auth,
-            &provider.id,
-            format!("no API key for provider \"{}\": {detail}", provider.id),
-        )
-    };
-    match looked_up {
-        Ok(Some((key, _))) => Ok(Some(key)),
-        Ok(None) if provider.local => Ok(None),
-        Ok(None) => Err(no_key(key_hint(&provider.id))),
-        Err(_) if provider.local => Ok(None),
-        Err(e) => Err(no_key(e.to_string())),
-    }
+    provider_key(&KeyStore::new(), provider).await
 }
 
 pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
@@ -219,7 +200,7 @@ pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
     let recorder = store.recorder(args.incognito);
     let record_error = |e: StoreError| warning(&format!("not saved to history: {e}"));
     let conversation = recorder
-        .start_conversation(&title_of(&args.prompt), &args.tags)
+        .start_conversation(&store::title_of(&args.prompt), &args.tags)
         .map_err(record_error)
         .ok();
     let question = conversation.and_then(|c| {
@@ -320,15 +301,6 @@ pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
         }
     }
     Ok(all_ok)
-}
-
-/// A conversation's title: the start of the prompt, on one line.
-fn title_of(prompt: &str) -> String {
-    let line = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
-    match line.char_indices().nth(60) {
-        None => line,
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-    }
 }
 
 fn keys_lookup(

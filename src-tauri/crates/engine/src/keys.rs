@@ -358,6 +358,36 @@ fn map_err(id: &str, e: keyring::Error) -> KeyError {
     }
 }
 
+/// The key a request to `provider` carries, looked up off the async threads
+/// (the keychain blocks): `Ok(None)` for a local server without one, else an
+/// `auth` error that says how to add one. Both the app and the CLI use it.
+pub async fn provider_key(
+    keys: &KeyStore,
+    provider: &crate::provider::ProviderConfig,
+) -> Result<Option<Secret>, crate::error::ProviderError> {
+    let (keys, id) = (keys.clone(), provider.id.clone());
+    let looked_up = tokio::task::spawn_blocking(move || keys.get(&id))
+        .await
+        .unwrap_or_else(|e| {
+            Err(KeyError::Platform {
+                reason: e.to_string(),
+            })
+        });
+    let no_key = |detail: String| {
+        crate::error::ProviderError::new(
+            crate::error::ErrorKind::Auth,
+            &provider.id,
+            format!("no API key for provider \"{}\": {detail}", provider.id),
+        )
+    };
+    match looked_up {
+        Ok(Some((key, _))) => Ok(Some(key)),
+        Ok(None) | Err(_) if provider.local => Ok(None),
+        Ok(None) => Err(no_key(key_hint(&provider.id))),
+        Err(e) => Err(no_key(e.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,7 @@ pub use config::{
 pub use error::{ErrorKind, ProviderError};
 pub use keys::{
     KeyError, KeyIndex, KeyListing, KeySource, KeyStore, Secret, env_var_for, key_hint,
+    provider_key,
 };
 pub use money::{AmountError, Cost, Price};
 pub use paths::{DataDir, DataDirError, HOME_ENV};

@@ -28,7 +28,7 @@ use crate::error::{ErrorKind, ProviderError};
 use crate::hooks::{
     AttemptOutcome, BudgetGate, HealthStore, MemoryHealth, NoBudgets, SpendContext,
 };
-use crate::keys::{KeyError, KeySource, KeyStore, Secret, key_hint};
+use crate::keys::{KeyError, KeySource, KeyStore, Secret};
 use crate::paths::DataDir;
 use crate::provider::{ProviderConfig, presets};
 use crate::routing::{
@@ -391,7 +391,7 @@ impl ChatService {
         let recorder = store.recorder(false);
         let conversation = match request.conversation {
             Some(id) => ConversationId(id),
-            None => recorder.start_conversation(&title_of(&request.prompt), &[])?,
+            None => recorder.start_conversation(&crate::store::title_of(&request.prompt), &[])?,
         };
         let user_message = recorder.add_user_message(conversation, None, &request.prompt)?;
         Ok(RoundIds {
@@ -683,23 +683,7 @@ impl ChatService {
     }
 
     async fn key_for(&self, provider: &ProviderConfig) -> Result<Option<Secret>, ProviderError> {
-        let keys = self.keys.clone();
-        let id = provider.id.clone();
-        let looked_up = tokio::task::spawn_blocking(move || keys.get(&id)).await;
-        let no_key = |detail: String| {
-            ProviderError::new(
-                ErrorKind::Auth,
-                &provider.id,
-                format!("no API key for \"{}\": {detail}", provider.id),
-            )
-        };
-        match looked_up {
-            Ok(Ok(Some((k, _)))) => Ok(Some(k)),
-            Ok(Ok(None)) | Ok(Err(_)) if provider.local => Ok(None),
-            Ok(Ok(None)) => Err(no_key(key_hint(&provider.id))),
-            Ok(Err(e)) => Err(no_key(e.to_string())),
-            Err(e) => Err(no_key(e.to_string())),
-        }
+        crate::keys::provider_key(&self.keys, provider).await
     }
 }
 
@@ -942,17 +926,6 @@ fn route_summary(config: &Config, name: &str) -> RouteSummary {
         idle_timeout_ms: ms("idle_timeout_ms"),
         total_timeout_ms: ms("total_timeout_ms"),
     }
-}
-
-/// A conversation's title: the start of its first prompt, on one line.
-fn title_of(prompt: &str) -> String {
-    let line = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.chars().count() <= 60 {
-        return line;
-    }
-    let cut: String = line.chars().take(60).collect();
-    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
-    format!("{cut}…")
 }
 
 fn trail_step(a: &crate::hooks::AttemptRecord) -> TrailStep {

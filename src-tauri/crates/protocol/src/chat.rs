@@ -342,6 +342,11 @@ mod tests {
         assert_eq!(format_usd(1_500_000_000), "$1.50");
         assert_eq!(format_usd(0), "$0.00");
         let sum: i64 = ["0.1", "0.2"].iter().filter_map(|s| usd_to_nanos(s)).sum();
+        let req = SetKeyRequest {
+            provider: "openai".into(),
+            key: "sk-secret-1234".into(),
+        };
+        assert!(!format!("{req:?}").contains("secret"), "a key never prints");
         assert_eq!(format_usd(sum), "$0.30");
     }
 }
@@ -374,13 +379,23 @@ pub struct LocalServer {
     pub models: Vec<String>,
 }
 
-/// Store a key for a provider (the reply carries only its state).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Store a key for a provider (the reply carries only its state). Its
+/// `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetKeyRequest {
     /// Provider id.
     pub provider: String,
     /// The key; sent once, never returned.
     pub key: String,
+}
+
+impl std::fmt::Debug for SetKeyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetKeyRequest")
+            .field("provider", &self.provider)
+            .field("key", &"••••")
+            .finish()
+    }
 }
 
 /// Where to record a pane's answer in history.

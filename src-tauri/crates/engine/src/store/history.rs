@@ -18,6 +18,18 @@ use crate::money::Cost;
 /// Most items one page may hold.
 pub const MAX_PAGE: usize = 500;
 
+/// A conversation's title made from its first prompt: one line, at most 60
+/// characters, cut at a word boundary.
+pub fn title_of(prompt: &str) -> String {
+    let line = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= 60 {
+        return line;
+    }
+    let cut: String = line.chars().take(60).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{cut}…")
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page<T> {

@@ -86,7 +86,7 @@ pub use export::{
     ExportedMessage, markdown,
 };
 pub use health::SqliteHealth;
-pub use history::{Answer, Conversation, Page, Recorder, StoredAttempt, StoredMessage};
+pub use history::{Answer, Conversation, Page, Recorder, StoredAttempt, StoredMessage, title_of};
 pub use keyindex::SqliteKeyIndex;
 pub use ledger::{
     BudgetState, BudgetStatus, DEFAULT_HOLD, DaySpend, GroupPerformance, LEDGER_CSV_HEADER,

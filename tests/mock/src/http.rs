@@ -220,6 +220,8 @@ pub(crate) struct JsonReply {
     /// Wait this long before answering.
     pub(crate) delay: Duration,
     pub(crate) retry_after_s: Option<u64>,
+    /// Extra response headers.
+    pub(crate) headers: Vec<(String, String)>,
     /// Close the connection after this many body bytes.
     pub(crate) cut_at: Option<usize>,
 }
@@ -232,6 +234,7 @@ impl JsonReply {
             body: body.into(),
             delay: Duration::ZERO,
             retry_after_s: None,
+            headers: Vec::new(),
             cut_at: None,
         }
     }
@@ -292,6 +295,9 @@ where
     head.push_str(&format!("content-length: {}\r\n", reply.body.len()));
     if let Some(seconds) = reply.retry_after_s {
         head.push_str(&format!("retry-after: {seconds}\r\n"));
+    }
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     end_head(&mut head, next);
 

@@ -159,10 +159,13 @@ fn generate<D: Dialect>(
     let Some(model) = model else {
         return D::error(400, "the request names no model").into();
     };
-    shared.hit(&model);
-    let Some(scenario) = shared.scenario(&model) else {
+    let hits = shared.hit(&model);
+    let Some(mut scenario) = shared.scenario(&model) else {
         return D::not_found(&model).into();
     };
+    if scenario.fault_times.is_some_and(|n| hits > n) {
+        scenario.fault = None;
+    }
     if let Some(key) = &scenario.required_key
         && !D::has_key(request, key)
     {
@@ -179,6 +182,33 @@ fn generate<D: Dialect>(
                 .into();
         }
         Some(Fault::ContextTooLong) => return D::context_too_long().delayed(scenario.ttft).into(),
+        Some(Fault::Raw {
+            code,
+            ref headers,
+            ref body,
+        }) => {
+            let reply = JsonReply {
+                headers: headers.clone(),
+                ..JsonReply::new(code, body.clone())
+            };
+            return reply.delayed(scenario.ttft).into();
+        }
+        Some(Fault::EchoHeaders { code }) => {
+            let echoed: serde_json::Map<String, Value> = request
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            let body = serde_json::json!({
+                "error": {
+                    "message": "upstream gateway error",
+                    "request": { "headers": echoed }
+                }
+            });
+            return JsonReply::new(code, to_json(&body))
+                .delayed(scenario.ttft)
+                .into();
+        }
         _ => {}
     }
     if stream {
@@ -202,7 +232,13 @@ fn complete<D: Dialect>(model: &str, scenario: &Scenario) -> Reply {
         },
         Some(Fault::GarbageAfter(_)) => JsonReply::new(200, "{not json"),
         Some(Fault::ErrorEventAfter(_)) => D::overloaded(),
-        Some(Fault::Status { .. } | Fault::ContextTooLong) | None => JsonReply::new(200, body),
+        Some(
+            Fault::Status { .. }
+            | Fault::ContextTooLong
+            | Fault::Raw { .. }
+            | Fault::EchoHeaders { .. },
+        )
+        | None => JsonReply::new(200, body),
     };
     reply.delayed(scenario.generation_time()).into()
 }

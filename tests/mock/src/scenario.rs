@@ -44,6 +44,9 @@ pub struct Scenario {
     pub finish: Finish,
     /// How the response fails, if it does.
     pub fault: Option<Fault>,
+    /// When set, the fault strikes only the first this-many requests for
+    /// the model; later ones are answered normally (a 429 that clears).
+    pub fault_times: Option<usize>,
     /// When set, requests must carry this key (OpenAI `authorization: Bearer K`,
     /// Anthropic `x-api-key: K`, Gemini `x-goog-api-key: K`) or they get the
     /// protocol's authentication error.
@@ -68,6 +71,7 @@ impl Default for Scenario {
             cost_usd: None,
             finish: Finish::Stop,
             fault: None,
+            fault_times: None,
             required_key: None,
             wire: Wire::default(),
         }
@@ -133,6 +137,12 @@ impl Scenario {
         self
     }
 
+    /// Makes the fault strike only the first `n` requests.
+    pub fn with_fault_times(mut self, n: usize) -> Self {
+        self.fault_times = Some(n);
+        self
+    }
+
     /// Requires this API key.
     pub fn with_key(mut self, key: &str) -> Self {
         self.required_key = Some(key.to_owned());
@@ -156,7 +166,13 @@ impl Scenario {
             Some(Fault::CutAfter(n)) => (n, MidStream::Cut),
             Some(Fault::GarbageAfter(n)) => (n, MidStream::Garbage),
             Some(Fault::ErrorEventAfter(n)) => (n, MidStream::ErrorEvent),
-            Some(Fault::Status { .. } | Fault::ContextTooLong) | None => return None,
+            Some(
+                Fault::Status { .. }
+                | Fault::ContextTooLong
+                | Fault::Raw { .. }
+                | Fault::EchoHeaders { .. },
+            )
+            | None => return None,
         };
         (after.min(self.text.len()) == sent).then_some(fault)
     }
@@ -219,6 +235,23 @@ pub enum Fault {
     /// HTTP 400 saying the prompt exceeds the context window, in the
     /// protocol's words (OpenAI code `context_length_exceeded`).
     ContextTooLong,
+    /// An error response written exactly as given: status, extra headers
+    /// (`retry-after` as a date, `retry-after-ms`, ...) and body (a
+    /// vendor's documented error, byte for byte).
+    Raw {
+        /// HTTP status code.
+        code: u16,
+        /// Extra response headers.
+        headers: Vec<(String, String)>,
+        /// The JSON body.
+        body: String,
+    },
+    /// An error whose body echoes every request header, credentials
+    /// included, as some proxies and gateways do.
+    EchoHeaders {
+        /// HTTP status code.
+        code: u16,
+    },
     /// Send this many text pieces, then keep the connection open and silent
     /// until the client hangs up.
     StallAfter(usize),

@@ -133,8 +133,12 @@ impl Shared {
         self.lock().requests.push(request);
     }
 
-    pub(crate) fn hit(&self, model: &str) {
-        *self.lock().hits.entry(model.to_owned()).or_default() += 1;
+    /// Count a request for `model`; how many there have been, this one included.
+    pub(crate) fn hit(&self, model: &str) -> usize {
+        let mut state = self.lock();
+        let n = state.hits.entry(model.to_owned()).or_default();
+        *n += 1;
+        *n
     }
 
     pub(crate) fn scenario(&self, model: &str) -> Option<Scenario> {

@@ -417,6 +417,52 @@ async fn status_fault_sends_the_protocols_error_and_retry_after() {
 }
 
 #[tokio::test]
+async fn raw_faults_are_sent_verbatim_and_clear_after_their_count() {
+    let body = r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#;
+    let fault = Fault::Raw {
+        code: 400,
+        headers: vec![("retry-after-ms".into(), "250".into())],
+        body: body.into(),
+    };
+    let server = server_with(
+        "m",
+        Scenario::default().with_fault(fault).with_fault_times(2),
+    )
+    .await;
+    for _ in 0..2 {
+        let response = stream(&server, Protocol::Gemini, "m").await;
+        assert_eq!(response.status, 400);
+        assert_eq!(response.header("retry-after-ms"), Some("250"));
+        assert_eq!(response.text(), body, "byte for byte");
+    }
+    let response = stream(&server, Protocol::Gemini, "m").await;
+    assert_eq!(response.status, 200, "the third request is answered");
+    assert_eq!(
+        streamed_text(Protocol::Gemini, &response.events()),
+        "Hello world"
+    );
+    assert_eq!(server.hits("m"), 3);
+}
+
+#[tokio::test]
+async fn echo_headers_returns_every_request_header_like_a_leaky_proxy() {
+    let server = server_with(
+        "m",
+        Scenario::default().with_fault(Fault::EchoHeaders { code: 502 }),
+    )
+    .await;
+    let request =
+        RawRequest::generate(Protocol::OpenAi, "m", true).key(Protocol::OpenAi, "sk-echo");
+    let response = call(&server, &request).await;
+    assert_eq!(response.status, 502);
+    let body = response.json();
+    assert_eq!(
+        body["error"]["request"]["headers"]["authorization"],
+        "Bearer sk-echo"
+    );
+}
+
+#[tokio::test]
 async fn context_too_long_speaks_each_protocol() {
     let server = server_with("m", Scenario::default().with_fault(Fault::ContextTooLong)).await;
     for protocol in PROTOCOLS {

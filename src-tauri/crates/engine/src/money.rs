@@ -61,6 +61,61 @@ fn parse_scaled(text: &str, scale: u32) -> Result<u128, AmountError> {
     Ok(value)
 }
 
+/// Parse a non-negative decimal of any precision into `10^-scale` units,
+/// rounded once, halves up. Digits beyond the 38th significant one are
+/// dropped first: they cannot move a half-up rounding that far below them.
+fn parse_rounded(text: &str, scale: u32) -> Result<u128, AmountError> {
+    let bad = |why: &str| AmountError(format!("{text:?} is not a valid amount: {why}"));
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(i) => {
+            let exp: i64 = text[i + 1..].parse().map_err(|_| bad("bad exponent"))?;
+            (&text[..i], exp)
+        }
+        None => (text, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return Err(bad("no digits"));
+    }
+    if !int_part
+        .chars()
+        .chain(frac_part.chars())
+        .all(|c| c.is_ascii_digit())
+    {
+        return Err(bad("only digits and one '.' are allowed"));
+    }
+    let all = format!("{int_part}{frac_part}");
+    let digits = all.trim_start_matches('0');
+    let kept = &digits[..digits.len().min(38)];
+    let dropped = (digits.len() - kept.len()) as i64;
+    let value: u128 = if kept.is_empty() {
+        return Ok(0);
+    } else {
+        kept.parse().map_err(|_| bad("too many digits"))?
+    };
+    // value × 10^shift units.
+    let shift = exp
+        .saturating_add(dropped)
+        .saturating_sub(frac_part.len() as i64)
+        .saturating_add(i64::from(scale));
+    if shift >= 0 {
+        let factor = u32::try_from(shift)
+            .ok()
+            .and_then(|s| 10u128.checked_pow(s))
+            .ok_or_else(|| bad("too large"))?;
+        return value.checked_mul(factor).ok_or_else(|| bad("too large"));
+    }
+    // value < 10^38, so a divisor of 10^39 or more leaves less than a tenth.
+    let Some(divisor) = u32::try_from(-shift)
+        .ok()
+        .and_then(|s| 10u128.checked_pow(s))
+    else {
+        return Ok(0);
+    };
+    let (q, r) = (value / divisor, value % divisor);
+    Ok(if r >= divisor - r { q + 1 } else { q })
+}
+
 /// A price per token, in whole pico-dollars (10^-12 USD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Price {
@@ -90,6 +145,15 @@ impl Price {
     /// Pico-dollars per token.
     pub fn pico_per_token(self) -> u64 {
         self.pico_per_token
+    }
+
+    /// This price × `num` / `den` (a vendor's multiplier such as 0.1× for
+    /// cache reads), truncated to the pico-dollar per token.
+    pub fn times(self, (num, den): (u64, u64)) -> Price {
+        let v = u128::from(self.pico_per_token) * u128::from(num) / u128::from(den.max(1));
+        Price {
+            pico_per_token: u64::try_from(v).unwrap_or(u64::MAX),
+        }
     }
 
     /// The exact cost of `tokens` tokens, in pico-dollars.
@@ -169,22 +233,21 @@ impl Cost {
         }
     }
 
-    /// From a USD amount written as a decimal (`"0.0000123"`), rounded to the
-    /// nano-dollar; what providers such as OpenRouter report.
+    /// From a USD amount written as a decimal (`"0.0000123"`, `"1.2e-7"`,
+    /// any number of digits), rounded once to the nearest nano-dollar
+    /// (halves away from zero); what providers such as OpenRouter report.
     pub fn from_usd(text: &str) -> Result<Self, AmountError> {
-        // Parse with room for rounding, then round to nano-dollars.
         let t = text.trim();
         let (neg, t) = match t.strip_prefix('-') {
             Some(rest) => (true, rest),
-            None => (false, t),
+            None => (false, t.strip_prefix('+').unwrap_or(t)),
         };
-        let pico = parse_scaled(t, 12).or_else(|_| {
-            // More than 12 decimals: cut, then round at the nano-dollar.
-            let cut = cut_decimals(t, 12);
-            parse_scaled(&cut, 12)
-        })?;
-        let c = Self::from_pico(pico);
-        Ok(if neg { Self { nanos: -c.nanos } } else { c })
+        let nanos = parse_rounded(t, 9)?;
+        let nanos =
+            i64::try_from(nanos).map_err(|_| AmountError(format!("{text:?} is too large")))?;
+        Ok(Self {
+            nanos: if neg { -nanos } else { nanos },
+        })
     }
 
     /// The USD amount as an exact decimal string (`"0.000123456"`).
@@ -239,16 +302,6 @@ impl FromStr for Cost {
     type Err = AmountError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Cost::from_usd(s)
-    }
-}
-
-fn cut_decimals(t: &str, keep: usize) -> String {
-    match t.split_once('.') {
-        Some((i, f)) if f.len() > keep && !t.contains(['e', 'E']) => {
-            // Keep one more digit than needed so rounding at 10^-9 stays right.
-            format!("{i}.{}", &f[..keep])
-        }
-        _ => t.to_owned(),
     }
 }
 
@@ -354,5 +407,42 @@ mod tests {
         assert_eq!(Cost::from_usd("0").unwrap(), Cost::ZERO);
         assert!(Cost::from_usd("x").is_err());
         assert_eq!(Cost::from_usd("0.000123456").unwrap().as_f64(), 0.000123456);
+    }
+
+    #[test]
+    fn reported_costs_in_any_json_number_form_are_exact() {
+        // 1.2e-7 USD = 120 nano-dollars, exactly (an f64 round trip is not).
+        assert_eq!(Cost::from_usd("1.2e-7").unwrap().nanos(), 120);
+        assert_eq!(Cost::from_usd("1.2E-7").unwrap().nanos(), 120);
+        assert_eq!(Cost::from_usd("12e-8").unwrap().nanos(), 120);
+        assert_eq!(Cost::from_usd("0.12e-6").unwrap().nanos(), 120);
+        assert_eq!(Cost::from_usd("1.25e+2").unwrap().nanos(), 125_000_000_000);
+        // Half a nano-dollar rounds up, just below it rounds down.
+        assert_eq!(Cost::from_usd("5e-10").unwrap().nanos(), 1);
+        assert_eq!(
+            Cost::from_usd("4.999999999999999999999999e-10")
+                .unwrap()
+                .nanos(),
+            0
+        );
+        // More digits than any float holds: 0.000001234567890123456789 USD.
+        assert_eq!(
+            Cost::from_usd("0.000001234567890123456789")
+                .unwrap()
+                .nanos(),
+            1_235
+        );
+        assert_eq!(
+            Cost::from_usd("1234567.8901234567890123456789012345678901234567")
+                .unwrap()
+                .nanos(),
+            1_234_567_890_123_457
+        );
+        assert_eq!(Cost::from_usd("1e-400").unwrap(), Cost::ZERO);
+        assert_eq!(Cost::from_usd("-0.5e-9").unwrap().nanos(), -1);
+        assert!(Cost::from_usd("1e400").is_err(), "too large, not a panic");
+        assert!(Cost::from_usd("1e").is_err());
+        assert!(Cost::from_usd("e5").is_err());
+        assert!(Cost::from_usd("NaN").is_err());
     }
 }

@@ -82,9 +82,8 @@ pub fn run() {
                         source: CostSource::Computed,
                     }),
                     timing: Timing {
-                        ttft: None,
                         total: Duration::from_millis(5),
-                        tokens_per_s: None,
+                        ..Timing::default()
                     },
                     error: None,
                 };

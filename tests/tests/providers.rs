@@ -115,11 +115,11 @@ const RELAXED: Timeouts = Timeouts {
 
 /// $2 per Mtok input, $8 output, $0.50 cached input.
 fn price() -> ModelPrice {
-    ModelPrice {
-        input: Price::from_usd_per_mtok("2").unwrap(),
-        output: Price::from_usd_per_mtok("8").unwrap(),
-        cached_input: Some(Price::from_usd_per_mtok("0.5").unwrap()),
-    }
+    ModelPrice::new(
+        Price::from_usd_per_mtok("2").unwrap(),
+        Price::from_usd_per_mtok("8").unwrap(),
+        Some(Price::from_usd_per_mtok("0.5").unwrap()),
+    )
 }
 
 fn kind_of(p: Protocol) -> ProviderKind {
@@ -149,6 +149,12 @@ fn reported(p: Protocol, usage: MockUsage) -> Usage {
             Protocol::Anthropic => None,
             Protocol::OpenAi | Protocol::Gemini => Some(usage.reasoning),
         },
+        // Anthropic reports cache writes (none here); the others do not.
+        cache_write_tokens: match p {
+            Protocol::Anthropic => Some(0),
+            Protocol::OpenAi | Protocol::Gemini => None,
+        },
+        cache_write_1h_tokens: None,
     }
 }
 
@@ -306,9 +312,39 @@ async fn tolerates_pings_comments_and_unknown_fields(p: Protocol) {
 async fn reasoning_is_kept_apart(p: Protocol) {
     let model = "m-reasoning_is_kept_apart";
     let thinking = ["The user wants ", "a greeting… ", "in German."];
-    let h = Harness::with(p, model, scenario().with_reasoning(&thinking)).await;
+    let gap = Duration::from_millis(40);
+    let h = Harness::with(p, model, scenario().with_reasoning(&thinking).with_gap(gap)).await;
 
     let result = h.ask(model).await;
+
+    // Thinking is timed apart: TTFT is to the first answer token, three
+    // gaps after the first reasoning token.
+    let t = result.timing;
+    let first = t.first_token.expect("the first reasoning token arrived");
+    let ttft = t.ttft.expect("the first answer token arrived");
+    assert!(
+        ttft >= first + 3 * gap,
+        "ttft {ttft:?}, first token {first:?}"
+    );
+    assert_eq!(t.thinking, Some(ttft - first));
+    // Tokens/s counts the answer's tokens over the answer's time: visible
+    // tokens over at least the three gaps between the four text pieces.
+    let visible = match p {
+        // No reasoning count: the text's share of the streamed characters.
+        Protocol::Anthropic => {
+            let text = PIECES.concat().chars().count() as u64;
+            let thought = thinking.concat().chars().count() as u64;
+            USAGE.output * text / (text + thought)
+        }
+        Protocol::OpenAi | Protocol::Gemini => USAGE.output - USAGE.reasoning,
+    };
+    let tps = t.tokens_per_s.expect("tokens/s is measured");
+    let ceiling = visible as f64 / (3 * gap).as_secs_f64();
+    let floor = visible as f64 / (3 * gap + Duration::from_millis(300)).as_secs_f64();
+    assert!(
+        tps <= ceiling && tps >= floor,
+        "{tps} tok/s, not in {floor}..{ceiling}"
+    );
 
     assert_full_answer(p, &result, "Grüße, Welt 🎉!");
     assert_eq!(result.reasoning, thinking.concat());

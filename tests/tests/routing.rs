@@ -23,8 +23,8 @@ use switchboard_engine::hooks::{
     Reservation, SettledCost, SpendContext,
 };
 use switchboard_engine::routing::{
-    CooldownSettings, Policy, PolicyViolation, RetrySettings, Route, RouteOutcome, RouteTarget,
-    Router, StaticKeys, Strategy, Weights, now_unix_ms,
+    CooldownSettings, DirectRetries, Policy, PolicyViolation, RetrySettings, Route, RouteOutcome,
+    RouteTarget, Router, StaticKeys, Strategy, Weights, now_unix_ms,
 };
 use switchboard_engine::{
     Catalog, ChatRequest, Config, Cost, ErrorKind, Price, ProviderConfig, ProviderKind, Secret,
@@ -876,4 +876,516 @@ async fn fastest_follows_measured_history_and_cheapest_follows_prices() {
         .map(|e| e.target.label())
         .collect();
     assert_eq!(order, vec!["a:a-model", "b:b-model", "c:c-model"]);
+}
+
+// ---------------------------------------------------------------------------
+// Targets named directly: retried like the official SDKs, every retry hint
+// honoured, nonsense hints harmless
+// ---------------------------------------------------------------------------
+
+/// A target named directly with the default retries (2), or with fast
+/// backoffs so a test measures the provider's hint and not the backoff.
+fn direct(t: RouteTarget, fast: bool) -> Route {
+    if fast {
+        let mut d = DirectRetries::default();
+        d.retry.backoff = Duration::from_millis(4);
+        d.retry.max_backoff = Duration::from_secs(5);
+        Route::direct(t, &d)
+    } else {
+        Route::single(t)
+    }
+}
+
+/// `Retry-After` as an IMF-fixdate, `secs` seconds from now.
+fn http_date_in(secs: i64) -> String {
+    use switchboard_engine::store::time::civil_from_days;
+    let at = now_unix_ms() / 1000 + secs;
+    let (days, rem) = (at.div_euclid(86_400), at.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][m as usize - 1];
+    format!(
+        "{weekday}, {d:02} {month} {y} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// OpenAI's 429 body; the hint is in the headers.
+const OPENAI_429: &str = r#"{"error":{"message":"Rate limit reached for gpt-x in organization org-1 on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+
+fn raw(code: u16, headers: &[(&str, &str)], body: &str) -> Fault {
+    Fault::Raw {
+        code,
+        headers: headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        body: body.to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_target_retries_a_429_after_its_retry_after() {
+    let server = MockServer::start().await.unwrap();
+    // The 429 clears after one request.
+    server.script(
+        "a-model",
+        Scenario::default()
+            .with_text(&["answered ", "after the wait"])
+            .with_fault(Fault::Status {
+                code: 429,
+                retry_after_s: Some(1),
+            })
+            .with_fault_times(1),
+    );
+    let (router, _) = memory_router();
+    let t = target(&server, "a", Protocol::OpenAi);
+    let started = Instant::now();
+    let o = run(&router, &direct(t, false)).await;
+    let took = started.elapsed();
+    assert_eq!(
+        seq(&o),
+        vec!["a:a-model error rate_limited", "a:a-model ok"]
+    );
+    assert_eq!(o.result.text, "answered after the wait");
+    assert!(took >= Duration::from_secs(1), "answered after {took:?}");
+    let at = arrivals(&server, "a-model");
+    assert_eq!(at.len(), 2);
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(1),
+        "{:?}",
+        at[1] - at[0]
+    );
+    assert!(o.attempts[1].waited >= Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_target_gives_up_after_two_retries() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(Fault::Status {
+            code: 503,
+            retry_after_s: None,
+        }),
+    );
+    let (router, _) = memory_router();
+    let o = run(
+        &router,
+        &direct(target(&server, "a", Protocol::OpenAi), true),
+    )
+    .await;
+    assert_eq!(
+        seq(&o),
+        vec![
+            "a:a-model error overloaded",
+            "a:a-model error overloaded",
+            "a:a-model error overloaded"
+        ]
+    );
+    assert_eq!(server.hits("a-model"), 3, "one try and two retries");
+    assert_eq!(o.result.error.as_ref().unwrap().kind, ErrorKind::Overloaded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_hints_as_a_date_in_milliseconds_and_in_a_gemini_body_are_honoured() {
+    let gemini_429 = r#"{
+  "error": {
+    "code": 429,
+    "message": "You exceeded your current quota, please check your plan and billing details.",
+    "status": "RESOURCE_EXHAUSTED",
+    "details": [
+      {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+      {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}
+    ]
+  }
+}"#;
+    let date = http_date_in(2);
+    let cases: Vec<(&str, Protocol, Fault, Duration)> = vec![
+        // A date 2 s ahead, at one-second resolution: at least 1 s.
+        (
+            "a",
+            Protocol::OpenAi,
+            raw(429, &[("retry-after", &date)], OPENAI_429),
+            Duration::from_secs(1),
+        ),
+        // retry-after-ms wins over a longer Retry-After.
+        (
+            "d",
+            Protocol::OpenAi,
+            raw(
+                429,
+                &[("retry-after-ms", "700"), ("retry-after", "3")],
+                OPENAI_429,
+            ),
+            Duration::from_millis(700),
+        ),
+        (
+            "c",
+            Protocol::Gemini,
+            raw(429, &[], gemini_429),
+            Duration::from_secs(1),
+        ),
+    ];
+    for (id, protocol, fault, hint) in cases {
+        let server = MockServer::start().await.unwrap();
+        let model = format!("{id}-model");
+        server.script(
+            &model,
+            Scenario::default().with_fault(fault).with_fault_times(1),
+        );
+        let (router, _) = memory_router();
+        let o = run(&router, &direct(target(&server, id, protocol), true)).await;
+        assert_eq!(
+            seq(&o),
+            vec![
+                format!("{id}:{model} error rate_limited"),
+                format!("{id}:{model} ok")
+            ],
+            "{id}"
+        );
+        let asked = o.attempts[0].error.as_ref().unwrap().retry_after.unwrap();
+        assert!(
+            asked >= hint && asked <= hint + Duration::from_secs(1),
+            "{id}: {asked:?}"
+        );
+        let at = arrivals(&server, &model);
+        let gap = at[1] - at[0];
+        assert!(
+            gap >= hint,
+            "{id}: retried after {gap:?}, asked for {hint:?}"
+        );
+        assert!(gap < hint + Duration::from_millis(1500), "{id}: {gap:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_retry_hints_never_panic_and_never_stall() {
+    let far = "Fri, 31 Dec 9999 23:59:59 GMT";
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(raw(429, &[("retry-after", far)], OPENAI_429)),
+    );
+    let (router, _) = memory_router();
+    let started = Instant::now();
+    let o = run(
+        &router,
+        &direct(target(&server, "a", Protocol::OpenAi), true),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "did not wait for year 9999"
+    );
+    assert_eq!(
+        server.hits("a-model"),
+        1,
+        "a wait beyond the cap is not retried"
+    );
+    let e = o.result.error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::RateLimited);
+    assert_eq!(
+        e.retry_after,
+        Some(Duration::from_secs(86_400)),
+        "capped at a day"
+    );
+
+    // Nonsense is no hint at all: the backoff applies and the retry comes.
+    for nonsense in [
+        "-5",
+        "NaN",
+        "soon",
+        "1e999",
+        "Fri, 31 Foo 2026 25:61:00 GMT",
+    ] {
+        let server = MockServer::start().await.unwrap();
+        server.script(
+            "a-model",
+            Scenario::default()
+                .with_fault(raw(
+                    503,
+                    &[("retry-after", nonsense), ("retry-after-ms", nonsense)],
+                    "{}",
+                ))
+                .with_fault_times(1),
+        );
+        let o = run(
+            &router,
+            &direct(target(&server, "a", Protocol::OpenAi), true),
+        )
+        .await;
+        assert_eq!(
+            seq(&o),
+            vec!["a:a-model error overloaded", "a:a-model ok"],
+            "{nonsense}"
+        );
+        assert_eq!(
+            o.attempts[0].error.as_ref().unwrap().retry_after,
+            None,
+            "{nonsense}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors that are the account's or the model's, not the request's
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn provider_specific_400s_fall_through_the_route_without_retries() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "b-model",
+        Scenario::default().with_fault(raw(
+            400,
+            &[],
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}}"#,
+        )),
+    );
+    server.script(
+        "c-model",
+        Scenario::default().with_fault(raw(
+            400,
+            &[],
+            r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#,
+        )),
+    );
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(raw(
+            400,
+            &[],
+            r#"{"error":{"message":"Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported.","type":"invalid_request_error","param":"temperature","code":"unsupported_value"}}"#,
+        )),
+    );
+    server.script("d-model", Scenario::default().with_text(&["from ", "d"]));
+    let (router, health) = memory_router();
+    let mut ts = targets(&server, &["b", "c", "a", "d"]);
+    for t in &mut ts {
+        t.retries = 2;
+    }
+    let o = run(&router, &route(Strategy::Ordered, ts)).await;
+    assert_eq!(
+        seq(&o),
+        vec![
+            "b:b-model error billing",
+            "c:c-model error unavailable",
+            "a:a-model error unsupported",
+            "d:d-model ok",
+        ]
+    );
+    assert_eq!(o.result.text, "from d");
+    for m in ["a-model", "b-model", "c-model"] {
+        assert_eq!(server.hits(m), 1, "{m} was not retried");
+    }
+    // An unsupported parameter says nothing about the target's health.
+    assert!(health.recent("a", "a-model", 10).is_empty());
+    assert_eq!(health.recent("b", "b-model", 10).len(), 1);
+}
+
+#[tokio::test]
+async fn insufficient_quota_is_not_retried_but_falls_through() {
+    let quota = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(raw(429, &[("retry-after", "1")], quota)),
+    );
+    server.script("b-model", Scenario::default());
+    let (router, _) = memory_router();
+    let mut ts = targets(&server, &["a", "b"]);
+    ts[0].retries = 2;
+    let started = Instant::now();
+    let o = run(&router, &route(Strategy::Ordered, ts.clone())).await;
+    assert_eq!(seq(&o), vec!["a:a-model error billing", "b:b-model ok"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no wait for a quota"
+    );
+    // Named directly: one request, no retry, the billing error.
+    let o = run(&router, &direct(ts[0].clone(), false)).await;
+    assert_eq!(seq(&o), vec!["a:a-model error billing"]);
+    assert_eq!(server.hits("a-model"), 2, "one request per run");
+}
+
+#[tokio::test]
+async fn a_plain_malformed_request_still_stops_the_route() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(raw(
+            400,
+            &[],
+            r#"{"error":{"message":"'messages' must contain at least one message","type":"invalid_request_error","param":"messages","code":null}}"#,
+        )),
+    );
+    server.script("b-model", Scenario::default());
+    let (router, _) = memory_router();
+    let o = run(
+        &router,
+        &route(Strategy::Ordered, targets(&server, &["a", "b"])),
+    )
+    .await;
+    assert_eq!(seq(&o), vec!["a:a-model error bad_request"]);
+    assert_eq!(server.hits("b-model"), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Disabled providers and keys in errors
+// ---------------------------------------------------------------------------
+
+/// Keys for every provider, counting how often each is asked for.
+#[derive(Debug, Default)]
+struct CountingKeys {
+    asked: Mutex<Vec<String>>,
+}
+
+impl switchboard_engine::routing::KeyResolver for CountingKeys {
+    fn key(
+        &self,
+        provider: &ProviderConfig,
+    ) -> Result<Option<Secret>, switchboard_engine::ProviderError> {
+        self.asked.lock().unwrap().push(provider.id.clone());
+        Ok(Some(Secret::new(format!("key-of-{}", provider.id))))
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_provider_is_skipped_and_never_called_nor_its_key_read() {
+    let server = MockServer::start().await.unwrap();
+    server.script("a-model", Scenario::default());
+    server.script("b-model", Scenario::default().with_text(&["from ", "b"]));
+    let keys = Arc::new(CountingKeys::default());
+    let router = Router::new(
+        Catalog::new(),
+        Arc::new(MemoryHealth::default()),
+        Arc::new(NoBudgets::default()),
+        keys.clone(),
+    );
+    let mut ts = targets(&server, &["a", "b"]);
+    ts[0].provider.enabled = false;
+    let o = run(&router, &route(Strategy::Ordered, ts.clone())).await;
+    assert_eq!(seq(&o), vec!["a:a-model skipped policy", "b:b-model ok"]);
+    assert!(
+        skip_reason(&o, 0).contains("disabled in config"),
+        "{}",
+        skip_reason(&o, 0)
+    );
+    // Named directly: refused with the same reason, nothing sent.
+    let o = run(&router, &direct(ts[0].clone(), false)).await;
+    let e = o.result.error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Policy);
+    assert!(e.message.contains("disabled in config"), "{}", e.message);
+    assert_eq!(
+        server.hits("a-model"),
+        0,
+        "the disabled provider got no request"
+    );
+    assert_eq!(
+        *keys.asked.lock().unwrap(),
+        vec!["b".to_owned()],
+        "only b's key was read"
+    );
+    // Even a client handed the disabled provider directly refuses it.
+    let refused = switchboard_engine::Client::new()
+        .stream(&ts[0].provider, None, &ChatRequest::new("a-model", "hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Policy);
+    assert_eq!(server.hits("a-model"), 0);
+}
+
+#[tokio::test]
+async fn a_key_echoed_in_an_error_body_is_scrubbed_before_anyone_sees_it() {
+    let key = "sk-live-echo-0123456789abcdef";
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "a-model",
+        Scenario::default().with_fault(Fault::EchoHeaders { code: 502 }),
+    );
+    let router = Router::new(
+        Catalog::new(),
+        Arc::new(MemoryHealth::default()),
+        Arc::new(NoBudgets::default()),
+        Arc::new(StaticKeys::new().with("a", Secret::new(key))),
+    );
+    let mut t = target(&server, "a", Protocol::OpenAi);
+    t.retries = 0;
+    let o = run(&router, &route(Strategy::Ordered, vec![t])).await;
+    // The proxy did echo it...
+    let sent = server.requests();
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some(&*format!("Bearer {key}"))
+    );
+    // ...and no part of what the engine reports carries it.
+    let e = o.result.error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::Overloaded);
+    let raw = e.raw.as_deref().unwrap();
+    assert!(raw.contains("upstream gateway error"), "{raw}");
+    assert!(raw.contains("[redacted]"), "{raw}");
+    for shown in [
+        format!("{o:?}"),
+        e.to_string(),
+        raw.to_owned(),
+        serde_json::to_string(&o.trace()).unwrap(),
+    ] {
+        assert!(!shown.contains(key), "the key leaked: {shown}");
+        assert!(
+            !shown.contains("0123456789abcdef"),
+            "part of the key leaked: {shown}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Honest speed
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn fastest_does_not_rank_a_thinking_model_first_for_its_hidden_tokens() {
+    let server = MockServer::start().await.unwrap();
+    // a thinks for ~300 ms (reasoning streams at once, the answer after);
+    // b answers after 100 ms.
+    server.script(
+        "a-model",
+        Scenario::default()
+            .with_reasoning(&["hmm", " let", " me", " think", " hard", " now", "."])
+            .with_gap(Duration::from_millis(50)),
+    );
+    server.script(
+        "b-model",
+        Scenario::default().with_ttft(Duration::from_millis(100)),
+    );
+    let (router, health) = memory_router();
+    for t in targets(&server, &["a", "b"]) {
+        for _ in 0..2 {
+            let o = run(&router, &direct(t.clone(), false)).await;
+            assert!(o.is_ok());
+        }
+    }
+    let a = &health.recent("a", "a-model", 1)[0];
+    assert!(
+        a.ttft_ms.unwrap() >= 300.0,
+        "{a:?}: TTFT is to the first answer token"
+    );
+    let fastest = route(Strategy::Fastest, targets(&server, &["a", "b"]));
+    let order: Vec<String> = router
+        .plan(&fastest, &request())
+        .entries
+        .iter()
+        .map(|e| e.target.label())
+        .collect();
+    assert_eq!(order, vec!["b:b-model", "a:a-model"]);
+    let o = run(&router, &fastest).await;
+    assert_eq!(seq(&o), vec!["b:b-model ok"]);
+    // The trace keeps the thinking apart.
+    let o = run(&router, &direct(targets(&server, &["a"])[0].clone(), false)).await;
+    let thinking = o.attempts[0].record.thinking_ms.unwrap();
+    assert!(thinking >= 300.0, "{thinking}");
 }

@@ -146,3 +146,52 @@ async fn unknown_targets_and_missing_keys_fail_in_the_pane() {
     assert_eq!(e.kind, "auth");
     assert!(e.message.contains("SWITCHBOARD_KEY_GROQ"), "{}", e.message);
 }
+
+#[tokio::test]
+async fn a_disabled_provider_gets_no_request_and_its_key_is_never_read() {
+    let server = MockServer::start().await.unwrap();
+    server.script("fast", Scenario::default().with_text(&["from ", "on"]));
+    let home = tempfile::tempdir().unwrap();
+    let base = server.base_url(Protocol::OpenAi);
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "[providers.oa]\nkind = \"openai\"\nbase_url = \"{base}\"\nenabled = false\n\n[providers.on]\nkind = \"openai\"\nbase_url = \"{base}\"\n\n[routes.r]\ntargets = [\"oa:fast\", \"on:fast\"]\n"
+        ),
+    )
+    .unwrap();
+    let keys = KeyStore::with_service("switchboard-test-service");
+    let svc = Arc::new(ChatService::new(
+        DataDir::at(home.path()).unwrap(),
+        keys.clone(),
+    ));
+    let before = keys.reads();
+    let s = svc.ask(request(1, "oa:fast"), |_| true).await;
+    let e = s.error.unwrap();
+    assert_eq!(e.kind, "policy");
+    assert!(e.message.contains("disabled in config"), "{}", e.message);
+    assert_eq!(server.hits("fast"), 0, "nothing sent");
+    assert_eq!(keys.reads(), before, "its key was not even looked up");
+
+    let s = svc.ask(request(2, "@r"), |_| true).await;
+    assert!(s.error.is_none(), "{:?}", s.error);
+    assert_eq!(s.provider, "on");
+    assert_eq!(
+        (s.trail[0].outcome.as_str(), s.trail[0].detail.as_deref()),
+        ("skipped", Some("policy"))
+    );
+    assert_eq!(
+        server.hits("fast"),
+        1,
+        "only the enabled provider was called"
+    );
+    assert_eq!(
+        keys.reads(),
+        before + 1,
+        "only the enabled provider's key was read"
+    );
+    assert!(
+        server.requests().iter().all(|r| !r.path.contains("models")),
+        "no model list fetched either"
+    );
+}

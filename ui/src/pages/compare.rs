@@ -570,6 +570,7 @@ fn bridge_failure(target: &str, message: String) -> AnswerSummary {
         cost_usd: None,
         cost_estimated: false,
         ttft_ms: None,
+        thinking_ms: None,
         total_ms: 0.0,
         tokens_per_s: None,
         error: Some(PaneError {
@@ -660,13 +661,15 @@ fn Readouts(answer: Answer) -> impl IntoView {
         let served = format!("{provider}/{model}");
         let trail_text = (trail.len() > 1).then(|| trail.join(" → "));
         let ttft = summary.as_ref().and_then(|s| s.ttft_ms).or(live.ttft_ms);
+        let thinking = summary.as_ref().and_then(|s| s.thinking_ms);
         let total = summary.as_ref().map_or(live.elapsed_ms, |s| s.total_ms);
         let tps = match &summary {
             Some(s) => s.tokens_per_s.map(|t| format!("{t:.1} tok/s")),
             None => match (live.ttft_ms, live.tokens.output) {
                 (Some(first), Some(out)) if live.elapsed_ms > first => Some(format!(
                     "{:.1} tok/s",
-                    out as f64 / ((live.elapsed_ms - first) / 1000.0)
+                    out.saturating_sub(live.tokens.reasoning.unwrap_or(0)) as f64
+                        / ((live.elapsed_ms - first) / 1000.0)
                 )),
                 (Some(first), None) if live.elapsed_ms > first && live.chars > 0 => Some(format!(
                     "≈{:.0} tok/s",
@@ -689,8 +692,9 @@ fn Readouts(answer: Answer) -> impl IntoView {
             <div class="readouts">
                 <span class="ro-served" title="Who served this answer">{served}</span>
                 {trail_text.map(|t| view! { <span class="ro-trail" title="Targets tried, in order">{t}</span> })}
-                <span class="ro" data-ro="ttft" title="Time to first token">{ttft.map_or_else(|| "TTFT …".to_owned(), |t| format!("TTFT {}", ms(t)))}</span>
-                <span class="ro" data-ro="tps" title="Output tokens per second">{tps.unwrap_or_else(|| "– tok/s".to_owned())}</span>
+                {thinking.map(|t| view! { <span class="ro" data-ro="thinking" title="Streamed thinking before the answer (first reasoning token to first answer token)">{format!("thought {}", ms(t))}</span> })}
+                <span class="ro" data-ro="ttft" title="Time to the first answer token (thinking included, reasoning text not counted)">{ttft.map_or_else(|| "TTFT …".to_owned(), |t| format!("TTFT {}", ms(t)))}</span>
+                <span class="ro" data-ro="tps" title="Answer tokens per second (reasoning excluded)">{tps.unwrap_or_else(|| "– tok/s".to_owned())}</span>
                 <span class="ro" data-ro="total" title="Total time">{ms(total)}</span>
                 <span class="ro" data-ro="tokens" title="Input / output tokens">{format!("{} in / {} out", tokens(counts.input), tokens(counts.output))}</span>
                 <span class="ro ro-cost" data-ro="cost" title="Cost of this answer">{cost.unwrap_or_else(|| "cost –".to_owned())}</span>

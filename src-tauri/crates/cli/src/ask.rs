@@ -16,8 +16,8 @@ use switchboard_engine::routing::{
 };
 use switchboard_engine::{
     AttemptResult, ChatRequest, Client, Config, ConversationId, DataDir, ErrorKind, KeyStore,
-    ProviderConfig, ProviderError, Secret, Store, StoreError, StreamEvent, key_hint, provider_key,
-    store,
+    ProviderConfig, ProviderError, Secret, Store, StoreError, StreamEvent, Usage, key_hint,
+    provider_key, store,
 };
 
 use switchboard_engine::catalog::{list_models, save_live};
@@ -104,7 +104,7 @@ fn parse_target(config: &Config, routing: &RoutingConfig, raw: &str) -> Result<T
     })?;
     Ok(Target {
         label: raw.to_owned(),
-        route: Route::single(RouteTarget::new(provider, model)),
+        route: routing.single(RouteTarget::new(provider, model)),
     })
 }
 
@@ -244,7 +244,7 @@ pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
                         target,
                         error,
                         wait,
-                    } if streaming_text && routed => {
+                    } if streaming_text => {
                         let asked = if error.retry_after.is_some() {
                             " (as its Retry-After asks)"
                         } else {
@@ -409,12 +409,14 @@ fn error_json(e: &ProviderError) -> Value {
     })
 }
 
-fn usage_json(r: &AttemptResult) -> Value {
+fn usage_json(u: &Usage) -> Value {
     json!({
-        "input_tokens": r.usage.input_tokens,
-        "output_tokens": r.usage.output_tokens,
-        "cached_input_tokens": r.usage.cached_input_tokens,
-        "reasoning_tokens": r.usage.reasoning_tokens,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cached_input_tokens": u.cached_input_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
+        "cache_write_1h_tokens": u.cache_write_1h_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
     })
 }
 
@@ -447,14 +449,11 @@ fn attempt_json(a: &RouteAttempt) -> Value {
         "probe": a.probe,
         "started_unix_ms": r.started_unix_ms,
         "ttft_ms": r.ttft_ms,
+        "thinking_ms": r.thinking_ms,
         "total_ms": r.total_ms,
-        "usage": {
-            "input_tokens": r.usage.input_tokens,
-            "output_tokens": r.usage.output_tokens,
-            "cached_input_tokens": r.usage.cached_input_tokens,
-            "reasoning_tokens": r.usage.reasoning_tokens,
-        },
+        "usage": usage_json(&r.usage),
         "cost_usd": r.cost.map(|c| c.total.as_f64()),
+        "cost_nanos": r.cost.map(|c| c.total.nanos()),
         "cost_estimated": r.cost.is_some_and(|c| c.estimated()),
     })
 }
@@ -470,11 +469,14 @@ fn outcome_json(label: &str, o: &RouteOutcome) -> Value {
         "text": r.text,
         "reasoning": if r.reasoning.is_empty() { Value::Null } else { Value::String(r.reasoning.clone()) },
         "finish_reason": r.finish_reason,
-        "usage": usage_json(r),
+        "usage": usage_json(&r.usage),
         "cost_usd": cost,
+        "cost_nanos": r.cost.map(|c| c.total.nanos()),
         "cost_estimated": r.cost.is_some_and(|c| c.estimated()),
         "cost_source": r.cost.map(|c| c.source),
         "ttft_ms": r.timing.ttft.map(ms),
+        "first_token_ms": r.timing.first_token.map(ms),
+        "thinking_ms": r.timing.thinking.map(ms),
         "total_ms": ms(r.timing.total),
         "tokens_per_s": r.timing.tokens_per_s.map(|t| (t * 10.0).round() / 10.0),
         "error": r.error.as_ref().map(error_json),
@@ -538,6 +540,9 @@ fn summary_line(label: &str, r: &AttemptResult) -> String {
             parts.push(format!("retry after {} s", ra.as_secs_f64()));
         }
     }
+    if let Some(t) = r.timing.thinking {
+        parts.push(format!("thought {:.0} ms", ms(t)));
+    }
     if let Some(t) = r.timing.ttft {
         parts.push(format!("{:.0} ms to first token", ms(t)));
     }
@@ -547,8 +552,14 @@ fn summary_line(label: &str, r: &AttemptResult) -> String {
     parts.push(format!("{:.2} s", r.timing.total.as_secs_f64()));
     let tok = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |n| n.to_string());
     if !r.usage.is_empty() {
+        let reasoning = r
+            .usage
+            .reasoning_tokens
+            .filter(|n| *n > 0)
+            .map(|n| format!(" ({n} reasoning)"))
+            .unwrap_or_default();
         parts.push(format!(
-            "{} in / {} out tokens",
+            "{} in / {} out tokens{reasoning}",
             tok(r.usage.input_tokens),
             tok(r.usage.output_tokens)
         ));

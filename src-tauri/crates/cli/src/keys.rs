@@ -227,6 +227,17 @@ async fn test(id: &str, json: bool) -> Result<bool, UsageError> {
             config.path.display()
         ))
     })?;
+    if !provider.enabled {
+        // Neither called nor its key read.
+        let e = provider.disabled_error();
+        if json {
+            print_json(&json!({ "provider": id, "ok": false,
+                "error": { "kind": e.kind.as_str(), "message": e.message } }));
+        } else {
+            error_line(&e.message);
+        }
+        return Ok(false);
+    }
     let found = KeyStore::new().get(id);
     let (key, source) = match found {
         Ok(Some((k, s))) => (Some(k), Some(s)),

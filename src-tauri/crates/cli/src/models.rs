@@ -76,7 +76,7 @@ pub async fn run(args: ModelsArgs) -> Result<bool, UsageError> {
         ));
         for m in &models {
             let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
-            let (i, o, c) = match m.price {
+            let (i, o, c) = match &m.price {
                 Some(p) => (
                     p.input.usd_per_mtok(),
                     p.output.usd_per_mtok(),
@@ -94,6 +94,18 @@ pub async fn run(args: ModelsArgs) -> Result<bool, UsageError> {
                 c,
                 source(m.source)
             ));
+            for t in m.price.iter().flat_map(|p| &p.tiers) {
+                out(&format!(
+                    "{:<40} prompts over {} tokens: {} in / {} out / {} cached\n",
+                    "",
+                    t.above_input_tokens,
+                    t.rates.input.usd_per_mtok(),
+                    t.rates.output.usd_per_mtok(),
+                    t.rates
+                        .cached_input
+                        .map_or_else(|| "-".to_owned(), |c| c.usd_per_mtok()),
+                ));
+            }
         }
     }
     Ok(ok)
@@ -113,9 +125,17 @@ fn model_json(m: &ModelInfo) -> serde_json::Value {
         "name": m.name,
         "context_window": m.context_window,
         "max_output_tokens": m.max_output_tokens,
-        "input_usd_per_mtok": m.price.map(|p| p.input.usd_per_mtok()),
-        "output_usd_per_mtok": m.price.map(|p| p.output.usd_per_mtok()),
-        "cached_input_usd_per_mtok": m.price.and_then(|p| p.cached_input).map(|c| c.usd_per_mtok()),
+        "input_usd_per_mtok": m.price.as_ref().map(|p| p.input.usd_per_mtok()),
+        "output_usd_per_mtok": m.price.as_ref().map(|p| p.output.usd_per_mtok()),
+        "cached_input_usd_per_mtok": m.price.as_ref().and_then(|p| p.cached_input).map(|c| c.usd_per_mtok()),
+        "cache_write_usd_per_mtok": m.price.as_ref().and_then(|p| p.cache_write).map(|c| c.usd_per_mtok()),
+        "cache_write_1h_usd_per_mtok": m.price.as_ref().and_then(|p| p.cache_write_1h).map(|c| c.usd_per_mtok()),
+        "tiers": m.price.iter().flat_map(|p| &p.tiers).map(|t| json!({
+            "above_input_tokens": t.above_input_tokens,
+            "input_usd_per_mtok": t.rates.input.usd_per_mtok(),
+            "output_usd_per_mtok": t.rates.output.usd_per_mtok(),
+            "cached_input_usd_per_mtok": t.rates.cached_input.map(|c| c.usd_per_mtok()),
+        })).collect::<Vec<_>>(),
         "source": source(m.source),
     })
 }

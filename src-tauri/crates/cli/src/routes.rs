@@ -210,7 +210,7 @@ fn plan_json(route: &Route, p: &Plan) -> Value {
                     Phase::Closed | Phase::HalfOpen => None,
                 },
                 "consecutive_failures": e.cooldown.consecutive_failures,
-                "price": e.price.map(|pr| json!({
+                "price": e.price.as_ref().map(|pr| json!({
                     "input_usd_per_mtok": pr.input.usd_per_mtok(),
                     "output_usd_per_mtok": pr.output.usd_per_mtok(),
                 })),
@@ -280,7 +280,7 @@ fn show_text(route: &Route, p: &Plan) -> String {
             status(e).1
         ));
         s.push_str(&format!("    why: {}\n", e.why));
-        let price = match (e.price, e.est_cost) {
+        let price = match (&e.price, e.est_cost) {
             (Some(pr), Some(c)) => format!("{} in / {} out · est. {c}", pr.input, pr.output),
             _ => "price unknown".to_owned(),
         };

@@ -196,6 +196,7 @@ async fn json_reports_ground_truth_usage_cost_and_ttft_for_three_protocols() {
             "{target}"
         );
         assert_eq!(cost_nanos(r), cost, "{target}: {}", r["cost_usd"]);
+        assert_eq!(r["cost_nanos"], cost, "{target}: exact");
         assert_eq!(r["cost_estimated"], false);
         let measured = r["ttft_ms"].as_f64().unwrap();
         assert!(
@@ -234,9 +235,10 @@ async fn a_failing_target_exits_1_and_reports_its_classified_error() {
     server.script("oa-model", Scenario::default().with_text(&["fine"]));
     server.script(
         "an-model",
+        // Longer than a direct target waits (60 s): reported, not retried.
         Scenario::default().with_fault(Fault::Status {
             code: 429,
-            retry_after_s: Some(12),
+            retry_after_s: Some(120),
         }),
     );
     server.script(
@@ -267,7 +269,8 @@ async fn a_failing_target_exits_1_and_reports_its_classified_error() {
     assert!(r[0]["error"].is_null());
     assert_eq!(r[1]["error"]["kind"], "rate_limited");
     assert_eq!(r[1]["error"]["status"], 429);
-    assert_eq!(r[1]["error"]["retry_after_s"], 12.0);
+    assert_eq!(r[1]["error"]["retry_after_s"], 120.0);
+    assert_eq!(server.hits("an-model"), 1);
     assert!(
         r[1]["cost_usd"].is_null(),
         "a rejected request is not billed"
@@ -433,4 +436,233 @@ async fn models_lists_the_catalog_and_refreshes_from_the_provider() {
         list.len() >= 3 && list.iter().all(|m| m["source"] == "bundled"),
         "{list:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_target_is_retried_after_its_retry_after_like_the_sdks() {
+    let server = MockServer::start().await.unwrap();
+    // A 429 asking for a second, then the answer.
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_text(&["after ", "a wait"])
+            .with_fault(Fault::Status {
+                code: 429,
+                retry_after_s: Some(1),
+            })
+            .with_fault_times(1),
+    );
+    let home = home_for(&server);
+    let started = std::time::Instant::now();
+    let run = cli(
+        home.path(),
+        KEYS,
+        &["ask", "--json", "-m", "oa:oa-model", "hi"],
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(took >= Duration::from_secs(1), "answered after {took:?}");
+    let r: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(r[0]["text"], "after a wait");
+    let attempts = r[0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[0]["error"]["kind"], "rate_limited");
+    assert_eq!(attempts[0]["error"]["retry_after_s"], 1.0);
+    assert_eq!(
+        (
+            attempts[1]["outcome"].as_str(),
+            attempts[1]["retry"].as_u64()
+        ),
+        (Some("ok"), Some(1))
+    );
+    assert!(attempts[1]["waited_ms"].as_f64().unwrap() >= 1000.0);
+    let at: Vec<_> = server.requests().into_iter().map(|q| q.at).collect();
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(1),
+        "{:?}",
+        at[1] - at[0]
+    );
+
+    // Text mode says why it waits.
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_fault(Fault::Status {
+                code: 429,
+                retry_after_s: Some(1),
+            })
+            .with_fault_times(server.hits("oa-model") + 1),
+    );
+    let run = cli(home.path(), KEYS, &["ask", "-m", "oa:oa-model", "hi"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("retrying oa:oa-model in") && run.stderr.contains("Retry-After"),
+        "{}",
+        run.stderr
+    );
+
+    // `[retries] max = 0`: no retry, the 429 is the answer.
+    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!("[retries]\nmax = 0\n{config}"),
+    )
+    .unwrap();
+    server.script(
+        "oa-model",
+        Scenario::default().with_fault(Fault::Status {
+            code: 429,
+            retry_after_s: Some(1),
+        }),
+    );
+    let before = server.hits("oa-model");
+    let run = cli(
+        home.path(),
+        KEYS,
+        &["ask", "--json", "-m", "oa:oa-model", "hi"],
+    )
+    .await;
+    assert_eq!(run.code, Some(1));
+    let r: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(r[0]["error"]["kind"], "rate_limited");
+    assert_eq!(server.hits("oa-model"), before + 1);
+}
+
+#[tokio::test]
+async fn a_disabled_provider_receives_nothing_and_its_key_is_not_sent() {
+    let server = MockServer::start().await.unwrap();
+    server.script("off-model", Scenario::default());
+    server.script("oa-model", Scenario::default().with_text(&["from oa"]));
+    let home = home_for(&server);
+    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "{config}\n[providers.off]\nkind = \"openai\"\nbase_url = \"{}\"\nlocal = false\nenabled = false\n\n[providers.groq]\nenabled = false\n\n[routes.r]\ntargets = [\"off:off-model\", \"oa:oa-model\"]\n",
+            server.base_url(Protocol::OpenAi)
+        ),
+    )
+    .unwrap();
+    let env = [
+        KEYS,
+        &[
+            ("SWITCHBOARD_KEY_OFF", "k-off-secret"),
+            ("SWITCHBOARD_KEY_GROQ", "gsk-secret"),
+        ],
+    ]
+    .concat();
+    // Named directly: a policy error, nothing sent.
+    let run = cli(
+        home.path(),
+        &env,
+        &["ask", "--json", "-m", "off:off-model", "hi"],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let r: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(r[0]["error"]["kind"], "policy");
+    let msg = r[0]["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("disabled in config"), "{msg}");
+    // The issue's case: a disabled preset is not called at its vendor URL.
+    let started = std::time::Instant::now();
+    let run = cli(
+        home.path(),
+        &env,
+        &["ask", "--json", "-m", "groq:llama-3.3-70b", "hi"],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let r: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(r[0]["error"]["kind"], "policy", "{}", r[0]);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // In a route: skipped with the reason, the next target answers.
+    let run = cli(home.path(), &env, &["ask", "--json", "-m", "@r", "hi"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let r: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(r[0]["text"], "from oa");
+    let a = &r[0]["attempts"][0];
+    assert_eq!(
+        (a["outcome"].as_str(), a["skip"]["kind"].as_str()),
+        (Some("skipped"), Some("policy"))
+    );
+    assert!(
+        a["skip"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("disabled in config"),
+        "{a}"
+    );
+    // `keys test` does not call it either.
+    let run = cli(home.path(), &env, &["keys", "test", "off"]).await;
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("disabled in config"), "{}", run.stderr);
+
+    assert_eq!(
+        server.hits("off-model"),
+        0,
+        "the disabled provider received nothing"
+    );
+    for q in server.requests() {
+        assert!(
+            q.headers.iter().all(|(_, v)| !v.contains("k-off-secret")),
+            "the disabled provider's key was sent: {q:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_key_echoed_by_a_proxy_never_reaches_output_or_history() {
+    let key = "sk-proxy-echo-abcdef0123456789";
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "oa-model",
+        Scenario::default().with_fault(Fault::EchoHeaders { code: 502 }),
+    );
+    let home = home_for(&server);
+    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!("[retries]\nmax = 0\n{config}"),
+    )
+    .unwrap();
+    let env = [("SWITCHBOARD_KEY_OA", key)];
+    let json = cli(
+        home.path(),
+        &env,
+        &["ask", "--json", "-m", "oa:oa-model", "hi"],
+    )
+    .await;
+    let text = cli(home.path(), &env, &["ask", "-m", "oa:oa-model", "hi"]).await;
+    assert_eq!(json.code, Some(1));
+    // The proxy echoed it, so the engine had it in hand...
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|q| q.header("authorization") == Some(&*format!("Bearer {key}")))
+    );
+    let r: Vec<Value> = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(r[0]["error"]["kind"], "overloaded");
+    // ...and it reached neither the output nor the database.
+    let mut seen = vec![json.stdout, json.stderr, text.stdout, text.stderr];
+    let history = cli(
+        home.path(),
+        &[],
+        &["history", "export", "1", "--format", "json"],
+    )
+    .await;
+    seen.push(history.stdout);
+    for entry in std::fs::read_dir(home.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            seen.push(String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned());
+        }
+    }
+    for s in &seen {
+        assert!(
+            !s.contains(key) && !s.contains("abcdef0123456789"),
+            "the key leaked: {s}"
+        );
+    }
 }

@@ -1,6 +1,14 @@
 //! Turning a stream of [`Timed`] events into one [`AttemptResult`]: the
 //! text, the usage (last totals win), the timings, and the cost, computed
-//! in [`cost_of`], the one place where cost is computed.
+//! in [`cost_of`], the one place where cost is computed (long-context
+//! tiers, cache reads and cache writes included; [`estimate_cost`] goes
+//! through it too).
+//!
+//! Timings are honest about thinking: time to first token is to the first
+//! *answer* token, tokens/s counts answer tokens over the answer's time,
+//! and streamed reasoning is reported apart ([`Timing::thinking`], and the
+//! reasoning token count), so a model that emits a burst of hidden tokens
+//! does not look fast for it.
 
 use std::time::Duration;
 
@@ -25,16 +33,39 @@ pub fn estimate_tokens(chars: usize) -> u64 {
 }
 
 /// The cost of `usage` at `price`, exactly, rounded once to the nano-dollar.
-/// Cached input tokens are priced at the cached rate (or the input rate
-/// when the model has none); `None` when input or output is unknown.
+///
+/// The rates are those of the price's tier for this prompt size (all
+/// prompt tokens: input, cache reads and writes), applied to the whole
+/// request. Prompt tokens are split into cache reads (at the cached rate,
+/// or the input rate when the model has none), cache writes (five-minute
+/// and one-hour, at their rates or 1.25× / 2× input), and the rest at the
+/// input rate; output (reasoning included) at the output rate. `None` when
+/// input or output is unknown.
 pub fn cost_of(usage: &Usage, price: &ModelPrice) -> Option<Cost> {
     let input = usage.input_tokens?;
     let output = usage.output_tokens?;
-    let cached = usage.cached_input_tokens.unwrap_or(0).min(input);
-    let pico = price.input.cost_pico(input - cached)
-        + price.cached_input.unwrap_or(price.input).cost_pico(cached)
-        + price.output.cost_pico(output);
+    let rates = price.rates_for(input);
+    let read = usage.cached_input_tokens.unwrap_or(0).min(input);
+    let written = usage.cache_write_tokens.unwrap_or(0).min(input - read);
+    let written_1h = usage.cache_write_1h_tokens.unwrap_or(0).min(written);
+    let pico = rates.input.cost_pico(input - read - written)
+        + rates.cache_read_pico(read)
+        + rates.cache_write_pico(written - written_1h)
+        + rates.cache_write_1h_pico(written_1h)
+        + rates.output.cost_pico(output);
     Some(Cost::from_pico(pico))
+}
+
+/// The estimated cost of a request of `input` prompt tokens (none of them
+/// cached) and `output` output tokens: what budgets reserve and `cheapest`
+/// ranks by. Long-context tiers apply as they would to the real request.
+pub fn estimate_cost(price: &ModelPrice, input: u64, output: u64) -> Cost {
+    let usage = Usage {
+        input_tokens: Some(input),
+        output_tokens: Some(output),
+        ..Usage::default()
+    };
+    cost_of(&usage, price).unwrap_or(Cost::ZERO)
 }
 
 /// The cost of an attempt: the provider's own figure when it reported one;
@@ -77,7 +108,8 @@ pub struct Accumulator {
     finish: Option<FinishReason>,
     usage: Usage,
     reported_cost: Option<Cost>,
-    first_token: Option<Duration>,
+    first_text: Option<Duration>,
+    first_reasoning: Option<Duration>,
     last: Duration,
     /// Something came back from the provider (the request was accepted).
     answered: bool,
@@ -95,7 +127,8 @@ impl Accumulator {
             finish: None,
             usage: Usage::default(),
             reported_cost: None,
-            first_token: None,
+            first_text: None,
+            first_reasoning: None,
             last: Duration::ZERO,
             answered: false,
             error: None,
@@ -108,11 +141,11 @@ impl Accumulator {
         self.answered = true;
         match &t.event {
             StreamEvent::TextDelta(s) => {
-                self.first_token.get_or_insert(t.at);
+                self.first_text.get_or_insert(t.at);
                 self.text.push_str(s);
             }
             StreamEvent::ReasoningDelta(s) => {
-                self.first_token.get_or_insert(t.at);
+                self.first_reasoning.get_or_insert(t.at);
                 self.reasoning.push_str(s);
             }
             StreamEvent::Usage {
@@ -135,14 +168,31 @@ impl Accumulator {
         self.error = Some(error);
     }
 
-    /// True once a text or reasoning token arrived.
+    /// True once a token of any kind (text or reasoning) arrived: the
+    /// stream is alive, and on a route the attempt is committed.
     pub fn has_first_token(&self) -> bool {
-        self.first_token.is_some()
+        self.first_text.is_some() || self.first_reasoning.is_some()
     }
 
     /// The text so far.
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// Output tokens the user sees: output minus reasoning tokens when the
+    /// provider counts those; when it streamed reasoning without counting
+    /// it (Anthropic), the text's share of the streamed characters.
+    fn visible_output_tokens(&self) -> Option<u64> {
+        let output = self.usage.output_tokens?;
+        if let Some(reasoning) = self.usage.reasoning_tokens {
+            return Some(output.saturating_sub(reasoning));
+        }
+        let text = self.text.chars().count() as u128;
+        let thought = self.reasoning.chars().count() as u128;
+        if thought == 0 || text == 0 {
+            return Some(output);
+        }
+        u64::try_from(u128::from(output) * text / (text + thought)).ok()
     }
 
     /// Finish: `total` is the time from the send to the end, `price` the
@@ -160,8 +210,7 @@ impl Accumulator {
             output_tokens: Some(estimate_tokens(
                 self.text.chars().count() + self.reasoning.chars().count(),
             )),
-            cached_input_tokens: None,
-            reasoning_tokens: None,
+            ..Usage::default()
         };
         // A request the provider never accepted (no key, unreachable, an
         // HTTP error) is not billed: no cost rather than an estimate.
@@ -170,12 +219,20 @@ impl Accumulator {
         } else {
             None
         };
-        let tokens_per_s = self.first_token.and_then(|first| {
-            let output = self.usage.output_tokens?;
+        let first_token = match (self.first_text, self.first_reasoning) {
+            (Some(t), Some(r)) => Some(t.min(r)),
+            (t, r) => t.or(r),
+        };
+        let thinking = self.first_reasoning.and_then(|r| {
+            let until = self.first_text.unwrap_or(total);
+            (until > r).then(|| until - r)
+        });
+        let tokens_per_s = self.first_text.and_then(|first| {
+            let visible = self.visible_output_tokens()?;
             let generating = total.checked_sub(first)?;
             // An answer that arrived in one burst has no measurable rate.
-            (generating >= MIN_RATE_SPAN && output > 0)
-                .then(|| output as f64 / generating.as_secs_f64())
+            (generating >= MIN_RATE_SPAN && visible > 0)
+                .then(|| visible as f64 / generating.as_secs_f64())
         });
         AttemptResult {
             provider: self.provider,
@@ -186,7 +243,9 @@ impl Accumulator {
             usage: self.usage,
             cost,
             timing: Timing {
-                ttft: self.first_token,
+                ttft: self.first_text,
+                first_token,
+                thinking,
                 total,
                 tokens_per_s,
             },
@@ -201,11 +260,11 @@ mod tests {
     use crate::money::Price;
 
     fn price(i: &str, o: &str, c: Option<&str>) -> ModelPrice {
-        ModelPrice {
-            input: Price::from_usd_per_mtok(i).unwrap(),
-            output: Price::from_usd_per_mtok(o).unwrap(),
-            cached_input: c.map(|c| Price::from_usd_per_mtok(c).unwrap()),
-        }
+        ModelPrice::new(
+            Price::from_usd_per_mtok(i).unwrap(),
+            Price::from_usd_per_mtok(o).unwrap(),
+            c.map(|c| Price::from_usd_per_mtok(c).unwrap()),
+        )
     }
 
     fn usage(i: Option<u64>, o: Option<u64>, c: Option<u64>) -> Usage {
@@ -213,7 +272,7 @@ mod tests {
             input_tokens: i,
             output_tokens: o,
             cached_input_tokens: c,
-            reasoning_tokens: None,
+            ..Usage::default()
         }
     }
 
@@ -232,6 +291,69 @@ mod tests {
                 .nanos(),
             4_500_000
         );
+    }
+
+    #[test]
+    fn long_context_tiers_apply_to_the_whole_request_above_their_threshold() {
+        let entry: crate::catalog::ModelEntry = toml::from_str(
+            r#"
+id = "m"
+input_usd_per_mtok = "1.25"
+output_usd_per_mtok = "10"
+cached_input_usd_per_mtok = "0.125"
+[[tiers]]
+above_input_tokens = 500000
+input_usd_per_mtok = "5"
+output_usd_per_mtok = "20"
+[[tiers]]
+above_input_tokens = 200000
+input_usd_per_mtok = "2.50"
+output_usd_per_mtok = "15"
+cached_input_usd_per_mtok = "0.25"
+"#,
+        )
+        .unwrap();
+        let p = entry
+            .info(crate::catalog::PriceSource::Config)
+            .price
+            .unwrap();
+        assert_eq!(p.tiers[0].above_input_tokens, 200_000, "sorted");
+        let cost = |i, c, o| {
+            cost_of(&usage(Some(i), Some(o), Some(c)), &p)
+                .unwrap()
+                .nanos()
+        };
+        // At the threshold: base rates. 100_000 cached of 200_000:
+        //   100_000 × 1_250_000 + 100_000 × 125_000 + 1_000 × 10_000_000 p$
+        //   = 125_000_000_000 + 12_500_000_000 + 10_000_000_000 = 147_500_000 n$
+        assert_eq!(cost(200_000, 100_000, 1_000), 147_500_000);
+        // Above it, every token at the tier:
+        //   100_001 × 2_500_000 + 100_000 × 250_000 + 1_000 × 15_000_000 p$
+        //   = 250_002_500_000 + 25_000_000_000 + 15_000_000_000 = 290_002_500 n$
+        assert_eq!(cost(200_001, 100_000, 1_000), 290_002_500);
+        // The highest tier exceeded wins; it lists no cached rate, so the
+        // base one stays: 500_000 × 5_000_000 + 1 × 125_000 + 0 out.
+        assert_eq!(cost(500_001, 1, 0), 2_500_000_125);
+    }
+
+    #[test]
+    fn cache_write_defaults_are_multiples_of_the_rate_in_effect() {
+        let p = price("3", "15", Some("0.30"));
+        let u = Usage {
+            cache_write_tokens: Some(1_000),
+            cache_write_1h_tokens: Some(400),
+            ..usage(Some(1_000), Some(0), None)
+        };
+        // 600 × 3.75 + 400 × 6 = 2_250 + 2_400 = 4_650 µ$.
+        assert_eq!(cost_of(&u, &p).unwrap().nanos(), 4_650_000);
+        // Writes never count twice: more writes than prompt is capped.
+        let silly = Usage {
+            cache_write_tokens: Some(5_000),
+            cache_write_1h_tokens: Some(9_000),
+            ..usage(Some(1_000), Some(0), Some(200))
+        };
+        // 200 cached × 0.30 + 800 one-hour writes × 6 = 60 + 4_800 µ$.
+        assert_eq!(cost_of(&silly, &p).unwrap().nanos(), 4_860_000);
     }
 
     #[test]
@@ -317,5 +439,78 @@ mod tests {
         );
         assert!(r.is_ok());
         assert_eq!(r.cost, None, "no price known");
+    }
+
+    fn at(ms: u64, event: StreamEvent) -> Timed {
+        Timed {
+            at: Duration::from_millis(ms),
+            event,
+        }
+    }
+
+    #[test]
+    fn a_thinking_model_is_timed_by_its_visible_answer() {
+        // Reasoning streams from 100 ms to 900 ms, the answer from 1 s to
+        // 1.5 s; 600 output tokens of which 500 reasoning.
+        let mut acc = Accumulator::new("p", "m");
+        for ms in (100..1000).step_by(100) {
+            acc.push(&at(ms, StreamEvent::ReasoningDelta("hmm ".into())));
+        }
+        acc.push(&at(1000, StreamEvent::TextDelta("The".into())));
+        acc.push(&at(1500, StreamEvent::TextDelta(" answer".into())));
+        acc.push(&at(
+            1500,
+            StreamEvent::Usage {
+                usage: Usage {
+                    reasoning_tokens: Some(500),
+                    ..usage(Some(10), Some(600), None)
+                },
+                reported_cost: None,
+            },
+        ));
+        let r = acc.finish(Duration::from_millis(1500), None, 40);
+        assert_eq!(
+            r.timing.ttft,
+            Some(Duration::from_millis(1000)),
+            "first visible token"
+        );
+        assert_eq!(r.timing.first_token, Some(Duration::from_millis(100)));
+        assert_eq!(r.timing.thinking, Some(Duration::from_millis(900)));
+        // 100 visible tokens over 0.5 s, not 600 over 1.4 s.
+        assert_eq!(r.timing.tokens_per_s, Some(200.0));
+    }
+
+    #[test]
+    fn uncounted_streamed_reasoning_is_left_out_of_the_rate_by_its_share() {
+        // Anthropic counts thinking inside output_tokens and says no more:
+        // 800 reasoning characters and 400 text characters for 300 tokens
+        // leave 100 tokens for the answer.
+        let mut acc = Accumulator::new("p", "m");
+        acc.push(&at(50, StreamEvent::ReasoningDelta("r".repeat(800))));
+        acc.push(&at(200, StreamEvent::TextDelta("t".repeat(200))));
+        acc.push(&at(700, StreamEvent::TextDelta("t".repeat(200))));
+        acc.push(&at(
+            700,
+            StreamEvent::Usage {
+                usage: usage(Some(5), Some(300), None),
+                reported_cost: None,
+            },
+        ));
+        let r = acc.finish(Duration::from_millis(700), None, 4);
+        assert_eq!(r.timing.thinking, Some(Duration::from_millis(150)));
+        assert_eq!(r.timing.tokens_per_s, Some(200.0), "100 tokens over 0.5 s");
+        // Reasoning that never reached an answer: thinking until the end,
+        // no visible token, no rate; but the stream did show life.
+        let mut cut = Accumulator::new("p", "m");
+        cut.push(&at(80, StreamEvent::ReasoningDelta("r".into())));
+        let r = cut.finish(Duration::from_millis(480), None, 4);
+        assert!(cut_has_life(&r));
+        assert_eq!(r.timing.ttft, None);
+        assert_eq!(r.timing.thinking, Some(Duration::from_millis(400)));
+        assert_eq!(r.timing.tokens_per_s, None);
+    }
+
+    fn cut_has_life(r: &AttemptResult) -> bool {
+        r.timing.first_token == Some(Duration::from_millis(80))
     }
 }

@@ -2,6 +2,11 @@
 //! window and output limit, and their prices. Three sources, in order of
 //! precedence: the user's `config.toml`, live lists fetched from providers
 //! (OpenRouter's carries prices), and the bundled table `data/models.toml`.
+//!
+//! A [`ModelPrice`] has base [`Rates`] (input, output, cache reads, cache
+//! writes for five minutes and one hour) and long-context [`PriceTier`]s
+//! that replace them for prompts above a size. Rates a table leaves out
+//! follow the vendor's documented multipliers; rates it lists always win.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,8 +21,78 @@ use crate::keys::Secret;
 use crate::money::Price;
 use crate::provider::{ProviderConfig, ProviderKind, anthropic};
 
-/// What a model costs per token.
+/// What a model costs per token at one prompt size: the base rates of a
+/// [`ModelPrice`], or those of one of its long-context tiers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rates {
+    /// Prompt tokens (not cached, not written to a cache).
+    pub input: Price,
+    /// Generated tokens, reasoning included.
+    pub output: Price,
+    /// Prompt tokens read from the provider's cache; the input price
+    /// applies when absent.
+    pub cached_input: Option<Price>,
+    /// Prompt tokens written to the cache with a five-minute lifetime;
+    /// [`CACHE_WRITE_5M`] × input when absent.
+    pub cache_write: Option<Price>,
+    /// Prompt tokens written to the cache with a one-hour lifetime;
+    /// [`CACHE_WRITE_1H`] × input when absent.
+    pub cache_write_1h: Option<Price>,
+}
+
+/// Anthropic's cache-write multipliers of the input rate (`(numerator,
+/// denominator)`), used when the price table lists no explicit write rate:
+/// 1.25× for a five-minute lifetime...
+pub const CACHE_WRITE_5M: (u64, u64) = (5, 4);
+/// ...and 2× for one hour.
+pub const CACHE_WRITE_1H: (u64, u64) = (2, 1);
+/// Anthropic's cache-read multiplier of the input rate, used for models of
+/// the Anthropic protocol whose entry lists no cached rate.
+pub const ANTHROPIC_CACHE_READ: (u64, u64) = (1, 10);
+
+impl Rates {
+    /// The exact cost of `tokens` cache reads, in pico-dollars.
+    pub fn cache_read_pico(&self, tokens: u64) -> u128 {
+        self.cached_input.unwrap_or(self.input).cost_pico(tokens)
+    }
+
+    /// The cost of `tokens` five-minute cache writes, in pico-dollars: the
+    /// listed rate, else 1.25× input (exact to the pico-dollar).
+    pub fn cache_write_pico(&self, tokens: u64) -> u128 {
+        self.cache_write.map_or_else(
+            || scaled(self.input.cost_pico(tokens), CACHE_WRITE_5M),
+            |p| p.cost_pico(tokens),
+        )
+    }
+
+    /// The cost of `tokens` one-hour cache writes, in pico-dollars: the
+    /// listed rate, else 2× input.
+    pub fn cache_write_1h_pico(&self, tokens: u64) -> u128 {
+        self.cache_write_1h.map_or_else(
+            || scaled(self.input.cost_pico(tokens), CACHE_WRITE_1H),
+            |p| p.cost_pico(tokens),
+        )
+    }
+}
+
+fn scaled(pico: u128, (num, den): (u64, u64)) -> u128 {
+    pico * u128::from(num) / u128::from(den.max(1))
+}
+
+/// Rates that replace the base rates for a whole request whose prompt
+/// (input, cache reads and cache writes together) is longer than
+/// `above_input_tokens` (Gemini Pro and Claude over 200k tokens, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceTier {
+    /// The tier applies to prompts of more than this many tokens.
+    pub above_input_tokens: u64,
+    /// Its rates.
+    pub rates: Rates,
+}
+
+/// What a model costs per token: base rates and, where the vendor charges
+/// more for long prompts, tiers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelPrice {
     /// Prompt tokens.
     pub input: Price,
@@ -25,6 +100,74 @@ pub struct ModelPrice {
     pub output: Price,
     /// Prompt tokens served from cache; the input price applies when absent.
     pub cached_input: Option<Price>,
+    /// Five-minute cache writes; 1.25× input when absent.
+    #[serde(default)]
+    pub cache_write: Option<Price>,
+    /// One-hour cache writes; 2× input when absent.
+    #[serde(default)]
+    pub cache_write_1h: Option<Price>,
+    /// Long-context tiers, lowest threshold first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<PriceTier>,
+}
+
+impl ModelPrice {
+    /// Input, output and cached-input rates, no tiers.
+    pub fn new(input: Price, output: Price, cached_input: Option<Price>) -> Self {
+        Self {
+            input,
+            output,
+            cached_input,
+            ..Self::default()
+        }
+    }
+
+    /// The base (short-prompt) rates.
+    pub fn base(&self) -> Rates {
+        Rates {
+            input: self.input,
+            output: self.output,
+            cached_input: self.cached_input,
+            cache_write: self.cache_write,
+            cache_write_1h: self.cache_write_1h,
+        }
+    }
+
+    /// The rates a request with `prompt_tokens` prompt tokens pays: those
+    /// of the highest tier it exceeds, else the base rates. A tier that
+    /// lists no cached rate keeps the base one.
+    pub fn rates_for(&self, prompt_tokens: u64) -> Rates {
+        self.tiers
+            .iter()
+            .filter(|t| prompt_tokens > t.above_input_tokens)
+            .max_by_key(|t| t.above_input_tokens)
+            .map_or_else(
+                || self.base(),
+                |t| Rates {
+                    cached_input: t.rates.cached_input.or(self.cached_input),
+                    ..t.rates
+                },
+            )
+    }
+
+    /// Fill what the protocol's vendor documents for rates the table leaves
+    /// out: Anthropic reads cost 0.1× input. Listed rates always win.
+    pub fn with_protocol_defaults(mut self, kind: ProviderKind) -> Self {
+        if kind == ProviderKind::Anthropic {
+            let read = |r: &mut Rates| {
+                if r.cached_input.is_none() {
+                    r.cached_input = Some(r.input.times(ANTHROPIC_CACHE_READ));
+                }
+            };
+            let mut base = self.base();
+            read(&mut base);
+            self.cached_input = base.cached_input;
+            for t in &mut self.tiers {
+                read(&mut t.rates);
+            }
+        }
+        self
+    }
 }
 
 /// Where a catalog entry came from.
@@ -78,14 +221,61 @@ pub struct ModelEntry {
     pub input_usd_per_mtok: Price,
     /// USD per million output tokens.
     pub output_usd_per_mtok: Price,
+    /// USD per million cached prompt tokens (cache reads).
+    #[serde(default)]
+    pub cached_input_usd_per_mtok: Option<Price>,
+    /// USD per million tokens written to a five-minute prompt cache.
+    #[serde(default)]
+    pub cache_write_usd_per_mtok: Option<Price>,
+    /// USD per million tokens written to a one-hour prompt cache.
+    #[serde(default)]
+    pub cache_write_1h_usd_per_mtok: Option<Price>,
+    /// Long-context tiers (`[[...models.tiers]]`).
+    #[serde(default)]
+    pub tiers: Vec<TierEntry>,
+}
+
+/// A long-context tier as written in a price table: every rate of the
+/// request changes once the prompt is longer than `above_input_tokens`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierEntry {
+    /// Prompts of more than this many tokens (input, cache reads and
+    /// writes together) pay this tier's rates.
+    pub above_input_tokens: u64,
+    /// USD per million prompt tokens.
+    pub input_usd_per_mtok: Price,
+    /// USD per million output tokens.
+    pub output_usd_per_mtok: Price,
     /// USD per million cached prompt tokens.
     #[serde(default)]
     pub cached_input_usd_per_mtok: Option<Price>,
+    /// USD per million five-minute cache writes.
+    #[serde(default)]
+    pub cache_write_usd_per_mtok: Option<Price>,
+    /// USD per million one-hour cache writes.
+    #[serde(default)]
+    pub cache_write_1h_usd_per_mtok: Option<Price>,
 }
 
 impl ModelEntry {
     /// As a catalog entry.
     pub fn info(&self, source: PriceSource) -> ModelInfo {
+        let mut tiers: Vec<PriceTier> = self
+            .tiers
+            .iter()
+            .map(|t| PriceTier {
+                above_input_tokens: t.above_input_tokens,
+                rates: Rates {
+                    input: t.input_usd_per_mtok,
+                    output: t.output_usd_per_mtok,
+                    cached_input: t.cached_input_usd_per_mtok,
+                    cache_write: t.cache_write_usd_per_mtok,
+                    cache_write_1h: t.cache_write_1h_usd_per_mtok,
+                },
+            })
+            .collect();
+        tiers.sort_by_key(|t| t.above_input_tokens);
         ModelInfo {
             id: self.id.clone(),
             name: self.name.clone(),
@@ -95,6 +285,9 @@ impl ModelEntry {
                 input: self.input_usd_per_mtok,
                 output: self.output_usd_per_mtok,
                 cached_input: self.cached_input_usd_per_mtok,
+                cache_write: self.cache_write_usd_per_mtok,
+                cache_write_1h: self.cache_write_1h_usd_per_mtok,
+                tiers,
             }),
             source,
         }
@@ -158,6 +351,13 @@ impl Catalog {
     /// What is known about `model` at `provider`. Prices missing from a
     /// live entry are taken from the bundled table.
     pub fn lookup(&self, provider: &ProviderConfig, model: &str) -> Option<ModelInfo> {
+        self.lookup_as_listed(provider, model).map(|mut m| {
+            m.price = m.price.map(|p| p.with_protocol_defaults(provider.kind));
+            m
+        })
+    }
+
+    fn lookup_as_listed(&self, provider: &ProviderConfig, model: &str) -> Option<ModelInfo> {
         if let Some(m) = self.config.get(&provider.id).and_then(|t| t.get(model)) {
             return Some(m.clone());
         }
@@ -168,7 +368,7 @@ impl Catalog {
             Some(live) => {
                 let mut m = live.clone();
                 if m.price.is_none() {
-                    m.price = bundled_entry.and_then(|b| b.price);
+                    m.price = bundled_entry.and_then(|b| b.price.clone());
                     m.source = if m.price.is_some() {
                         PriceSource::Bundled
                     } else {
@@ -246,6 +446,8 @@ struct CachedModel {
     input: Option<String>,
     output: Option<String>,
     cached_input: Option<String>,
+    #[serde(default)]
+    cache_write: Option<String>,
 }
 
 impl CachedModel {
@@ -255,11 +457,17 @@ impl CachedModel {
             name: m.name.clone(),
             context_window: m.context_window,
             max_output_tokens: m.max_output_tokens,
-            input: m.price.map(|p| p.input.usd_per_mtok()),
-            output: m.price.map(|p| p.output.usd_per_mtok()),
+            input: m.price.as_ref().map(|p| p.input.usd_per_mtok()),
+            output: m.price.as_ref().map(|p| p.output.usd_per_mtok()),
             cached_input: m
                 .price
+                .as_ref()
                 .and_then(|p| p.cached_input)
+                .map(Price::usd_per_mtok),
+            cache_write: m
+                .price
+                .as_ref()
+                .and_then(|p| p.cache_write)
                 .map(Price::usd_per_mtok),
         }
     }
@@ -269,9 +477,8 @@ impl CachedModel {
             |s: &Option<String>| s.as_deref().and_then(|s| Price::from_usd_per_mtok(s).ok());
         let price = match (parse(&self.input), parse(&self.output)) {
             (Some(input), Some(output)) => Some(ModelPrice {
-                input,
-                output,
-                cached_input: parse(&self.cached_input),
+                cache_write: parse(&self.cache_write),
+                ..ModelPrice::new(input, output, parse(&self.cached_input))
             }),
             _ => None,
         };
@@ -383,9 +590,8 @@ pub fn parse_model_list(kind: ProviderKind, doc: &Value) -> Vec<ModelInfo> {
         };
         let price = match (per_token(item, "prompt"), per_token(item, "completion")) {
             (Some(input), Some(output)) => Some(ModelPrice {
-                input,
-                output,
-                cached_input: per_token(item, "input_cache_read"),
+                cache_write: per_token(item, "input_cache_write"),
+                ..ModelPrice::new(input, output, per_token(item, "input_cache_read"))
             }),
             _ => None,
         };
@@ -426,7 +632,7 @@ mod tests {
             let models = Catalog::new().models(&p);
             assert!(!models.is_empty(), "no bundled models for {id}");
             for m in models {
-                let price = m.price.unwrap();
+                let price = m.price.clone().unwrap();
                 assert!(
                     m.context_window.unwrap_or(0) > 0,
                     "{id}/{}: no context window",
@@ -476,11 +682,81 @@ mod tests {
     }
 
     #[test]
+    fn cache_write_rates_and_tiers_are_read_and_the_table_wins() {
+        let p = |s: &str| Price::from_usd_per_mtok(s).unwrap();
+        let entry: ModelEntry = toml::from_str(
+            "id = \"m\"\ninput_usd_per_mtok = 3\noutput_usd_per_mtok = 15\ncache_write_usd_per_mtok = \"3.50\"\n[[tiers]]\nabove_input_tokens = 200000\ninput_usd_per_mtok = 6\noutput_usd_per_mtok = \"22.50\"\n",
+        )
+        .unwrap();
+        let mut cat = Catalog::new();
+        cat.add_config("claude-proxy", std::slice::from_ref(&entry));
+        cat.add_config("oa-proxy", &[entry]);
+        let anthropic = ProviderConfig::custom(
+            "claude-proxy",
+            ProviderKind::Anthropic,
+            "http://127.0.0.1:9",
+        );
+        let openai = ProviderConfig::custom("oa-proxy", ProviderKind::OpenAi, "http://127.0.0.1:9");
+        let a = cat.price(&anthropic, "m").unwrap();
+        assert_eq!(a.cache_write, Some(p("3.50")), "listed: wins over 1.25x");
+        assert_eq!(a.cache_write_1h, None, "not listed: 2x input at cost time");
+        // Anthropic reads default to 0.1x input, in the tier too.
+        assert_eq!(a.cached_input, Some(p("0.30")));
+        assert_eq!(a.rates_for(200_001).cached_input, Some(p("0.60")));
+        assert_eq!(a.rates_for(200_001).output, p("22.50"));
+        assert_eq!(a.rates_for(200_000).output, p("15"));
+        // Other protocols: no read rate invented (the input rate applies).
+        let o = cat.price(&openai, "m").unwrap();
+        assert_eq!(o.cached_input, None);
+        // A tier field the schema does not know is an error, not ignored.
+        assert!(
+            toml::from_str::<ModelEntry>(
+                "id = \"m\"\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1\n[[tiers]]\nabove = 5\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1\n"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn bundled_long_context_tiers_match_the_vendors_published_rates() {
+        let p = |s: &str| Price::from_usd_per_mtok(s).unwrap();
+        let cat = Catalog::new();
+        let tier = |preset: &str, model: &str, prompt: u64| {
+            cat.price(&ProviderConfig::from_preset(preset).unwrap(), model)
+                .unwrap()
+                .rates_for(prompt)
+        };
+        let pro = tier("gemini", "gemini-2.5-pro", 200_001);
+        assert_eq!(
+            (pro.input, pro.output, pro.cached_input),
+            (p("2.50"), p("15.00"), Some(p("0.25")))
+        );
+        assert_eq!(tier("gemini", "gemini-2.5-pro", 200_000).input, p("1.25"));
+        assert_eq!(
+            tier("gemini", "gemini-3.1-pro-preview", 250_000).output,
+            p("18.00")
+        );
+        // xAI's ">= 200K": exactly 200,000 already pays the tier.
+        assert_eq!(tier("xai", "grok-4.7", 200_000).input, p("4.00"));
+        assert_eq!(tier("xai", "grok-4.7", 199_999).input, p("2.00"));
+        // A tier without a cached rate keeps the base one.
+        assert_eq!(
+            tier("xai", "grok-build-0.1", 200_000).cached_input,
+            Some(p("0.20"))
+        );
+        assert_eq!(tier("openai", "gpt-6-luna", 272_001).output, p("0.75"));
+        assert_eq!(
+            tier("anthropic", "claude-haiku-5-5", 100_001).cached_input,
+            Some(p("0.05"))
+        );
+    }
+
+    #[test]
     fn openrouter_list_prices_per_token() {
         let doc: Value = serde_json::from_str(r#"{"data":[{"id":"openai/gpt-x","name":"GPT X","context_length":128000,"pricing":{"prompt":"0.0000025","completion":"0.00001","input_cache_read":"0.00000125"},"top_provider":{"max_completion_tokens":16384}},{"id":"openrouter/auto","pricing":{"prompt":"-1","completion":"-1"}}]}"#).unwrap();
         let list = parse_model_list(ProviderKind::OpenAi, &doc);
         assert_eq!(list.len(), 2);
-        let p = list[0].price.unwrap();
+        let p = list[0].price.clone().unwrap();
         assert_eq!(p.input, Price::from_usd_per_mtok("2.5").unwrap());
         assert_eq!(p.output, Price::from_usd_per_mtok("10").unwrap());
         assert_eq!(
@@ -495,11 +771,11 @@ mod tests {
     fn live_cache_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let p = ProviderConfig::from_preset("openrouter").unwrap();
-        let price = ModelPrice {
-            input: Price::from_usd_per_mtok("0.3").unwrap(),
-            output: Price::from_usd_per_mtok("1.2").unwrap(),
-            cached_input: None,
-        };
+        let price = ModelPrice::new(
+            Price::from_usd_per_mtok("0.3").unwrap(),
+            Price::from_usd_per_mtok("1.2").unwrap(),
+            None,
+        );
         let m = ModelInfo {
             id: "x/y".into(),
             name: Some("Y".into()),

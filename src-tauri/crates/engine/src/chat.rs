@@ -118,7 +118,9 @@ pub enum FinishReason {
 
 /// Token counts as the provider reported them. `None` means "not reported",
 /// never zero. `input_tokens` counts all prompt tokens including cached
-/// ones; `output_tokens` counts all generated tokens including reasoning.
+/// ones and cache writes; `output_tokens` counts all generated tokens
+/// including reasoning (also where a vendor reports reasoning beside its
+/// completion count, as xAI does: the adapter adds it back).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Prompt tokens, cached ones included.
@@ -129,6 +131,15 @@ pub struct Usage {
     pub cached_input_tokens: Option<u64>,
     /// Reasoning tokens (a subset of output).
     pub reasoning_tokens: Option<u64>,
+    /// Prompt tokens written to the provider's prompt cache (a subset of
+    /// input, apart from the cached ones), billed at the cache-write rate
+    /// (Anthropic's `cache_creation_input_tokens`).
+    #[serde(default)]
+    pub cache_write_tokens: Option<u64>,
+    /// Of the cache writes, those kept for an hour rather than five
+    /// minutes (billed at the one-hour write rate).
+    #[serde(default)]
+    pub cache_write_1h_tokens: Option<u64>,
 }
 
 impl Usage {
@@ -144,6 +155,8 @@ impl Usage {
         self.output_tokens = newer.output_tokens.or(self.output_tokens);
         self.cached_input_tokens = newer.cached_input_tokens.or(self.cached_input_tokens);
         self.reasoning_tokens = newer.reasoning_tokens.or(self.reasoning_tokens);
+        self.cache_write_tokens = newer.cache_write_tokens.or(self.cache_write_tokens);
+        self.cache_write_1h_tokens = newer.cache_write_1h_tokens.or(self.cache_write_1h_tokens);
     }
 }
 
@@ -198,14 +211,26 @@ impl AttemptCost {
 
 /// Timings of one attempt, measured on a monotonic clock from the moment
 /// the request was sent.
+///
+/// Time to first token (`ttft`) is to the first *visible* token: answer
+/// text, not reasoning. A model that thinks first is not faster for it;
+/// its thinking is reported apart (`thinking`, and the reasoning token
+/// count in [`Usage`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Timing {
-    /// Until the first text or reasoning token arrived.
+    /// Until the first answer-text token arrived (reasoning excluded).
     pub ttft: Option<Duration>,
+    /// Until the first token of any kind (reasoning included) arrived: the
+    /// moment the stream showed life and, on a route, committed.
+    pub first_token: Option<Duration>,
+    /// Streamed thinking before the answer: from the first reasoning token
+    /// to the first text token (or to the end, when no text came). `None`
+    /// when no reasoning was streamed before the text.
+    pub thinking: Option<Duration>,
     /// Until the stream ended (or failed).
     pub total: Duration,
-    /// Output tokens per second over the generation phase (first token to
-    /// end), when there were output tokens and that phase had a length.
+    /// Visible output tokens (reasoning excluded) per second, from the
+    /// first text token to the end, when that phase had a length.
     pub tokens_per_s: Option<f64>,
 }
 

@@ -3,6 +3,12 @@
 //! monotonic clock: at the send, at the arrival of each network chunk, and
 //! at the end. Dropping a [`ChatStream`] drops the HTTP response, which
 //! closes the connection: that is how a request is cancelled.
+//!
+//! The client is also the last guard for two promises: a provider disabled
+//! in config is refused here whatever path reached it, and credential
+//! headers are marked sensitive while every error body that comes back is
+//! scrubbed of the key that was sent ([`redact`](crate::redact)) before it
+//! becomes a [`ProviderError`].
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -16,7 +22,8 @@ use tokio::time::Instant;
 use crate::chat::{ChatRequest, StreamEvent};
 use crate::error::{ErrorKind, ProviderError};
 use crate::keys::Secret;
-use crate::provider::{self, ProviderConfig, StreamParser, WireRequest};
+use crate::provider::{self, ProviderConfig, RetryHeaders, StreamParser, WireRequest};
+use crate::redact;
 use crate::sse::{SseDecoder, SseEvent};
 
 /// A stream event and when it arrived, counted from the send.
@@ -53,40 +60,17 @@ impl Client {
         Self { http }
     }
 
-    fn request(&self, wire: &WireRequest) -> reqwest::RequestBuilder {
-        let mut rb = self.http.post(&wire.url).json(&wire.body);
-        for (k, v) in &wire.headers {
-            rb = rb.header(k, v);
-        }
-        rb
-    }
-
     async fn send(
         &self,
         provider: &ProviderConfig,
         wire: &WireRequest,
     ) -> Result<reqwest::Response, ProviderError> {
-        let response = self
-            .request(wire)
-            .send()
-            .await
-            .map_err(|e| network(provider, &e))?;
-        let status = response.status();
-        if status.is_success() {
+        let rb = with_headers(self.http.post(&wire.url).json(&wire.body), &wire.headers);
+        let response = rb.send().await.map_err(|e| network(provider, &e))?;
+        if response.status().is_success() {
             return Ok(response);
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.text().await.unwrap_or_default();
-        Err(provider::classify_http(
-            provider,
-            status.as_u16(),
-            retry_after.as_deref(),
-            &body,
-        ))
+        Err(http_error(provider, response, &wire.headers).await)
     }
 
     /// Start a streaming request. `Err` means it could not start (network,
@@ -98,10 +82,14 @@ impl Client {
         key: Option<&Secret>,
         req: &ChatRequest,
     ) -> Result<ChatStream, ProviderError> {
+        if !provider.enabled {
+            return Err(provider.disabled_error());
+        }
         let wire = provider::build_request(provider, key.map(Secret::expose), req, true);
         let sent_at = Instant::now();
         let response = self.send(provider, &wire).await?;
         Ok(ChatStream {
+            secrets: redact::secrets_of(&wire.headers),
             body: Box::pin(response.bytes_stream()),
             decoder: SseDecoder::new(),
             parser: StreamParser::new(provider),
@@ -123,6 +111,9 @@ impl Client {
         key: Option<&Secret>,
         req: &ChatRequest,
     ) -> Result<Vec<Timed>, ProviderError> {
+        if !provider.enabled {
+            return Err(provider.disabled_error());
+        }
         let wire = provider::build_request(provider, key.map(Secret::expose), req, false);
         let sent_at = Instant::now();
         let response = self.send(provider, &wire).await?;
@@ -134,7 +125,8 @@ impl Client {
             )
         })?;
         let at = sent_at.elapsed();
-        let events = provider::parse_response(provider, &body)?;
+        let events = provider::parse_response(provider, &body)
+            .map_err(|e| e.scrubbed(&redact::secrets_of(&wire.headers)))?;
         Ok(events
             .into_iter()
             .map(|event| Timed { at, event })
@@ -148,35 +140,73 @@ impl Client {
         url: &str,
         headers: &[(String, String)],
     ) -> Result<serde_json::Value, ProviderError> {
-        let mut rb = self.http.get(url).timeout(Duration::from_secs(20));
-        for (k, v) in headers {
-            rb = rb.header(k, v);
+        if !provider.enabled {
+            return Err(provider.disabled_error());
         }
+        let rb = with_headers(self.http.get(url).timeout(Duration::from_secs(20)), headers);
         let response = rb.send().await.map_err(|e| network(provider, &e))?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.text().await.map_err(|e| network(provider, &e))?;
-        if !status.is_success() {
-            return Err(provider::classify_http(
-                provider,
-                status.as_u16(),
-                retry_after.as_deref(),
-                &body,
-            ));
+        if !response.status().is_success() {
+            return Err(http_error(provider, response, headers).await);
         }
+        let body = response.text().await.map_err(|e| network(provider, &e))?;
         serde_json::from_str(&body).map_err(|e| {
             ProviderError::new(
                 ErrorKind::Malformed,
                 &provider.id,
                 format!("unreadable model list: {e}"),
             )
-            .with_raw(&body)
+            .with_raw(&redact::scrub(&body, &redact::secrets_of(headers)))
         })
     }
+}
+
+/// `rb` with `headers`; credential headers are marked sensitive, so the
+/// HTTP stack never prints them (and HTTP/2 never indexes them).
+fn with_headers(
+    mut rb: reqwest::RequestBuilder,
+    headers: &[(String, String)],
+) -> reqwest::RequestBuilder {
+    for (k, v) in headers {
+        match reqwest::header::HeaderValue::from_str(v) {
+            Ok(mut value) => {
+                value.set_sensitive(redact::is_sensitive_header(k));
+                rb = rb.header(k, value);
+            }
+            // Not a valid header value: let the builder report it.
+            Err(_) => rb = rb.header(k, v),
+        }
+    }
+    rb
+}
+
+/// The classified error of a non-success response: its retry hints, and
+/// its body with the keys that were sent (and any credential header it
+/// echoes) scrubbed before anything keeps or shows it.
+async fn http_error(
+    provider: &ProviderConfig,
+    response: reqwest::Response,
+    sent: &[(String, String)],
+) -> ProviderError {
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (retry_after_ms, retry_after) = (header("retry-after-ms"), header("retry-after"));
+    let body = response.text().await.unwrap_or_default();
+    let body = redact::scrub(&body, &redact::secrets_of(sent));
+    provider::classify_http(
+        provider,
+        status,
+        RetryHeaders {
+            retry_after_ms: retry_after_ms.as_deref(),
+            retry_after: retry_after.as_deref(),
+        },
+        &body,
+    )
 }
 
 fn network(provider: &ProviderConfig, e: &reqwest::Error) -> ProviderError {
@@ -202,6 +232,8 @@ fn network(provider: &ProviderConfig, e: &reqwest::Error) -> ProviderError {
 /// [`StreamEvent::Error`] is always the last item.
 pub struct ChatStream {
     body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    /// Credential values sent with the request, scrubbed from errors.
+    secrets: Vec<Secret>,
     decoder: SseDecoder,
     parser: StreamParser,
     provider: String,
@@ -237,7 +269,8 @@ impl ChatStream {
         for ev in self.sse.drain(..) {
             if let Err(e) = self.parser.on_event(&ev, &mut self.scratch) {
                 self.pending.extend(self.scratch.drain(..));
-                self.pending.push_back(StreamEvent::Error(e));
+                self.pending
+                    .push_back(StreamEvent::Error(e.scrubbed(&self.secrets)));
                 self.done = true;
                 return;
             }

@@ -29,7 +29,9 @@ pub struct ConfigError {
     pub message: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+// No `Debug` on the raw file: a user may have put a credential in a
+// provider's `headers`.
+#[derive(Default, Deserialize)]
 struct RawConfig {
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
@@ -41,9 +43,11 @@ struct RawConfig {
     ui: toml::Table,
     #[serde(default)]
     policy: toml::Table,
+    #[serde(default)]
+    retries: toml::Table,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct RawProvider {
     #[serde(default)]
     kind: Option<ProviderKind>,
@@ -64,18 +68,23 @@ struct RawProvider {
     #[serde(default)]
     local: Option<bool>,
     #[serde(default)]
+    reasoning_outside_completion: Option<bool>,
+    #[serde(default)]
     models: Vec<ModelEntry>,
 }
 
-/// The loaded configuration.
-#[derive(Debug, Clone, Default)]
+/// The loaded configuration. Its `Debug` leaves out the file's text and
+/// hides credential header values, in case the user put a key there.
+#[derive(Clone, Default)]
 pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
     /// Providers the user configured, by id (disabled ones left out).
     pub providers: BTreeMap<String, ProviderConfig>,
-    /// Providers turned off with `enabled = false`, by id: not used, and
-    /// presets among them are not offered either.
+    /// Providers turned off with `enabled = false`, by id: never called,
+    /// their keys never read, and presets among them not offered either.
+    /// [`Config::provider`] still returns them (with `enabled` false), so a
+    /// target naming one is skipped with a reason rather than unknown.
     pub disabled: BTreeMap<String, ProviderConfig>,
     /// Model entries per provider id.
     pub models: BTreeMap<String, Vec<ModelEntry>>,
@@ -87,10 +96,31 @@ pub struct Config {
     pub ui: toml::Table,
     /// The `[policy]` table as written; the routing module reads it.
     pub policy: toml::Table,
+    /// The `[retries]` table as written (retries of targets named
+    /// directly); the routing module reads it.
+    pub retries: toml::Table,
     /// The file's text, to locate errors found by the modules above.
     pub text: String,
     /// Keys the file has that Switchboard does not know (`providers.x.colour`).
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("path", &self.path)
+            .field("providers", &self.providers)
+            .field("disabled", &self.disabled)
+            .field("models", &self.models.keys().collect::<Vec<_>>())
+            .field("routes", &self.routes)
+            .field("budgets", &self.budgets)
+            .field("ui", &self.ui)
+            .field("policy", &self.policy)
+            .field("retries", &self.retries)
+            .field("text", &format_args!("<{} bytes>", self.text.len()))
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 impl Config {
@@ -123,6 +153,7 @@ impl Config {
             budgets: raw.budgets,
             ui: raw.ui,
             policy: raw.policy,
+            retries: raw.retries,
             text: text.to_owned(),
             warnings: unknown
                 .iter()
@@ -225,6 +256,11 @@ impl Config {
                     .unwrap_or_default(),
                 local: p.local.unwrap_or_else(|| is_local_url(&base_url)),
                 live_prices: preset.is_some_and(|pr| pr.live_prices),
+                reasoning_outside_completion: p
+                    .reasoning_outside_completion
+                    .or_else(|| preset.map(|pr| pr.reasoning_outside_completion))
+                    .unwrap_or(false),
+                enabled: p.enabled != Some(false),
             };
             if !p.models.is_empty() {
                 cfg.models.insert(id.clone(), p.models);
@@ -239,10 +275,13 @@ impl Config {
         Ok(cfg)
     }
 
-    /// The provider `id`: configured, else the bundled preset of that name.
+    /// The provider `id`: configured (disabled ones included, with
+    /// `enabled` false: never the preset behind a provider the user turned
+    /// off), else the bundled preset of that name.
     pub fn provider(&self, id: &str) -> Option<ProviderConfig> {
         self.providers
             .get(id)
+            .or_else(|| self.disabled.get(id))
             .cloned()
             .or_else(|| ProviderConfig::from_preset(id))
     }
@@ -926,6 +965,41 @@ preset = "anthropic"
         let cfg = parse("[providers.openai]\nenabled = false\n").unwrap();
         assert!(cfg.providers.is_empty());
         assert!(cfg.disabled.contains_key("openai"));
+        // Asked for by id, it is the disabled one, not the preset behind it.
+        let p = cfg.provider("openai").unwrap();
+        assert!(!p.enabled);
+        assert!(cfg.provider("groq").unwrap().enabled);
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_key_put_in_headers() {
+        let cfg = parse(
+            "[providers.azure]\nkind = \"openai\"\nbase_url = \"https://x.example/v1\"\nheaders = { \"api-key\" = \"azure-secret-123456\", \"X-Team\" = \"ml\" }\n",
+        )
+        .unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("azure-secret-123456"), "{shown}");
+        assert!(shown.contains("X-Team") && shown.contains("ml"), "{shown}");
+        let wire = crate::provider::build_request(
+            &cfg.providers["azure"],
+            Some("sk-live-987654321"),
+            &crate::chat::ChatRequest::new("m", "hi"),
+            true,
+        );
+        let shown = format!("{wire:?}");
+        assert!(!shown.contains("sk-live-987654321"), "{shown}");
+        assert!(!shown.contains("azure-secret-123456"), "{shown}");
+    }
+
+    #[test]
+    fn quirk_flags_come_from_presets_and_config() {
+        let cfg = parse(
+            "[providers.xai]\n[providers.proxy]\nkind = \"openai\"\nbase_url = \"https://x.example/v1\"\nreasoning_outside_completion = true\n",
+        )
+        .unwrap();
+        assert!(cfg.providers["xai"].reasoning_outside_completion);
+        assert!(cfg.providers["proxy"].reasoning_outside_completion);
+        assert!(!cfg.provider("openai").unwrap().reasoning_outside_completion);
     }
 }
 

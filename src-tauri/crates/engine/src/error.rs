@@ -1,6 +1,9 @@
 //! Classified provider errors. Every failure carries what a caller needs to
 //! decide what to do next (retry, fall back, show the user) without string
-//! matching: a kind, the HTTP status, `Retry-After`, and a truncated body.
+//! matching: a kind, the HTTP status, the wait the provider asked for
+//! (`retry-after-ms`, `Retry-After` in seconds or as a date, Gemini's
+//! `retryDelay`; read by [`retry_hint`] and capped, nonsense ignored), and a
+//! truncated body, scrubbed of keys.
 
 use std::time::Duration;
 
@@ -18,8 +21,23 @@ pub enum ErrorKind {
     Overloaded,
     /// The prompt is longer than the model's context window.
     ContextTooLong,
-    /// The request was rejected as invalid.
+    /// The request was rejected as invalid: it would fail anywhere, so a
+    /// route stops here.
     BadRequest,
+    /// The account cannot pay for it: credit exhausted, quota used up,
+    /// billing not set up (Anthropic "credit balance is too low", OpenAI
+    /// `insufficient_quota`, HTTP 402). Not retried; a route moves on.
+    Billing,
+    /// The provider will not serve this account here: a location it does
+    /// not support (Gemini `FAILED_PRECONDITION`, OpenAI
+    /// `unsupported_country_region_territory`). Not retried; a route
+    /// moves on.
+    Unavailable,
+    /// This model does not accept a parameter or value of the request
+    /// (OpenAI `unsupported_parameter` / `unsupported_value`, e.g. a
+    /// temperature on a reasoning model). Another model may: a route
+    /// moves on.
+    Unsupported,
     /// The model or endpoint does not exist.
     NotFound,
     /// The provider could not be reached.
@@ -45,6 +63,9 @@ impl ErrorKind {
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::ContextTooLong => "context_too_long",
             ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Billing => "billing",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unsupported => "unsupported",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Network => "network",
             ErrorKind::Timeout => "timeout",
@@ -75,7 +96,9 @@ pub struct ProviderError {
     pub provider: String,
     /// HTTP status, when the provider answered with one.
     pub status: Option<u16>,
-    /// How long the provider asked us to wait (`Retry-After`).
+    /// How long the provider asked us to wait (`retry-after-ms`,
+    /// `Retry-After` in seconds or as a date, or Gemini's
+    /// `RetryInfo.retryDelay`), at most [`MAX_RETRY_HINT`].
     pub retry_after: Option<Duration>,
     /// A message for people: the provider's own words where it gave some.
     pub message: String,
@@ -105,6 +128,14 @@ impl ProviderError {
     /// Attach (a truncated copy of) the raw body.
     pub fn with_raw(mut self, raw: &str) -> Self {
         self.raw = Some(truncate(raw, RAW_BODY_LIMIT));
+        self
+    }
+
+    /// This error with `secrets` (and any credential header it quotes)
+    /// scrubbed from its message and raw body.
+    pub fn scrubbed(mut self, secrets: &[crate::keys::Secret]) -> Self {
+        self.message = crate::redact::scrub(&self.message, secrets);
+        self.raw = self.raw.map(|r| crate::redact::scrub(&r, secrets));
         self
     }
 
@@ -138,17 +169,93 @@ pub fn truncate(s: &str, limit: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// Parse a `Retry-After` header: delta-seconds (possibly fractional) or an
-/// HTTP date is not supported by every provider; seconds are what they send.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+/// The longest wait a retry hint is read as. A provider asking for more
+/// (or for a date years ahead) is asking not to be retried soon; the router
+/// never waits longer than a route's `max_backoff` anyway.
+pub const MAX_RETRY_HINT: Duration = Duration::from_secs(86_400);
+
+/// How long to wait before retrying, from an error response's headers:
+/// `retry-after-ms` (OpenAI) first, then `Retry-After` in seconds or as an
+/// HTTP date (compared with `now_unix_ms`). Nonsense (negative, NaN, not a
+/// number or a date) gives `None`; a date in the past gives zero; anything
+/// longer than [`MAX_RETRY_HINT`] is cut to it. Never panics.
+pub fn retry_hint(
+    retry_after_ms: Option<&str>,
+    retry_after: Option<&str>,
+    now_unix_ms: i64,
+) -> Option<Duration> {
+    retry_after_ms
+        .and_then(|v| seconds(v, 1000.0))
+        .or_else(|| retry_after.and_then(|v| parse_retry_after(v, now_unix_ms)))
+}
+
+/// Parse a `Retry-After` value: delta-seconds (fractions accepted) or an
+/// HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).
+pub fn parse_retry_after(value: &str, now_unix_ms: i64) -> Option<Duration> {
+    seconds(value, 1.0).or_else(|| {
+        let at = parse_http_date(value)?;
+        let ms = at.saturating_sub(now_unix_ms).max(0);
+        Some(Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)).min(MAX_RETRY_HINT))
+    })
+}
+
+/// A protobuf JSON duration as Gemini's `RetryInfo.retryDelay` writes it
+/// (`"13s"`, `"0.5s"`, `"1.000340s"`).
+pub fn parse_proto_duration(value: &str) -> Option<Duration> {
+    seconds(value.trim().strip_suffix('s')?, 1.0)
+}
+
+/// `value` as a number of `per_second` units, as a capped duration.
+fn seconds(value: &str, per_second: f64) -> Option<Duration> {
     let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    // Only plain decimals: "inf", "NaN" and "1e999" are not waits.
+    if v.is_empty() || !v.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
     }
-    v.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    let secs = v.parse::<f64>().ok()? / per_second;
+    let secs = secs.min(MAX_RETRY_HINT.as_secs_f64());
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, what RFC 9110 says
+/// servers send) in Unix milliseconds.
+fn parse_http_date(value: &str) -> Option<i64> {
+    let rest = value.trim();
+    let rest = rest.split_once(',').map_or(rest, |(_, r)| r);
+    let mut parts = rest.split_whitespace();
+    let day: u32 = parts.next()?.parse().ok()?;
+    let month = match parts.next()?.to_ascii_lowercase().as_str() {
+        "jan" => 1,
+        "feb" => 2,
+        "mar" => 3,
+        "apr" => 4,
+        "may" => 5,
+        "jun" => 6,
+        "jul" => 7,
+        "aug" => 8,
+        "sep" => 9,
+        "oct" => 10,
+        "nov" => 11,
+        "dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':');
+    let mut field = |max: i64| -> Option<i64> {
+        hms.next()?
+            .parse::<i64>()
+            .ok()
+            .filter(|v| (0..=max).contains(v))
+    };
+    let (h, m, sec) = (field(23)?, field(59)?, field(60)?);
+    if !matches!(parts.next(), Some("GMT" | "UTC")) || !(1..=31).contains(&day) {
+        return None;
+    }
+    if !(1..=9999).contains(&year) {
+        return None;
+    }
+    let days = crate::store::time::days_from_civil(year, month, day);
+    Some((days * 86_400 + h * 3600 + m * 60 + sec) * 1000)
 }
 
 #[cfg(test)]
@@ -164,6 +271,14 @@ mod tests {
         assert!(e(ErrorKind::Auth).allows_fallback());
         assert!(!e(ErrorKind::BadRequest).allows_fallback());
         assert!(e(ErrorKind::ContextTooLong).allows_fallback());
+        for k in [
+            ErrorKind::Billing,
+            ErrorKind::Unavailable,
+            ErrorKind::Unsupported,
+        ] {
+            assert!(!e(k).is_retryable(), "{k}");
+            assert!(e(k).allows_fallback(), "{k}");
+        }
     }
 
     #[test]
@@ -183,8 +298,67 @@ mod tests {
         let body = "é".repeat(2000);
         let t = truncate(&body, 11);
         assert_eq!(t, format!("{}…", "é".repeat(5)));
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("1.5"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn retry_hints_in_every_form_and_nonsense_never_panics() {
+        // 2015-10-21 07:28:00 UTC.
+        let now = 1_445_412_480_000;
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past: no wait"
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(MAX_RETRY_HINT)
+        );
+        for nonsense in [
+            "-1",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e999",
+            "",
+            " ",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+            "Wed, 21 Foo 2015 07:28:00 GMT",
+            "Wed, 21 Oct 2015 25:28:00 GMT",
+            "Wed, 21 Oct 2015 07:28:00 PST",
+            "Wed, 21 Oct -5 07:28:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(nonsense, now), None, "{nonsense:?}");
+        }
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(MAX_RETRY_HINT)
+        );
+        // retry-after-ms wins over Retry-After.
+        assert_eq!(
+            retry_hint(Some("250"), Some("9"), now),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_hint(Some("x"), Some("9"), now),
+            Some(Duration::from_secs(9))
+        );
+        assert_eq!(retry_hint(None, None, now), None);
+        assert_eq!(parse_proto_duration("13s"), Some(Duration::from_secs(13)));
+        assert_eq!(
+            parse_proto_duration("0.5s"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(parse_proto_duration("13"), None);
+        assert_eq!(parse_proto_duration("-3s"), None);
     }
 }

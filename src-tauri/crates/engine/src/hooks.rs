@@ -23,9 +23,9 @@ pub struct HealthSample {
     pub ok: bool,
     /// Why it failed, when it did.
     pub error_kind: Option<ErrorKind>,
-    /// Time to first token, when one came.
+    /// Time to the first visible (answer-text) token, when one came.
     pub ttft_ms: Option<f64>,
-    /// Output tokens per second, when measured.
+    /// Visible output tokens per second (reasoning excluded), when measured.
     pub tokens_per_s: Option<f64>,
 }
 
@@ -208,8 +208,12 @@ pub struct AttemptRecord {
     pub model: String,
     /// When it started (Unix ms).
     pub started_unix_ms: i64,
-    /// Time to first token, when one came.
+    /// Time to the first visible (answer-text) token, when one came.
     pub ttft_ms: Option<f64>,
+    /// Streamed thinking before the answer (first reasoning token to first
+    /// text token), when the model streamed any.
+    #[serde(default)]
+    pub thinking_ms: Option<f64>,
     /// From start to end (0 for skipped attempts).
     pub total_ms: f64,
     /// How it ended.

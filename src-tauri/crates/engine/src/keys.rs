@@ -177,6 +177,9 @@ fn validate_id(id: &str) -> Result<(), KeyError> {
 pub struct KeyStore {
     service: String,
     index: Option<Arc<dyn KeyIndex>>,
+    /// Keys looked up through this store and its clones (environment or
+    /// keychain), for diagnostics: proof that a provider's key was not read.
+    reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for KeyStore {
@@ -191,6 +194,7 @@ impl KeyStore {
         Self {
             service: SERVICE.to_owned(),
             index: None,
+            reads: Arc::default(),
         }
     }
 
@@ -199,6 +203,7 @@ impl KeyStore {
         Self {
             service: service.into(),
             index: None,
+            reads: Arc::default(),
         }
     }
 
@@ -241,6 +246,8 @@ impl KeyStore {
     /// explicit choice for this process), else the keychain entry.
     pub fn get(&self, provider_id: &str) -> Result<Option<(Secret, KeySource)>, KeyError> {
         validate_id(provider_id)?;
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(v) = std::env::var_os(env_var_for(provider_id)) {
             let secret = Secret::new(v.to_string_lossy().into_owned());
             if !secret.is_empty() {
@@ -324,6 +331,12 @@ impl KeyStore {
             .collect()
     }
 
+    /// How many keys [`KeyStore::get`] has looked up through this store
+    /// (and its clones) so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Check that the keychain answers, without changing it.
     pub fn probe(&self) -> Result<(), KeyError> {
         self.get_stored("switchboard-probe").map(|_| ())
@@ -360,11 +373,16 @@ fn map_err(id: &str, e: keyring::Error) -> KeyError {
 
 /// The key a request to `provider` carries, looked up off the async threads
 /// (the keychain blocks): `Ok(None)` for a local server without one, else an
-/// `auth` error that says how to add one. Both the app and the CLI use it.
+/// `auth` error that says how to add one. A provider disabled in config gets
+/// a `policy` error and its key is not read at all. Both the app and the
+/// CLI use it.
 pub async fn provider_key(
     keys: &KeyStore,
     provider: &crate::provider::ProviderConfig,
 ) -> Result<Option<Secret>, crate::error::ProviderError> {
+    if !provider.enabled {
+        return Err(provider.disabled_error());
+    }
     let (keys, id) = (keys.clone(), provider.id.clone());
     let looked_up = tokio::task::spawn_blocking(move || keys.get(&id))
         .await
@@ -413,6 +431,20 @@ mod tests {
         let store = KeyStore::with_service("switchboard-unit");
         assert!(matches!(store.get("a b"), Err(KeyError::InvalidId { .. })));
         assert!(matches!(store.delete(""), Err(KeyError::InvalidId { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_disabled_provider_gets_a_policy_error_without_a_key_lookup() {
+        let store = KeyStore::with_service("switchboard-unit");
+        let mut p = crate::provider::ProviderConfig::from_preset("groq").unwrap();
+        p.enabled = false;
+        let e = provider_key(&store, &p).await.unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Policy);
+        assert!(e.message.contains("disabled in config"), "{}", e.message);
+        assert_eq!(store.reads(), 0, "the key was not looked up");
+        p.enabled = true;
+        let _ = provider_key(&store, &p).await;
+        assert_eq!(store.clone().reads(), 1, "clones share the count");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   [`StreamEvent`]s back; [`Accumulator`]: turns them into one
 //!   [`AttemptResult`] with usage, timings and cost.
 //! - [`Catalog`]: models and prices; [`Price`] and [`Cost`]: exact money.
-//! - [`ProviderError`] with an [`ErrorKind`]: every failure, classified.
+//! - [`ProviderError`] with an [`ErrorKind`]: every failure, classified,
+//!   with the wait the provider asked for; [`redact`]: keys kept out of
+//!   errors and `Debug` output.
 //! - [`routing::Router`]: runs a request through a named route of targets
 //!   (fallbacks, retries, cooldowns, policy, budget checks) and returns
 //!   every attempt in order.
@@ -52,6 +54,7 @@ mod keys;
 mod money;
 mod paths;
 pub mod provider;
+pub mod redact;
 pub mod routing;
 mod runner;
 pub mod service;
@@ -59,8 +62,8 @@ pub mod settings;
 pub mod sse;
 pub mod store;
 
-pub use attempt::{Accumulator, attempt_cost, cost_of, estimate_tokens};
-pub use catalog::{Catalog, ModelInfo, ModelPrice, PriceSource};
+pub use attempt::{Accumulator, attempt_cost, cost_of, estimate_cost, estimate_tokens};
+pub use catalog::{Catalog, ModelInfo, ModelPrice, PriceSource, PriceTier, Rates};
 pub use chat::{
     AttemptCost, AttemptResult, ChatRequest, CostSource, DEFAULT_MAX_TOKENS, FinishReason, Message,
     Params, Role, StreamEvent, Timing, Usage,
@@ -69,7 +72,7 @@ pub use client::{ChatStream, Client, Timed};
 pub use config::{
     Budget, BudgetPeriod, BudgetScope, Config, ConfigError, PaneLayout, Theme, UiSettings,
 };
-pub use error::{ErrorKind, ProviderError};
+pub use error::{ErrorKind, MAX_RETRY_HINT, ProviderError, retry_hint};
 pub use keys::{
     KeyError, KeyIndex, KeyListing, KeySource, KeyStore, Secret, env_var_for, key_hint,
     provider_key,

@@ -186,8 +186,8 @@ impl ChatService {
                     model: m.id.clone(),
                     name: m.name.clone(),
                     context_window: m.context_window,
-                    input_usd_per_mtok: m.price.map(|p| p.input.usd_per_mtok()),
-                    output_usd_per_mtok: m.price.map(|p| p.output.usd_per_mtok()),
+                    input_usd_per_mtok: m.price.as_ref().map(|p| p.input.usd_per_mtok()),
+                    output_usd_per_mtok: m.price.as_ref().map(|p| p.output.usd_per_mtok()),
                 });
             }
             view.providers.push(ProviderSummary {
@@ -304,6 +304,7 @@ impl ChatService {
             .iter()
             .filter(|(_, p)| p.local)
             .filter_map(|(id, _)| config.provider(id))
+            .filter(|p| p.enabled)
             .collect();
         let probes = candidates.iter().map(|p| async move {
             let listed = tokio::time::timeout(
@@ -729,10 +730,8 @@ impl Pending {
                 self.ttft_ms.get_or_insert(at);
                 self.text.push_str(t);
             }
-            StreamEvent::ReasoningDelta(t) => {
-                self.ttft_ms.get_or_insert(at);
-                self.reasoning.push_str(t);
-            }
+            // Thinking is not the answer: TTFT waits for the first text.
+            StreamEvent::ReasoningDelta(t) => self.reasoning.push_str(t),
             StreamEvent::Usage { usage, .. } => self.usage.merge_latest(*usage),
             StreamEvent::Finish(_) | StreamEvent::Error(_) => {}
         }
@@ -771,6 +770,7 @@ fn counts(u: &Usage) -> TokenCounts {
         output: u.output_tokens,
         cached_input: u.cached_input_tokens,
         reasoning: u.reasoning_tokens,
+        cache_write: u.cache_write_tokens,
     }
 }
 
@@ -811,7 +811,7 @@ fn resolve(
                 format!("unknown provider {provider_id:?}: add it in settings or config.toml"),
             )
         })?;
-        Route::single(RouteTarget::new(provider, model))
+        routing.single(RouteTarget::new(provider, model))
     };
     let messages: Vec<Message> = request
         .turns
@@ -954,6 +954,7 @@ fn saved_summary(m: &crate::store::StoredMessage, trail: Vec<TrailStep>) -> Answ
         cost_usd: m.cost.map(|c| c.total.usd()),
         cost_estimated: m.cost.is_some_and(|c| c.estimated()),
         ttft_ms: m.ttft_ms,
+        thinking_ms: m.thinking_ms,
         total_ms: m.total_ms.unwrap_or(0.0),
         tokens_per_s: m.tokens_per_s,
         error: m.error_kind.map(|k| PaneError {
@@ -993,6 +994,7 @@ pub fn summarize(r: &AttemptResult, trail: &[TrailStep]) -> AnswerSummary {
         cost_usd: r.cost.map(|c| c.total.usd()),
         cost_estimated: r.cost.is_some_and(|c| c.estimated()),
         ttft_ms: r.timing.ttft.map(|d| d.as_secs_f64() * 1000.0),
+        thinking_ms: r.timing.thinking.map(|d| d.as_secs_f64() * 1000.0),
         total_ms: r.timing.total.as_secs_f64() * 1000.0,
         tokens_per_s: r.timing.tokens_per_s,
         error: r.error.as_ref().map(|e| PaneError {

@@ -207,6 +207,10 @@ pub struct TokenCounts {
     pub cached_input: Option<u64>,
     /// Reasoning tokens.
     pub reasoning: Option<u64>,
+    /// Prompt tokens written to the provider's prompt cache (billed at the
+    /// cache-write rate).
+    #[serde(default)]
+    pub cache_write: Option<u64>,
 }
 
 /// One attempt in the trail of targets a request went through.
@@ -250,11 +254,16 @@ pub struct AnswerSummary {
     pub cost_usd: Option<String>,
     /// The cost comes from estimated tokens.
     pub cost_estimated: bool,
-    /// Time to first token (ms).
+    /// Time to the first visible token (ms): answer text, not reasoning.
     pub ttft_ms: Option<f64>,
+    /// Streamed thinking before the answer (ms): from the first reasoning
+    /// token to the first text token.
+    #[serde(default)]
+    pub thinking_ms: Option<f64>,
     /// Total time (ms).
     pub total_ms: f64,
-    /// Output tokens per second over the generation phase.
+    /// Visible output tokens (reasoning excluded) per second, from the
+    /// first visible token to the end.
     pub tokens_per_s: Option<f64>,
     /// Why it failed, if it did.
     pub error: Option<PaneError>,
@@ -289,7 +298,7 @@ pub enum PaneEvent {
     },
     /// Readouts while streaming.
     Progress {
-        /// Milliseconds from the send to the first token.
+        /// Milliseconds from the send to the first visible (text) token.
         ttft_ms: Option<f64>,
         /// Milliseconds since the send.
         elapsed_ms: f64,

@@ -74,19 +74,39 @@ struct WireUsage {
     output_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
+    /// Cache writes by lifetime, when the request used a one-hour TTL.
+    #[serde(default)]
+    cache_creation: Option<CacheCreation>,
+}
+
+#[derive(Deserialize, Default)]
+struct CacheCreation {
+    ephemeral_5m_input_tokens: Option<u64>,
+    ephemeral_1h_input_tokens: Option<u64>,
 }
 
 impl WireUsage {
+    /// `input_tokens` counts only what follows the last cache breakpoint:
+    /// the prompt is input + cache reads + cache writes.
     fn normalized(&self) -> Usage {
-        let input = self.input_tokens.map(|i| {
-            i + self.cache_read_input_tokens.unwrap_or(0)
-                + self.cache_creation_input_tokens.unwrap_or(0)
+        let by_ttl = self.cache_creation.as_ref();
+        let written = self.cache_creation_input_tokens.or_else(|| {
+            let c = by_ttl?;
+            match (c.ephemeral_5m_input_tokens, c.ephemeral_1h_input_tokens) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+            }
         });
+        let input = self
+            .input_tokens
+            .map(|i| i + self.cache_read_input_tokens.unwrap_or(0) + written.unwrap_or(0));
         Usage {
             input_tokens: input,
             output_tokens: self.output_tokens,
             cached_input_tokens: self.cache_read_input_tokens,
             reasoning_tokens: None,
+            cache_write_tokens: written,
+            cache_write_1h_tokens: by_ttl.and_then(|c| c.ephemeral_1h_input_tokens),
         }
     }
 }
@@ -100,13 +120,25 @@ pub(super) fn error_body(body: &str) -> ErrorBody {
 }
 
 fn error_value(e: &Value) -> ErrorBody {
+    let message = e.get("message").and_then(Value::as_str).map(str::to_owned);
+    let mut codes: Vec<String> = e
+        .get("type")
+        .and_then(Value::as_str)
+        .map(|t| vec![t.to_ascii_lowercase()])
+        .unwrap_or_default();
+    // An empty account is an `invalid_request_error` like a malformed
+    // request; only the message tells them apart, so it gets a code here.
+    if codes.iter().any(|c| c == "invalid_request_error")
+        && message
+            .as_deref()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("credit balance is too low"))
+    {
+        codes.push("credit_balance_too_low".into());
+    }
     ErrorBody {
-        message: e.get("message").and_then(Value::as_str).map(str::to_owned),
-        codes: e
-            .get("type")
-            .and_then(Value::as_str)
-            .map(|t| vec![t.to_ascii_lowercase()])
-            .unwrap_or_default(),
+        message,
+        codes,
+        retry_after: None,
     }
 }
 
@@ -358,6 +390,107 @@ event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"
                 .contains(&("anthropic-version".into(), API_VERSION.into()))
         );
         assert!(w.headers.contains(&("x-api-key".into(), "k".into())));
+    }
+
+    /// The usage of Anthropic's prompt-caching documentation ("1-hour cache
+    /// duration": `cache_creation` broken down by lifetime), in a stream.
+    const CACHE_WRITES: &str = "event: message_start\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01CacheWrites\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-5-5\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":2048,\"cache_creation_input_tokens\":248,\"cache_read_input_tokens\":1800,\"cache_creation\":{\"ephemeral_5m_input_tokens\":148,\"ephemeral_1h_input_tokens\":100},\"output_tokens\":1,\"service_tier\":\"standard\"}}}\n\n\
+event: content_block_start\n\
+data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Cached.\"}}\n\n\
+event: content_block_stop\n\
+data: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: message_delta\n\
+data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":503}}\n\n\
+event: message_stop\n\
+data: {\"type\":\"message_stop\"}\n\n";
+
+    fn sonnet(
+        cache_write: Option<&str>,
+        cache_write_1h: Option<&str>,
+    ) -> crate::catalog::ModelPrice {
+        use crate::money::Price;
+        let p = |s: &str| Price::from_usd_per_mtok(s).unwrap();
+        crate::catalog::ModelPrice {
+            cache_write: cache_write.map(p),
+            cache_write_1h: cache_write_1h.map(p),
+            ..crate::catalog::ModelPrice::new(p("3"), p("15"), Some(p("0.30")))
+        }
+    }
+
+    #[test]
+    fn cache_writes_by_lifetime_are_priced_at_the_write_rates() {
+        for size in [1, 7, CACHE_WRITES.len()] {
+            let (events, end) = replay(CACHE_WRITES, size);
+            end.unwrap();
+            assert_eq!(text(&events), "Cached.");
+            let u = last_usage(&events);
+            // input_tokens excludes both cache reads and writes: 2048 + 1800 + 248.
+            assert_eq!(u.input_tokens, Some(4096));
+            assert_eq!(u.cached_input_tokens, Some(1800));
+            assert_eq!(u.cache_write_tokens, Some(248));
+            assert_eq!(u.cache_write_1h_tokens, Some(100));
+            assert_eq!(u.output_tokens, Some(503));
+            // At $3 in / $15 out / $0.30 cache reads, writes at the
+            // multipliers (1.25x = $3.75, 2x = $6), in pico-dollars:
+            //   2048 × 3_000_000 = 6_144_000_000   input after the breakpoints
+            //   1800 ×   300_000 =   540_000_000   cache reads
+            //    148 × 3_750_000 =   555_000_000   5-minute writes
+            //    100 × 6_000_000 =   600_000_000   1-hour writes
+            //    503 × 15_000_000 = 7_545_000_000  output
+            //                     = 15_384_000_000 p$ = 15_384_000 n$ ($0.015384)
+            let cost = crate::attempt::cost_of(&u, &sonnet(None, None)).unwrap();
+            assert_eq!(cost.nanos(), 15_384_000);
+            // The price table wins over the multipliers: writes at $4 / $5:
+            //   148 × 4_000_000 = 592_000_000; 100 × 5_000_000 = 500_000_000
+            //   6_144 + 540 + 592 + 500 + 7_545 = 15_321 (× 10^6 p$)
+            let cost = crate::attempt::cost_of(&u, &sonnet(Some("4"), Some("5"))).unwrap();
+            assert_eq!(cost.nanos(), 15_321_000);
+        }
+    }
+
+    #[test]
+    fn cache_writes_without_a_breakdown_are_five_minute_writes() {
+        // The non-streaming response of the prompt-caching docs' first call.
+        let body = r#"{"id":"msg_01","type":"message","role":"assistant","content":[{"type":"text","text":"ok"}],"model":"claude-sonnet-5-5","stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":21,"cache_creation_input_tokens":188086,"cache_read_input_tokens":0,"output_tokens":393}}"#;
+        let ev = parse_response("an", body).unwrap();
+        let u = last_usage(&ev);
+        assert_eq!(u.input_tokens, Some(21 + 188_086));
+        assert_eq!(u.cache_write_tokens, Some(188_086));
+        assert_eq!(u.cache_write_1h_tokens, None, "not reported is not zero");
+        //     21 ×  3_000_000 =        63_000_000
+        // 188086 ×  3_750_000 =   705_322_500_000
+        //    393 × 15_000_000 =     5_895_000_000
+        //                     =   711_280_500_000 p$ = 711_280_500 n$
+        let cost = crate::attempt::cost_of(&u, &sonnet(None, None)).unwrap();
+        assert_eq!(cost.nanos(), 711_280_500);
+    }
+
+    #[test]
+    fn credit_balance_too_low_is_billing_and_other_invalid_requests_are_not() {
+        let p = ProviderConfig::custom("an", ProviderKind::Anthropic, "http://127.0.0.1:9");
+        let classify = |status, body| {
+            crate::provider::classify_http(
+                &p,
+                status,
+                crate::provider::RetryHeaders::default(),
+                body,
+            )
+        };
+        let e = classify(
+            400,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::Billing);
+        assert!(e.allows_fallback() && !e.is_retryable());
+        let e = classify(
+            400,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate between "user" and "assistant""}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        assert!(!e.allows_fallback());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::{
     ErrorBody, ProviderConfig, WireRequest, classify, finish_reason, interrupted, malformed,
 };
 use crate::chat::{ChatRequest, FinishReason, Role, StreamEvent, Usage};
-use crate::error::ProviderError;
+use crate::error::{ProviderError, parse_proto_duration};
 use crate::sse::SseEvent;
 
 pub(super) fn build_request(
@@ -132,6 +132,7 @@ impl WireUsage {
             output_tokens: output,
             cached_input_tokens: self.cached_content_token_count,
             reasoning_tokens: self.thoughts_token_count,
+            ..Usage::default()
         }
     }
 }
@@ -151,6 +152,7 @@ fn error_value(e: &Value) -> ErrorBody {
     if let Some(s) = e.get("status").and_then(Value::as_str) {
         codes.push(s.to_ascii_lowercase());
     }
+    let mut retry_after = None;
     for d in e
         .get("details")
         .and_then(Value::as_array)
@@ -160,6 +162,10 @@ fn error_value(e: &Value) -> ErrorBody {
         if let Some(r) = d.get("reason").and_then(Value::as_str) {
             codes.push(r.to_ascii_lowercase());
         }
+        // google.rpc.RetryInfo: {"@type": ".../google.rpc.RetryInfo", "retryDelay": "13s"}
+        if let Some(delay) = d.get("retryDelay").and_then(Value::as_str) {
+            retry_after = retry_after.or_else(|| parse_proto_duration(delay));
+        }
     }
     let message = e.get("message").and_then(Value::as_str).map(str::to_owned);
     if message
@@ -168,7 +174,11 @@ fn error_value(e: &Value) -> ErrorBody {
     {
         codes.push("api_key_invalid".into());
     }
-    ErrorBody { message, codes }
+    ErrorBody {
+        message,
+        codes,
+        retry_after,
+    }
 }
 
 fn push_chunk(
@@ -348,10 +358,120 @@ data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"mondo ✓\"}],\"
     fn bad_key_is_http_400_classified_as_auth() {
         let body = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
         let p = ProviderConfig::custom("gm", ProviderKind::Gemini, "http://127.0.0.1:9");
-        let e = super::super::classify_http(&p, 400, None, body);
+        let e = super::super::classify_http(&p, 400, super::super::RetryHeaders::default(), body);
         assert_eq!(e.kind, ErrorKind::Auth);
         assert_eq!(e.status, Some(400));
         assert!(e.message.starts_with("API key not valid"), "{}", e.message);
+    }
+
+    /// A long prompt to Gemini 2.5 Pro, usage as the API reference shows it.
+    fn long_prompt(prompt: u64) -> String {
+        format!(
+            "data: {{\"candidates\": [{{\"content\": {{\"parts\": [{{\"text\": \"Summary: \"}}],\"role\": \"model\"}},\"index\": 0}}],\"usageMetadata\": {{\"promptTokenCount\": {prompt},\"totalTokenCount\": {prompt},\"promptTokensDetails\": [{{\"modality\": \"TEXT\",\"tokenCount\": {prompt}}}]}},\"modelVersion\": \"gemini-2.5-pro\",\"responseId\": \"mock-long-1\"}}\r\n\r\n\
+data: {{\"candidates\": [{{\"content\": {{\"parts\": [{{\"text\": \"it is long.\"}}],\"role\": \"model\"}},\"finishReason\": \"STOP\",\"index\": 0}}],\"usageMetadata\": {{\"promptTokenCount\": {prompt},\"candidatesTokenCount\": 1000,\"totalTokenCount\": {total},\"promptTokensDetails\": [{{\"modality\": \"TEXT\",\"tokenCount\": {prompt}}}],\"thoughtsTokenCount\": 500}},\"modelVersion\": \"gemini-2.5-pro\",\"responseId\": \"mock-long-1\"}}\r\n\r\n",
+            total = prompt + 1500
+        )
+    }
+
+    #[test]
+    fn prompts_over_200k_tokens_pay_the_long_context_tier() {
+        let gemini = ProviderConfig::from_preset("gemini").unwrap();
+        let price = crate::catalog::Catalog::new()
+            .price(&gemini, "gemini-2.5-pro")
+            .unwrap();
+        let cost = |prompt: u64| {
+            let f = long_prompt(prompt);
+            let (events, end) = replay(&f, 29);
+            end.unwrap();
+            assert_eq!(text(&events), "Summary: it is long.");
+            let u = last_usage(&events);
+            assert_eq!(u.input_tokens, Some(prompt));
+            assert_eq!(
+                u.output_tokens,
+                Some(1500),
+                "1000 candidates + 500 thoughts"
+            );
+            crate::attempt::cost_of(&u, &price).unwrap().nanos()
+        };
+        // 200,000 prompt tokens: the base rates, $1.25 in / $10 out:
+        //   200_000 × 1_250_000 p$ = 250_000_000 n$; 1500 × 10_000_000 p$ = 15_000_000 n$
+        assert_eq!(cost(200_000), 265_000_000);
+        // One more token and the whole request pays $2.50 in / $15 out:
+        //   200_001 × 2_500_000 p$ = 500_002_500 n$; 1500 × 15_000_000 p$ = 22_500_000 n$
+        assert_eq!(cost(200_001), 522_502_500);
+        // 250,000: 625_000_000 + 22_500_000.
+        assert_eq!(cost(250_000), 647_500_000);
+        // Estimates (budget reservations, `cheapest`) use the tier too.
+        assert_eq!(
+            crate::attempt::estimate_cost(&price, 250_000, 1500).nanos(),
+            647_500_000
+        );
+        assert_eq!(
+            crate::attempt::estimate_cost(&price, 1000, 1500).nanos(),
+            1_250_000 + 15_000_000
+        );
+    }
+
+    #[test]
+    fn retry_delay_and_unsupported_location_are_read_from_the_body() {
+        let p = ProviderConfig::custom("gm", ProviderKind::Gemini, "http://127.0.0.1:9");
+        let classify = |status, body| {
+            super::super::classify_http(&p, status, super::super::RetryHeaders::default(), body)
+        };
+        let quota = r#"{
+  "error": {
+    "code": 429,
+    "message": "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+    "status": "RESOURCE_EXHAUSTED",
+    "details": [
+      {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [
+          {
+            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+            "quotaDimensions": {"location": "global", "model": "gemini-2.5-pro"},
+            "quotaValue": "5"
+          }
+        ]
+      },
+      {
+        "@type": "type.googleapis.com/google.rpc.Help",
+        "links": [{"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]
+      },
+      {
+        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+        "retryDelay": "13s"
+      }
+    ]
+  }
+}"#;
+        let e = classify(429, quota);
+        assert_eq!(e.kind, ErrorKind::RateLimited);
+        assert_eq!(e.retry_after, Some(std::time::Duration::from_secs(13)));
+        // A header, when there is one, wins over the body.
+        let e = super::super::classify_http(
+            &p,
+            429,
+            super::super::RetryHeaders {
+                retry_after: Some("2"),
+                ..Default::default()
+            },
+            quota,
+        );
+        assert_eq!(e.retry_after, Some(std::time::Duration::from_secs(2)));
+
+        let e = classify(
+            400,
+            r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert!(e.allows_fallback() && !e.is_retryable());
+        let e = classify(
+            400,
+            r#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name "foo": Cannot find field.","status":"INVALID_ARGUMENT"}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::BadRequest);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use crate::chat::{ChatRequest, FinishReason, StreamEvent};
-use crate::error::{ErrorKind, ProviderError, parse_retry_after, truncate};
+use crate::error::{ErrorKind, ProviderError, retry_hint, truncate};
 use crate::sse::SseEvent;
 
 /// The wire protocols Switchboard speaks.
@@ -83,6 +83,10 @@ pub struct Preset {
     /// The model list carries prices (OpenRouter).
     #[serde(default)]
     pub live_prices: bool,
+    /// Usage reports `reasoning_tokens` beside `completion_tokens` rather
+    /// than inside it (xAI); they are billed as output all the same.
+    #[serde(default)]
+    pub reasoning_outside_completion: bool,
 }
 
 /// Every bundled preset, by id.
@@ -96,7 +100,8 @@ pub fn presets() -> &'static BTreeMap<String, Preset> {
 }
 
 /// A provider ready to be called: a preset merged with the user's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` hides the values of credential headers.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProviderConfig {
     /// The id the user refers to it by (`openai`, `work-llm`, ...).
     pub id: String,
@@ -118,6 +123,34 @@ pub struct ProviderConfig {
     pub local: bool,
     /// The model list carries prices.
     pub live_prices: bool,
+    /// Usage reports reasoning tokens beside the completion count (xAI).
+    pub reasoning_outside_completion: bool,
+    /// `false` when config.toml says `enabled = false`: the provider is
+    /// never called and its key never read; every target naming it is
+    /// skipped with kind `policy`.
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("preset", &self.preset)
+            .field("base_url", &self.base_url)
+            .field("headers", &crate::redact::Headers(&self.headers))
+            .field("stream_usage", &self.stream_usage)
+            .field("max_tokens_field", &self.max_tokens_field)
+            .field("local", &self.local)
+            .field("live_prices", &self.live_prices)
+            .field(
+                "reasoning_outside_completion",
+                &self.reasoning_outside_completion,
+            )
+            .field("enabled", &self.enabled)
+            .finish()
+    }
 }
 
 impl ProviderConfig {
@@ -139,6 +172,8 @@ impl ProviderConfig {
             max_tokens_field: p.max_tokens_field,
             local: p.local,
             live_prices: p.live_prices,
+            reasoning_outside_completion: p.reasoning_outside_completion,
+            enabled: true,
         })
     }
 
@@ -155,7 +190,21 @@ impl ProviderConfig {
             max_tokens_field: MaxTokensField::MaxTokens,
             local: is_local_url(base_url),
             live_prices: false,
+            reasoning_outside_completion: false,
+            enabled: true,
         }
+    }
+
+    /// The error for any use of a provider that is disabled in config.
+    pub fn disabled_error(&self) -> ProviderError {
+        ProviderError::new(
+            ErrorKind::Policy,
+            &self.id,
+            format!(
+                "provider \"{}\" is disabled in config (enabled = false in [providers.{}])",
+                self.id, self.id
+            ),
+        )
     }
 
     /// The id whose bundled prices apply: the preset, else the provider id.
@@ -183,8 +232,9 @@ pub fn is_local_url(url: &str) -> bool {
     }
 }
 
-/// An HTTP request, before it is handed to the HTTP client.
-#[derive(Debug, Clone, PartialEq)]
+/// An HTTP request, before it is handed to the HTTP client. Its `Debug`
+/// hides credential headers: the key never reaches a log through it.
+#[derive(Clone, PartialEq)]
 pub struct WireRequest {
     /// Full URL.
     pub url: String,
@@ -192,6 +242,16 @@ pub struct WireRequest {
     pub headers: Vec<(String, String)>,
     /// JSON body.
     pub body: serde_json::Value,
+}
+
+impl std::fmt::Debug for WireRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireRequest")
+            .field("url", &self.url)
+            .field("headers", &crate::redact::Headers(&self.headers))
+            .field("body", &self.body)
+            .finish()
+    }
 }
 
 /// Build the HTTP request for `req` in `provider`'s protocol.
@@ -228,7 +288,10 @@ impl StreamParser {
     pub fn new(provider: &ProviderConfig) -> Self {
         let id = provider.id.clone();
         match provider.kind {
-            ProviderKind::OpenAi => Self::OpenAi(openai::Parser::new(id)),
+            ProviderKind::OpenAi => Self::OpenAi(openai::Parser::new(
+                id,
+                provider.reasoning_outside_completion,
+            )),
             ProviderKind::Anthropic => Self::Anthropic(anthropic::Parser::new(id)),
             ProviderKind::Gemini => Self::Gemini(gemini::Parser::new(id)),
         }
@@ -275,7 +338,7 @@ pub fn parse_response(
         .with_raw(body)
     };
     match provider.kind {
-        ProviderKind::OpenAi => openai::parse_response(&provider.id, body),
+        ProviderKind::OpenAi => openai::parse_response(provider.reasoning_outside_completion, body),
         ProviderKind::Anthropic => anthropic::parse_response(&provider.id, body),
         ProviderKind::Gemini => gemini::parse_response(&provider.id, body),
     }
@@ -288,15 +351,30 @@ pub struct ErrorBody {
     /// The human message.
     pub message: Option<String>,
     /// A machine code or type (`invalid_api_key`, `overloaded_error`,
-    /// `RESOURCE_EXHAUSTED`, `API_KEY_INVALID`, ...), lower-cased.
+    /// `RESOURCE_EXHAUSTED`, `API_KEY_INVALID`, ...), lower-cased. An
+    /// adapter adds a code of its own where its vendor gives only a generic
+    /// one and the message is the sole distinction (Anthropic's
+    /// `credit_balance_too_low`).
     pub codes: Vec<String>,
+    /// A wait the body asks for (Gemini's `RetryInfo.retryDelay`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
-/// Classify an HTTP error response.
+/// The retry headers of an HTTP error response, as received.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RetryHeaders<'a> {
+    /// `retry-after-ms` (OpenAI): milliseconds.
+    pub retry_after_ms: Option<&'a str>,
+    /// `Retry-After`: seconds or an HTTP date.
+    pub retry_after: Option<&'a str>,
+}
+
+/// Classify an HTTP error response. The wait it asks for comes from its
+/// headers (`retry-after-ms`, then `Retry-After`), else from its body.
 pub fn classify_http(
     provider: &ProviderConfig,
     status: u16,
-    retry_after: Option<&str>,
+    retry: RetryHeaders<'_>,
     body: &str,
 ) -> ProviderError {
     let parsed = match provider.kind {
@@ -316,7 +394,12 @@ pub fn classify_http(
     let mut err = ProviderError::new(kind, &provider.id, message)
         .with_status(status)
         .with_raw(body);
-    err.retry_after = retry_after.and_then(parse_retry_after);
+    err.retry_after = retry_hint(
+        retry.retry_after_ms,
+        retry.retry_after,
+        crate::routing::now_unix_ms(),
+    )
+    .or(parsed.retry_after);
     if kind == ErrorKind::Auth && parsed.message.is_some() {
         err.message = format!(
             "{} (check the key for provider \"{}\")",
@@ -345,7 +428,10 @@ fn mentions_context(body: &ErrorBody) -> bool {
 }
 
 /// Map an HTTP status (0 for a mid-stream error without one) and an error
-/// body to a kind.
+/// body to a kind: by its codes first (type, code, status), then by the
+/// HTTP status. Errors that are the account's or the model's, not the
+/// request's, get kinds of their own so a route moves on instead of
+/// stopping (`billing`, `unavailable`, `unsupported`).
 pub fn classify(status: u16, body: &ErrorBody) -> ErrorKind {
     let has = |code: &str| body.codes.iter().any(|c| c == code);
     if has("api_key_invalid")
@@ -356,6 +442,25 @@ pub fn classify(status: u16, body: &ErrorBody) -> ErrorKind {
         || has("permission_denied")
     {
         return ErrorKind::Auth;
+    }
+    // OpenAI sends `insufficient_quota` as HTTP 429: a rate limit in form,
+    // but waiting does not refill an account.
+    if has("insufficient_quota")
+        || has("billing_error")
+        || has("credit_balance_too_low")
+        || has("billing_not_active")
+        || status == 402
+    {
+        return ErrorKind::Billing;
+    }
+    if has("failed_precondition")
+        || has("unsupported_country_region_territory")
+        || has("user_location_not_supported")
+    {
+        return ErrorKind::Unavailable;
+    }
+    if has("unsupported_value") || has("unsupported_parameter") {
+        return ErrorKind::Unsupported;
     }
     if mentions_context(body) {
         return ErrorKind::ContextTooLong;
@@ -376,6 +481,9 @@ pub fn classify(status: u16, body: &ErrorBody) -> ErrorKind {
         401..=403 => ErrorKind::Auth,
         404 => ErrorKind::NotFound,
         408 => ErrorKind::Timeout,
+        // A conflict (a lock held by another request) clears on its own:
+        // the official SDKs retry it.
+        409 => ErrorKind::Overloaded,
         413 => ErrorKind::ContextTooLong,
         429 => ErrorKind::RateLimited,
         500..=599 => ErrorKind::Overloaded,
@@ -433,9 +541,21 @@ pub(crate) mod fixture {
         fixture: &str,
         size: usize,
     ) -> (Vec<StreamEvent>, Result<(), ProviderError>) {
+        replay_as(
+            &ProviderConfig::custom("fx", kind, "http://127.0.0.1:9"),
+            fixture,
+            size,
+        )
+    }
+
+    /// [`replay`] through `provider`'s parser (its quirk flags included).
+    pub fn replay_as(
+        provider: &ProviderConfig,
+        fixture: &str,
+        size: usize,
+    ) -> (Vec<StreamEvent>, Result<(), ProviderError>) {
         let mut dec = SseDecoder::new();
-        let mut parser =
-            StreamParser::new(&ProviderConfig::custom("fx", kind, "http://127.0.0.1:9"));
+        let mut parser = StreamParser::new(provider);
         let (mut sse, mut out) = (Vec::new(), Vec::new());
         let mut drain = |sse: &mut Vec<_>, out: &mut Vec<_>| {
             sse.drain(..).try_for_each(|ev| parser.on_event(&ev, out))
@@ -547,6 +667,7 @@ mod tests {
         let b = |codes: &[&str], msg: &str| ErrorBody {
             message: Some(msg.into()),
             codes: codes.iter().map(|s| s.to_string()).collect(),
+            retry_after: None,
         };
         assert_eq!(
             classify(

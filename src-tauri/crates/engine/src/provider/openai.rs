@@ -6,10 +6,15 @@
 //! in a last chunk with `choices: []` when `stream_options.include_usage` is
 //! set, but some servers put it on a chunk that still has choices, after the
 //! finish chunk, or with `choices: null`; all are read. OpenRouter adds
-//! comment lines, `usage.cost`, and mid-stream errors as a chunk with a
-//! top-level `error` and `finish_reason: "error"`.
+//! comment lines, `usage.cost` (read from the JSON number's own text, so
+//! `1.2e-7` is exact; with the user's own key, `cost_details.
+//! upstream_inference_cost` is what was billed), and mid-stream errors as a
+//! chunk with a top-level `error` and `finish_reason: "error"`. xAI counts
+//! `reasoning_tokens` beside `completion_tokens`: a preset quirk flag
+//! ([`ProviderConfig::reasoning_outside_completion`]) adds them back.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{
@@ -109,9 +114,23 @@ struct WireUsage {
     prompt_tokens_details: Option<PromptDetails>,
     #[serde(default)]
     completion_tokens_details: Option<CompletionDetails>,
-    /// OpenRouter: USD.
+    /// OpenRouter: USD, as the JSON number's own text (`1.2e-7` included),
+    /// so it is read exactly rather than through a float.
     #[serde(default)]
-    cost: Option<serde_json::Number>,
+    cost: Option<Box<RawValue>>,
+    /// OpenRouter: the request ran on the user's own provider key.
+    #[serde(default)]
+    is_byok: Option<bool>,
+    #[serde(default)]
+    cost_details: Option<CostDetails>,
+}
+
+#[derive(Deserialize)]
+struct CostDetails {
+    /// What the upstream provider charged (for BYOK, charged to the
+    /// user's own key rather than to OpenRouter credits).
+    #[serde(default)]
+    upstream_inference_cost: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -124,17 +143,53 @@ struct CompletionDetails {
     reasoning_tokens: Option<u64>,
 }
 
-fn usage_event(u: WireUsage) -> StreamEvent {
+fn usage_event(u: WireUsage, reasoning_outside_completion: bool) -> StreamEvent {
+    let reasoning = u
+        .completion_tokens_details
+        .as_ref()
+        .and_then(|d| d.reasoning_tokens);
+    // xAI counts reasoning beside the completion (total = prompt +
+    // completion + reasoning); everywhere else it is part of it.
+    let output = if reasoning_outside_completion {
+        u.completion_tokens.map(|c| c + reasoning.unwrap_or(0))
+    } else {
+        u.completion_tokens
+    };
     let usage = Usage {
         input_tokens: u.prompt_tokens,
-        output_tokens: u.completion_tokens,
-        cached_input_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens),
-        reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+        output_tokens: output,
+        cached_input_tokens: u
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens),
+        reasoning_tokens: reasoning,
+        ..Usage::default()
     };
-    let reported_cost = u.cost.and_then(|n| Cost::from_usd(&n.to_string()).ok());
     StreamEvent::Usage {
         usage,
-        reported_cost,
+        reported_cost: reported_cost(&u),
+    }
+}
+
+/// What OpenRouter says the request cost the user. Normally `cost` (its
+/// credits, upstream included). With the user's own key (BYOK) the
+/// provider bills that key for `upstream_inference_cost` and `cost` is only
+/// OpenRouter's fee (often 0): the charge is the sum.
+fn reported_cost(u: &WireUsage) -> Option<Cost> {
+    let amount = |raw: &Option<Box<RawValue>>| {
+        raw.as_deref()
+            .and_then(|r| Cost::from_usd(r.get()).ok())
+            .filter(|c| *c >= Cost::ZERO)
+    };
+    let cost = amount(&u.cost);
+    let upstream = u
+        .cost_details
+        .as_ref()
+        .and_then(|d| amount(&d.upstream_inference_cost));
+    match (cost, upstream) {
+        (fee, Some(up)) if u.is_byok == Some(true) => Some(fee.unwrap_or(Cost::ZERO) + up),
+        (Some(fee), Some(up)) if fee == Cost::ZERO => Some(up),
+        (fee, _) => fee,
     }
 }
 
@@ -178,7 +233,11 @@ fn error_value(e: &Value) -> ErrorBody {
         Value::String(s) => Some(s.clone()),
         _ => text("message"),
     };
-    ErrorBody { message, codes }
+    ErrorBody {
+        message,
+        codes,
+        retry_after: None,
+    }
 }
 
 fn stream_error(provider: &str, e: &Value, raw: &str) -> ProviderError {
@@ -204,14 +263,16 @@ fn stream_error(provider: &str, e: &Value, raw: &str) -> ProviderError {
 #[derive(Debug)]
 pub struct Parser {
     provider: String,
+    reasoning_outside_completion: bool,
     done: bool,
     finished: bool,
 }
 
 impl Parser {
-    pub(super) fn new(provider: String) -> Self {
+    pub(super) fn new(provider: String, reasoning_outside_completion: bool) -> Self {
         Self {
             provider,
+            reasoning_outside_completion,
             done: false,
             finished: false,
         }
@@ -245,7 +306,7 @@ impl Parser {
             }
         }
         if let Some(u) = chunk.usage {
-            out.push(usage_event(u));
+            out.push(usage_event(u, self.reasoning_outside_completion));
         }
         Ok(())
     }
@@ -261,7 +322,7 @@ impl Parser {
 }
 
 pub(super) fn parse_response(
-    _provider: &str,
+    reasoning_outside_completion: bool,
     body: &str,
 ) -> Result<Vec<StreamEvent>, serde_json::Error> {
     let chunk: Chunk = serde_json::from_str(body)?;
@@ -278,7 +339,7 @@ pub(super) fn parse_response(
         ));
     }
     if let Some(u) = chunk.usage {
-        out.push(usage_event(u));
+        out.push(usage_event(u, reasoning_outside_completion));
     }
     Ok(out)
 }
@@ -435,10 +496,167 @@ data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"error\":{\"code\":502
     #[test]
     fn non_streaming_response() {
         let body = r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#;
-        let events = parse_response("oa", body).unwrap();
+        let events = parse_response(false, body).unwrap();
         assert_eq!(text(&events), "Hello!");
         assert!(events.contains(&StreamEvent::Finish(FinishReason::Stop)));
         assert_eq!(last_usage(&events).unwrap().0.output_tokens, Some(2));
+    }
+
+    /// xAI's documented usage for a reasoning model: `reasoning_tokens`
+    /// sit beside `completion_tokens` (32 + 9 + 94 = 135 = total_tokens).
+    const XAI_REASONING: &str = "data: {\"id\":\"3d3e6b2c-1d2e-4e2a-9f55-1c8a6f0b7e11\",\"object\":\"chat.completion.chunk\",\"created\":1752000000,\"model\":\"grok-4.20-0309-reasoning\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\",\"role\":\"assistant\"}}],\"system_fingerprint\":\"fp_9a1b2c3d4e\"}\n\n\
+data: {\"id\":\"3d3e6b2c-1d2e-4e2a-9f55-1c8a6f0b7e11\",\"object\":\"chat.completion.chunk\",\"created\":1752000000,\"model\":\"grok-4.20-0309-reasoning\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" there\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":32,\"completion_tokens\":9,\"total_tokens\":135,\"prompt_tokens_details\":{\"text_tokens\":32,\"audio_tokens\":0,\"image_tokens\":0,\"cached_tokens\":6},\"completion_tokens_details\":{\"reasoning_tokens\":94,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0},\"num_sources_used\":0},\"system_fingerprint\":\"fp_9a1b2c3d4e\"}\n\n\
+data: [DONE]\n\n";
+
+    #[test]
+    fn xai_reasoning_outside_completion_is_billed_as_output() {
+        use crate::catalog::Catalog;
+        let xai = ProviderConfig::from_preset("xai").unwrap();
+        assert!(xai.reasoning_outside_completion, "the preset's quirk flag");
+        let price = Catalog::new()
+            .price(&xai, "grok-4.20-0309-reasoning")
+            .unwrap();
+        for size in [1, 9, XAI_REASONING.len()] {
+            let (events, end) = fixture::replay_as(&xai, XAI_REASONING, size);
+            end.unwrap();
+            assert_eq!(text(&events), "Hi there");
+            let (u, cost) = last_usage(&events).unwrap();
+            assert_eq!(cost, None);
+            assert_eq!(u.output_tokens, Some(9 + 94), "every generated token");
+            assert_eq!(u.reasoning_tokens, Some(94));
+            assert_eq!(u.cached_input_tokens, Some(6));
+            // At the bundled $1.25 in / $0.20 cached / $2.50 out, in p$:
+            //    26 × 1_250_000 =  32_500_000   input, not cached
+            //     6 ×   200_000 =   1_200_000   cached
+            //   103 × 2_500_000 = 257_500_000   output, reasoning included
+            //                   = 291_200_000 p$ = 291_200 n$
+            assert_eq!(
+                crate::attempt::cost_of(&u, &price).unwrap().nanos(),
+                291_200
+            );
+        }
+        // Read as any other OpenAI-compatible server would, the 94 reasoning
+        // tokens would go unbilled: 9 × 2_500_000 → 56_200 n$.
+        let (events, _) = replay(XAI_REASONING, 64);
+        let (u, _) = last_usage(&events).unwrap();
+        assert_eq!(u.output_tokens, Some(9));
+        assert_eq!(crate::attempt::cost_of(&u, &price).unwrap().nanos(), 56_200);
+    }
+
+    /// An OpenRouter final chunk, as its usage-accounting docs show it,
+    /// with `cost` as the JSON number `text`.
+    fn openrouter_usage(usage: &str) -> String {
+        format!(
+            "data: {{\"id\":\"gen-1752000000-abc\",\"provider\":\"Anthropic\",\"model\":\"anthropic/claude-sonnet-5.5\",\"object\":\"chat.completion.chunk\",\"created\":1752000000,\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"ok\"}},\"finish_reason\":\"stop\",\"native_finish_reason\":\"stop\",\"logprobs\":null}}]}}\n\n\
+: OPENROUTER PROCESSING\n\n\
+data: {{\"id\":\"gen-1752000000-abc\",\"provider\":\"Anthropic\",\"model\":\"anthropic/claude-sonnet-5.5\",\"object\":\"chat.completion.chunk\",\"created\":1752000000,\"choices\":[],\"usage\":{usage}}}\n\n\
+data: [DONE]\n\n"
+        )
+    }
+
+    fn reported(usage: &str) -> Option<Cost> {
+        let f = openrouter_usage(usage);
+        let (events, end) = replay(&f, 13);
+        end.unwrap();
+        last_usage(&events).unwrap().1
+    }
+
+    #[test]
+    fn openrouter_cost_in_any_json_number_form_is_read_exactly() {
+        let u = |cost: &str| {
+            format!(
+                "{{\"prompt_tokens\":194,\"completion_tokens\":2,\"total_tokens\":196,\"cost\":{cost},\"is_byok\":false,\"prompt_tokens_details\":{{\"cached_tokens\":0,\"audio_tokens\":0}},\"cost_details\":{{\"upstream_inference_cost\":null}},\"completion_tokens_details\":{{\"reasoning_tokens\":0}}}}"
+            )
+        };
+        // 1.2e-7 USD = 120 n$.
+        assert_eq!(reported(&u("1.2e-7")), Some(Cost::from_nanos(120)));
+        assert_eq!(reported(&u("1.2E-7")), Some(Cost::from_nanos(120)));
+        assert_eq!(reported(&u("0.00000012")), Some(Cost::from_nanos(120)));
+        // 0.000584 USD = 584_000 n$.
+        assert_eq!(reported(&u("5.84e-4")), Some(Cost::from_nanos(584_000)));
+        assert_eq!(reported(&u("0")), Some(Cost::ZERO), "a free model costs 0");
+        // 1.249999999999999999e-8 USD = 12.49999… n$ → 12. A float cannot
+        // hold it: it becomes 1.25e-8, which would round to 13.
+        assert_eq!(
+            reported(&u("0.00000001249999999999999999")),
+            Some(Cost::from_nanos(12))
+        );
+        // 1.234567890123456789e-7 USD = 123.456… n$ → 123.
+        assert_eq!(
+            reported(&u("1.234567890123456789e-7")),
+            Some(Cost::from_nanos(123))
+        );
+    }
+
+    #[test]
+    fn openrouter_byok_bills_the_upstream_cost() {
+        // BYOK: OpenRouter's fee is `cost` (0 here); the provider billed the
+        // user's own key 0.00019 USD = 190_000 n$.
+        let byok = r#"{"prompt_tokens":194,"completion_tokens":2,"total_tokens":196,"cost":0,"is_byok":true,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"cost_details":{"upstream_inference_cost":0.00019,"upstream_inference_prompt_cost":0.000184,"upstream_inference_completions_cost":0.000006},"completion_tokens_details":{"reasoning_tokens":0}}"#;
+        assert_eq!(reported(byok), Some(Cost::from_nanos(190_000)));
+        // A BYOK fee on top: 9.5e-6 + 1.9e-4 = 0.0001995 USD = 199_500 n$.
+        let with_fee = byok.replace("\"cost\":0,", "\"cost\":9.5e-6,");
+        assert_eq!(reported(&with_fee), Some(Cost::from_nanos(199_500)));
+        // No is_byok flag, but cost 0 beside an upstream charge: the upstream charge.
+        let unflagged = byok.replace("\"is_byok\":true,", "");
+        assert_eq!(reported(&unflagged), Some(Cost::from_nanos(190_000)));
+        // Not BYOK: `cost` already includes what OpenRouter paid upstream.
+        let credits = byok
+            .replace("\"cost\":0,", "\"cost\":0.00019,")
+            .replace("\"is_byok\":true", "\"is_byok\":false");
+        assert_eq!(reported(&credits), Some(Cost::from_nanos(190_000)));
+    }
+
+    #[test]
+    fn quota_billing_and_unsupported_parameters_are_classified_by_code() {
+        let p = provider();
+        let classify = |status, body| {
+            crate::provider::classify_http(
+                &p,
+                status,
+                crate::provider::RetryHeaders::default(),
+                body,
+            )
+        };
+        // HTTP 429 in form, but no wait refills an account.
+        let e = classify(
+            429,
+            r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::Billing);
+        assert!(!e.is_retryable() && e.allows_fallback());
+        let e = classify(
+            400,
+            r#"{"error":{"message":"Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported.","type":"invalid_request_error","param":"temperature","code":"unsupported_value"}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::Unsupported);
+        assert!(e.allows_fallback());
+        let e = classify(
+            400,
+            r#"{"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::Unsupported);
+        let e = classify(
+            403,
+            r#"{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        // OpenRouter: out of credits.
+        let e = classify(
+            402,
+            r#"{"error":{"message":"Insufficient credits. Add more using https://openrouter.ai/settings/credits","code":402}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::Billing);
+        // A plain malformed request still stops a route.
+        let e = classify(
+            400,
+            r#"{"error":{"message":"'messages' must contain at least one message","type":"invalid_request_error","param":"messages","code":null}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        assert!(!e.allows_fallback());
+        // 409 (a lock held elsewhere) and 408 are retried like the SDKs do.
+        assert!(classify(409, "{}").is_retryable());
+        assert!(classify(408, "").is_retryable());
     }
 
     #[test]

@@ -157,6 +157,9 @@ impl RouteTarget {
 
 /// Retries per target when a route does not say.
 pub const DEFAULT_RETRIES: u32 = 1;
+/// Retries of a target named directly when `[retries]` does not say: what
+/// the official OpenAI and Anthropic SDKs do.
+pub const DEFAULT_DIRECT_RETRIES: u32 = 2;
 /// The most retries per target a route may ask for.
 pub const MAX_RETRIES: u32 = 10;
 
@@ -177,19 +180,51 @@ pub struct Route {
     pub weights: Weights,
 }
 
+/// How a target named directly (`ask -m provider:model`, a pane's single
+/// target) is retried: the `[retries]` section of config.toml. There is no
+/// other target to fall back to, so rate limits (429), timeouts (408),
+/// conflicts (409), server errors (5xx) and network failures are retried
+/// like the official SDKs do, waiting at least what the provider asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectRetries {
+    /// Retries after the first try (`max`, default 2).
+    pub max: u32,
+    /// Backoff (`backoff_ms`, 500) and the longest wait (`max_backoff_ms`,
+    /// 60 s, as the SDKs): a provider asking for longer is not retried and
+    /// its answer says when to try again.
+    pub retry: RetrySettings,
+}
+
+impl Default for DirectRetries {
+    fn default() -> Self {
+        Self {
+            max: DEFAULT_DIRECT_RETRIES,
+            retry: RetrySettings {
+                backoff: Duration::from_millis(500),
+                max_backoff: Duration::from_secs(60),
+            },
+        }
+    }
+}
+
 impl Route {
-    /// One target named directly (`ask -m provider:model`): no retries, and
-    /// run even while cooling down, since the user asked for that target;
-    /// policy, budgets and health still apply.
+    /// One target named directly with the default [`DirectRetries`].
     pub fn single(target: RouteTarget) -> Self {
+        Self::direct(target, &DirectRetries::default())
+    }
+
+    /// One target named directly (`ask -m provider:model`): retried as
+    /// `retries` says, and run even while cooling down, since the user
+    /// asked for that target; policy, budgets and health still apply.
+    pub fn direct(target: RouteTarget, retries: &DirectRetries) -> Self {
         Self {
             name: None,
             strategy: Strategy::Ordered,
             targets: vec![RouteTarget {
-                retries: 0,
+                retries: retries.max,
                 ..target
             }],
-            retry: RetrySettings::default(),
+            retry: retries.retry,
             cooldown: CooldownSettings::default(),
             weights: Weights::default(),
         }
@@ -217,6 +252,8 @@ pub struct RoutingConfig {
     pub routes: BTreeMap<String, Route>,
     /// The `[policy]` section.
     pub policy: Policy,
+    /// The `[retries]` section: retries of targets named directly.
+    pub direct: DirectRetries,
     /// Unknown keys and ignored settings, located (`file:line: field: ...`).
     pub warnings: Vec<String>,
 }
@@ -226,6 +263,7 @@ impl RoutingConfig {
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let mut warnings = Vec::new();
         let policy = Policy::from_config(config, &mut warnings)?;
+        let direct = parse_direct_retries(config, &mut warnings)?;
         let mut routes = BTreeMap::new();
         for (name, table) in &config.routes {
             let route = parse_route(config, name, table, &mut warnings)?;
@@ -234,6 +272,7 @@ impl RoutingConfig {
         Ok(Self {
             routes,
             policy,
+            direct,
             warnings,
         })
     }
@@ -242,6 +281,49 @@ impl RoutingConfig {
     pub fn route(&self, name: &str) -> Option<&Route> {
         self.routes.get(name)
     }
+
+    /// `target` named directly, retried as `[retries]` says.
+    pub fn single(&self, target: RouteTarget) -> Route {
+        Route::direct(target, &self.direct)
+    }
+}
+
+const RETRIES_KEYS: &[&str] = &["max", "backoff_ms", "max_backoff_ms"];
+
+fn parse_direct_retries(
+    config: &Config,
+    warnings: &mut Vec<String>,
+) -> Result<DirectRetries, ConfigError> {
+    let f = Fields {
+        config,
+        table_path: "retries".to_owned(),
+        table: &config.retries,
+    };
+    f.warn_unknown(RETRIES_KEYS, "[retries]", warnings);
+    let d = DirectRetries::default();
+    let backoff = f.millis("backoff_ms", 0)?.unwrap_or(d.retry.backoff);
+    let max_backoff = f
+        .millis("max_backoff_ms", 0)?
+        .unwrap_or(d.retry.max_backoff.max(backoff));
+    if max_backoff < backoff {
+        return Err(f.err(
+            "max_backoff_ms",
+            format!(
+                "{} is below backoff_ms ({})",
+                max_backoff.as_millis(),
+                backoff.as_millis()
+            ),
+        ));
+    }
+    Ok(DirectRetries {
+        max: f
+            .u64("max", 0, u64::from(MAX_RETRIES))?
+            .map_or(d.max, |r| u32::try_from(r).unwrap_or(MAX_RETRIES)),
+        retry: RetrySettings {
+            backoff,
+            max_backoff,
+        },
+    })
 }
 
 const ROUTE_KEYS: &[&str] = &[
@@ -864,6 +946,34 @@ targets = ["openai:gpt-6-luna"]
             "{:?}",
             cfg.warnings
         );
+    }
+
+    #[test]
+    fn direct_targets_retry_twice_unless_retries_says_otherwise() {
+        let cfg = load("").unwrap();
+        assert_eq!(cfg.direct, DirectRetries::default());
+        let t = RouteTarget::new(ProviderConfig::from_preset("openai").unwrap(), "m");
+        let r = cfg.single(t.clone());
+        assert!(r.is_explicit());
+        assert_eq!(r.targets[0].retries, 2);
+        assert_eq!(r.retry.max_backoff, Duration::from_secs(60));
+
+        let cfg = load("[retries]\nmax = 0\nbackoff_ms = 10\nmax_backoff_ms = 3000\ncolour = 1\n")
+            .unwrap();
+        let r = cfg.single(t);
+        assert_eq!(r.targets[0].retries, 0);
+        assert_eq!(r.retry.backoff, Duration::from_millis(10));
+        assert_eq!(r.retry.max_backoff, Duration::from_secs(3));
+        assert!(
+            cfg.warnings.iter().any(|w| w.contains("retries.colour")),
+            "{:?}",
+            cfg.warnings
+        );
+
+        let e = load("\n[retries]\nmax = 11\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (Some(3), Some("retries.max")));
+        let e = load("[retries]\nbackoff_ms = 100\nmax_backoff_ms = 10\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("retries.max_backoff_ms"));
     }
 
     #[test]

@@ -24,9 +24,12 @@ use super::config::CooldownSettings;
 pub const HEALTH_WINDOW: usize = 50;
 
 /// Does a failure of this kind say something about the target's health?
-/// A request that is itself wrong (`bad_request`, `context_too_long`) would
-/// fail anywhere, and `budget` / `policy` refusals never reach the target:
-/// none of them may cool a target down or lower its success rate.
+/// A request that is itself wrong (`bad_request`, `context_too_long`) or
+/// that only this model refuses (`unsupported`) says nothing about the
+/// target, and `budget` / `policy` refusals never reach it: none of them
+/// may cool a target down or lower its success rate. An account that
+/// cannot pay (`billing`) or is not served here (`unavailable`) will keep
+/// failing, so those count.
 pub fn counts_for_health(kind: ErrorKind) -> bool {
     match kind {
         ErrorKind::Auth
@@ -36,9 +39,12 @@ pub fn counts_for_health(kind: ErrorKind) -> bool {
         | ErrorKind::Network
         | ErrorKind::Timeout
         | ErrorKind::Interrupted
-        | ErrorKind::Malformed => true,
+        | ErrorKind::Malformed
+        | ErrorKind::Billing
+        | ErrorKind::Unavailable => true,
         ErrorKind::ContextTooLong
         | ErrorKind::BadRequest
+        | ErrorKind::Unsupported
         | ErrorKind::Budget
         | ErrorKind::Policy => false,
     }
@@ -224,6 +230,8 @@ mod tests {
         assert!(counts_for_health(ErrorKind::Auth));
         assert!(counts_for_health(ErrorKind::Interrupted));
         assert!(!counts_for_health(ErrorKind::BadRequest));
+        assert!(!counts_for_health(ErrorKind::Unsupported));
+        assert!(counts_for_health(ErrorKind::Billing));
         assert!(!counts_for_health(ErrorKind::ContextTooLong));
         assert!(!counts_for_health(ErrorKind::Budget));
         assert!(!counts_for_health(ErrorKind::Policy));

@@ -3,7 +3,8 @@
 //! done on the user's machine.
 //!
 //! The pieces, and why they are apart:
-//! - [`config`]: `[routes.<name>]` and `[policy]` from `config.toml`, typed
+//! - [`config`]: `[routes.<name>]`, `[policy]` and `[retries]` (targets named
+//!   directly) from `config.toml`, typed
 //!   and checked with located errors. Kept out of [`Config`](crate::Config)
 //!   so providers load without knowing about routing.
 //! - [`policy`]: which targets may run at all ([`Policy`]).
@@ -48,7 +49,8 @@ pub mod router;
 pub mod strategy;
 
 pub use config::{
-    CooldownSettings, RetrySettings, Route, RouteTarget, RoutingConfig, Strategy, Weights,
+    CooldownSettings, DirectRetries, RetrySettings, Route, RouteTarget, RoutingConfig, Strategy,
+    Weights,
 };
 pub use health::{HEALTH_WINDOW, HealthStats, Phase, counts_for_health};
 pub use policy::{Policy, PolicyViolation};

@@ -1,5 +1,6 @@
 //! The `[policy]` section: which targets may run at all, whatever the
-//! route says. It is checked per target before anything is sent, so a
+//! route says. A provider disabled in config (`enabled = false`) is refused
+//! here too, first, by the same path. It is checked per target before anything is sent, so a
 //! policy can never be bypassed by a fallback, and a target it forbids is
 //! skipped with a [`PolicyViolation`] that says which rule and why.
 //!
@@ -32,6 +33,12 @@ pub struct Policy {
 /// Why a target may not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyViolation {
+    /// The provider has `enabled = false` in config.toml.
+    #[error("provider \"{provider}\" is disabled in config (enabled = false)")]
+    Disabled {
+        /// The provider id.
+        provider: String,
+    },
     /// The provider is not in `allowed_providers`.
     #[error("provider \"{provider}\" is not in policy.allowed_providers ({})", allowed.join(", "))]
     NotAllowed {
@@ -127,6 +134,11 @@ impl Policy {
         model: &str,
         price: Option<&ModelPrice>,
     ) -> Result<(), PolicyViolation> {
+        if !provider.enabled {
+            return Err(PolicyViolation::Disabled {
+                provider: provider.id.clone(),
+            });
+        }
         if let Some(allowed) = &self.allowed_providers
             && !allowed.contains(&provider.id)
         {
@@ -169,11 +181,11 @@ mod tests {
     use std::path::Path;
 
     fn price(i: &str, o: &str) -> ModelPrice {
-        ModelPrice {
-            input: Price::from_usd_per_mtok(i).unwrap(),
-            output: Price::from_usd_per_mtok(o).unwrap(),
-            cached_input: None,
-        }
+        ModelPrice::new(
+            Price::from_usd_per_mtok(i).unwrap(),
+            Price::from_usd_per_mtok(o).unwrap(),
+            None,
+        )
     }
 
     #[test]
@@ -215,6 +227,14 @@ mod tests {
         let e = p.check(&hosted, "m", None).unwrap_err();
         assert!(matches!(e, PolicyViolation::UnknownPrice { .. }), "{e}");
         assert!(Policy::default().is_empty());
+        // Disabled beats everything, even with no rule set.
+        let mut off = local.clone();
+        off.enabled = false;
+        let e = Policy::default().check(&off, "m", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "provider \"lab\" is disabled in config (enabled = false)"
+        );
     }
 
     #[test]

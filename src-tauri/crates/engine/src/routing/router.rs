@@ -460,6 +460,7 @@ impl Router {
                 model: entry.target.model.clone(),
                 started_unix_ms: now_unix_ms(),
                 ttft_ms: None,
+                thinking_ms: None,
                 total_ms: 0.0,
                 outcome: AttemptOutcome::Skipped {
                     kind: kind.to_owned(),
@@ -601,7 +602,8 @@ impl Router {
 
             // Decide before recording, so a Retry-After that will not be
             // waited for can hold the target in its cooldown state.
-            let committed = result.timing.ttft.is_some();
+            // Reasoning shown to the user commits as much as text does.
+            let committed = result.timing.first_token.is_some();
             let mut retry_wait = None;
             let mut hold_until = None;
             if !committed && err.allows_fallback() && err.is_retryable() {
@@ -698,6 +700,7 @@ impl Router {
                 model: r.model.clone(),
                 started_unix_ms: started,
                 ttft_ms: r.timing.ttft.map(ms_f64),
+                thinking_ms: r.timing.thinking.map(ms_f64),
                 total_ms: ms_f64(r.timing.total),
                 outcome: match &r.error {
                     None => AttemptOutcome::Ok,

@@ -70,10 +70,7 @@ impl RequestShape {
     }
 }
 
-/// The estimated cost of `input` and `output` tokens at `price`.
-pub fn estimate_cost(price: &ModelPrice, input: u64, output: u64) -> Cost {
-    Cost::from_pico(price.input.cost_pico(input) + price.output.cost_pico(output))
-}
+pub use crate::attempt::estimate_cost;
 
 /// One target in a plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,11 +175,14 @@ pub fn plan(
         Strategy::Cheapest => {
             entries.sort_by(|a, b| none_last(a.est_cost, b.est_cost, Ord::cmp));
             for e in &mut entries {
-                e.why = match (e.est_cost, e.price) {
-                    (Some(c), Some(p)) => format!(
-                        "est. {c} for this request ({} in + {} out tokens at {} in / {} out)",
-                        shape.input_tokens, e.output_tokens, p.input, p.output
-                    ),
+                e.why = match (e.est_cost, &e.price) {
+                    (Some(c), Some(p)) => {
+                        let r = p.rates_for(shape.input_tokens);
+                        format!(
+                            "est. {c} for this request ({} in + {} out tokens at {} in / {} out)",
+                            shape.input_tokens, e.output_tokens, r.input, r.output
+                        )
+                    }
                     _ => "price unknown: after the priced targets".to_owned(),
                 };
             }
@@ -464,11 +464,11 @@ mod tests {
         t.params.max_tokens = Some(300);
         assert_eq!(shape.output_tokens(&t), 300);
         assert_eq!(SHAPE.output_tokens(&t), 1000);
-        let price = ModelPrice {
-            input: Price::from_usd_per_mtok("2").unwrap(),
-            output: Price::from_usd_per_mtok("8").unwrap(),
-            cached_input: None,
-        };
+        let price = ModelPrice::new(
+            Price::from_usd_per_mtok("2").unwrap(),
+            Price::from_usd_per_mtok("8").unwrap(),
+            None,
+        );
         assert_eq!(
             estimate_cost(&price, 500, 300).nanos(),
             1_000_000 + 2_400_000

@@ -13,7 +13,10 @@ use super::StoreError;
 
 /// The migrations, in order: `(version, sql)`. Version N is the file
 /// `migrations/000N_*.sql`. Append only; never edit a shipped one.
-pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_pricing.sql")),
+];
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

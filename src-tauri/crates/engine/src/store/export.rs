@@ -112,9 +112,12 @@ pub struct ExportedMessage {
     /// The same cost as an exact USD decimal, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<String>,
-    /// Time to first token (ms).
+    /// Time to the first visible token (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<f64>,
+    /// Streamed thinking before the answer (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_ms: Option<f64>,
     /// Total time (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_ms: Option<f64>,
@@ -161,6 +164,7 @@ impl Store {
                     cost: m.cost,
                     cost_usd: m.cost.map(|c| c.total.usd()),
                     ttft_ms: m.ttft_ms,
+                    thinking_ms: m.thinking_ms,
                     total_ms: m.total_ms,
                     tokens_per_s: m.tokens_per_s,
                     attempts,
@@ -261,6 +265,7 @@ impl Store {
                 usage: m.usage,
                 cost: m.cost,
                 ttft_ms: m.ttft_ms,
+                thinking_ms: m.thinking_ms,
                 total_ms: m.total_ms,
                 tokens_per_s: m.tokens_per_s,
                 ..NewMessage::base(conv, m.role, &m.content, m.created_at_ms)
@@ -377,6 +382,9 @@ pub fn markdown(doc: &ConversationExport) -> String {
             let mut facts = Vec::new();
             if let Some(e) = &m.error {
                 facts.push(format!("error {}: {}", e.kind, e.message));
+            }
+            if let Some(t) = m.thinking_ms {
+                facts.push(format!("thought {}", ms_text(t)));
             }
             if let Some(t) = m.ttft_ms {
                 facts.push(format!("{} to first token", ms_text(t)));

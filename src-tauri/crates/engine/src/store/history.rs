@@ -100,11 +100,13 @@ pub struct StoredMessage {
     pub usage: Usage,
     /// What the answer cost.
     pub cost: Option<AttemptCost>,
-    /// Time to first token.
+    /// Time to the first visible (answer-text) token.
     pub ttft_ms: Option<f64>,
+    /// Streamed thinking before the answer.
+    pub thinking_ms: Option<f64>,
     /// Total time.
     pub total_ms: Option<f64>,
-    /// Output tokens per second.
+    /// Visible output tokens per second.
     pub tokens_per_s: Option<f64>,
 }
 
@@ -268,6 +270,7 @@ impl Recorder {
             usage: r.usage,
             cost: r.cost,
             ttft_ms: r.timing.ttft.map(ms),
+            thinking_ms: r.timing.thinking.map(ms),
             total_ms: Some(ms(r.timing.total)),
             tokens_per_s: r.timing.tokens_per_s,
         };
@@ -308,6 +311,7 @@ fn attempt_from_result(r: &AttemptResult, now: i64) -> AttemptRecord {
         model: r.model.clone(),
         started_unix_ms: now - total_ms.round() as i64,
         ttft_ms: r.timing.ttft.map(|d| d.as_secs_f64() * 1000.0),
+        thinking_ms: r.timing.thinking.map(|d| d.as_secs_f64() * 1000.0),
         total_ms,
         outcome: match &r.error {
             None => AttemptOutcome::Ok,
@@ -340,6 +344,7 @@ pub(crate) struct NewMessage<'a> {
     pub usage: Usage,
     pub cost: Option<AttemptCost>,
     pub ttft_ms: Option<f64>,
+    pub thinking_ms: Option<f64>,
     pub total_ms: Option<f64>,
     pub tokens_per_s: Option<f64>,
 }
@@ -370,6 +375,7 @@ impl<'a> NewMessage<'a> {
             usage: Usage::default(),
             cost: None,
             ttft_ms: None,
+            thinking_ms: None,
             total_ms: None,
             tokens_per_s: None,
         }
@@ -440,9 +446,10 @@ pub(crate) fn insert_message(
         "INSERT INTO messages (conversation_id, parent_id, role, content, reasoning, created_at,
             pane, target, route, provider, model, finish_reason, error_kind, error_message,
             input_tokens, output_tokens, cached_input_tokens, reasoning_tokens,
-            cost_nanos, cost_source, ttft_ms, total_ms, tokens_per_s)
+            cost_nanos, cost_source, ttft_ms, total_ms, tokens_per_s,
+            cache_write_tokens, cache_write_1h_tokens, thinking_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23)",
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
         params![
             m.conversation.0,
             m.parent.map(|p| p.0),
@@ -467,6 +474,9 @@ pub(crate) fn insert_message(
             m.ttft_ms,
             m.total_ms,
             m.tokens_per_s,
+            to_sql_u64(m.usage.cache_write_tokens),
+            to_sql_u64(m.usage.cache_write_1h_tokens),
+            m.thinking_ms,
         ],
     )?;
     Ok(MessageId(tx.last_insert_rowid()))
@@ -480,8 +490,10 @@ pub(crate) fn insert_attempts(
     let mut stmt = tx.prepare_cached(
         "INSERT INTO attempts (message_id, seq, provider, model, started_at, ttft_ms, total_ms,
             outcome, error_kind, skip_kind, message, input_tokens, output_tokens,
-            cached_input_tokens, reasoning_tokens, cost_nanos, cost_source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            cached_input_tokens, reasoning_tokens, cost_nanos, cost_source,
+            cache_write_tokens, cache_write_1h_tokens, thinking_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20)",
     )?;
     for (seq, a) in attempts.iter().enumerate() {
         let (outcome, error_kind, skip_kind, text) = match &a.outcome {
@@ -511,6 +523,9 @@ pub(crate) fn insert_attempts(
             to_sql_u64(a.usage.reasoning_tokens),
             a.cost.map(|c| c.total.nanos()),
             a.cost.map(|c| cost_source_name(c.source)),
+            to_sql_u64(a.usage.cache_write_tokens),
+            to_sql_u64(a.usage.cache_write_1h_tokens),
+            a.thinking_ms,
         ])?;
     }
     Ok(())
@@ -552,7 +567,7 @@ const MESSAGE_COLUMNS: &str =
     "id, conversation_id, parent_id, role, content, reasoning, created_at,
     pane, target, route, provider, model, finish_reason, error_kind, error_message,
     input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_nanos, cost_source,
-    ttft_ms, total_ms, tokens_per_s";
+    ttft_ms, total_ms, tokens_per_s, cache_write_tokens, cache_write_1h_tokens, thinking_ms";
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     let role: String = r.get(3)?;
@@ -581,9 +596,12 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
             output_tokens: from_sql_u64(r.get(16)?),
             cached_input_tokens: from_sql_u64(r.get(17)?),
             reasoning_tokens: from_sql_u64(r.get(18)?),
+            cache_write_tokens: from_sql_u64(r.get(24)?),
+            cache_write_1h_tokens: from_sql_u64(r.get(25)?),
         },
         cost: cost_from(r.get(19)?, r.get(20)?),
         ttft_ms: r.get(21)?,
+        thinking_ms: r.get(26)?,
         total_ms: r.get(22)?,
         tokens_per_s: r.get(23)?,
     })
@@ -608,6 +626,7 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
         model: r.get(1)?,
         started_unix_ms: r.get(2)?,
         ttft_ms: r.get(3)?,
+        thinking_ms: r.get(17)?,
         total_ms: r.get(4)?,
         outcome,
         usage: Usage {
@@ -615,6 +634,8 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
             output_tokens: from_sql_u64(r.get(10)?),
             cached_input_tokens: from_sql_u64(r.get(11)?),
             reasoning_tokens: from_sql_u64(r.get(12)?),
+            cache_write_tokens: from_sql_u64(r.get(15)?),
+            cache_write_1h_tokens: from_sql_u64(r.get(16)?),
         },
         cost: cost_from(r.get(13)?, r.get(14)?),
     })
@@ -765,7 +786,8 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT provider, model, started_at, ttft_ms, total_ms, outcome, error_kind,
                 skip_kind, message, input_tokens, output_tokens, cached_input_tokens,
-                reasoning_tokens, cost_nanos, cost_source
+                reasoning_tokens, cost_nanos, cost_source, cache_write_tokens,
+                cache_write_1h_tokens, thinking_ms
              FROM attempts WHERE message_id = ?1 ORDER BY seq",
         )?;
         let rows = stmt

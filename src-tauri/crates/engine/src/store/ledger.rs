@@ -392,14 +392,17 @@ impl Store {
                 "LEFT JOIN conversation_tags t ON t.conversation_id = m.conversation_id",
             ),
         };
-        // Tokens/s as the engine measures it: output tokens over the time
-        // from the first token to the end.
+        // Tokens/s as the engine measures it: visible output tokens
+        // (reasoning excluded) over the time from the first visible token
+        // to the end. (For Anthropic, which does not count its thinking,
+        // the engine's per-answer figure is the finer one.)
         let sql = format!(
             "SELECT {key} AS k, count(*), sum(a.outcome = 'error'),
                     avg(CASE WHEN a.outcome = 'ok' THEN a.ttft_ms END),
                     avg(CASE WHEN a.outcome = 'ok' AND a.output_tokens > 0
                               AND a.ttft_ms IS NOT NULL AND a.total_ms > a.ttft_ms
-                         THEN a.output_tokens * 1000.0 / (a.total_ms - a.ttft_ms) END)
+                         THEN (a.output_tokens - coalesce(a.reasoning_tokens, 0)) * 1000.0
+                              / (a.total_ms - a.ttft_ms) END)
              FROM attempts a JOIN messages m ON m.id = a.message_id {join}
              WHERE a.started_at >= ?1 AND a.outcome IN ('ok', 'error')
              GROUP BY k ORDER BY k"

@@ -29,8 +29,9 @@ fn answer(provider: &str, model: &str, text: &str, nanos: i64) -> AttemptResult 
         usage: Usage {
             input_tokens: Some(12),
             output_tokens: Some(34),
-            cached_input_tokens: None,
-            reasoning_tokens: None,
+            cache_write_tokens: Some(5),
+            cache_write_1h_tokens: Some(2),
+            ..Usage::default()
         },
         cost: Some(AttemptCost {
             total: Cost::from_nanos(nanos),
@@ -38,6 +39,8 @@ fn answer(provider: &str, model: &str, text: &str, nanos: i64) -> AttemptResult 
         }),
         timing: Timing {
             ttft: Some(Duration::from_millis(120)),
+            first_token: Some(Duration::from_millis(40)),
+            thinking: Some(Duration::from_millis(80)),
             total: Duration::from_millis(900),
             tokens_per_s: Some(42.5),
         },
@@ -68,6 +71,7 @@ fn a_conversation_is_recorded_as_rows_with_its_trace() {
                 model: "llama".into(),
                 started_unix_ms: 1_000,
                 ttft_ms: None,
+                thinking_ms: None,
                 total_ms: 30.0,
                 outcome: AttemptOutcome::Error {
                     kind: ErrorKind::RateLimited,
@@ -81,11 +85,14 @@ fn a_conversation_is_recorded_as_rows_with_its_trace() {
                 model: "gpt-x".into(),
                 started_unix_ms: 1_030,
                 ttft_ms: Some(120.0),
+                thinking_ms: Some(80.0),
                 total_ms: 900.0,
                 outcome: AttemptOutcome::Ok,
                 usage: Usage {
                     input_tokens: Some(12),
                     output_tokens: Some(34),
+                    cache_write_tokens: Some(5),
+                    cache_write_1h_tokens: Some(2),
                     ..Usage::default()
                 },
                 cost: Some(AttemptCost {
@@ -127,7 +134,13 @@ fn a_conversation_is_recorded_as_rows_with_its_trace() {
         (Some(0), Some("fast"), Some("fast"))
     );
     assert_eq!(m.usage.output_tokens, Some(34));
+    assert_eq!(
+        (m.usage.cache_write_tokens, m.usage.cache_write_1h_tokens),
+        (Some(5), Some(2)),
+        "cache writes round-trip"
+    );
     assert_eq!(m.ttft_ms, Some(120.0));
+    assert_eq!(m.thinking_ms, Some(80.0));
     assert_eq!(m.finish_reason, Some(FinishReason::Stop));
     assert_eq!(
         store.attempts(a).unwrap(),
@@ -920,13 +933,13 @@ fn traced(
         model: "m".into(),
         started_unix_ms: time::now_ms(),
         ttft_ms: ttft,
+        thinking_ms: None,
         total_ms: total,
         outcome,
         usage: Usage {
             input_tokens: Some(10),
             output_tokens: Some(out),
-            cached_input_tokens: None,
-            reasoning_tokens: None,
+            ..Usage::default()
         },
         cost: None,
     }
@@ -960,7 +973,14 @@ fn performance_counts_attempts_errors_ttft_and_tokens_per_second() {
     // A direct answer on gm: 50 tokens in 0.25 s, TTFT 300 ms.
     let trace = RequestTrace {
         route: None,
-        attempts: vec![traced("gm", AttemptOutcome::Ok, Some(300.0), 550.0, 50)],
+        // 150 output tokens of which 100 reasoning: 50 visible over 250 ms.
+        attempts: vec![AttemptRecord {
+            usage: Usage {
+                reasoning_tokens: Some(100),
+                ..traced("gm", AttemptOutcome::Ok, None, 0.0, 150).usage
+            },
+            ..traced("gm", AttemptOutcome::Ok, Some(300.0), 550.0, 150)
+        }],
     };
     rec.add_answer(conv, q, 1, "gm:m", &answer("gm", "m", "y", 5), &trace)
         .unwrap();

@@ -14,14 +14,15 @@ use serde::{Deserialize, Serialize};
 #[error("{0}")]
 pub struct AmountError(String);
 
-/// Parse a non-negative decimal (`"0.075"`, `"3"`, `"1e-7"`) into an integer
-/// count of `10^-scale` units. Rejects what cannot be represented exactly.
-fn parse_scaled(text: &str, scale: u32) -> Result<u128, AmountError> {
+/// A non-negative decimal (`"0.075"`, `"3"`, `"1.2e-7"`) as its significant
+/// digits (leading zeros removed, possibly empty for zero) and the power of
+/// ten they are scaled by: value = digits × 10^exponent.
+fn decimal_parts(text: &str) -> Result<(String, i64), AmountError> {
     let bad = |why: &str| AmountError(format!("{text:?} is not a valid amount: {why}"));
     let t = text.trim();
     let (mantissa, exp) = match t.find(['e', 'E']) {
         Some(i) => {
-            let exp: i32 = t[i + 1..].parse().map_err(|_| bad("bad exponent"))?;
+            let exp: i64 = t[i + 1..].parse().map_err(|_| bad("bad exponent"))?;
             (&t[..i], exp)
         }
         None => (t, 0),
@@ -37,79 +38,61 @@ fn parse_scaled(text: &str, scale: u32) -> Result<u128, AmountError> {
     {
         return Err(bad("only digits and one '.' are allowed (no sign)"));
     }
-    let digits = format!("{int_part}{frac_part}");
-    let digits = digits.trim_start_matches('0');
-    // value = digits * 10^(exp - frac_len); in units: * 10^scale
-    let shift = i64::from(exp) - frac_part.len() as i64 + i64::from(scale);
-    let mut value: u128 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().map_err(|_| bad("too many digits"))?
-    };
-    if shift >= 0 {
-        for _ in 0..shift {
-            value = value.checked_mul(10).ok_or_else(|| bad("too large"))?;
-        }
-    } else {
-        for _ in 0..(-shift) {
-            if !value.is_multiple_of(10) {
-                return Err(bad(&format!("more precision than 10^-{scale}")));
-            }
-            value /= 10;
-        }
+    let digits = format!("{int_part}{frac_part}")
+        .trim_start_matches('0')
+        .to_owned();
+    Ok((digits, exp.saturating_sub(frac_part.len() as i64)))
+}
+
+/// `10^power`, when it fits.
+fn pow10(power: i64) -> Option<u128> {
+    u32::try_from(power)
+        .ok()
+        .and_then(|p| 10u128.checked_pow(p))
+}
+
+/// Parse a non-negative decimal into an integer count of `10^-scale` units.
+/// Rejects what cannot be represented exactly.
+fn parse_scaled(text: &str, scale: u32) -> Result<u128, AmountError> {
+    let bad = |why: &str| AmountError(format!("{text:?} is not a valid amount: {why}"));
+    let (digits, exp) = decimal_parts(text)?;
+    if digits.is_empty() {
+        return Ok(0);
     }
-    Ok(value)
+    let value: u128 = digits.parse().map_err(|_| bad("too many digits"))?;
+    let shift = exp.saturating_add(i64::from(scale));
+    if shift >= 0 {
+        return pow10(shift)
+            .and_then(|f| value.checked_mul(f))
+            .ok_or_else(|| bad("too large"));
+    }
+    match pow10(-shift) {
+        Some(d) if value.is_multiple_of(d) => Ok(value / d),
+        _ => Err(bad(&format!("more precision than 10^-{scale}"))),
+    }
 }
 
 /// Parse a non-negative decimal of any precision into `10^-scale` units,
 /// rounded once, halves up. Digits beyond the 38th significant one are
 /// dropped first: they cannot move a half-up rounding that far below them.
 fn parse_rounded(text: &str, scale: u32) -> Result<u128, AmountError> {
-    let bad = |why: &str| AmountError(format!("{text:?} is not a valid amount: {why}"));
-    let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(i) => {
-            let exp: i64 = text[i + 1..].parse().map_err(|_| bad("bad exponent"))?;
-            (&text[..i], exp)
-        }
-        None => (text, 0),
-    };
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
-        return Err(bad("no digits"));
-    }
-    if !int_part
-        .chars()
-        .chain(frac_part.chars())
-        .all(|c| c.is_ascii_digit())
-    {
-        return Err(bad("only digits and one '.' are allowed"));
-    }
-    let all = format!("{int_part}{frac_part}");
-    let digits = all.trim_start_matches('0');
+    let (digits, exp) = decimal_parts(text)?;
     let kept = &digits[..digits.len().min(38)];
-    let dropped = (digits.len() - kept.len()) as i64;
-    let value: u128 = if kept.is_empty() {
+    if kept.is_empty() {
         return Ok(0);
-    } else {
-        kept.parse().map_err(|_| bad("too many digits"))?
-    };
-    // value × 10^shift units.
-    let shift = exp
-        .saturating_add(dropped)
-        .saturating_sub(frac_part.len() as i64)
-        .saturating_add(i64::from(scale));
+    }
+    let dropped = (digits.len() - kept.len()) as i64;
+    let value: u128 = kept
+        .parse()
+        .map_err(|_| AmountError(format!("{text:?} is not a valid amount")))?;
+    let shift = exp.saturating_add(dropped).saturating_add(i64::from(scale));
     if shift >= 0 {
-        let factor = u32::try_from(shift)
-            .ok()
-            .and_then(|s| 10u128.checked_pow(s))
-            .ok_or_else(|| bad("too large"))?;
-        return value.checked_mul(factor).ok_or_else(|| bad("too large"));
+        return pow10(shift)
+            .and_then(|f| value.checked_mul(f))
+            .ok_or_else(|| AmountError(format!("{text:?} is too large")));
     }
     // value < 10^38, so a divisor of 10^39 or more leaves less than a tenth.
-    let Some(divisor) = u32::try_from(-shift)
-        .ok()
-        .and_then(|s| 10u128.checked_pow(s))
-    else {
+    let Some(divisor) = pow10(-shift) else {
         return Ok(0);
     };
     let (q, r) = (value / divisor, value % divisor);

@@ -471,14 +471,7 @@ data: {\"type\":\"message_stop\"}\n\n";
     #[test]
     fn credit_balance_too_low_is_billing_and_other_invalid_requests_are_not() {
         let p = ProviderConfig::custom("an", ProviderKind::Anthropic, "http://127.0.0.1:9");
-        let classify = |status, body| {
-            crate::provider::classify_http(
-                &p,
-                status,
-                crate::provider::RetryHeaders::default(),
-                body,
-            )
-        };
+        let classify = |status, body| fixture::classify_body(&p, status, body);
         let e = classify(
             400,
             r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}}"#,

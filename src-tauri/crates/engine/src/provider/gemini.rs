@@ -358,7 +358,7 @@ data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"mondo ✓\"}],\"
     fn bad_key_is_http_400_classified_as_auth() {
         let body = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
         let p = ProviderConfig::custom("gm", ProviderKind::Gemini, "http://127.0.0.1:9");
-        let e = super::super::classify_http(&p, 400, super::super::RetryHeaders::default(), body);
+        let e = fixture::classify_body(&p, 400, body);
         assert_eq!(e.kind, ErrorKind::Auth);
         assert_eq!(e.status, Some(400));
         assert!(e.message.starts_with("API key not valid"), "{}", e.message);
@@ -415,9 +415,7 @@ data: {{\"candidates\": [{{\"content\": {{\"parts\": [{{\"text\": \"it is long.\
     #[test]
     fn retry_delay_and_unsupported_location_are_read_from_the_body() {
         let p = ProviderConfig::custom("gm", ProviderKind::Gemini, "http://127.0.0.1:9");
-        let classify = |status, body| {
-            super::super::classify_http(&p, status, super::super::RetryHeaders::default(), body)
-        };
+        let classify = |status, body| fixture::classify_body(&p, status, body);
         let quota = r#"{
   "error": {
     "code": 429,

@@ -574,6 +574,11 @@ pub(crate) mod fixture {
         (out, end)
     }
 
+    /// `body` with HTTP `status` from `provider`, classified, no retry headers.
+    pub fn classify_body(provider: &ProviderConfig, status: u16, body: &str) -> ProviderError {
+        super::classify_http(provider, status, super::RetryHeaders::default(), body)
+    }
+
     /// The answer text in `events`.
     pub fn text(events: &[StreamEvent]) -> String {
         events

@@ -610,14 +610,7 @@ data: [DONE]\n\n"
     #[test]
     fn quota_billing_and_unsupported_parameters_are_classified_by_code() {
         let p = provider();
-        let classify = |status, body| {
-            crate::provider::classify_http(
-                &p,
-                status,
-                crate::provider::RetryHeaders::default(),
-                body,
-            )
-        };
+        let classify = |status, body| fixture::classify_body(&p, status, body);
         // HTTP 429 in form, but no wait refills an account.
         let e = classify(
             429,

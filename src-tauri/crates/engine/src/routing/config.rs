@@ -301,28 +301,11 @@ fn parse_direct_retries(
     };
     f.warn_unknown(RETRIES_KEYS, "[retries]", warnings);
     let d = DirectRetries::default();
-    let backoff = f.millis("backoff_ms", 0)?.unwrap_or(d.retry.backoff);
-    let max_backoff = f
-        .millis("max_backoff_ms", 0)?
-        .unwrap_or(d.retry.max_backoff.max(backoff));
-    if max_backoff < backoff {
-        return Err(f.err(
-            "max_backoff_ms",
-            format!(
-                "{} is below backoff_ms ({})",
-                max_backoff.as_millis(),
-                backoff.as_millis()
-            ),
-        ));
-    }
     Ok(DirectRetries {
         max: f
             .u64("max", 0, u64::from(MAX_RETRIES))?
             .map_or(d.max, |r| u32::try_from(r).unwrap_or(MAX_RETRIES)),
-        retry: RetrySettings {
-            backoff,
-            max_backoff,
-        },
+        retry: f.retry_settings(d.retry)?,
     })
 }
 
@@ -431,6 +414,29 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// `backoff_ms` and `max_backoff_ms` over `defaults`; the cap defaults
+    /// to at least the backoff and may not be below it.
+    fn retry_settings(&self, defaults: RetrySettings) -> Result<RetrySettings, ConfigError> {
+        let backoff = self.millis("backoff_ms", 0)?.unwrap_or(defaults.backoff);
+        let max_backoff = self
+            .millis("max_backoff_ms", 0)?
+            .unwrap_or(defaults.max_backoff.max(backoff));
+        if max_backoff < backoff {
+            return Err(self.err(
+                "max_backoff_ms",
+                format!(
+                    "{} is below backoff_ms ({})",
+                    max_backoff.as_millis(),
+                    backoff.as_millis()
+                ),
+            ));
+        }
+        Ok(RetrySettings {
+            backoff,
+            max_backoff,
+        })
+    }
+
     fn timeouts(&self, base: Timeouts) -> Result<Timeouts, ConfigError> {
         Ok(Timeouts {
             first_token: self
@@ -484,21 +490,7 @@ fn parse_route(
     let retries = f
         .u64("retries", 0, u64::from(MAX_RETRIES))?
         .map_or(DEFAULT_RETRIES, |r| u32::try_from(r).unwrap_or(MAX_RETRIES));
-    let defaults = RetrySettings::default();
-    let backoff = f.millis("backoff_ms", 0)?.unwrap_or(defaults.backoff);
-    let max_backoff = f
-        .millis("max_backoff_ms", 0)?
-        .unwrap_or(defaults.max_backoff.max(backoff));
-    if max_backoff < backoff {
-        return Err(f.err(
-            "max_backoff_ms",
-            format!(
-                "{} is below backoff_ms ({})",
-                max_backoff.as_millis(),
-                backoff.as_millis()
-            ),
-        ));
-    }
+    let retry = f.retry_settings(RetrySettings::default())?;
     let cd = CooldownSettings::default();
     let cooldown_base = f.millis("cooldown_ms", 1)?.unwrap_or(cd.base);
     let cooldown = CooldownSettings {
@@ -538,10 +530,7 @@ fn parse_route(
         name: Some(name.to_owned()),
         strategy,
         targets: parsed,
-        retry: RetrySettings {
-            backoff,
-            max_backoff,
-        },
+        retry,
         cooldown,
         weights,
     })

@@ -11,7 +11,7 @@
 //! max_usd_per_mtok = "5"                     # input and output price cap
 //! ```
 
-use crate::catalog::ModelPrice;
+use crate::catalog::Rates;
 use crate::config::{Config, ConfigError};
 use crate::money::Price;
 use crate::provider::ProviderConfig;
@@ -127,12 +127,13 @@ impl Policy {
         *self == Self::default()
     }
 
-    /// May `model` at `provider` (priced `price`, if known) run?
+    /// May `model` at `provider` run, when a request would pay `rates`
+    /// (if known; a long prompt pays its tier's, which the cap applies to)?
     pub fn check(
         &self,
         provider: &ProviderConfig,
         model: &str,
-        price: Option<&ModelPrice>,
+        rates: Option<&Rates>,
     ) -> Result<(), PolicyViolation> {
         if !provider.enabled {
             return Err(PolicyViolation::Disabled {
@@ -154,7 +155,7 @@ impl Policy {
             });
         }
         if let Some(cap) = self.max_usd_per_mtok {
-            let Some(price) = price else {
+            let Some(price) = rates else {
                 return Err(PolicyViolation::UnknownPrice {
                     target: format!("{}:{model}", provider.id),
                     cap,
@@ -180,12 +181,12 @@ mod tests {
     use crate::provider::ProviderKind;
     use std::path::Path;
 
-    fn price(i: &str, o: &str) -> ModelPrice {
-        ModelPrice::new(
-            Price::from_usd_per_mtok(i).unwrap(),
-            Price::from_usd_per_mtok(o).unwrap(),
-            None,
-        )
+    fn price(i: &str, o: &str) -> Rates {
+        Rates {
+            input: Price::from_usd_per_mtok(i).unwrap(),
+            output: Price::from_usd_per_mtok(o).unwrap(),
+            ..Rates::default()
+        }
     }
 
     #[test]

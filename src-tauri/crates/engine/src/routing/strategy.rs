@@ -135,7 +135,14 @@ pub fn plan(
             PlanEntry {
                 position,
                 policy: policy
-                    .check(&target.provider, &target.model, price.as_ref())
+                    .check(
+                        &target.provider,
+                        &target.model,
+                        price
+                            .as_ref()
+                            .map(|p| p.rates_for(shape.input_tokens))
+                            .as_ref(),
+                    )
                     .err(),
                 est_cost: price
                     .as_ref()
@@ -333,6 +340,41 @@ mod tests {
         input_tokens: 1000,
         max_tokens: Some(1000),
     };
+
+    #[test]
+    fn a_long_prompt_is_estimated_and_capped_at_its_tier() {
+        let mut c = Catalog::new();
+        let e: ModelEntry = toml::from_str(
+            "id = \"m\"\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 2\n[[tiers]]\nabove_input_tokens = 1000\ninput_usd_per_mtok = 4\noutput_usd_per_mtok = 8\n",
+        )
+        .unwrap();
+        c.add_config("a", &[e]);
+        let r = route(Strategy::Cheapest, vec![target("a", "m")]);
+        let policy = Policy {
+            max_usd_per_mtok: Some(Price::from_usd_per_mtok("3").unwrap()),
+            ..Policy::default()
+        };
+        let health = MemoryHealth::default();
+        let shape = |input_tokens| RequestShape {
+            input_tokens,
+            max_tokens: Some(100),
+        };
+        let short = plan(&r, shape(1000), &c, &policy, &health, 0);
+        // 1000 × $1/M + 100 × $2/M = $0.0012
+        assert_eq!(short.entries[0].est_cost, Some(Cost::from_nanos(1_200_000)));
+        assert!(short.entries[0].policy.is_none());
+        let long = plan(&r, shape(1001), &c, &policy, &health, 0);
+        // 1001 × $4/M + 100 × $8/M = $0.004804
+        assert_eq!(long.entries[0].est_cost, Some(Cost::from_nanos(4_804_000)));
+        assert!(
+            matches!(
+                long.entries[0].policy,
+                Some(PolicyViolation::AbovePriceCap { .. })
+            ),
+            "{:?}",
+            long.entries[0].policy
+        );
+    }
 
     #[test]
     fn cheapest_orders_by_estimated_cost_with_unknown_prices_last() {

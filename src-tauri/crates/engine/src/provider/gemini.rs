@@ -202,6 +202,7 @@ fn push_chunk(
         )
         .with_raw(raw);
         err.status = status;
+        err.retry_after = body.retry_after;
         return Err(err);
     }
     for cand in chunk.candidates.into_iter().take(1) {

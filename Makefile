@@ -1,15 +1,27 @@
 # Switchboard's two entry points (see README.md):
 #   make run    set up a Debian/Ubuntu machine, build and launch the app
 #   make test   set up everything the tests need, then every check and test
+#
+# PROFILE=release (the default) builds the app and the wasm UI as users get
+# them; PROFILE=debug builds faster, for development (`make dev` is
+# `make run PROFILE=debug`). The tests use the debug build (.ci/test).
 SHELL := bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-APP := target/debug/switchboard
+PROFILE ?= release
+ifeq ($(filter $(PROFILE),debug release),)
+$(error PROFILE must be debug or release, not "$(PROFILE)")
+endif
+PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
+APP := target/$(PROFILE)/switchboard
 
-.PHONY: run test setup-app setup-test ui app screenshot fmt bench
+.PHONY: run dev test setup-app setup-test ui app screenshot fmt bench
 
 run: setup-app ui app
 	$(APP)
+
+dev:
+	$(MAKE) --no-print-directory run PROFILE=debug
 
 test: setup-test
 	.ci/test
@@ -20,12 +32,14 @@ setup-app:
 setup-test:
 	.ci/setup test
 
-# The wasm UI, embedded into the app binary at build time.
+# The wasm UI (ui/dist), embedded into the app binary at build time. Built by
+# ui/build, a workspace tool that calls wasm-bindgen as a library; its own
+# binary is cached in target/debug after the first run.
 ui:
-	cd ui && trunk build --offline
+	cargo run --locked -q -p switchboard-uibuild -- $(PROFILE_FLAG)
 
 app: ui
-	cargo build -p switchboard-app --locked
+	cargo build -p switchboard-app --locked $(PROFILE_FLAG)
 
 # A PNG of the app window under a virtual display, without any desktop:
 # artifacts/screenshots/app-window.png

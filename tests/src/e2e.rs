@@ -1,5 +1,6 @@
 //! End-to-end harness: the real Switchboard binary in a private Xvfb
-//! display, driven through tauri-driver (which fronts WebKitWebDriver).
+//! display, driven over WebDriver by WebKitWebDriver (WebKitGTK's own driver,
+//! which starts the app; no tauri-driver in between).
 //!
 //! ```no_run
 //! # async fn t() -> anyhow::Result<()> {
@@ -126,7 +127,7 @@ fn start_display() -> anyhow::Result<(Group, String)> {
 }
 
 impl App {
-    /// Start a display, tauri-driver and the app, and open a WebDriver session.
+    /// Start a display, WebKitWebDriver and the app, and open a WebDriver session.
     pub async fn launch(launch: Launch) -> anyhow::Result<Self> {
         let app = app_binary()?;
         let home = tempfile::Builder::new()
@@ -139,40 +140,36 @@ impl App {
         let (display, display_name) = start_display()?;
 
         let port = free_port()?;
-        let native_port = free_port()?;
-        let mut cmd = Command::new("tauri-driver");
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--native-port",
-            &native_port.to_string(),
-        ])
-        .env("DISPLAY", &display_name)
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("xdg-data"))
-        .env("XDG_CONFIG_HOME", home.path().join("xdg-config"))
-        .env("XDG_CACHE_HOME", home.path().join("xdg-cache"))
-        .env("SWITCHBOARD_HOME", &data_dir)
-        .env("NO_AT_BRIDGE", "1")
-        // A window that must not reach a real keyring unless a test gives it one.
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        // WebKitWebDriver starts the app itself (the `binary` capability) and
+        // passes its environment on. TAURI_WEBVIEW_AUTOMATION lets the app's
+        // webview accept automation: what tauri-driver would set, without it.
+        let mut cmd = Command::new("WebKitWebDriver");
+        cmd.args([format!("--port={port}"), "--host=127.0.0.1".to_owned()])
+            .env("TAURI_WEBVIEW_AUTOMATION", "true")
+            .env("DISPLAY", &display_name)
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("xdg-data"))
+            .env("XDG_CONFIG_HOME", home.path().join("xdg-config"))
+            .env("XDG_CACHE_HOME", home.path().join("xdg-cache"))
+            .env("SWITCHBOARD_HOME", &data_dir)
+            .env("NO_AT_BRIDGE", "1")
+            // A window that must not reach a real keyring unless a test gives it one.
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         for (k, v) in &launch.env {
             cmd.env(k, v);
         }
-        let mut driver = Group::spawn("tauri-driver", &mut cmd)?;
-        // tauri-driver accepts connections before WebKitWebDriver listens.
-        wait_for_port(port, Duration::from_secs(30), "tauri-driver").await?;
-        wait_for_port(native_port, Duration::from_secs(30), "WebKitWebDriver").await?;
+        let mut driver = Group::spawn("WebKitWebDriver", &mut cmd)?;
+        wait_for_port(port, Duration::from_secs(30), "WebKitWebDriver").await?;
         driver.ensure_running()?;
 
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), "wry".into());
         caps.insert(
-            "tauri:options".into(),
-            serde_json::json!({ "application": app.to_string_lossy() }),
+            "webkitgtk:browserOptions".into(),
+            serde_json::json!({ "binary": app.to_string_lossy(), "args": [] }),
         );
         let mut builder = ClientBuilder::native();
         builder.capabilities(caps);

@@ -1,7 +1,7 @@
 //! Test harnesses shared by Switchboard's workspace-level tests.
 //!
 //! - [`e2e::App`]: the real app binary in a private Xvfb display, driven
-//!   through tauri-driver and WebKitWebDriver, with PNG screenshots on
+//!   over WebDriver by WebKitWebDriver, with PNG screenshots on
 //!   failure and on request.
 //! - [`keychain::SecretService`]: a private D-Bus session with an unlocked
 //!   gnome-keyring, so keychain tests never touch the user's real keyring and

@@ -1,5 +1,5 @@
 //! Helper processes started in their own process group, so that dropping the
-//! guard stops the whole tree (tauri-driver → WebKitWebDriver → the app).
+//! guard stops the whole tree (WebKitWebDriver → the app).
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
@@ -20,7 +20,7 @@ impl Group {
     /// Spawn `cmd` as the leader of a new process group.
     pub fn spawn(name: &'static str, cmd: &mut Command) -> anyhow::Result<Self> {
         let child = cmd.process_group(0).spawn().with_context(|| {
-            format!("could not start {name}: is it installed? (run `make test-deps`)")
+            format!("could not start {name}: is it installed? (run `.ci/setup test`)")
         })?;
         Ok(Self { name, child })
     }

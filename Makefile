@@ -36,7 +36,7 @@ setup-test:
 # ui/build, a workspace tool that calls wasm-bindgen as a library; its own
 # binary is cached in target/debug after the first run.
 ui:
-	cargo run --locked -q -p switchboard-uibuild -- $(PROFILE_FLAG)
+	cargo run --locked -p switchboard-uibuild -- $(PROFILE_FLAG)
 
 app: ui
 	cargo build -p switchboard-app --locked $(PROFILE_FLAG)

@@ -371,12 +371,16 @@ async fn set_tags(
     on_store(&state, move |c| c.set_tags(id, &tags)).await
 }
 
+/// How long the app waits, when it exits, for running answers to settle.
+const SETTLE_ON_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Start the app and block until its window closes.
 pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = DataDir::resolve()?;
     let keys = KeyStore::new();
     let chat = Arc::new(ChatService::new(data_dir.clone(), keys.clone()));
-    tauri::Builder::default()
+    let exiting = Arc::clone(&chat);
+    let app = tauri::Builder::default()
         .manage(AppState {
             data_dir,
             keys,
@@ -413,6 +417,13 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             export_spend,
             set_tags
         ])
-        .run(tauri::generate_context!("../tauri.conf.json"))?;
+        .build(tauri::generate_context!("../tauri.conf.json"))?;
+    app.run(move |_, event| {
+        if let tauri::RunEvent::Exit = event {
+            // Closing the window stops what still streams; each answer
+            // settles (ledger, history) before the process ends.
+            tauri::async_runtime::block_on(exiting.shutdown(SETTLE_ON_EXIT));
+        }
+    });
     Ok(())
 }

@@ -81,6 +81,7 @@ pub fn run() {
                         total: cost_for(i),
                         source: CostSource::Computed,
                     }),
+                    billed: Some(Usage::default()),
                     timing: Timing {
                         total: Duration::from_millis(5),
                         ..Timing::default()
@@ -94,7 +95,7 @@ pub fn run() {
                     .record_spend(
                         &rec.spend_context(conv, "p", "m", None, &[]),
                         &SettledCost {
-                            cost: cost_for(i),
+                            cost: Some(cost_for(i)),
                             estimated: false,
                             input_tokens: None,
                             output_tokens: None,
@@ -120,13 +121,13 @@ pub fn run() {
                             model: "m".into(),
                             ..SpendContext::default()
                         };
-                        match gate.reserve(&ctx, Cost::from_nanos(ESTIMATE_NANOS)) {
+                        match gate.reserve(&ctx, Some(Cost::from_nanos(ESTIMATE_NANOS))) {
                             Ok(r) => {
                                 std::thread::sleep(Duration::from_millis(i % 5));
                                 gate.settle(
                                     r,
                                     Some(SettledCost {
-                                        cost: Cost::from_nanos(ESTIMATE_NANOS),
+                                        cost: Some(Cost::from_nanos(ESTIMATE_NANOS)),
                                         estimated: false,
                                         input_tokens: Some(1),
                                         output_tokens: Some(1),

@@ -126,6 +126,7 @@ fn seq(o: &RouteOutcome) -> Vec<String> {
         .iter()
         .map(|a| match &a.record.outcome {
             AttemptOutcome::Ok => format!("{} ok", a.target),
+            AttemptOutcome::Stopped => format!("{} stopped", a.target),
             AttemptOutcome::Error { kind, .. } => format!("{} error {kind}", a.target),
             AttemptOutcome::Skipped { kind, .. } => format!("{} skipped {kind}", a.target),
         })
@@ -307,7 +308,11 @@ async fn three_overloaded_answers_fall_back_to_the_second_target() {
     assert_eq!(trace.attempts.len(), 4);
     assert_eq!(trace.attempts[3].outcome, AttemptOutcome::Ok);
     assert!(trace.attempts[3].ttft_ms.is_some());
-    assert!(trace.attempts[3].cost.is_none(), "no price in this catalog");
+    assert_eq!(
+        trace.attempts[3].cost.map(|c| c.total),
+        Some(Cost::ZERO),
+        "a server on this machine with no price in the catalog costs nothing"
+    );
 }
 
 #[tokio::test]
@@ -491,7 +496,12 @@ impl RefusingGate {
 }
 
 impl BudgetGate for RefusingGate {
-    fn reserve(&self, ctx: &SpendContext, estimate: Cost) -> Result<Reservation, BudgetDenied> {
+    fn reserve(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Result<Reservation, BudgetDenied> {
+        let estimate = estimate.unwrap_or(Cost::ZERO);
         if ctx.provider == self.refuse {
             self.log
                 .lock()
@@ -520,7 +530,7 @@ impl BudgetGate for RefusingGate {
         self.log.lock().unwrap().push(format!(
             "settle {} {:?}",
             reservation.context.provider,
-            actual.map(|a| (a.cost.nanos(), a.input_tokens, a.output_tokens))
+            actual.map(|a| (a.cost.map(Cost::nanos), a.input_tokens, a.output_tokens))
         ));
     }
 }
@@ -567,20 +577,22 @@ async fn budget_refusals_are_skipped_and_every_attempt_is_reserved_then_settled(
         skip_reason(&o, 0)
     );
     assert_eq!(server.hits("a-model"), 0);
-    // "Say hello" = 9 chars ≈ 3 tokens; 200 output tokens (max_tokens).
-    // b: 3 × $2/M + 200 × $8/M = $0.001606; c: 3 × $3/M + 200 × $15/M = $0.003009.
+    // What is held is the most the request can cost: "Say hello" is 9
+    // bytes, so at most 9 tokens plus 8 for the chat template, and 200
+    // output tokens (max_tokens).
+    // b: 17 × $2/M + 200 × $8/M = $0.001634; c: 17 × $3/M + 200 × $15/M = $0.003051.
     // The mock reports 12 input and 2 output tokens: c cost 12 × $3/M + 2 × $15/M.
     assert_eq!(o.result.cost.unwrap().total.nanos(), 66_000);
     assert_eq!(
         gate.log(),
         vec![
             "refuse a",
-            "reserve b:b-model 1606000 route=Some(\"r\")",
+            "reserve b:b-model 1634000 route=Some(\"r\")",
             "settle b None",
-            "reserve b:b-model 1606000 route=Some(\"r\")",
+            "reserve b:b-model 1634000 route=Some(\"r\")",
             "settle b None",
-            "reserve c:c-model 3009000 route=Some(\"r\")",
-            "settle c Some((66000, Some(12), Some(2)))",
+            "reserve c:c-model 3051000 route=Some(\"r\")",
+            "settle c Some((Some(66000), Some(12), Some(2)))",
         ],
         "every attempt, retries and fallbacks included, is reserved and settled"
     );
@@ -614,14 +626,14 @@ async fn policy_skips_name_the_rule_and_nothing_is_sent() {
     )
     .with_policy(policy.clone());
     let o = run(&router, &route(Strategy::Ordered, ts.clone())).await;
+    // d has no price, but it is a local server: it costs nothing.
     assert_eq!(
         seq(&o),
         vec![
             "a:a-model skipped policy",
             "b:b-model skipped policy",
             "c:c-model skipped policy",
-            "d:d-model skipped policy",
-            "e:e-model ok",
+            "d:d-model ok",
         ]
     );
     let expect = [
@@ -636,14 +648,33 @@ async fn policy_skips_name_the_rule_and_nothing_is_sent() {
         }
         .to_string(),
         "output price $10/Mtok is above policy.max_usd_per_mtok ($5/Mtok)".into(),
-        "the price of d:d-model is unknown and policy.max_usd_per_mtok is $5/Mtok".into(),
     ];
     for (i, reason) in expect.iter().enumerate() {
         assert_eq!(&skip_reason(&o, i), reason);
     }
-    for m in ["a-model", "b-model", "c-model", "d-model"] {
+    for m in ["a-model", "b-model", "c-model"] {
         assert_eq!(server.hits(m), 0, "{m} was sent despite the policy");
     }
+    // A hosted model with no known price is refused by the price cap.
+    let mut hosted = targets(&server, &["d"]);
+    hosted[0].provider.local = false;
+    let capped = Router::new(
+        Catalog::new(),
+        Arc::new(MemoryHealth::default()),
+        Arc::new(NoBudgets::default()),
+        Arc::new(StaticKeys::new().with("d", Secret::new("kd"))),
+    )
+    .with_policy(Policy {
+        local_only: false,
+        ..policy.clone()
+    });
+    let o = run(&capped, &route(Strategy::Ordered, hosted)).await;
+    assert_eq!(seq(&o), vec!["d:d-model skipped policy"]);
+    assert_eq!(
+        skip_reason(&o, 0),
+        "the price of d:d-model is unknown and policy.max_usd_per_mtok is $5/Mtok"
+    );
+    assert_eq!(server.hits("d-model"), 1, "only the local run reached d");
 
     // Nothing allowed: the request fails as `policy`, with every reason.
     let o = run(&router, &route(Strategy::Ordered, ts[..2].to_vec())).await;
@@ -866,7 +897,10 @@ async fn fastest_follows_measured_history_and_cheapest_follows_prices() {
     let o = run(&router, &fastest).await;
     assert_eq!(seq(&o), vec!["b:b-model ok"]);
 
-    let cheapest = route(Strategy::Cheapest, targets(&server, &["c", "b", "a"]));
+    let mut unpriced = targets(&server, &["c", "b", "a"]);
+    // c: hosted and unpriced (a local one would cost nothing, and go first).
+    unpriced[0].provider.local = false;
+    let cheapest = route(Strategy::Cheapest, unpriced);
     let o = run(&router, &cheapest).await;
     assert_eq!(seq(&o), vec!["a:a-model ok"]);
     let order: Vec<String> = router

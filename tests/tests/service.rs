@@ -122,7 +122,7 @@ async fn stopping_a_pane_keeps_what_arrived() {
         .unwrap()
         .unwrap();
     let error = summary.error.expect("a stopped answer says so");
-    assert_eq!(error.kind, "interrupted");
+    assert_eq!(error.kind, "stopped");
     let shown = got.lock().unwrap().clone();
     assert!(
         !shown.is_empty() && shown.len() < pieces.concat().len(),

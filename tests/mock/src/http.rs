@@ -5,6 +5,8 @@
 //! connection before the body is complete.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{
@@ -207,6 +209,8 @@ pub(crate) enum Reply {
         steps: Vec<Step>,
         /// Payload bytes per HTTP chunk; `None` for one chunk per event.
         split_every: Option<usize>,
+        /// Counts the text and reasoning pieces written to the connection.
+        sent: Arc<AtomicUsize>,
     },
     /// No answer at all: wait until the client hangs up.
     Hang,
@@ -277,7 +281,11 @@ where
     };
     match reply {
         Reply::Json(reply) => write_json(io, reply, next).await,
-        Reply::Stream { steps, split_every } => write_stream(io, steps, split_every, next).await,
+        Reply::Stream {
+            steps,
+            split_every,
+            sent,
+        } => write_stream(io, steps, split_every, &sent, next).await,
         Reply::Hang => {
             wait_for_hangup(io).await;
             Ok(Next::Close)
@@ -320,6 +328,7 @@ async fn write_stream<S>(
     io: &mut S,
     steps: Vec<Step>,
     split_every: Option<usize>,
+    sent: &AtomicUsize,
     next: Next,
 ) -> io::Result<Next>
 where
@@ -334,9 +343,21 @@ where
     io.flush().await?;
 
     let mut body = ChunkedBody::new(split_every);
+    let mut piece_next = false;
     for step in steps {
         match step {
-            Step::Data(bytes) => body.write(io, &bytes).await?,
+            Step::Piece => piece_next = true,
+            Step::Data(bytes) => {
+                body.write(io, &bytes).await?;
+                // Comments (OpenRouter's keep-alives) may come between the
+                // marker and the piece's own event.
+                // (With a split wire the piece's last bytes may still wait
+                // in the split buffer: counted as written all the same.)
+                if piece_next && !bytes.starts_with(b":") {
+                    piece_next = false;
+                    sent.fetch_add(1, Ordering::SeqCst);
+                }
+            }
             Step::Sleep(duration) => {
                 body.flush(io).await?;
                 tokio::time::sleep(duration).await;

@@ -459,6 +459,7 @@ mod tests {
             .iter()
             .map(|step| match step {
                 Step::Data(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Step::Piece => String::new(),
                 other => format!("<{other:?}>"),
             })
             .collect()

@@ -215,6 +215,7 @@ fn generate<D: Dialect>(
         Reply::Stream {
             steps: D::stream(&model, &scenario, body),
             split_every: scenario.wire.split_every,
+            sent: shared.track_pieces(&model),
         }
     } else {
         complete::<D>(&model, &scenario)

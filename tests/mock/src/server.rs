@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -79,6 +80,19 @@ impl MockServer {
     pub fn hits(&self, model: &str) -> usize {
         self.shared.lock().hits.get(model).copied().unwrap_or(0)
     }
+
+    /// For each streamed request naming `model`, in order of arrival: how
+    /// many text and reasoning pieces the server has written to the
+    /// connection so far. A client that hangs up mid-stream has received
+    /// at most that many (one written just as it hung up may be lost).
+    pub fn pieces_sent(&self, model: &str) -> Vec<usize> {
+        self.shared
+            .lock()
+            .pieces
+            .get(model)
+            .map(|v| v.iter().map(|n| n.load(Ordering::SeqCst)).collect())
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for MockServer {
@@ -121,6 +135,7 @@ struct State {
     scenarios: HashMap<String, Scenario>,
     requests: Vec<RecordedRequest>,
     hits: HashMap<String, usize>,
+    pieces: HashMap<String, Vec<Arc<AtomicUsize>>>,
 }
 
 impl Shared {
@@ -131,6 +146,17 @@ impl Shared {
 
     pub(crate) fn record(&self, request: RecordedRequest) {
         self.lock().requests.push(request);
+    }
+
+    /// A counter of the pieces a new stream for `model` writes.
+    pub(crate) fn track_pieces(&self, model: &str) -> Arc<AtomicUsize> {
+        let counter = Arc::new(AtomicUsize::new(0));
+        self.lock()
+            .pieces
+            .entry(model.to_owned())
+            .or_default()
+            .push(Arc::clone(&counter));
+        counter
     }
 
     /// Count a request for `model`; how many there have been, this one included.

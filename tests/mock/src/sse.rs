@@ -22,6 +22,11 @@ pub(crate) enum Step {
     Stall,
     /// Close the connection without terminating the body.
     Cut,
+    /// The next event that is not a comment carries a text or reasoning
+    /// piece: the server counts it once written ([`MockServer::pieces_sent`]).
+    ///
+    /// [`MockServer::pieces_sent`]: crate::MockServer::pieces_sent
+    Piece,
 }
 
 /// Builds the steps of one SSE response.
@@ -80,6 +85,7 @@ impl Plan {
             self.sleep(self.gap);
         }
         self.pieces += 1;
+        self.steps.push(Step::Piece);
     }
 
     /// Injects `fault`, using `error_event` to render the protocol's
@@ -143,6 +149,7 @@ mod tests {
             .iter()
             .map(|step| match step {
                 Step::Data(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Step::Piece => String::new(),
                 other => format!("<{other:?}>"),
             })
             .collect()

@@ -202,6 +202,7 @@ fn TotalCard(id: &'static str, label: &'static str, total: SpendTotalView) -> im
     } else {
         String::new()
     };
+    let unknown = total.unknown_price_requests;
     view! {
         <div class="spend-card" id=id>
             <div class="spend-card-label">{label}</div>
@@ -209,6 +210,11 @@ fn TotalCard(id: &'static str, label: &'static str, total: SpendTotalView) -> im
             <div class="dim spend-card-meta">
                 {format!("{} requests{est} · {} in / {} out tokens", total.requests, total.input_tokens, total.output_tokens)}
             </div>
+            {(unknown > 0).then(|| view! {
+                <div class="dim spend-card-unknown" title="Not in the amount: add input_usd_per_mtok and output_usd_per_mtok for the model in config.toml">
+                    {format!("{unknown} request{} with unknown price", if unknown == 1 { "" } else { "s" })}
+                </div>
+            })}
         </div>
     }
 }

@@ -3,10 +3,21 @@
 //! or `@route`; both run through the engine's router, so policy, health and
 //! the attempt trace apply to each (a target named directly is tried once,
 //! even while cooling down; a route retries and falls back as configured).
+//!
+//! Ctrl-C (SIGINT) or SIGTERM stops every target through the router's
+//! cancellation token: each ends as `stopped`, its text so far is printed
+//! and saved in history, its cost (estimated for what arrived) is in the
+//! ledger, and the process exits 130 (SIGINT) or 143 (SIGTERM). A second
+//! signal exits at once. Each answer's history row exists from the start
+//! and is checkpointed while it streams, so even `kill -9` loses at most a
+//! second of it (the next Switchboard process marks it `interrupted`).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use clap::Args;
 use serde_json::{Value, json};
@@ -15,9 +26,9 @@ use switchboard_engine::routing::{
     Route, RouteAttempt, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
 };
 use switchboard_engine::{
-    AttemptResult, ChatRequest, Client, Config, ConversationId, DataDir, ErrorKind, KeyStore,
-    ProviderConfig, ProviderError, Secret, Store, StoreError, StreamEvent, Usage, key_hint,
-    provider_key, store,
+    AttemptCost, AttemptResult, ChatRequest, Client, Config, ConversationId, DataDir, ErrorKind,
+    KeyStore, MessageId, ProviderConfig, ProviderError, Secret, Store, StoreError, StreamEvent,
+    Usage, key_hint, provider_key, store,
 };
 
 use switchboard_engine::catalog::{list_models, save_live};
@@ -108,13 +119,88 @@ fn parse_target(config: &Config, routing: &RoutingConfig, raw: &str) -> Result<T
     })
 }
 
-/// The key for `provider`: `Ok(None)` only for local servers that need none.
 /// The key for `provider` (see [`provider_key`]).
 pub async fn key_for(provider: &ProviderConfig) -> Result<Option<Secret>, ProviderError> {
     provider_key(&KeyStore::new(), provider).await
 }
 
-pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
+/// How `ask` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every target ran to its end; true when every one answered.
+    Ran(bool),
+    /// A signal stopped it: exit with this code (128 + the signal).
+    Signalled(u8),
+}
+
+/// Exit code after SIGINT (Ctrl-C): 128 + 2, as shells report it.
+pub const EXIT_SIGINT: u8 = 130;
+/// Exit code after SIGTERM: 128 + 15.
+pub const EXIT_SIGTERM: u8 = 143;
+
+/// The signals that stop `ask`, listened to from the moment they are
+/// installed (before that, SIGINT ends the process as usual).
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Option<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Some(Self {
+                interrupt: signal(SignalKind::interrupt()).ok()?,
+                terminate: signal(SignalKind::terminate()).ok()?,
+            })
+        }
+        #[cfg(not(unix))]
+        Some(Self {})
+    }
+
+    /// The next signal, as the exit code it calls for.
+    async fn next(&mut self) -> Option<u8> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                got = self.interrupt.recv() => got.map(|()| EXIT_SIGINT),
+                got = self.terminate.recv() => got.map(|()| EXIT_SIGTERM),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await.ok().map(|()| EXIT_SIGINT)
+    }
+}
+
+/// Cancel `cancel` on the first signal, remembering its exit code in
+/// `got`; exit at once on a second one.
+async fn watch_signals(mut signals: Signals, cancel: CancellationToken, got: Arc<AtomicU8>) {
+    while let Some(code) = signals.next().await {
+        if got.load(Ordering::SeqCst) != 0 {
+            note("stopped again: exiting without waiting");
+            std::process::exit(i32::from(code));
+        }
+        got.store(code, Ordering::SeqCst);
+        cancel.cancel();
+        note("stopping every target; what arrived is kept and billed (again to exit at once)");
+    }
+}
+
+pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
+    // From here on a signal stops the targets instead of killing the
+    // process, so what they streamed is saved and billed.
+    let cancel = CancellationToken::new();
+    let signalled = Arc::new(AtomicU8::new(0));
+    if let Some(signals) = Signals::install() {
+        tokio::spawn(watch_signals(
+            signals,
+            cancel.clone(),
+            Arc::clone(&signalled),
+        ));
+    }
     if args.targets.is_empty() {
         return Err(UsageError(
             "give at least one target: -m provider:model or -m @route".into(),
@@ -216,14 +302,32 @@ pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
         None,
         &args.tags,
     );
+    // Each answer's row exists before its request is sent, and is
+    // checkpointed while it streams (a crash leaves it `interrupted`).
+    let answers: Vec<Option<MessageId>> = targets
+        .iter()
+        .enumerate()
+        .map(|(pane, t)| {
+            let (c, q) = (conversation?, question?);
+            let pane = u32::try_from(pane).unwrap_or(u32::MAX);
+            recorder
+                .begin_answer(c, q, pane, &t.label)
+                .map_err(record_error)
+                .ok()
+        })
+        .collect();
 
     let multi = targets.len() > 1;
     let streaming_text = !args.json;
-    let runs = targets.iter().map(|t| {
+    let runs = targets.iter().zip(&answers).map(|(t, answer)| {
         let router = &router;
         let args = &args;
         let keyless = &keyless;
-        let spend = &spend;
+        let cancel = &cancel;
+        let spend = switchboard_engine::hooks::SpendContext {
+            message: (*answer).filter(|_| !recorder.is_incognito()).map(|m| m.0),
+            ..spend.clone()
+        };
         async move {
             let mut request = ChatRequest::new("", &args.prompt);
             request.system = args.system.clone();
@@ -234,7 +338,7 @@ pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
             let mut printer = LinePrinter::new(if multi { Some(t.label.clone()) } else { None });
             let routed = !t.route.is_explicit();
             let outcome = router
-                .run(&t.route, &request, spend, |ev| match ev {
+                .run_until(&t.route, &request, &spend, cancel, |ev| match ev {
                     RouteEvent::Stream { event, .. } => {
                         if streaming_text && let StreamEvent::TextDelta(text) = &event.event {
                             printer.push(text);
@@ -273,12 +377,27 @@ pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
         }
     });
     let outcomes: Vec<RouteOutcome> = futures::future::join_all(runs).await;
-    if let (Some(c), Some(q)) = (conversation, question) {
-        for (pane, (t, o)) in targets.iter().zip(&outcomes).enumerate() {
-            let pane = u32::try_from(pane).unwrap_or(u32::MAX);
-            if let Err(e) = recorder.add_answer(c, q, pane, &t.label, &o.result, &o.trace()) {
-                record_error(e);
-            }
+    // Every stream has ended: writing history here blocks nothing.
+    for (pane, ((t, o), answer)) in targets.iter().zip(&outcomes).zip(&answers).enumerate() {
+        let pane = u32::try_from(pane).unwrap_or(u32::MAX);
+        let trace = o.trace();
+        let written = match (answer, conversation, question) {
+            (Some(id), _, _) => recorder.finish_answer(
+                *id,
+                &store::Answer {
+                    pane,
+                    target: &t.label,
+                    result: &o.result,
+                    trace: &trace,
+                },
+            ),
+            (None, Some(c), Some(q)) => recorder
+                .add_answer(c, q, pane, &t.label, &o.result, &trace)
+                .map(|_| ()),
+            _ => Ok(()),
+        };
+        if let Err(e) = written {
+            record_error(e);
         }
     }
     let all_ok = outcomes.iter().all(RouteOutcome::is_ok);
@@ -300,7 +419,10 @@ pub async fn run(args: AskArgs) -> Result<bool, UsageError> {
             out(&summary(&t.label, o));
         }
     }
-    Ok(all_ok)
+    match signalled.load(Ordering::SeqCst) {
+        0 => Ok(Ended::Ran(all_ok)),
+        code => Ok(Ended::Signalled(code)),
+    }
 }
 
 fn keys_lookup(
@@ -348,6 +470,7 @@ fn error_words(e: &ProviderError) -> String {
 fn attempt_note(a: &RouteAttempt) -> Option<String> {
     match &a.record.outcome {
         AttemptOutcome::Ok => None,
+        AttemptOutcome::Stopped => Some(format!("{}: stopped", a.target)),
         AttemptOutcome::Error { kind, message } => Some(match &a.error {
             Some(e) => format!("{}: {}", a.target, error_words(e)),
             None => format!("{}: {kind}: {message}", a.target),
@@ -424,6 +547,11 @@ fn attempt_json(a: &RouteAttempt) -> Value {
     let r = &a.record;
     let (outcome, error, skip) = match &r.outcome {
         AttemptOutcome::Ok => ("ok", Value::Null, Value::Null),
+        AttemptOutcome::Stopped => (
+            "stopped",
+            a.error.as_ref().map_or(Value::Null, error_json),
+            Value::Null,
+        ),
         AttemptOutcome::Error { kind, message } => (
             "error",
             a.error
@@ -458,11 +586,25 @@ fn attempt_json(a: &RouteAttempt) -> Value {
     })
 }
 
+/// `ok`, `stopped` or `error`.
+fn outcome_word(r: &AttemptResult) -> &'static str {
+    if r.is_ok() {
+        "ok"
+    } else if r.is_stopped() {
+        "stopped"
+    } else {
+        "error"
+    }
+}
+
 fn outcome_json(label: &str, o: &RouteOutcome) -> Value {
     let r = &o.result;
-    let cost = r.cost.map(|c| c.total.as_f64());
+    // The answer costs what all its billed attempts did, as in the ledger.
+    let total = o.cost();
+    let cost = total.map(|c| c.total.as_f64());
     json!({
         "target": label,
+        "outcome": outcome_word(r),
         "route": o.route,
         "provider": r.provider,
         "model": r.model,
@@ -471,9 +613,10 @@ fn outcome_json(label: &str, o: &RouteOutcome) -> Value {
         "finish_reason": r.finish_reason,
         "usage": usage_json(&r.usage),
         "cost_usd": cost,
-        "cost_nanos": r.cost.map(|c| c.total.nanos()),
-        "cost_estimated": r.cost.is_some_and(|c| c.estimated()),
-        "cost_source": r.cost.map(|c| c.source),
+        "cost_nanos": total.map(|c| c.total.nanos()),
+        "cost_estimated": total.is_some_and(|c| c.estimated()),
+        "cost_source": total.map(|c| c.source),
+        "price_known": total.is_some() || r.billed.is_none(),
         "ttft_ms": r.timing.ttft.map(ms),
         "first_token_ms": r.timing.first_token.map(ms),
         "thinking_ms": r.timing.thinking.map(ms),
@@ -490,12 +633,13 @@ fn outcome_json(label: &str, o: &RouteOutcome) -> Value {
 /// attempt in order, and the target to retry on after a cut answer.
 fn summary(label: &str, o: &RouteOutcome) -> String {
     let r = &o.result;
+    let cost = o.cost();
     if o.route.is_none() {
-        return format!("{}\n", summary_line(label, r));
+        return format!("{}\n", summary_line(label, r, cost));
     }
     let mut text = format!(
         "{}\n",
-        summary_line(&format!("{label} → {}:{}", r.provider, r.model), r)
+        summary_line(&format!("{label} → {}:{}", r.provider, r.model), r, cost)
     );
     if o.attempts.len() > 1 {
         for (i, a) in o.attempts.iter().enumerate() {
@@ -507,6 +651,7 @@ fn summary(label: &str, o: &RouteOutcome) -> String {
             let probe = if a.probe { " (probe)" } else { "" };
             let what = match &a.record.outcome {
                 AttemptOutcome::Ok => format!("ok · {:.0} ms", a.record.total_ms),
+                AttemptOutcome::Stopped => format!("stopped · {:.0} ms", a.record.total_ms),
                 AttemptOutcome::Error { .. } => format!(
                     "{} · {:.0} ms",
                     attempt_note(a)
@@ -531,9 +676,12 @@ fn summary(label: &str, o: &RouteOutcome) -> String {
     text
 }
 
-fn summary_line(label: &str, r: &AttemptResult) -> String {
+/// `cost` is the whole answer's (every billed attempt).
+fn summary_line(label: &str, r: &AttemptResult, cost: Option<AttemptCost>) -> String {
     let mut parts = vec![format!("── {label}")];
-    if let Some(e) = &r.error {
+    if r.is_stopped() {
+        parts.push("stopped".into());
+    } else if let Some(e) = &r.error {
         let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
         parts.push(format!("error {}{status}: {}", e.kind, e.message));
         if let Some(ra) = e.retry_after {
@@ -564,11 +712,11 @@ fn summary_line(label: &str, r: &AttemptResult) -> String {
             tok(r.usage.output_tokens)
         ));
     }
-    match r.cost {
+    match cost {
         Some(c) if c.estimated() => parts.push(format!("{} est.", c.total)),
         Some(c) => parts.push(c.total.to_string()),
-        None if r.error.is_some() => parts.push("no cost".into()),
-        None => parts.push("cost unknown (no price for this model)".into()),
+        None if r.billed.is_some() => parts.push("cost unknown (no price for this model)".into()),
+        None => parts.push("no cost".into()),
     }
     parts.join(" · ")
 }

@@ -2,7 +2,8 @@
 //! data directory (`SWITCHBOARD_HOME`) and the keychain with the app.
 //!
 //! Exit codes: 0 when every target answered, 1 when any failed, 2 for usage
-//! or configuration errors.
+//! or configuration errors; `ask` stopped by Ctrl-C (SIGINT) exits 130, by
+//! SIGTERM 143, after saving and billing what arrived.
 
 mod ask;
 mod budget;
@@ -61,7 +62,11 @@ async fn main() -> ExitCode {
         }
     };
     let outcome = match cli.command {
-        Command::Ask(args) => ask::run(args).await,
+        Command::Ask(args) => match ask::run(args).await {
+            Ok(ask::Ended::Signalled(code)) => return ExitCode::from(code),
+            Ok(ask::Ended::Ran(all_ok)) => Ok(all_ok),
+            Err(e) => Err(e),
+        },
         Command::Models(args) => models::run(args).await,
         Command::Routes(args) => routes::run(args).await,
         Command::Keys(args) => keys::run(args).await,

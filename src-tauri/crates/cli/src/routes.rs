@@ -72,6 +72,7 @@ pub async fn run(args: RoutesArgs) -> Result<bool, UsageError> {
         RoutesCommand::List { json } => {
             let shape = RequestShape {
                 input_tokens: 1000,
+                max_input_tokens: 1000,
                 max_tokens: None,
             };
             let plans: Vec<(&Route, Plan)> = routing
@@ -132,6 +133,7 @@ pub async fn run(args: RoutesArgs) -> Result<bool, UsageError> {
                 route,
                 RequestShape {
                     input_tokens: prompt_tokens,
+                    max_input_tokens: prompt_tokens,
                     max_tokens,
                 },
             );

@@ -1,6 +1,7 @@
 //! `spend`: what the ledger recorded, grouped. Every sum is an exact
 //! integer count of nano-dollars; days, weeks (Monday to Sunday) and months
-//! are UTC.
+//! are UTC. Requests to a model with no known price are counted (requests,
+//! tokens) but have no amount: the listing says how many.
 
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
@@ -42,6 +43,7 @@ fn group_json(g: &SpendGroup) -> Value {
         "cost_nanos": g.cost.nanos(),
         "requests": g.requests,
         "estimated_requests": g.estimated_requests,
+        "unknown_price_requests": g.unpriced_requests,
         "input_tokens": g.input_tokens,
         "output_tokens": g.output_tokens,
     })
@@ -121,6 +123,18 @@ pub fn run(args: SpendArgs) -> Result<bool, UsageError> {
     ));
     if args.by == By::Tag {
         out("(an answer with several tags counts under each)\n");
+    }
+    if total.unpriced_requests > 0 {
+        out(&format!(
+            "{} request{} with unknown price (not in the cost; add input_usd_per_mtok and \
+             output_usd_per_mtok for the model in config.toml)\n",
+            total.unpriced_requests,
+            if total.unpriced_requests == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ));
     }
     Ok(true)
 }

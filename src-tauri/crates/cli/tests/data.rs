@@ -99,7 +99,9 @@ async fn ask_and_record(
         let price = config.catalog().price(&provider, model);
         let request = ChatRequest::new(model, prompt);
         let ctx = rec.spend_context(conv, provider_id, model, None, &tags);
-        let hold = gate.reserve(&ctx, Cost::from_usd("0.01").unwrap()).unwrap();
+        let hold = gate
+            .reserve(&ctx, Some(Cost::from_usd("0.01").unwrap()))
+            .unwrap();
         let r = run_attempt(
             &client,
             &provider,
@@ -111,15 +113,7 @@ async fn ask_and_record(
         )
         .await;
         assert!(r.is_ok(), "{:?}", r.error);
-        gate.settle(
-            hold,
-            r.cost.map(|c| SettledCost {
-                cost: c.total,
-                estimated: c.estimated(),
-                input_tokens: r.usage.input_tokens,
-                output_tokens: r.usage.output_tokens,
-            }),
-        );
+        gate.settle(hold, SettledCost::of(&r));
         rec.add_answer(
             conv,
             q,
@@ -431,14 +425,14 @@ async fn budgets_are_edited_in_place_and_enforced_on_the_ledger() {
         &[],
     );
     let denied = gate
-        .reserve(&ctx, Cost::from_usd("0.01").unwrap())
+        .reserve(&ctx, Some(Cost::from_usd("0.01").unwrap()))
         .unwrap_err();
     assert_eq!(denied.budget, "tiny");
     // Another provider is not limited by it.
     let mut other = ctx.clone();
     other.provider = "an".into();
     assert!(
-        gate.reserve(&other, Cost::from_usd("0.01").unwrap())
+        gate.reserve(&other, Some(Cost::from_usd("0.01").unwrap()))
             .is_ok()
     );
 

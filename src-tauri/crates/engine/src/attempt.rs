@@ -113,6 +113,10 @@ pub struct Accumulator {
     last: Duration,
     /// Something came back from the provider (the request was accepted).
     answered: bool,
+    /// The request was handed to the network (it may have been accepted).
+    sent: bool,
+    /// Stopped on purpose.
+    stopped: bool,
     error: Option<ProviderError>,
 }
 
@@ -131,8 +135,49 @@ impl Accumulator {
             first_reasoning: None,
             last: Duration::ZERO,
             answered: false,
+            sent: false,
+            stopped: false,
             error: None,
         }
+    }
+
+    /// The request is being sent: from now on a stop may leave it billed.
+    pub fn mark_sent(&mut self) {
+        self.sent = true;
+    }
+
+    /// Stopped on purpose (Stop, Ctrl-C, closing the window): ends as
+    /// [`ErrorKind::Stopped`](crate::ErrorKind::Stopped), keeping what
+    /// arrived. Once the request was sent it is billed, for what streamed.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+        self.error = Some(ProviderError::new(
+            crate::error::ErrorKind::Stopped,
+            &self.provider,
+            if self.answered {
+                "stopped; the text that arrived is kept"
+            } else {
+                "stopped before an answer came"
+            },
+        ));
+    }
+
+    /// What the attempt would come to if it were cut now: its text so
+    /// far, and usage and cost estimated for that text (a checkpoint).
+    pub fn progress(
+        &self,
+        elapsed: Duration,
+        price: Option<&ModelPrice>,
+        input_chars: usize,
+    ) -> AttemptResult {
+        let mut cut = self.clone();
+        cut.stopped = true;
+        cut.error = Some(ProviderError::new(
+            crate::error::ErrorKind::Interrupted,
+            &self.provider,
+            "the answer was cut off while it streamed; the text saved up to then is kept",
+        ));
+        cut.finish(elapsed, price, input_chars)
     }
 
     /// Take one event.
@@ -213,11 +258,32 @@ impl Accumulator {
             ..Usage::default()
         };
         // A request the provider never accepted (no key, unreachable, an
-        // HTTP error) is not billed: no cost rather than an estimate.
-        let cost = if self.answered {
-            attempt_cost(&self.usage, self.reported_cost, price, estimate)
-        } else {
-            None
+        // HTTP error) is not billed: no cost rather than an estimate. One
+        // stopped after it was sent may have been accepted: billed.
+        let billed = self.answered || (self.stopped && self.sent);
+        // What is billed: the reported counts, the missing ones estimated.
+        let mut usage = estimate;
+        usage.merge_latest(self.usage);
+        // Cut before its end, a stream never got its final counts: what
+        // arrived was generated (and billed) at least, so an output count
+        // below the text's estimate is raised to it.
+        let mut raised = false;
+        if self.finish.is_none()
+            && let (Some(out), Some(reported)) = (estimate.output_tokens, self.usage.output_tokens)
+            && reported < out
+        {
+            usage.output_tokens = Some(out);
+            raised = true;
+        }
+        let cost = match (billed, raised && self.reported_cost.is_none()) {
+            (false, _) => None,
+            (true, true) => price
+                .and_then(|p| cost_of(&usage, p))
+                .map(|total| AttemptCost {
+                    total,
+                    source: CostSource::Estimated,
+                }),
+            (true, false) => attempt_cost(&self.usage, self.reported_cost, price, estimate),
         };
         let first_token = match (self.first_text, self.first_reasoning) {
             (Some(t), Some(r)) => Some(t.min(r)),
@@ -242,6 +308,7 @@ impl Accumulator {
             finish_reason: self.finish,
             usage: self.usage,
             cost,
+            billed: billed.then_some(usage),
             timing: Timing {
                 ttft: self.first_text,
                 first_token,

@@ -251,6 +251,14 @@ pub struct AttemptResult {
     pub usage: Usage,
     /// What it cost, when known (reported, computed, or estimated).
     pub cost: Option<AttemptCost>,
+    /// The token counts it is billed for, when the provider accepted the
+    /// request (or may have: it was sent, then stopped): `usage`, with the
+    /// counts the provider did not report estimated from the text (for an
+    /// answer cut before its end, an output count below what streamed is
+    /// raised to it), and the cost then marked estimated. `None`: not
+    /// billed. A billed attempt is a ledger row even when its cost is
+    /// unknown.
+    pub billed: Option<Usage>,
     /// Timings.
     pub timing: Timing,
     /// Why it failed, if it did.
@@ -261,5 +269,12 @@ impl AttemptResult {
     /// True when the attempt produced a complete answer.
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
+    }
+
+    /// True when it was stopped on purpose.
+    pub fn is_stopped(&self) -> bool {
+        self.error
+            .as_ref()
+            .is_some_and(|e| e.kind == crate::error::ErrorKind::Stopped)
     }
 }

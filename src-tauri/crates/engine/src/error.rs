@@ -52,6 +52,9 @@ pub enum ErrorKind {
     Budget,
     /// A policy (allowed providers, local only, price cap) forbids it.
     Policy,
+    /// Stopped on purpose (Stop, Esc, closing the window, Ctrl-C): what
+    /// arrived is kept, and billed.
+    Stopped,
 }
 
 impl ErrorKind {
@@ -73,6 +76,7 @@ impl ErrorKind {
             ErrorKind::Malformed => "malformed",
             ErrorKind::Budget => "budget",
             ErrorKind::Policy => "policy",
+            ErrorKind::Stopped => "stopped",
         }
     }
 }

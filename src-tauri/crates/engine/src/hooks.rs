@@ -2,8 +2,10 @@
 //! can be built and tested without the other: [`HealthStore`] keeps
 //! per-target health (persisted in SQLite so a provider cooling down in one
 //! CLI run is still cooling down in the next, and the app sees it too), and
-//! [`BudgetGate`] lets the router ask the spend ledger before every attempt.
-//! In-memory implementations serve tests and incognito use.
+//! [`BudgetGate`] accounts for every attempt in the spend ledger: a hold
+//! before it is sent, checkpoints while it streams (so a crash loses at
+//! most a second of it), and the settled cost when it ends, stopped ones
+//! included. In-memory implementations serve tests and incognito use.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -110,6 +112,11 @@ pub struct SpendContext {
     pub tags: Vec<String>,
     /// The conversation, when recorded in history.
     pub conversation: Option<String>,
+    /// The answer being written in history (its message id), when
+    /// recorded: its ledger rows name it, checkpoints update its text, and
+    /// crash recovery finishes it.
+    #[serde(default)]
+    pub message: Option<i64>,
 }
 
 /// Money held for an attempt in flight.
@@ -133,27 +140,59 @@ pub struct BudgetDenied {
     pub message: String,
 }
 
-/// What an attempt turned out to cost, for the ledger.
+/// What an attempt turned out to cost, for the ledger. Every attempt the
+/// provider accepted is billed, even when its price is unknown: the ledger
+/// counts the request and its tokens with no amount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettledCost {
-    /// The amount.
-    pub cost: Cost,
+    /// The amount; `None` when the model's price is unknown.
+    pub cost: Option<Cost>,
     /// From estimated tokens.
     pub estimated: bool,
-    /// Prompt tokens, when reported.
+    /// Prompt tokens, as reported or else estimated.
     pub input_tokens: Option<u64>,
-    /// Output tokens, when reported.
+    /// Output tokens, as reported or else estimated.
     pub output_tokens: Option<u64>,
 }
 
-/// The spend ledger's admission control: the router reserves an estimate
-/// before every attempt (fallback targets included) and settles it with the
-/// actual cost afterwards, so concurrent requests cannot overspend beyond
-/// what is in flight.
+impl SettledCost {
+    /// What `result` bills, or `None` when the provider never accepted it
+    /// (nothing to bill).
+    pub fn of(result: &crate::chat::AttemptResult) -> Option<Self> {
+        result.billed.map(|usage| SettledCost {
+            cost: result.cost.map(|c| c.total),
+            estimated: result.cost.is_some_and(|c| c.estimated()),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+        })
+    }
+}
+
+/// The spend ledger's admission control and bookkeeping: the router
+/// reserves an estimate before every attempt (fallback targets included),
+/// checkpoints it while it streams, and settles it with the actual cost
+/// afterwards, however it ended (answered, failed, stopped), so concurrent
+/// requests cannot overspend beyond what is in flight and no billed
+/// attempt is missing from the ledger.
+///
+/// The methods block (the SQLite gate writes to disk): the router calls
+/// them from a blocking thread, never from an async worker.
 pub trait BudgetGate: Send + Sync + Debug {
-    /// Hold `estimate` for an attempt, or refuse when a hard budget would be
-    /// exceeded by what is spent plus what is held plus `estimate`.
-    fn reserve(&self, ctx: &SpendContext, estimate: Cost) -> Result<Reservation, BudgetDenied>;
+    /// Hold `estimate` (the most this attempt can cost) for an attempt, or
+    /// refuse when a hard budget would be exceeded by what is spent plus
+    /// what is held plus `estimate`. `None`: the price is unknown, so no
+    /// hard budget covering the attempt can bound it and each one refuses.
+    fn reserve(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Result<Reservation, BudgetDenied>;
+    /// What the attempt has streamed and would cost if it ended now
+    /// (estimated), at least once a second while it runs: what crash
+    /// recovery bills and shows if the process dies before `settle`.
+    fn checkpoint(&self, reservation: &Reservation, progress: &crate::chat::AttemptResult) {
+        let _ = (reservation, progress);
+    }
     /// Release the hold and record what the attempt cost (`None`: not billed).
     fn settle(&self, reservation: Reservation, actual: Option<SettledCost>);
 }
@@ -165,11 +204,15 @@ pub struct NoBudgets {
 }
 
 impl BudgetGate for NoBudgets {
-    fn reserve(&self, ctx: &SpendContext, estimate: Cost) -> Result<Reservation, BudgetDenied> {
+    fn reserve(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Result<Reservation, BudgetDenied> {
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Reservation {
             id,
-            amount: estimate,
+            amount: estimate.unwrap_or(Cost::ZERO),
             context: ctx.clone(),
         })
     }
@@ -183,6 +226,10 @@ impl BudgetGate for NoBudgets {
 pub enum AttemptOutcome {
     /// A complete answer.
     Ok,
+    /// It was stopped on purpose while it ran (Stop, Ctrl-C, closing the
+    /// window): what arrived is kept and billed, and the target's health is
+    /// not blamed.
+    Stopped,
     /// It ran and failed.
     Error {
         /// The classified kind.
@@ -231,4 +278,31 @@ pub struct RequestTrace {
     pub route: Option<String>,
     /// The attempts in the order they were made (or skipped).
     pub attempts: Vec<AttemptRecord>,
+}
+
+/// The cost of a request: the sum of its attempts' known costs (retries
+/// and billed failures included), estimated when any part is, reported
+/// when every part is; `None` when no attempt had a known cost.
+pub fn sum_costs<'a>(
+    attempts: impl IntoIterator<Item = &'a AttemptRecord>,
+) -> Option<crate::chat::AttemptCost> {
+    use crate::chat::{AttemptCost, CostSource};
+    attempts
+        .into_iter()
+        .filter_map(|a| a.cost)
+        .reduce(|sum, c| AttemptCost {
+            total: sum.total + c.total,
+            source: match (sum.source, c.source) {
+                (CostSource::Estimated, _) | (_, CostSource::Estimated) => CostSource::Estimated,
+                (CostSource::Reported, CostSource::Reported) => CostSource::Reported,
+                _ => CostSource::Computed,
+            },
+        })
+}
+
+impl RequestTrace {
+    /// What the request cost: see [`sum_costs`].
+    pub fn cost(&self) -> Option<crate::chat::AttemptCost> {
+        sum_costs(&self.attempts)
+    }
 }

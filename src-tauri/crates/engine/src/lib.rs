@@ -17,10 +17,13 @@
 //!   errors and `Debug` output.
 //! - [`routing::Router`]: runs a request through a named route of targets
 //!   (fallbacks, retries, cooldowns, policy, budget checks) and returns
-//!   every attempt in order.
+//!   every attempt in order; a cancellation token stops it, and a stopped
+//!   attempt settles like any other ([`run_attempt_until`]).
 //! - [`Store`]: the SQLite database (history with full-text search, the
 //!   spend ledger behind [`SqliteBudgetGate`], provider health in
-//!   [`SqliteHealth`]); [`Recorder`] writes a conversation as it happens.
+//!   [`SqliteHealth`]); [`Recorder`] writes a conversation as it happens,
+//!   and what a crashed process left in flight is settled when the next
+//!   store opens ([`Store::recover`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -80,9 +83,10 @@ pub use keys::{
 pub use money::{AmountError, Cost, Price};
 pub use paths::{DataDir, DataDirError, HOME_ENV};
 pub use provider::{ProviderConfig, ProviderKind};
-pub use runner::{Timeouts, run_attempt};
+pub use runner::{AttemptEvent, CHECKPOINT_EVERY, Timeouts, run_attempt, run_attempt_until};
 pub use store::{
-    ConversationId, MessageId, Recorder, SqliteBudgetGate, SqliteHealth, Store, StoreError,
+    ConversationId, MessageId, Recorder, Recovered, SqliteBudgetGate, SqliteHealth, Store,
+    StoreError,
 };
 
 /// The engine's version, shown by the app and the CLI.

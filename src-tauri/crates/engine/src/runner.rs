@@ -3,11 +3,20 @@
 //! an [`AttemptResult`], and pass each event to the caller as it arrives
 //! (the terminal, the UI's channel). Giving up on a timer drops the stream,
 //! which cancels the HTTP request.
+//!
+//! Stopping is a value, not an abort: [`run_attempt_until`] watches a
+//! [`CancellationToken`] while it connects and while it streams, and a
+//! stop ends the attempt through the same code as every other ending
+//! (outcome [`ErrorKind::Stopped`], the text kept, usage estimated for what
+//! arrived). While it streams it also hands out
+//! [`AttemptEvent::Checkpoint`]s, at least once a second, so the caller can
+//! save what a crash would otherwise lose.
 
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::{Instant, sleep_until, timeout_at};
+use tokio_util::sync::CancellationToken;
 
 use crate::attempt::Accumulator;
 use crate::catalog::ModelPrice;
@@ -16,6 +25,10 @@ use crate::client::{Client, Timed};
 use crate::error::{ErrorKind, ProviderError};
 use crate::keys::Secret;
 use crate::provider::ProviderConfig;
+
+/// How often a streaming attempt hands out a checkpoint (when something
+/// arrived since the last one).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// The three time limits of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +51,18 @@ impl Default for Timeouts {
     }
 }
 
+/// What a running attempt reports to its caller.
+#[derive(Debug)]
+pub enum AttemptEvent<'a> {
+    /// A stream event, as it arrived.
+    Stream(&'a Timed),
+    /// What the attempt has come to so far, as if it were cut now: its text
+    /// and reasoning, usage and cost estimated for them. One when the
+    /// request is sent, then one every [`CHECKPOINT_EVERY`] while
+    /// something arrives.
+    Checkpoint(&'a AttemptResult),
+}
+
 /// Run one streaming attempt. Never fails: a failure is the result's `error`.
 pub async fn run_attempt(
     client: &Client,
@@ -48,63 +73,135 @@ pub async fn run_attempt(
     timeouts: Timeouts,
     mut on_event: impl FnMut(&Timed),
 ) -> AttemptResult {
+    run_attempt_until(
+        client,
+        provider,
+        key,
+        request,
+        price,
+        timeouts,
+        &CancellationToken::new(),
+        |event| {
+            if let AttemptEvent::Stream(t) = event {
+                on_event(t);
+            }
+        },
+    )
+    .await
+}
+
+/// [`run_attempt`] that stops when `cancel` is cancelled: before the send
+/// (nothing is sent or billed), while connecting, or mid-stream (the text
+/// that arrived is kept and billed, usage estimated for it). Checkpoints
+/// come through `on_event` too.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "run_attempt's arguments plus the stop signal"
+)]
+pub async fn run_attempt_until(
+    client: &Client,
+    provider: &ProviderConfig,
+    key: Option<&Secret>,
+    request: &ChatRequest,
+    price: Option<&ModelPrice>,
+    timeouts: Timeouts,
+    cancel: &CancellationToken,
+    mut on_event: impl FnMut(AttemptEvent<'_>),
+) -> AttemptResult {
     let mut acc = Accumulator::new(&provider.id, &request.model);
     let start = Instant::now();
+    let input_chars = request.input_chars();
+    if cancel.is_cancelled() {
+        acc.stop();
+        return acc.finish(Duration::ZERO, price, input_chars);
+    }
     let total_deadline = start + timeouts.total;
     let first_deadline = (start + timeouts.first_token).min(total_deadline);
     let timeout = |what: String| ProviderError::new(ErrorKind::Timeout, &provider.id, what);
 
-    let mut stream = match timeout_at(first_deadline, client.stream(provider, key, request)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            acc.fail(e);
-            return acc.finish(start.elapsed(), price, request.input_chars());
+    acc.mark_sent();
+    on_event(AttemptEvent::Checkpoint(&acc.progress(
+        Duration::ZERO,
+        price,
+        input_chars,
+    )));
+    let connected = tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        connected = timeout_at(first_deadline, client.stream(provider, key, request)) => Some(connected),
+    };
+    let mut stream = match connected {
+        None => {
+            acc.stop();
+            return acc.finish(start.elapsed(), price, input_chars);
         }
-        Err(_) => {
+        Some(Ok(Ok(stream))) => stream,
+        Some(Ok(Err(e))) => {
+            acc.fail(e);
+            return acc.finish(start.elapsed(), price, input_chars);
+        }
+        Some(Err(_)) => {
             acc.fail(timeout(format!(
                 "no answer within {}",
                 secs(timeouts.first_token)
             )));
-            return acc.finish(start.elapsed(), price, request.input_chars());
+            return acc.finish(start.elapsed(), price, input_chars);
         }
     };
     let mut last_arrival = Instant::now();
+    let mut next_checkpoint = last_arrival + CHECKPOINT_EVERY;
+    let mut changed = false;
     loop {
         let deadline = if acc.has_first_token() {
             (last_arrival + timeouts.idle).min(total_deadline)
         } else {
             first_deadline
         };
-        match timeout_at(deadline, stream.next()).await {
-            Ok(Some(event)) => {
-                last_arrival = Instant::now();
-                on_event(&event);
-                acc.push(&event);
-            }
-            Ok(None) => break,
-            Err(_) => {
-                let why = if Instant::now() >= total_deadline {
-                    format!("the answer took longer than {}", secs(timeouts.total))
-                } else if acc.has_first_token() {
-                    format!("no data for {} mid-answer", secs(timeouts.idle))
-                } else {
-                    format!("no first token within {}", secs(timeouts.first_token))
-                };
-                // Tokens already shown stay: the attempt is cut, not erased.
-                let kind_err = timeout(why);
-                let event = Timed {
-                    at: stream.elapsed(),
-                    event: crate::chat::StreamEvent::Error(kind_err),
-                };
-                on_event(&event);
-                acc.push(&event);
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                acc.stop();
                 break;
             }
+            () = sleep_until(next_checkpoint) => {
+                next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
+                if std::mem::take(&mut changed) {
+                    on_event(AttemptEvent::Checkpoint(
+                        &acc.progress(stream.elapsed(), price, input_chars),
+                    ));
+                }
+            }
+            next = timeout_at(deadline, stream.next()) => match next {
+                Ok(Some(event)) => {
+                    last_arrival = Instant::now();
+                    on_event(AttemptEvent::Stream(&event));
+                    acc.push(&event);
+                    changed = true;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    let why = if Instant::now() >= total_deadline {
+                        format!("the answer took longer than {}", secs(timeouts.total))
+                    } else if acc.has_first_token() {
+                        format!("no data for {} mid-answer", secs(timeouts.idle))
+                    } else {
+                        format!("no first token within {}", secs(timeouts.first_token))
+                    };
+                    // Tokens already shown stay: the attempt is cut, not erased.
+                    let event = Timed {
+                        at: stream.elapsed(),
+                        event: crate::chat::StreamEvent::Error(timeout(why)),
+                    };
+                    on_event(AttemptEvent::Stream(&event));
+                    acc.push(&event);
+                    break;
+                }
+            },
         }
     }
     let total = stream.elapsed();
     drop(stream);
-    acc.finish(total, price, request.input_chars())
+    acc.finish(total, price, input_chars)
 }
 
 fn secs(d: Duration) -> String {

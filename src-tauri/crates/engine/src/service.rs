@@ -6,7 +6,7 @@
 //! text is only grouped. It lives here, not in the Tauri crate, so it is
 //! tested without a window.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ use switchboard_protocol::{
     RouteSummary, SaveRoute, SavedAnswer, SavedConversation, SavedRound, SearchResult, StartRound,
     TokenCounts, TrailStep, TurnRole,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::attempt::Accumulator;
 use crate::catalog::Catalog;
@@ -35,7 +36,7 @@ use crate::routing::{
     Route, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
 };
 use crate::settings;
-use crate::store::{ConversationId, MessageId, Store, StoreError};
+use crate::store::{Answer, ConversationId, MessageId, Store, StoreError};
 
 mod spend;
 
@@ -49,7 +50,9 @@ pub struct ChatService {
     keys: KeyStore,
     data_dir: DataDir,
     config: RwLock<(Config, Vec<String>)>,
-    running: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    streams: Mutex<Streams>,
+    /// Parent of every stream's stop token: cancelled at shutdown.
+    shutdown: CancellationToken,
     store: Result<Store, String>,
 }
 
@@ -69,7 +72,8 @@ impl ChatService {
             keys,
             data_dir,
             config: RwLock::new((Config::default(), Vec::new())),
-            running: Mutex::new(HashMap::new()),
+            streams: Mutex::new(Streams::default()),
+            shutdown: CancellationToken::new(),
             store,
         };
         service.reload_config();
@@ -329,54 +333,62 @@ impl ChatService {
             .collect()
     }
 
-    /// Stop the stream `stream_id`; false when it is not running.
+    /// Stop the stream `stream_id`: it ends as `stopped`, keeping and
+    /// billing what arrived (see [`ChatService::ask`]). True when it was
+    /// running. A stop that arrives before its `ask` (Stop pressed right
+    /// after Send) is remembered for [`PRE_STOP_FOR`], so that `ask` stops
+    /// at once without sending anything; it returns false.
     pub fn stop(&self, stream_id: u64) -> bool {
-        let sender = self
-            .running
+        let mut streams = self.streams();
+        if let Some(token) = streams.running.get(&stream_id) {
+            token.cancel();
+            return true;
+        }
+        streams.remember_stopped(stream_id, std::time::Instant::now());
+        false
+    }
+
+    /// Stop every running stream and wait (at most `wait`) until each has
+    /// settled: its cost in the ledger, its answer in history. For the
+    /// app's exit; streams asked for afterwards stop at once.
+    pub async fn shutdown(&self, wait: Duration) {
+        self.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + wait;
+        while !self.streams().running.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, Streams> {
+        self.streams
             .lock()
-            .ok()
-            .and_then(|mut m| m.remove(&stream_id));
-        sender.is_some_and(|s| s.send(()).is_ok())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Run one pane's request (a `provider:model` target or an `@route`).
     /// `sink` receives the events in order and returns false when the UI
     /// stopped listening (which stops the stream). The last event is always
     /// [`PaneEvent::Finished`] with the summary that is also returned. The
-    /// answer is recorded in history when the request says where.
+    /// answer is recorded in history when the request says where: its row
+    /// exists from the start and is checkpointed while it streams.
+    ///
+    /// `request.stream_id` is chosen by the caller, so [`ChatService::stop`]
+    /// can name the stream before (or while) this is called. Stopped, the
+    /// answer ends as `stopped` through the same bookkeeping as any other:
+    /// its text kept, its cost (estimated for what arrived) in the ledger at
+    /// the price of the target that was running, its budget hold released.
+    /// Dropping the returned future stops the stream the same way.
     pub async fn ask(
         self: &Arc<Self>,
         request: AskRequest,
         mut sink: impl FnMut(PaneEvent) -> bool + Send,
     ) -> AnswerSummary {
-        let (stop_tx, stop_rx) = oneshot::channel();
-        if let Ok(mut m) = self.running.lock() {
-            m.insert(request.stream_id, stop_tx);
-        }
-        let outcome = self.run(&request, stop_rx, &mut sink).await;
-        if let Ok(mut m) = self.running.lock() {
-            m.remove(&request.stream_id);
-        }
+        let stream = Registered::new(self, request.stream_id);
+        let outcome = self.run(&request, &stream.cancel, &mut sink).await;
+        drop(stream);
         let summary = summarize_outcome(&outcome);
-        self.record(&request, &outcome);
         sink(PaneEvent::Finished(Box::new(summary.clone())));
         summary
-    }
-
-    /// Write the answer and its trace to history. (Its cost reaches the
-    /// spend ledger through the budget gate when the attempt settles.)
-    fn record(&self, request: &AskRequest, outcome: &RouteOutcome) {
-        let (Ok(store), Some(at)) = (&self.store, request.record) else {
-            return;
-        };
-        let _ = store.recorder(false).add_answer(
-            ConversationId(at.conversation),
-            MessageId(at.user_message),
-            at.pane,
-            &request.target,
-            &outcome.result,
-            &outcome.trace(),
-        );
     }
 
     fn store(&self) -> Result<&Store, StoreError> {
@@ -549,23 +561,95 @@ impl ChatService {
     async fn run(
         self: &Arc<Self>,
         request: &AskRequest,
-        mut stop_rx: oneshot::Receiver<()>,
+        cancel: &CancellationToken,
         sink: &mut (impl FnMut(PaneEvent) -> bool + Send),
     ) -> RouteOutcome {
+        let prepared = match self.prepare(request).await {
+            Ok(p) => p,
+            Err(e) => {
+                let outcome = failed_outcome(request, e);
+                self.record_failure(request, &outcome).await;
+                return outcome;
+            }
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+        // The request runs on its own task, so it settles and is recorded
+        // even if this future is dropped; a stop reaches it through
+        // `cancel`, never as an abort.
+        let task = {
+            let cancel = cancel.clone();
+            let service = Arc::clone(self);
+            let request = request.clone();
+            tokio::spawn(async move {
+                let Prepared {
+                    router,
+                    route,
+                    chat,
+                    spend,
+                } = prepared;
+                let answer = service.begin_answer(&request).await;
+                let spend = SpendContext {
+                    message: answer.map(|m| m.0),
+                    ..spend
+                };
+                let outcome = router
+                    .run_until(&route, &chat, &spend, &cancel, |ev| match ev {
+                        RouteEvent::Sending { target, .. } => {
+                            let _ = tx.send(Progress::Attempt(target.to_owned()));
+                        }
+                        RouteEvent::Stream { event, .. } => {
+                            let _ = tx.send(Progress::Event(event.clone()));
+                        }
+                        RouteEvent::Waiting { .. } | RouteEvent::Finished(_) => {}
+                    })
+                    .await;
+                service.finish_answer(&request, answer, &outcome).await;
+                outcome
+            })
+        };
+        tokio::pin!(task);
+        let mut pending = Pending::default();
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(p) = rx.recv() => pending.take(p, sink),
+                _ = tick.tick() => {
+                    if !pending.flush(sink) {
+                        // The window stopped listening: stop, and settle.
+                        cancel.cancel();
+                    }
+                }
+                joined = &mut task => {
+                    // Everything the router sent is already in the channel.
+                    while let Ok(p) = rx.try_recv() {
+                        pending.take(p, sink);
+                    }
+                    pending.flush(sink);
+                    return joined.unwrap_or_else(|e| {
+                        failed_outcome(
+                            request,
+                            ProviderError::new(
+                                ErrorKind::Malformed,
+                                "",
+                                format!("the request failed inside Switchboard: {e}"),
+                            ),
+                        )
+                    });
+                }
+            }
+        }
+    }
+
+    /// Resolve the pane's target, look up keys (off the async threads: the
+    /// keychain blocks) and build the router.
+    async fn prepare(&self, request: &AskRequest) -> Result<Prepared, ProviderError> {
         let config = self.config();
         let bad_config = |e: crate::config::ConfigError| {
             ProviderError::new(ErrorKind::BadRequest, "", format!("config.toml: {e}"))
         };
-        let routing = match RoutingConfig::from_config(&config) {
-            Ok(r) => r,
-            Err(e) => return failed_outcome(request, bad_config(e)),
-        };
-        let (route, chat) = match resolve(&config, &routing, request) {
-            Ok(v) => v,
-            Err(e) => return failed_outcome(request, e),
-        };
-        // Keys for every provider the route may use, looked up once, off
-        // the async threads (the keychain blocks).
+        let routing = RoutingConfig::from_config(&config).map_err(bad_config)?;
+        let (route, chat) = resolve(&config, &routing, request)?;
         let mut keys = StaticKeys::new();
         let mut looked_up = std::collections::HashSet::new();
         for t in &route.targets {
@@ -574,94 +658,82 @@ impl ChatService {
             }
         }
         let (health, gate): (Arc<dyn HealthStore>, Arc<dyn BudgetGate>) = match &self.store {
-            Ok(store) => match store.budget_gate(&config) {
-                Ok(gate) => (store.health(), gate),
-                Err(e) => return failed_outcome(request, bad_config(e)),
-            },
+            Ok(store) => (
+                store.health(),
+                store.budget_gate(&config).map_err(bad_config)?,
+            ),
             Err(_) => (
                 Arc::new(MemoryHealth::default()),
                 Arc::new(NoBudgets::default()),
             ),
         };
-        let catalog = self.catalog(&config);
-        let first_price = route
-            .targets
-            .first()
-            .and_then(|t| catalog.price(&t.provider, &t.model));
-        let router = Router::new(catalog, health, gate, Arc::new(keys))
+        let router = Router::new(self.catalog(&config), health, gate, Arc::new(keys))
             .with_policy(routing.policy.clone())
             .with_client(self.client.clone());
-        let spend = self.spend_context(request);
+        Ok(Prepared {
+            router,
+            route,
+            chat,
+            spend: self.spend_context(request),
+        })
+    }
 
-        let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
-        let (route2, chat2) = (route.clone(), chat.clone());
-        let mut task = tokio::spawn(async move {
-            router
-                .run(&route2, &chat2, &spend, |ev| match ev {
-                    RouteEvent::Sending { target, .. } => {
-                        let _ = tx.send(Progress::Attempt(target.to_owned()));
-                    }
-                    RouteEvent::Stream { event, .. } => {
-                        let _ = tx.send(Progress::Event(event.clone()));
-                    }
-                    RouteEvent::Waiting { .. } | RouteEvent::Finished(_) => {}
-                })
-                .await
-        });
-        // A copy of what streamed, to report a stopped attempt truthfully.
-        let mut live = Live {
-            shadow: Accumulator::new("", ""),
-            pending: Pending::default(),
+    /// Start the answer's row in history, when the request is recorded.
+    async fn begin_answer(&self, request: &AskRequest) -> Option<MessageId> {
+        let (Ok(store), Some(at)) = (&self.store, request.record) else {
+            return None;
         };
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut stopped: Option<&str> = None;
-        loop {
-            tokio::select! {
-                biased;
-                _ = &mut stop_rx, if stopped.is_none() => {
-                    stopped = Some("stopped");
-                    task.abort();
-                }
-                Some(p) = rx.recv() => live.take(p, sink),
-                _ = tick.tick() => {
-                    if !live.pending.flush(sink) {
-                        stopped = Some("the window stopped listening");
-                        task.abort();
-                    }
-                }
-                joined = &mut task => {
-                    // Everything the router sent is already in the channel.
-                    while let Ok(p) = rx.try_recv() {
-                        live.take(p, sink);
-                    }
-                    live.pending.flush(sink);
-                    return match joined {
-                        Ok(outcome) => outcome,
-                        Err(_) => {
-                            let why = stopped.unwrap_or("stopped");
-                            let mut acc = live.shadow.clone();
-                            acc.fail(ProviderError::new(
-                                ErrorKind::Interrupted,
-                                "",
-                                format!("{why}; the text that arrived is kept"),
-                            ));
-                            let result = acc.finish(
-                                live.pending.started.elapsed(),
-                                first_price.as_ref(),
-                                chat.input_chars(),
-                            );
-                            RouteOutcome {
-                                route: route.name.clone(),
-                                result,
-                                attempts: Vec::new(),
-                                next_target: None,
-                            }
-                        }
-                    };
-                }
+        let (store, target) = (store.clone(), request.target.clone());
+        tokio::task::spawn_blocking(move || {
+            store.recorder(false).begin_answer(
+                ConversationId(at.conversation),
+                MessageId(at.user_message),
+                at.pane,
+                &target,
+            )
+        })
+        .await
+        .ok()?
+        .ok()
+    }
+
+    /// Write the final answer and its trace to history: into the row begun
+    /// for it, else as a new one. (Its cost reaches the spend ledger
+    /// through the budget gate as each attempt settles.)
+    async fn finish_answer(
+        &self,
+        request: &AskRequest,
+        started: Option<MessageId>,
+        outcome: &RouteOutcome,
+    ) {
+        let (Ok(store), Some(at)) = (&self.store, request.record) else {
+            return;
+        };
+        let (store, target, outcome) = (store.clone(), request.target.clone(), outcome.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let trace = outcome.trace();
+            let answer = Answer {
+                pane: at.pane,
+                target: &target,
+                result: &outcome.result,
+                trace: &trace,
+            };
+            let recorder = store.recorder(false);
+            match started {
+                Some(id) => recorder.finish_answer(id, &answer).map(|()| id),
+                None => recorder.record_answer(
+                    ConversationId(at.conversation),
+                    MessageId(at.user_message),
+                    &answer,
+                ),
             }
-        }
+        })
+        .await;
+    }
+
+    /// Record a request that failed before it could run.
+    async fn record_failure(&self, request: &AskRequest, outcome: &RouteOutcome) {
+        self.finish_answer(request, None, outcome).await;
     }
 
     /// Tags and conversation of the request, for budgets and the ledger.
@@ -688,6 +760,94 @@ impl ChatService {
     }
 }
 
+/// The streams of a service: running ones, and stops that came first.
+#[derive(Debug, Default)]
+struct Streams {
+    running: HashMap<u64, CancellationToken>,
+    /// Stream ids stopped before their `ask` registered, oldest first.
+    stopped_early: VecDeque<(u64, std::time::Instant)>,
+}
+
+/// How long a stop for a stream that has not started is remembered.
+pub const PRE_STOP_FOR: Duration = Duration::from_secs(60);
+
+/// Most early stops remembered at once (the oldest is forgotten first).
+const PRE_STOP_LIMIT: usize = 256;
+
+impl Streams {
+    fn forget_old(&mut self, now: std::time::Instant) {
+        while self
+            .stopped_early
+            .front()
+            .is_some_and(|(_, at)| now.duration_since(*at) > PRE_STOP_FOR)
+        {
+            self.stopped_early.pop_front();
+        }
+    }
+
+    fn remember_stopped(&mut self, id: u64, now: std::time::Instant) {
+        self.forget_old(now);
+        if self.stopped_early.len() >= PRE_STOP_LIMIT {
+            self.stopped_early.pop_front();
+        }
+        self.stopped_early.push_back((id, now));
+    }
+
+    /// Was `id` stopped before it started? (Forgets it.)
+    fn take_stopped(&mut self, id: u64, now: std::time::Instant) -> bool {
+        self.forget_old(now);
+        match self.stopped_early.iter().position(|(s, _)| *s == id) {
+            Some(i) => {
+                self.stopped_early.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A stream registered as running, for as long as its `ask` runs. Dropped
+/// early (the `ask` future dropped), it stops the stream, which still
+/// settles and records on its own task.
+struct Registered<'a> {
+    service: &'a ChatService,
+    id: u64,
+    cancel: CancellationToken,
+}
+
+impl<'a> Registered<'a> {
+    fn new(service: &'a ChatService, id: u64) -> Self {
+        let mut streams = service.streams();
+        let cancel = service.shutdown.child_token();
+        if streams.take_stopped(id, std::time::Instant::now()) {
+            cancel.cancel();
+        }
+        streams.running.insert(id, cancel.clone());
+        drop(streams);
+        Self {
+            service,
+            id,
+            cancel,
+        }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        // After a normal end this cancels a finished token: no effect.
+        self.cancel.cancel();
+        self.service.streams().running.remove(&self.id);
+    }
+}
+
+/// A pane's request, ready to run.
+struct Prepared {
+    router: Router,
+    route: Route,
+    chat: ChatRequest,
+    spend: SpendContext,
+}
+
 /// What the router reports while a pane's request runs.
 enum Progress {
     /// An attempt at `provider:model` is being sent.
@@ -696,9 +856,10 @@ enum Progress {
     Event(Timed),
 }
 
-/// Text waiting for the next tick, and the live readouts.
+/// Text waiting for the next tick, and the live readouts of the current
+/// attempt.
+#[derive(Default)]
 struct Pending {
-    started: tokio::time::Instant,
     text: String,
     reasoning: String,
     ttft_ms: Option<f64>,
@@ -707,22 +868,24 @@ struct Pending {
     dirty: bool,
 }
 
-impl Default for Pending {
-    fn default() -> Self {
-        Self {
-            started: tokio::time::Instant::now(),
-            text: String::new(),
-            reasoning: String::new(),
-            ttft_ms: None,
-            last_ms: 0.0,
-            usage: Usage::default(),
-            dirty: false,
+impl Pending {
+    fn take(&mut self, p: Progress, sink: &mut (impl FnMut(PaneEvent) -> bool + Send)) {
+        match p {
+            Progress::Attempt(target) => {
+                self.flush(sink);
+                // A new attempt's readouts start afresh.
+                *self = Pending::default();
+                let (provider, model) = target.split_once(':').unwrap_or((&target, ""));
+                sink(PaneEvent::Attempt {
+                    provider: provider.to_owned(),
+                    model: model.to_owned(),
+                });
+            }
+            Progress::Event(ev) => self.take_event(&ev),
         }
     }
-}
 
-impl Pending {
-    fn take(&mut self, ev: &Timed) {
+    fn take_event(&mut self, ev: &Timed) {
         let at = ev.at.as_secs_f64() * 1000.0;
         self.last_ms = at;
         match &ev.event {
@@ -854,35 +1017,11 @@ fn summarize_outcome(o: &RouteOutcome) -> AnswerSummary {
     let trail: Vec<TrailStep> = o.attempts.iter().map(|a| trail_step(&a.record)).collect();
     let mut summary = summarize(&o.result, &trail);
     summary.next_target = o.next_target.clone();
+    // The answer costs what all its billed attempts did, as in the ledger.
+    let cost = o.cost();
+    summary.cost_usd = cost.map(|c| c.total.usd());
+    summary.cost_estimated = cost.is_some_and(|c| c.estimated());
     summary
-}
-
-/// The live state of a pane's request: the current attempt's events (for
-/// an honest result if it is stopped) and what waits for the next tick.
-struct Live {
-    shadow: Accumulator,
-    pending: Pending,
-}
-
-impl Live {
-    fn take(&mut self, p: Progress, sink: &mut (impl FnMut(PaneEvent) -> bool + Send)) {
-        match p {
-            Progress::Attempt(target) => {
-                self.pending.flush(sink);
-                let (provider, model) = target.split_once(':').unwrap_or((&target, ""));
-                self.shadow = Accumulator::new(provider, model);
-                self.pending.started = tokio::time::Instant::now();
-                sink(PaneEvent::Attempt {
-                    provider: provider.to_owned(),
-                    model: model.to_owned(),
-                });
-            }
-            Progress::Event(ev) => {
-                self.shadow.push(&ev);
-                self.pending.take(&ev);
-            }
-        }
-    }
 }
 
 fn failed_target(request: &AskRequest, e: ProviderError) -> AttemptResult {
@@ -931,6 +1070,7 @@ fn route_summary(config: &Config, name: &str) -> RouteSummary {
 fn trail_step(a: &crate::hooks::AttemptRecord) -> TrailStep {
     let (outcome, detail) = match &a.outcome {
         AttemptOutcome::Ok => ("ok", None),
+        AttemptOutcome::Stopped => ("stopped", None),
         AttemptOutcome::Error { kind, .. } => ("error", Some(kind.as_str().to_owned())),
         AttemptOutcome::Skipped { kind, .. } => ("skipped", Some(kind.clone())),
     };
@@ -977,6 +1117,8 @@ pub fn summarize(r: &AttemptResult, trail: &[TrailStep]) -> AnswerSummary {
             model: r.model.clone(),
             outcome: if r.is_ok() {
                 "ok".into()
+            } else if r.is_stopped() {
+                "stopped".into()
             } else {
                 "error".into()
             },

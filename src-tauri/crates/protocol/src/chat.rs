@@ -220,7 +220,7 @@ pub struct TrailStep {
     pub provider: String,
     /// Model id.
     pub model: String,
-    /// `ok`, `error` or `skipped`.
+    /// `ok`, `error`, `skipped` or `stopped`.
     pub outcome: String,
     /// The error kind or skip reason.
     pub detail: Option<String>,
@@ -229,7 +229,8 @@ pub struct TrailStep {
 /// A failure, as the pane shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaneError {
-    /// The classified kind (`auth`, `rate_limited`, `interrupted`, ...).
+    /// The classified kind (`auth`, `rate_limited`, `interrupted`, ...;
+    /// `stopped` when the user stopped it).
     pub kind: String,
     /// The provider's own words where it gave some.
     pub message: String,
@@ -543,6 +544,9 @@ pub struct SpendTotalView {
     pub requests: u64,
     /// Of which priced from estimated tokens.
     pub estimated_requests: u64,
+    /// Of which the model's price was unknown: counted, not in the sum.
+    #[serde(default)]
+    pub unknown_price_requests: u64,
     /// Input tokens reported.
     pub input_tokens: u64,
     /// Output tokens reported.

@@ -29,7 +29,7 @@ pub const HEALTH_WINDOW: usize = 50;
 /// target, and `budget` / `policy` refusals never reach it: none of them
 /// may cool a target down or lower its success rate. An account that
 /// cannot pay (`billing`) or is not served here (`unavailable`) will keep
-/// failing, so those count.
+/// failing, so those count. Nor may a request the user stopped.
 pub fn counts_for_health(kind: ErrorKind) -> bool {
     match kind {
         ErrorKind::Auth
@@ -46,7 +46,8 @@ pub fn counts_for_health(kind: ErrorKind) -> bool {
         | ErrorKind::BadRequest
         | ErrorKind::Unsupported
         | ErrorKind::Budget
-        | ErrorKind::Policy => false,
+        | ErrorKind::Policy
+        | ErrorKind::Stopped => false,
     }
 }
 

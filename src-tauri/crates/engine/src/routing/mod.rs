@@ -15,7 +15,8 @@
 //!   `routes show` prints exactly what a request would do.
 //! - [`router`]: the [`Router`] that runs a request through a route:
 //!   retries, backoff, `Retry-After`, timeouts, fallbacks, commit on first
-//!   token, budget reservations and the trace.
+//!   token, budget reservations and the trace; stopped at any point by a
+//!   cancellation token ([`Router::run_until`]), still settling.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -58,4 +59,7 @@ pub use router::{
     KeyResolver, RouteAttempt, RouteEvent, RouteOutcome, Router, StaticKeys, backoff_delay,
     now_unix_ms,
 };
-pub use strategy::{EXPECTED_OUTPUT_TOKENS, Plan, PlanEntry, RequestShape, estimate_cost, plan};
+pub use strategy::{
+    EXPECTED_OUTPUT_TOKENS, Plan, PlanEntry, RequestShape, TEMPLATE_TOKENS_PER_MESSAGE,
+    UNBOUNDED_OUTPUT_TOKENS, estimate_cost, plan, target_price,
+};

@@ -9,12 +9,14 @@
 //!    next attempt is its probe, and it holds the target for other requests
 //!    while it runs.
 //! 3. **Budget**: before every attempt, retries and fallbacks included, the
-//!    estimated cost is reserved with the [`BudgetGate`]; a refusal skips
-//!    the target (kind `budget`). The estimate is the plan's: estimated
-//!    input tokens × input price + expected output tokens × output price
-//!    (zero when the price is unknown). The reservation is settled with the
-//!    attempt's actual cost right after it (`None` when it was not billed).
-//! 4. **The attempt**, with its three timers ([`run_attempt`]).
+//!    most it can cost ([`PlanEntry::reserve`]) is reserved with the
+//!    [`BudgetGate`]; a refusal skips the target (kind `budget`), and so
+//!    does a hard budget facing a model whose price is unknown. While the
+//!    attempt streams it is checkpointed with the gate, and it is settled
+//!    with its actual cost right after it, however it ended (`None` when
+//!    the provider never accepted it; an unknown price still bills the
+//!    request and its tokens).
+//! 4. **The attempt**, with its three timers ([`run_attempt_until`]).
 //! 5. **What next**, from the error's classification, never its text:
 //!    - success: done;
 //!    - failed after the first token: done. Tokens have reached the user,
@@ -34,6 +36,17 @@
 //! target's health ([`HealthStore`]) unless its failure says nothing about
 //! the target ([`counts_for_health`]).
 //!
+//! **Stopping** ([`Router::run_until`]): a cancelled token ends the request
+//! wherever it is. Before a send nothing is sent or billed; a running
+//! attempt ends as `stopped` through the same settling as any other (its
+//! text kept, its cost at the price of the target that was running, its
+//! hold released, its health untouched); a backoff wait ends at once.
+//! Nothing falls back after a stop.
+//!
+//! Storage calls (the gate, health writes) block on SQLite, so they run on
+//! tokio's blocking threads: a database held by another process delays
+//! only this request's bookkeeping, never other streams.
+//!
 //! The router knows nothing of where keys, health and budgets are kept:
 //! it takes them as [`KeyResolver`], [`HealthStore`] and [`BudgetGate`]
 //! trait objects, so the CLI, the app and the tests plug in their own.
@@ -45,19 +58,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::attempt::Accumulator;
 use crate::catalog::Catalog;
-use crate::chat::{AttemptResult, ChatRequest};
+use crate::chat::{AttemptCost, AttemptResult, ChatRequest};
 use crate::client::{Client, Timed};
 use crate::error::{ErrorKind, ProviderError};
 use crate::hooks::{
-    AttemptOutcome, AttemptRecord, BudgetGate, HealthSample, HealthStore, RequestTrace,
-    SettledCost, SpendContext,
+    AttemptOutcome, AttemptRecord, BudgetDenied, BudgetGate, CooldownState, HealthSample,
+    HealthStore, RequestTrace, Reservation, SettledCost, SpendContext, sum_costs,
 };
 use crate::keys::Secret;
-use crate::money::Cost;
 use crate::provider::ProviderConfig;
-use crate::runner::run_attempt;
+use crate::runner::{AttemptEvent, run_attempt_until};
 
 use super::config::{RetrySettings, Route};
 use super::health::{Phase, after_failure, after_success, claim_probe, counts_for_health, phase};
@@ -142,7 +156,7 @@ impl RouteAttempt {
     pub fn skip_kind(&self) -> Option<&str> {
         match &self.record.outcome {
             AttemptOutcome::Skipped { kind, .. } => Some(kind),
-            AttemptOutcome::Ok | AttemptOutcome::Error { .. } => None,
+            AttemptOutcome::Ok | AttemptOutcome::Stopped | AttemptOutcome::Error { .. } => None,
         }
     }
 }
@@ -167,6 +181,23 @@ impl RouteOutcome {
     /// True when a target answered completely.
     pub fn is_ok(&self) -> bool {
         self.result.is_ok()
+    }
+
+    /// True when it was stopped on purpose.
+    pub fn is_stopped(&self) -> bool {
+        self.result.is_stopped()
+    }
+
+    /// What the request cost: the sum of its billed attempts (retries and
+    /// failed attempts that were billed included), as the ledger has it;
+    /// `None` when no attempt had a known cost.
+    pub fn cost(&self) -> Option<AttemptCost> {
+        let records: Vec<AttemptRecord> = self.attempts.iter().map(|a| a.record.clone()).collect();
+        sum_costs(&records).or(if self.attempts.is_empty() {
+            self.result.cost
+        } else {
+            None
+        })
     }
 
     /// The trace, as history stores it.
@@ -332,6 +363,22 @@ impl Router {
         route: &Route,
         request: &ChatRequest,
         spend: &SpendContext,
+        on_event: impl FnMut(RouteEvent<'_>),
+    ) -> RouteOutcome {
+        self.run_until(route, request, spend, &CancellationToken::new(), on_event)
+            .await
+    }
+
+    /// [`Router::run`] that stops when `cancel` is cancelled (see the
+    /// module docs): the outcome is then `stopped`
+    /// ([`RouteOutcome::is_stopped`]), with the text that arrived, and
+    /// every attempt settled with the gate before it returns.
+    pub async fn run_until(
+        &self,
+        route: &Route,
+        request: &ChatRequest,
+        spend: &SpendContext,
+        cancel: &CancellationToken,
         mut on_event: impl FnMut(RouteEvent<'_>),
     ) -> RouteOutcome {
         let plan = self.plan(route, request);
@@ -349,6 +396,9 @@ impl Router {
         };
 
         for (i, entry) in plan.entries.iter().enumerate() {
+            if cancel.is_cancelled() {
+                return finish(stopped_before(entry), attempts, None);
+            }
             if let Some(violation) = &entry.policy {
                 self.skip(
                     entry,
@@ -381,6 +431,7 @@ impl Router {
                     request,
                     spend,
                     false,
+                    cancel,
                     &mut attempts,
                     &mut on_event,
                 )
@@ -406,6 +457,9 @@ impl Router {
         });
         if let Some(i) = soonest {
             let entry = &plan.entries[i];
+            if cancel.is_cancelled() {
+                return finish(stopped_before(entry), attempts, None);
+            }
             match self
                 .run_target(
                     route,
@@ -413,6 +467,7 @@ impl Router {
                     request,
                     spend,
                     true,
+                    cancel,
                     &mut attempts,
                     &mut on_event,
                 )
@@ -478,6 +533,34 @@ impl Router {
         attempts.push(attempt);
     }
 
+    /// Hold the most this attempt can cost, on a blocking thread.
+    async fn reserve(&self, ctx: &SpendContext, entry: &PlanEntry) -> Result<Reservation, String> {
+        let (gate, ctx, estimate) = (Arc::clone(&self.budget), ctx.clone(), entry.reserve);
+        let decided = tokio::task::spawn_blocking(move || gate.reserve(&ctx, estimate)).await;
+        match decided {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(denied)) => Err(denied_reason(&denied, entry)),
+            Err(e) => Err(format!("the budget check failed: {e}")),
+        }
+    }
+
+    /// Release a hold and record what the attempt cost, on a blocking thread.
+    async fn settle(&self, reservation: Reservation, actual: Option<SettledCost>) {
+        let gate = Arc::clone(&self.budget);
+        let _ = tokio::task::spawn_blocking(move || gate.settle(reservation, actual)).await;
+    }
+
+    /// Replace a target's cooldown state, on a blocking thread.
+    async fn set_cooldown(&self, provider: &str, model: &str, state: CooldownState) {
+        let (health, provider, model) = (
+            Arc::clone(&self.health),
+            provider.to_owned(),
+            model.to_owned(),
+        );
+        let _ = tokio::task::spawn_blocking(move || health.set_cooldown(&provider, &model, state))
+            .await;
+    }
+
     #[allow(
         clippy::too_many_arguments,
         reason = "one private step of `run`, which owns every argument"
@@ -489,6 +572,7 @@ impl Router {
         request: &ChatRequest,
         spend: &SpendContext,
         last_resort: bool,
+        cancel: &CancellationToken,
         attempts: &mut Vec<RouteAttempt>,
         on_event: &mut impl FnMut(RouteEvent<'_>),
     ) -> TargetEnd {
@@ -539,25 +623,31 @@ impl Router {
         let mut waited = Duration::ZERO;
         let mut last: Option<AttemptResult> = None;
         for retry in 0..=target.retries {
-            let reservation = match self
-                .budget
-                .reserve(&ctx, entry.est_cost.unwrap_or(Cost::ZERO))
-            {
+            if cancel.is_cancelled() {
+                return TargetEnd::Stop(stopped_before(entry));
+            }
+            let reservation = match self.reserve(&ctx, entry).await {
                 Ok(r) => r,
-                Err(denied) => {
-                    self.skip(entry, SKIP_BUDGET, denied.to_string(), attempts, on_event);
+                Err(reason) => {
+                    self.skip(entry, SKIP_BUDGET, reason, attempts, on_event);
                     return TargetEnd::Next(last);
                 }
             };
+            if cancel.is_cancelled() {
+                // Stopped while the hold was being taken: nothing was sent.
+                self.settle(reservation, None).await;
+                return TargetEnd::Stop(stopped_before(entry));
+            }
             let before = self.health.cooldown(pid, model);
             let start_phase = phase(&before, now_unix_ms());
             let probe = last_resort || !matches!(start_phase, Phase::Closed);
             if start_phase == Phase::HalfOpen {
-                self.health.set_cooldown(
+                self.set_cooldown(
                     pid,
                     model,
                     claim_probe(before, now_unix_ms(), target.timeouts.first_token),
-                );
+                )
+                .await;
             }
             on_event(RouteEvent::Sending {
                 target: &label,
@@ -565,35 +655,43 @@ impl Router {
                 probe,
             });
             let started = now_unix_ms();
-            let result = run_attempt(
+            // At most one checkpoint write in flight: a slow disk skips
+            // checkpoints rather than piling them up.
+            let mut checkpoint: Option<tokio::task::JoinHandle<()>> = None;
+            let result = run_attempt_until(
                 &self.client,
                 &target.provider,
                 key.as_ref(),
                 &req,
                 entry.price.as_ref(),
                 target.timeouts,
-                |event| {
-                    on_event(RouteEvent::Stream {
+                cancel,
+                |event| match event {
+                    AttemptEvent::Stream(event) => on_event(RouteEvent::Stream {
                         target: &label,
                         event,
-                    });
+                    }),
+                    AttemptEvent::Checkpoint(progress) => {
+                        if checkpoint.as_ref().is_none_or(|h| h.is_finished()) {
+                            let gate = Arc::clone(&self.budget);
+                            let (held, progress) = (reservation.clone(), progress.clone());
+                            checkpoint = Some(tokio::task::spawn_blocking(move || {
+                                gate.checkpoint(&held, &progress);
+                            }));
+                        }
+                    }
                 },
             )
             .await;
-            self.budget.settle(
-                reservation,
-                result.cost.map(|c| SettledCost {
-                    cost: c.total,
-                    estimated: c.estimated(),
-                    input_tokens: result.usage.input_tokens,
-                    output_tokens: result.usage.output_tokens,
-                }),
-            );
+            if let Some(pending) = checkpoint {
+                let _ = pending.await;
+            }
+            self.settle(reservation, SettledCost::of(&result)).await;
             let ended = now_unix_ms();
 
             let Some(err) = result.error.clone() else {
-                self.record_health(pid, model, &result, ended);
-                self.health.set_cooldown(pid, model, after_success());
+                self.record_health(pid, model, &result, ended, Some(after_success()))
+                    .await;
                 self.push_ran(
                     &label, &result, started, retry, waited, probe, attempts, on_event,
                 );
@@ -622,20 +720,20 @@ impl Router {
             }
             let counts = counts_for_health(err.kind);
             if counts {
-                self.record_health(pid, model, &result, ended);
-                self.health.set_cooldown(
-                    pid,
-                    model,
-                    after_failure(before, ended, &route.cooldown, hold_until),
-                );
+                let cooled = after_failure(before, ended, &route.cooldown, hold_until);
+                self.record_health(pid, model, &result, ended, Some(cooled))
+                    .await;
             } else if start_phase == Phase::HalfOpen {
                 // The probe proved nothing either way: release it.
-                self.health.set_cooldown(pid, model, before);
+                self.set_cooldown(pid, model, before).await;
             }
             self.push_ran(
                 &label, &result, started, retry, waited, probe, attempts, on_event,
             );
 
+            if err.kind == ErrorKind::Stopped {
+                return TargetEnd::Stop(result);
+            }
             if committed {
                 return TargetEnd::Committed(result);
             }
@@ -654,7 +752,10 @@ impl Router {
                         error: &err,
                         wait,
                     });
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = cancel.cancelled() => return TargetEnd::Stop(stopped_before(entry)),
+                    }
                     waited = wait;
                     last = Some(result);
                 }
@@ -664,18 +765,35 @@ impl Router {
         TargetEnd::Next(last)
     }
 
-    fn record_health(&self, provider: &str, model: &str, r: &AttemptResult, ended: i64) {
-        self.health.record(
-            provider,
-            model,
-            &HealthSample {
-                at_unix_ms: ended,
-                ok: r.is_ok(),
-                error_kind: r.error.as_ref().map(|e| e.kind),
-                ttft_ms: r.timing.ttft.map(ms_f64),
-                tokens_per_s: r.timing.tokens_per_s,
-            },
+    /// Record the attempt in the target's health and set its cooldown, on
+    /// a blocking thread.
+    async fn record_health(
+        &self,
+        provider: &str,
+        model: &str,
+        r: &AttemptResult,
+        ended: i64,
+        cooldown: Option<CooldownState>,
+    ) {
+        let sample = HealthSample {
+            at_unix_ms: ended,
+            ok: r.is_ok(),
+            error_kind: r.error.as_ref().map(|e| e.kind),
+            ttft_ms: r.timing.ttft.map(ms_f64),
+            tokens_per_s: r.timing.tokens_per_s,
+        };
+        let (health, provider, model) = (
+            Arc::clone(&self.health),
+            provider.to_owned(),
+            model.to_owned(),
         );
+        let _ = tokio::task::spawn_blocking(move || {
+            health.record(&provider, &model, &sample);
+            if let Some(state) = cooldown {
+                health.set_cooldown(&provider, &model, state);
+            }
+        })
+        .await;
     }
 
     #[allow(
@@ -704,6 +822,7 @@ impl Router {
                 total_ms: ms_f64(r.timing.total),
                 outcome: match &r.error {
                     None => AttemptOutcome::Ok,
+                    Some(e) if e.kind == ErrorKind::Stopped => AttemptOutcome::Stopped,
                     Some(e) => AttemptOutcome::Error {
                         kind: e.kind,
                         message: e.message.clone(),
@@ -722,6 +841,26 @@ impl Router {
     }
 }
 
+/// The result of a request stopped before `entry` was sent: nothing was
+/// sent, nothing is billed.
+fn stopped_before(entry: &PlanEntry) -> AttemptResult {
+    let mut acc = Accumulator::new(&entry.target.provider.id, &entry.target.model);
+    acc.stop();
+    acc.finish(Duration::ZERO, None, 0)
+}
+
+/// Why a budget refused `entry`, with the fix when its price is unknown.
+fn denied_reason(denied: &BudgetDenied, entry: &PlanEntry) -> String {
+    if entry.reserve.is_some() {
+        return denied.to_string();
+    }
+    format!(
+        "{denied}; add input_usd_per_mtok and output_usd_per_mtok for model \"{}\" under \
+         [[providers.{}.models]] in config.toml",
+        entry.target.model, entry.target.provider.id
+    )
+}
+
 /// The result when no target ran: every one was skipped. A budget refusal
 /// is what the user can most easily change, so it names the kind.
 fn nothing_ran(route: &Route, plan: &Plan, attempts: &[RouteAttempt]) -> AttemptResult {
@@ -734,7 +873,7 @@ fn nothing_ran(route: &Route, plan: &Plan, attempts: &[RouteAttempt]) -> Attempt
         .iter()
         .filter_map(|a| match &a.record.outcome {
             AttemptOutcome::Skipped { reason, .. } => Some(format!("{}: {reason}", a.target)),
-            AttemptOutcome::Ok | AttemptOutcome::Error { .. } => None,
+            AttemptOutcome::Ok | AttemptOutcome::Stopped | AttemptOutcome::Error { .. } => None,
         })
         .collect();
     let (provider, model) = plan

@@ -25,16 +25,29 @@
 //! target's, else [`EXPECTED_OUTPUT_TOKENS`]. Policy and cooldown do not
 //! change the order; they decide at run time whether a target is skipped,
 //! and the plan carries them so the explanation can say so.
+//!
+//! What a budget holds for an attempt ([`PlanEntry::reserve`]) is not that
+//! estimate but the most the request can cost: every byte of the prompt
+//! as a token (no tokenizer makes more) plus a chat-template allowance per
+//! message, and the output limit actually sent — the request's or the
+//! target's `max_tokens`, Anthropic's [`DEFAULT_MAX_TOKENS`] when none (the
+//! protocol requires one), else the model's output limit from the catalog,
+//! else its context window, else [`UNBOUNDED_OUTPUT_TOKENS`].
+//!
+//! A server on this machine or the LAN (`local`) whose model has no price
+//! costs nothing: it is priced at zero unless the config gives a price.
 
 use std::cmp::Ordering;
 
 use serde::Serialize;
 
 use crate::attempt::estimate_tokens;
-use crate::catalog::{Catalog, ModelPrice};
-use crate::chat::ChatRequest;
+use crate::catalog::{Catalog, ModelInfo, ModelPrice};
+use crate::chat::{ChatRequest, DEFAULT_MAX_TOKENS};
 use crate::hooks::{CooldownState, HealthStore};
 use crate::money::Cost;
+use crate::money::Price;
+use crate::provider::ProviderKind;
 
 use super::config::{Route, RouteTarget, Strategy};
 use super::health::{HealthStats, Phase, phase};
@@ -44,11 +57,22 @@ use super::policy::{Policy, PolicyViolation};
 /// `max_tokens` (for cost and time estimates and budget reservations).
 pub const EXPECTED_OUTPUT_TOKENS: u64 = 1024;
 
+/// Output tokens a budget holds for when nothing bounds the output: no
+/// `max_tokens` sent and no output limit or context window in the catalog.
+pub const UNBOUNDED_OUTPUT_TOKENS: u64 = 32_768;
+
+/// Chat-template tokens allowed per message (and for the system prompt)
+/// in the upper bound of a prompt's size.
+pub const TEMPLATE_TOKENS_PER_MESSAGE: u64 = 8;
+
 /// The size of a request, for estimates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RequestShape {
     /// Estimated input tokens.
     pub input_tokens: u64,
+    /// The most input tokens it can be: one per byte of text plus
+    /// [`TEMPLATE_TOKENS_PER_MESSAGE`] per message (what budgets hold).
+    pub max_input_tokens: u64,
     /// The request's own output limit.
     pub max_tokens: Option<u32>,
 }
@@ -56,8 +80,16 @@ pub struct RequestShape {
 impl RequestShape {
     /// The shape of `request`.
     pub fn of(request: &ChatRequest) -> Self {
+        let bytes = request.system.as_deref().map_or(0, str::len)
+            + request
+                .messages
+                .iter()
+                .map(|m| m.content.len())
+                .sum::<usize>();
+        let messages = request.messages.len() as u64 + u64::from(request.system.is_some());
         Self {
             input_tokens: estimate_tokens(request.input_chars()),
+            max_input_tokens: bytes as u64 + TEMPLATE_TOKENS_PER_MESSAGE * messages,
             max_tokens: request.params.max_tokens,
         }
     }
@@ -68,6 +100,30 @@ impl RequestShape {
             .or(target.params.max_tokens)
             .map_or(EXPECTED_OUTPUT_TOKENS, u64::from)
     }
+
+    /// The most output tokens the request can produce at `target` (model
+    /// `info` from the catalog): the limit that is sent, else the model's.
+    pub fn max_output_tokens(&self, target: &RouteTarget, info: Option<&ModelInfo>) -> u64 {
+        if let Some(n) = self.max_tokens.or(target.params.max_tokens) {
+            return u64::from(n);
+        }
+        if target.provider.kind == ProviderKind::Anthropic {
+            return u64::from(DEFAULT_MAX_TOKENS);
+        }
+        info.and_then(|i| i.max_output_tokens.or(i.context_window))
+            .unwrap_or(UNBOUNDED_OUTPUT_TOKENS)
+    }
+}
+
+/// The price of `target`'s model: the catalog's, else zero for a server on
+/// this machine or the LAN, else unknown.
+pub fn target_price(catalog: &Catalog, target: &RouteTarget) -> Option<ModelPrice> {
+    catalog.price(&target.provider, &target.model).or_else(|| {
+        target
+            .provider
+            .local
+            .then(|| ModelPrice::new(Price::ZERO, Price::ZERO, None))
+    })
 }
 
 pub use crate::attempt::estimate_cost;
@@ -85,6 +141,11 @@ pub struct PlanEntry {
     pub output_tokens: u64,
     /// Estimated cost of the request here, when the price is known.
     pub est_cost: Option<Cost>,
+    /// The most output tokens the request can produce here.
+    pub max_output_tokens: u64,
+    /// The most the request can cost here (what a budget holds), when the
+    /// price is known.
+    pub reserve: Option<Cost>,
     /// Recent health.
     pub stats: HealthStats,
     /// Estimated time to a full answer (ms), when measured.
@@ -128,8 +189,12 @@ pub fn plan(
         .iter()
         .enumerate()
         .map(|(position, target)| {
-            let price = catalog.price(&target.provider, &target.model);
+            let price = target_price(catalog, target);
             let output_tokens = shape.output_tokens(target);
+            let max_output_tokens = shape.max_output_tokens(
+                target,
+                catalog.lookup(&target.provider, &target.model).as_ref(),
+            );
             let stats = HealthStats::of(health, &target.provider.id, &target.model);
             let cooldown = health.cooldown(&target.provider.id, &target.model);
             PlanEntry {
@@ -147,6 +212,10 @@ pub fn plan(
                 est_cost: price
                     .as_ref()
                     .map(|p| estimate_cost(p, shape.input_tokens, output_tokens)),
+                reserve: price
+                    .as_ref()
+                    .map(|p| estimate_cost(p, shape.max_input_tokens, max_output_tokens)),
+                max_output_tokens,
                 price,
                 output_tokens,
                 stats,
@@ -288,7 +357,7 @@ mod tests {
 
     fn target(id: &str, model: &str) -> RouteTarget {
         RouteTarget::new(
-            ProviderConfig::custom(id, ProviderKind::OpenAi, "http://127.0.0.1:9/v1"),
+            ProviderConfig::custom(id, ProviderKind::OpenAi, "https://api.example.com/v1"),
             model,
         )
     }
@@ -338,6 +407,7 @@ mod tests {
 
     const SHAPE: RequestShape = RequestShape {
         input_tokens: 1000,
+        max_input_tokens: 4000,
         max_tokens: Some(1000),
     };
 
@@ -496,10 +566,96 @@ mod tests {
     }
 
     #[test]
+    fn the_hold_covers_the_most_the_request_can_cost() {
+        let mut request = ChatRequest::new("m", "héllo");
+        request.system = Some("Be terse.".into());
+        let shape = RequestShape::of(&request);
+        // 6 bytes + 9 bytes, and two messages' template allowance.
+        assert_eq!(
+            shape.max_input_tokens,
+            6 + 9 + 2 * TEMPLATE_TOKENS_PER_MESSAGE
+        );
+        assert!(shape.max_input_tokens >= shape.input_tokens);
+
+        let cat = catalog(&[("a", "m", "1", "10")]);
+        let info = |t: &RouteTarget| cat.lookup(&t.provider, &t.model);
+        let mut openai = target("a", "m");
+        // Nothing bounds it: neither a limit nor the catalog.
+        assert_eq!(
+            shape.max_output_tokens(&openai, info(&openai).as_ref()),
+            UNBOUNDED_OUTPUT_TOKENS
+        );
+        // The catalog's output limit, then the context window.
+        let limited = ModelInfo {
+            max_output_tokens: Some(8192),
+            context_window: Some(128_000),
+            ..info(&openai).unwrap()
+        };
+        assert_eq!(shape.max_output_tokens(&openai, Some(&limited)), 8192);
+        let windowed = ModelInfo {
+            max_output_tokens: None,
+            ..limited.clone()
+        };
+        assert_eq!(shape.max_output_tokens(&openai, Some(&windowed)), 128_000);
+        // Anthropic always sends a limit: its default when none is set.
+        let mut anthropic = openai.clone();
+        anthropic.provider.kind = ProviderKind::Anthropic;
+        assert_eq!(
+            shape.max_output_tokens(&anthropic, Some(&limited)),
+            u64::from(DEFAULT_MAX_TOKENS)
+        );
+        // A limit that is sent wins everywhere.
+        openai.params.max_tokens = Some(300);
+        assert_eq!(shape.max_output_tokens(&openai, Some(&limited)), 300);
+
+        let r = route(Strategy::Ordered, vec![openai, anthropic]);
+        let p = plan(
+            &r,
+            shape,
+            &cat,
+            &Policy::default(),
+            &MemoryHealth::default(),
+            0,
+        );
+        // 31 × $1/M + 300 × $10/M, then 31 × $1/M + 4096 × $10/M.
+        assert_eq!(p.entries[0].reserve, Some(Cost::from_nanos(3_031_000)));
+        assert_eq!(p.entries[1].reserve, Some(Cost::from_nanos(40_991_000)));
+        assert!(p.entries[0].reserve >= p.entries[0].est_cost);
+    }
+
+    #[test]
+    fn a_local_server_without_a_price_costs_nothing_and_a_hosted_one_is_unknown() {
+        let local = RouteTarget::new(
+            ProviderConfig::custom("lab", ProviderKind::OpenAi, "http://192.168.1.20:8000/v1"),
+            "qwen",
+        );
+        let hosted = target("a", "qwen");
+        let r = route(Strategy::Ordered, vec![local.clone(), hosted]);
+        let p = plan(
+            &r,
+            SHAPE,
+            &Catalog::new(),
+            &Policy::default(),
+            &MemoryHealth::default(),
+            0,
+        );
+        assert_eq!(p.entries[0].reserve, Some(Cost::ZERO));
+        assert_eq!(p.entries[0].est_cost, Some(Cost::ZERO));
+        assert_eq!(p.entries[1].reserve, None, "unknown, not zero");
+        // A price in the config wins over the zero.
+        let cat = catalog(&[("lab", "qwen", "1", "1")]);
+        assert_eq!(
+            target_price(&cat, &local).map(|p| p.input),
+            Some(Price::from_usd_per_mtok("1").unwrap())
+        );
+    }
+
+    #[test]
     fn output_tokens_come_from_the_request_then_the_target() {
         let mut t = target("a", "m");
         let shape = RequestShape {
             input_tokens: 1,
+            max_input_tokens: 1,
             max_tokens: None,
         };
         assert_eq!(shape.output_tokens(&t), EXPECTED_OUTPUT_TOKENS);

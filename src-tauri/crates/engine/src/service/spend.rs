@@ -37,6 +37,7 @@ fn total_view(g: &SpendGroup) -> SpendTotalView {
         cost_usd: g.cost.usd(),
         requests: g.requests,
         estimated_requests: g.estimated_requests,
+        unknown_price_requests: g.unpriced_requests,
         input_tokens: g.input_tokens,
         output_tokens: g.output_tokens,
     }
@@ -174,6 +175,7 @@ impl ChatService {
                 cost: Cost::ZERO,
                 requests: 0,
                 estimated_requests: 0,
+                unpriced_requests: 0,
                 input_tokens: 0,
                 output_tokens: 0,
             };
@@ -285,15 +287,18 @@ impl ChatService {
                         route: route.name.clone(),
                         tags: tags.clone(),
                         conversation: None,
+                        message: None,
                     };
-                    let est = entry.est_cost.unwrap_or(Cost::ZERO);
+                    // What the router will hold: the most it can cost. A
+                    // hard budget refuses a target whose price is unknown.
+                    let est = entry.reserve.unwrap_or(Cost::ZERO);
                     let refusing: Vec<String> = statuses
                         .iter()
                         .zip(&used)
                         .filter(|(s, u)| {
                             s.budget.hard
                                 && s.budget.scope.matches(&ctx)
-                                && **u + est > s.budget.limit
+                                && (entry.reserve.is_none() || **u + est > s.budget.limit)
                         })
                         .map(|(s, _)| s.budget.name.clone())
                         .collect();
@@ -459,7 +464,7 @@ targets = ["a:m", "b:m"]
             ..SpendContext::default()
         };
         let cost = SettledCost {
-            cost: Cost::from_nanos(nanos),
+            cost: Some(Cost::from_nanos(nanos)),
             estimated: false,
             input_tokens: Some(100),
             output_tokens: Some(20),

@@ -16,6 +16,7 @@ use super::StoreError;
 pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_pricing.sql")),
+    (3, include_str!("migrations/0003_settle.sql")),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -111,6 +112,19 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     }
     tx.commit()?;
+    Ok(conn)
+}
+
+/// A second connection to the migrated database at `path`, for reads on
+/// latency-sensitive paths (health lookups while routing): in WAL mode a
+/// reader never waits for a writer, so another process holding the write
+/// lock cannot stall them.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |e: rusqlite::Error| StoreError::from_open(path, e);
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    conn.execute_batch("PRAGMA query_only = ON;")
+        .map_err(open_err)?;
     Ok(conn)
 }
 

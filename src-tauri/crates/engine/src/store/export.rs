@@ -294,6 +294,7 @@ fn ms_text(ms: f64) -> String {
 fn attempt_line(i: usize, a: &AttemptRecord) -> String {
     let what = match &a.outcome {
         AttemptOutcome::Ok => "ok".to_owned(),
+        AttemptOutcome::Stopped => "stopped".to_owned(),
         AttemptOutcome::Error { kind, message } => format!("{kind}: {message}"),
         AttemptOutcome::Skipped { kind, reason } => format!("skipped ({kind}): {reason}"),
     };

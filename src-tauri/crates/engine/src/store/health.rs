@@ -5,7 +5,9 @@
 //!
 //! [`HealthStore`] cannot return errors: health is advice to the router,
 //! so a failed write loses one sample and a failed read looks like a
-//! target with no history, rather than failing a request.
+//! target with no history, rather than failing a request. Reads go through
+//! the store's reader connection: the router makes them on async threads,
+//! and they must not wait behind a write held up by another process.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -65,7 +67,7 @@ impl SqliteHealth {
         model: &str,
         limit: usize,
     ) -> Result<Vec<HealthSample>, rusqlite::Error> {
-        let conn = self.store.conn();
+        let conn = self.store.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT at, ok, error_kind, ttft_ms, tokens_per_s FROM health_samples
              WHERE provider = ?1 AND model = ?2 ORDER BY id DESC LIMIT ?3",
@@ -86,7 +88,7 @@ impl SqliteHealth {
     }
 
     fn try_cooldown(&self, provider: &str, model: &str) -> Result<CooldownState, rusqlite::Error> {
-        let conn = self.store.conn();
+        let conn = self.store.reader();
         let state = conn
             .prepare_cached(
                 "SELECT consecutive_failures, until_at, level FROM health_cooldowns

@@ -212,6 +212,103 @@ impl Recorder {
         Ok(id)
     }
 
+    /// Start one pane's answer to `question` before its request runs: the
+    /// row exists from now on, empty and marked as streaming by this
+    /// process, so the gate's checkpoints (through
+    /// [`SpendContext::message`]) keep its text as it streams and a crash
+    /// leaves it in history as `interrupted`. Write the final answer with
+    /// [`Recorder::finish_answer`]. Incognito: a memory id, nothing written.
+    pub fn begin_answer(
+        &self,
+        conversation: ConversationId,
+        question: MessageId,
+        pane: u32,
+        target: &str,
+    ) -> Result<MessageId, StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(MessageId(self.memory_id()));
+        };
+        let mut conn = store.conn();
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        let id = insert_message(
+            &tx,
+            &NewMessage {
+                parent: Some(question),
+                pane: Some(pane),
+                target: Some(target),
+                ..NewMessage::base(conversation, Role::Assistant, "", now)
+            },
+        )?;
+        tx.execute(
+            "UPDATE messages SET live_owner = ?2 WHERE id = ?1",
+            params![id.0, store.owner_id()],
+        )?;
+        touch(&tx, conversation, now)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Write the final answer into the row [`Recorder::begin_answer`]
+    /// started (text, usage, cost, timings, error, trace), and mark it
+    /// final. Incognito: nothing.
+    pub fn finish_answer(&self, id: MessageId, answer: &Answer<'_>) -> Result<(), StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let attempts = answer_attempts(answer, now);
+        let m = answer_message(ConversationId(0), MessageId(0), answer, &attempts, now);
+        let mut conn = store.conn();
+        let tx = conn.transaction()?;
+        let conversation: Option<i64> = tx
+            .query_row(
+                "SELECT conversation_id FROM messages WHERE id = ?1",
+                [id.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(conversation) = conversation else {
+            return Err(StoreError::NotFound {
+                what: "message",
+                id: id.0,
+            });
+        };
+        tx.execute(
+            "UPDATE messages SET content = ?2, reasoning = ?3, route = ?4, provider = ?5,
+                model = ?6, finish_reason = ?7, error_kind = ?8, error_message = ?9,
+                input_tokens = ?10, output_tokens = ?11, cached_input_tokens = ?12,
+                reasoning_tokens = ?13, cost_nanos = ?14, cost_source = ?15, ttft_ms = ?16,
+                total_ms = ?17, tokens_per_s = ?18, live_owner = NULL
+             WHERE id = ?1",
+            params![
+                id.0,
+                m.content,
+                m.reasoning,
+                m.route,
+                m.provider,
+                m.model,
+                m.finish_reason.as_ref().and_then(enum_name),
+                m.error_kind.map(ErrorKind::as_str),
+                m.error_message,
+                to_sql_u64(m.usage.input_tokens),
+                to_sql_u64(m.usage.output_tokens),
+                to_sql_u64(m.usage.cached_input_tokens),
+                to_sql_u64(m.usage.reasoning_tokens),
+                m.cost.map(|c| c.total.nanos()),
+                m.cost.map(|c| cost_source_name(c.source)),
+                m.ttft_ms,
+                m.total_ms,
+                m.tokens_per_s,
+            ],
+        )?;
+        tx.execute("DELETE FROM attempts WHERE message_id = ?1", [id.0])?;
+        insert_attempts(&tx, id, &attempts)?;
+        touch(&tx, ConversationId(conversation), now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Add one pane's answer to `question`, with its trace.
     pub fn add_answer(
         &self,
@@ -245,35 +342,8 @@ impl Recorder {
             return Ok(MessageId(self.memory_id()));
         };
         let now = now_ms();
-        let r = answer.result;
-        let attempts = if answer.trace.attempts.is_empty() {
-            vec![attempt_from_result(r, now)]
-        } else {
-            answer.trace.attempts.clone()
-        };
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-        let message = NewMessage {
-            conversation,
-            parent: Some(question),
-            role: Role::Assistant,
-            content: &r.text,
-            reasoning: (!r.reasoning.is_empty()).then_some(r.reasoning.as_str()),
-            created_at_ms: now,
-            pane: Some(answer.pane),
-            target: Some(answer.target),
-            route: answer.trace.route.as_deref(),
-            provider: Some(&r.provider),
-            model: Some(&r.model),
-            finish_reason: r.finish_reason,
-            error_kind: r.error.as_ref().map(|e| e.kind),
-            error_message: r.error.as_ref().map(|e| e.message.as_str()),
-            usage: r.usage,
-            cost: r.cost,
-            ttft_ms: r.timing.ttft.map(ms),
-            thinking_ms: r.timing.thinking.map(ms),
-            total_ms: Some(ms(r.timing.total)),
-            tokens_per_s: r.timing.tokens_per_s,
-        };
+        let attempts = answer_attempts(answer, now);
+        let message = answer_message(conversation, question, answer, &attempts, now);
         let mut conn = store.conn();
         let tx = conn.transaction()?;
         let id = insert_message(&tx, &message)?;
@@ -299,7 +369,54 @@ impl Recorder {
             route: route.map(str::to_owned),
             tags: clean_tags(tags),
             conversation: self.store.as_ref().map(|_| conversation.to_string()),
+            message: None,
         }
+    }
+}
+
+/// The attempts behind an answer: its trace, or the one its result
+/// describes when the caller traced none.
+fn answer_attempts(answer: &Answer<'_>, now: i64) -> Vec<AttemptRecord> {
+    if answer.trace.attempts.is_empty() {
+        vec![attempt_from_result(answer.result, now)]
+    } else {
+        answer.trace.attempts.clone()
+    }
+}
+
+/// An answer's row. Its cost is the sum of its billed attempts (retries
+/// and failures that were billed included), which is what the ledger holds
+/// for it.
+fn answer_message<'a>(
+    conversation: ConversationId,
+    question: MessageId,
+    answer: &Answer<'a>,
+    attempts: &[AttemptRecord],
+    now: i64,
+) -> NewMessage<'a> {
+    let r = answer.result;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    NewMessage {
+        conversation,
+        parent: Some(question),
+        role: Role::Assistant,
+        content: &r.text,
+        reasoning: (!r.reasoning.is_empty()).then_some(r.reasoning.as_str()),
+        created_at_ms: now,
+        pane: Some(answer.pane),
+        target: Some(answer.target),
+        route: answer.trace.route.as_deref(),
+        provider: Some(&r.provider),
+        model: Some(&r.model),
+        finish_reason: r.finish_reason,
+        error_kind: r.error.as_ref().map(|e| e.kind),
+        error_message: r.error.as_ref().map(|e| e.message.as_str()),
+        usage: r.usage,
+        cost: crate::hooks::sum_costs(attempts),
+        ttft_ms: r.timing.ttft.map(ms),
+        thinking_ms: r.timing.thinking.map(ms),
+        total_ms: Some(ms(r.timing.total)),
+        tokens_per_s: r.timing.tokens_per_s,
     }
 }
 
@@ -315,6 +432,7 @@ fn attempt_from_result(r: &AttemptResult, now: i64) -> AttemptRecord {
         total_ms,
         outcome: match &r.error {
             None => AttemptOutcome::Ok,
+            Some(e) if e.kind == ErrorKind::Stopped => AttemptOutcome::Stopped,
             Some(e) => AttemptOutcome::Error {
                 kind: e.kind,
                 message: e.message.clone(),
@@ -382,7 +500,7 @@ impl<'a> NewMessage<'a> {
     }
 }
 
-fn cost_source_name(s: CostSource) -> &'static str {
+pub(crate) fn cost_source_name(s: CostSource) -> &'static str {
     match s {
         CostSource::Reported => "reported",
         CostSource::Computed => "computed",
@@ -482,22 +600,25 @@ pub(crate) fn insert_message(
     Ok(MessageId(tx.last_insert_rowid()))
 }
 
+/// Inserts one trace row; parameters in column order.
+pub(crate) const ATTEMPT_INSERT: &str =
+    "INSERT INTO attempts (message_id, seq, provider, model, started_at, ttft_ms, total_ms,
+        outcome, error_kind, skip_kind, message, input_tokens, output_tokens,
+        cached_input_tokens, reasoning_tokens, cost_nanos, cost_source,
+        cache_write_tokens, cache_write_1h_tokens, thinking_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+        ?18, ?19, ?20)";
+
 pub(crate) fn insert_attempts(
     tx: &Transaction<'_>,
     message: MessageId,
     attempts: &[AttemptRecord],
 ) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO attempts (message_id, seq, provider, model, started_at, ttft_ms, total_ms,
-            outcome, error_kind, skip_kind, message, input_tokens, output_tokens,
-            cached_input_tokens, reasoning_tokens, cost_nanos, cost_source,
-            cache_write_tokens, cache_write_1h_tokens, thinking_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20)",
-    )?;
+    let mut stmt = tx.prepare_cached(ATTEMPT_INSERT)?;
     for (seq, a) in attempts.iter().enumerate() {
         let (outcome, error_kind, skip_kind, text) = match &a.outcome {
             AttemptOutcome::Ok => ("ok", None, None, None),
+            AttemptOutcome::Stopped => ("stopped", None, None, None),
             AttemptOutcome::Error { kind, message } => {
                 ("error", Some(kind.as_str()), None, Some(message.as_str()))
             }
@@ -612,6 +733,7 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
     let text: Option<String> = r.get(8)?;
     let outcome = match outcome.as_str() {
         "ok" => AttemptOutcome::Ok,
+        "stopped" => AttemptOutcome::Stopped,
         "skipped" => AttemptOutcome::Skipped {
             kind: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
             reason: text.unwrap_or_default(),
@@ -717,7 +839,8 @@ impl Store {
 
     /// One conversation.
     pub fn conversation(&self, id: ConversationId) -> Result<Conversation, StoreError> {
-        let conn = self.conn();
+        // Read before every request the app sends: never behind a write.
+        let conn = self.reader();
         conn.query_row(
             &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?1"),
             [id.0],

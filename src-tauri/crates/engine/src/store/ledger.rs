@@ -1,14 +1,25 @@
 //! The spend ledger and the budget gate.
 //!
 //! Every billed attempt is one `ledger` row (at, provider, model, route,
-//! conversation, tags, cost in nano-dollars, estimated flag, tokens), so
-//! totals are exact integer sums. Before an attempt the router reserves an
-//! estimate through [`SqliteBudgetGate`]; the check and the hold happen in
-//! one `BEGIN IMMEDIATE` transaction, and holds are rows, so two threads or
-//! two processes can never both pass a budget that only has room for one.
-//! Settling deletes the hold and writes the ledger row in one transaction.
-//! An attempt that no hard budget counts takes no hold (nothing to
-//! enforce, one write fewer); its cost still reaches the ledger on settle.
+//! conversation, answer, tags, cost in nano-dollars, estimated flag,
+//! tokens), so totals are exact integer sums. A model whose price is
+//! unknown still gets its row (cost 0, `priced = 0`): the request and its
+//! tokens count, and spend reports how many requests had no price.
+//!
+//! Before an attempt the router reserves the most it can cost through
+//! [`SqliteBudgetGate`]; the check and the hold happen in one `BEGIN
+//! IMMEDIATE` transaction, and holds are rows, so two threads or two
+//! processes can never both pass a budget that only has room for one. A
+//! hard budget refuses an attempt whose price is unknown (it could not
+//! bound it). The hold row is also the attempt's crash record: it names
+//! the process that owns it and the answer it streams, and checkpoints
+//! write what it would bill if it ended now (and keep it from expiring).
+//! Settling deletes the hold and writes the ledger row in one transaction;
+//! if the process dies first, the next store to open bills the last
+//! checkpoint instead ([`Store::recover`]).
+//!
+//! Every gate call blocks on the database: the router runs them on
+//! blocking threads.
 //!
 //! Periods are UTC: a daily budget counts from 00:00 UTC, a monthly one
 //! from the 1st at 00:00 UTC (see [`super::time`]).
@@ -21,13 +32,15 @@ use serde::Serialize;
 
 use super::time::{day_start, month_start, now_ms};
 use super::{Store, StoreError, to_sql_u64};
+use crate::chat::AttemptResult;
 use crate::config::{Budget, BudgetPeriod, BudgetScope};
 use crate::hooks::{BudgetDenied, BudgetGate, Reservation, SettledCost, SpendContext};
 use crate::money::Cost;
 
-/// How long a hold counts when its attempt never settles (its process
-/// died): long enough for a slow reasoning model, short enough that a
-/// crash does not block a budget for the rest of the day.
+/// How long a hold counts past its last checkpoint when its attempt never
+/// settles and no process recovers it (its owner died and no Switchboard
+/// has started since): a crash does not block a budget for the rest of the
+/// day. A live attempt's checkpoints keep extending it.
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(15 * 60);
 
 /// How ledger totals are grouped.
@@ -61,6 +74,8 @@ pub struct SpendGroup {
     pub requests: u64,
     /// Of which priced from estimated tokens.
     pub estimated_requests: u64,
+    /// Of which the model's price was unknown (not in `cost`).
+    pub unpriced_requests: u64,
     /// Prompt tokens reported.
     pub input_tokens: u64,
     /// Output tokens reported.
@@ -149,7 +164,7 @@ fn held_now(conn: &Connection, scope: &BudgetScope, now: i64) -> Result<Cost, St
     Ok(Cost::from_nanos(nanos))
 }
 
-fn insert_ledger(
+pub(crate) fn insert_ledger(
     conn: &Connection,
     ctx: &SpendContext,
     cost: &SettledCost,
@@ -157,7 +172,8 @@ fn insert_ledger(
 ) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO ledger (at, provider, model, route, conversation, cost_nanos, estimated,
-            input_tokens, output_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            input_tokens, output_tokens, priced, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         at,
@@ -165,10 +181,12 @@ fn insert_ledger(
         ctx.model,
         ctx.route,
         ctx.conversation,
-        cost.cost.nanos(),
+        cost.cost.map_or(0, Cost::nanos),
         cost.estimated,
         to_sql_u64(cost.input_tokens),
         to_sql_u64(cost.output_tokens),
+        cost.cost.is_some(),
+        ctx.message,
     ])?;
     let id = conn.last_insert_rowid();
     let mut tag_stmt =
@@ -202,7 +220,7 @@ impl Store {
         let sql = format!(
             "SELECT {key} AS k, coalesce(sum(l.cost_nanos), 0) AS cost, count(*),
                     coalesce(sum(l.estimated), 0), coalesce(sum(l.input_tokens), 0),
-                    coalesce(sum(l.output_tokens), 0)
+                    coalesce(sum(l.output_tokens), 0), coalesce(sum(1 - l.priced), 0)
              FROM ledger l {join}
              WHERE l.at >= ?1
              GROUP BY k ORDER BY {order}"
@@ -220,7 +238,8 @@ impl Store {
         let conn = self.conn();
         let total = conn.query_row(
             "SELECT NULL, coalesce(sum(cost_nanos), 0), count(*), coalesce(sum(estimated), 0),
-                    coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0)
+                    coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+                    coalesce(sum(1 - priced), 0)
              FROM ledger WHERE at >= ?1",
             [since_ms.unwrap_or(i64::MIN)],
             group_row,
@@ -433,7 +452,7 @@ impl Store {
             "SELECT l.at, l.provider, l.model, l.route, l.conversation,
                     (SELECT group_concat(tag, ';') FROM
                         (SELECT tag FROM ledger_tags WHERE entry_id = l.id ORDER BY tag)),
-                    l.input_tokens, l.output_tokens, l.cost_nanos, l.estimated
+                    l.input_tokens, l.output_tokens, l.cost_nanos, l.estimated, l.priced
              FROM ledger l WHERE l.at >= ?1 AND l.at < ?2 ORDER BY l.at, l.id",
         )?;
         let mut out = String::from(LEDGER_CSV_HEADER);
@@ -446,6 +465,13 @@ impl Store {
             let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
             let nanos: i64 = r.get(8)?;
             let estimated: bool = r.get(9)?;
+            let priced: bool = r.get(10)?;
+            // A request whose price was unknown has no amount, not a zero.
+            let (usd, nanos) = if priced {
+                (Cost::from_nanos(nanos).usd(), nanos.to_string())
+            } else {
+                (String::new(), String::new())
+            };
             let fields = [
                 super::time::format_iso(at),
                 csv_field(&r.get::<_, String>(1)?),
@@ -455,8 +481,8 @@ impl Store {
                 opt(r.get(5)?),
                 num(r.get(6)?),
                 num(r.get(7)?),
-                Cost::from_nanos(nanos).usd(),
-                nanos.to_string(),
+                usd,
+                nanos,
                 estimated.to_string(),
             ];
             out.push_str(&fields.join(","));
@@ -475,6 +501,7 @@ fn group_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpendGroup> {
         cost: Cost::from_nanos(r.get(1)?),
         requests: n(2)?,
         estimated_requests: n(3)?,
+        unpriced_requests: n(6)?,
         input_tokens: n(4)?,
         output_tokens: n(5)?,
     })
@@ -541,24 +568,34 @@ impl SqliteBudgetGate {
     pub(crate) fn reserve_at(
         &self,
         ctx: &SpendContext,
-        estimate: Cost,
+        estimate: Option<Cost>,
         now: i64,
     ) -> Result<Result<Reservation, BudgetDenied>, StoreError> {
-        // Nothing to enforce for this attempt: no hold, no write.
-        if self.hard_budgets_for(ctx).next().is_none() {
-            return Ok(Ok(Reservation {
-                id: 0,
-                amount: estimate,
-                context: ctx.clone(),
+        if estimate.is_none()
+            && let Some(b) = self.hard_budgets_for(ctx).next()
+        {
+            return Ok(Err(BudgetDenied {
+                budget: b.name.clone(),
+                message: format!(
+                    "the price of {}:{} is unknown, so this hard budget cannot bound what it \
+                     would cost",
+                    ctx.provider, ctx.model
+                ),
             }));
         }
+        let amount = estimate.unwrap_or(Cost::ZERO);
         let mut conn = self.store.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM reservations WHERE expires_at <= ?1", [now])?;
+        // Holds of owners that died are billed by recovery; only holds
+        // without an owner (older versions, a read-only lock folder) lapse.
+        tx.execute(
+            "DELETE FROM reservations WHERE expires_at <= ?1 AND owner IS NULL",
+            [now],
+        )?;
         for b in self.hard_budgets_for(ctx) {
             let spent = spent_since(&tx, &b.scope, period_start(b.period, now))?;
             let held = held_now(&tx, &b.scope, now)?;
-            let would_be = spent + held + estimate;
+            let would_be = spent + held + amount;
             if would_be > b.limit {
                 let period = match b.period {
                     BudgetPeriod::Daily => "today (UTC)",
@@ -574,16 +611,27 @@ impl SqliteBudgetGate {
                         b.scope,
                         spent,
                         held,
-                        estimate
+                        amount
                     ),
                 }));
             }
         }
         let expires = now.saturating_add(i64::try_from(self.hold.as_millis()).unwrap_or(i64::MAX));
         tx.execute(
-            "INSERT INTO reservations (created_at, expires_at, provider, model, route, amount_nanos)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![now, expires, ctx.provider, ctx.model, ctx.route, estimate.nanos()],
+            "INSERT INTO reservations (created_at, expires_at, provider, model, route, amount_nanos,
+                owner, conversation, message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                now,
+                expires,
+                ctx.provider,
+                ctx.model,
+                ctx.route,
+                amount.nanos(),
+                self.store.owner_id(),
+                ctx.conversation,
+                ctx.message
+            ],
         )?;
         let id = tx.last_insert_rowid();
         {
@@ -597,9 +645,68 @@ impl SqliteBudgetGate {
         tx.commit()?;
         Ok(Ok(Reservation {
             id: u64::try_from(id).unwrap_or(0),
-            amount: estimate,
+            amount,
             context: ctx.clone(),
         }))
+    }
+
+    /// Write what the attempt of `r` would bill if it ended now, and the
+    /// answer's text so far (see [`BudgetGate::checkpoint`]).
+    pub(crate) fn checkpoint_at(
+        &self,
+        r: &Reservation,
+        progress: &AttemptResult,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let owner = self.store.owner_id();
+        // What it bills so far (the answer's row shows the same counts).
+        let billed = progress.billed;
+        let usage = billed.unwrap_or(progress.usage);
+        let mut conn = self.store.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if r.id != 0 {
+            let expires =
+                now.saturating_add(i64::try_from(self.hold.as_millis()).unwrap_or(i64::MAX));
+            tx.execute(
+                "UPDATE reservations SET billed = ?2, cost_nanos = ?3, input_tokens = ?4,
+                    output_tokens = ?5, progress_at = ?6, expires_at = max(expires_at, ?7)
+                 WHERE id = ?1",
+                params![
+                    i64::try_from(r.id).unwrap_or(i64::MAX),
+                    billed.is_some(),
+                    progress.cost.map(|c| c.total.nanos()),
+                    to_sql_u64(usage.input_tokens),
+                    to_sql_u64(usage.output_tokens),
+                    now,
+                    expires
+                ],
+            )?;
+        }
+        if let (Some(message), Some(owner)) = (r.context.message, owner) {
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            tx.execute(
+                "UPDATE messages SET content = ?2, reasoning = ?3, provider = ?4, model = ?5,
+                    input_tokens = ?6, output_tokens = ?7, cached_input_tokens = ?8,
+                    reasoning_tokens = ?9, ttft_ms = ?10, total_ms = ?11
+                 WHERE id = ?1 AND live_owner = ?12",
+                params![
+                    message,
+                    progress.text,
+                    (!progress.reasoning.is_empty()).then_some(progress.reasoning.as_str()),
+                    progress.provider,
+                    progress.model,
+                    to_sql_u64(usage.input_tokens),
+                    to_sql_u64(usage.output_tokens),
+                    to_sql_u64(usage.cached_input_tokens),
+                    to_sql_u64(usage.reasoning_tokens),
+                    progress.timing.ttft.map(ms),
+                    ms(progress.timing.total),
+                    owner
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn settle_now(&self, p: &PendingSettle) -> Result<(), StoreError> {
@@ -634,7 +741,11 @@ impl SqliteBudgetGate {
 }
 
 impl BudgetGate for SqliteBudgetGate {
-    fn reserve(&self, ctx: &SpendContext, estimate: Cost) -> Result<Reservation, BudgetDenied> {
+    fn reserve(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Result<Reservation, BudgetDenied> {
         self.retry_pending();
         match self.reserve_at(ctx, estimate, now_ms()) {
             Ok(decision) => decision,
@@ -644,14 +755,20 @@ impl BudgetGate for SqliteBudgetGate {
                     budget: b.name.clone(),
                     message: format!("the spend ledger could not be checked: {e}"),
                 }),
-                // Nothing to enforce: go ahead without a recorded hold.
+                // Nothing to enforce: go ahead without a recorded hold (and
+                // so without a crash record; its cost still settles).
                 None => Ok(Reservation {
                     id: 0,
-                    amount: estimate,
+                    amount: estimate.unwrap_or(Cost::ZERO),
                     context: ctx.clone(),
                 }),
             },
         }
+    }
+
+    fn checkpoint(&self, reservation: &Reservation, progress: &AttemptResult) {
+        // A checkpoint that cannot be written now is superseded by the next.
+        let _ = self.checkpoint_at(reservation, progress, now_ms());
     }
 
     fn settle(&self, reservation: Reservation, actual: Option<SettledCost>) {

@@ -9,12 +9,20 @@
 //! for every read-check-write), a crash at any moment loses at most the
 //! transaction in flight, and full-text search (FTS5) comes with it.
 //!
+//! Attempts in flight survive a crash too: each open store owns a lock
+//! file (`locks/<owner>.lock` beside the database), the holds and streaming answers it writes carry that
+//! owner, and they are checkpointed while they stream. When a store opens,
+//! the rows of owners whose process is gone are settled once
+//! ([`Store::recover`]): billed at their last checkpoint's estimate, holds
+//! released, answers marked `interrupted` with the text saved.
+//!
 //! Main types:
 //! - [`Store`]: the open database; cheap to clone, safe to share between
-//!   threads (one connection behind a mutex; other processes wait on the
-//!   busy timeout). Calls are short (one small transaction each) and
-//!   blocking: from async code, run listings and exports on a blocking
-//!   thread (`tokio::task::spawn_blocking`).
+//!   threads (one connection for writes behind a mutex, other processes
+//!   waiting on the busy timeout; a second one for the reads routing does,
+//!   which in WAL mode never wait for a writer). Calls are short (one small
+//!   transaction each) and blocking: from async code, run them on a
+//!   blocking thread (`tokio::task::spawn_blocking`), as the router does.
 //! - [`Recorder`]: writes a conversation as it happens; the incognito one
 //!   writes nothing.
 //! - [`SqliteBudgetGate`]: the [`BudgetGate`](crate::hooks::BudgetGate) that enforces the budgets of
@@ -51,6 +59,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! To keep an answer through a crash, start its row before the request
+//! ([`Recorder::begin_answer`]), name it in the spend context
+//! (`SpendContext::message`) so the gate's checkpoints update it, and
+//! write the final answer into it ([`Recorder::finish_answer`]).
+//!
 //! With `incognito = true` the same calls succeed and return ids, but
 //! nothing reaches the disk, and `spend_context` names no conversation.
 //! The ledger still records what incognito requests cost (provider, model,
@@ -66,6 +79,8 @@ mod health;
 mod history;
 mod keyindex;
 mod ledger;
+mod owner;
+mod recovery;
 mod search;
 pub mod time;
 
@@ -92,6 +107,7 @@ pub use ledger::{
     BudgetState, BudgetStatus, DEFAULT_HOLD, DaySpend, GroupPerformance, LEDGER_CSV_HEADER,
     SpendGroup, SpendGrouping, SpendTotal, SqliteBudgetGate, period_start,
 };
+pub use recovery::Recovered;
 pub use search::{SearchHit, SnippetPart};
 
 /// Why the store could not do something. Messages never contain keys (the
@@ -226,6 +242,26 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     conn: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    /// `None` when no lock file could be made (a read-only directory):
+    /// then rows in flight have no owner and only expire.
+    owner: Option<owner::OwnerLock>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Whatever this store left in flight (a request dropped mid-way)
+        // is settled now, as a crash would be on the next start.
+        if let Some(owner) = &mut self.owner {
+            let conn = self
+                .conn
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if recovery::settle_owner(conn, owner.id()).is_err() {
+                owner.leave_for_recovery();
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Store {
@@ -242,15 +278,29 @@ impl Store {
         Self::open_at(&dir.database_file())
     }
 
-    /// Open the database file at `path`.
+    /// Open the database file at `path`, and settle what processes that
+    /// died left in flight ([`Store::recover`]).
     pub fn open_at(path: &Path) -> Result<Self, StoreError> {
         let conn = db::open(path)?;
-        Ok(Self {
+        let reader = db::open_reader(path)?;
+        let store = Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 conn: Mutex::new(conn),
+                reader: Mutex::new(reader),
+                owner: owner::OwnerLock::acquire(&owner::lock_dir(path)).ok(),
             }),
-        })
+        };
+        // Recovery is housekeeping: a database too busy for it now is
+        // recovered by the next process that opens it.
+        let _ = store.recover();
+        Ok(store)
+    }
+
+    /// The owner name of the rows this store writes for attempts in
+    /// flight: its lock file is `locks/<owner>.lock` beside the database.
+    pub fn owner_id(&self) -> Option<&str> {
+        self.inner.owner.as_ref().map(owner::OwnerLock::id)
     }
 
     /// The database file.
@@ -264,6 +314,15 @@ impl Store {
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.inner
             .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The connection for reads that must not wait behind a write (a
+    /// write waiting for another process's lock holds [`Store::conn`]).
+    pub(crate) fn reader(&self) -> MutexGuard<'_, Connection> {
+        self.inner
+            .reader
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -50,15 +50,30 @@ pub const ESTIMATE_NANOS: i64 = 30_000_000; // $0.03
 
 /// The child's work, chosen by the role in the environment: `writer`
 /// records answers forever, printing a line after each commit; `reserver`
-/// races 50 threads for one budget and prints how many were admitted.
+/// races 50 threads for one budget and prints how many were admitted;
+/// `locker` holds the database's write lock for `TAG` milliseconds (as
+/// another Switchboard process in a long write would), printing `locked`
+/// once it has it and `released` after.
 pub fn run() {
     let Ok(role) = std::env::var(ROLE) else {
         return;
     };
     let db = PathBuf::from(std::env::var(DB).unwrap());
     let tag = std::env::var(TAG).unwrap();
-    let store = Store::open_at(&db).unwrap();
     let mut stdout = std::io::stdout();
+    if role == "locker" {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        writeln!(stdout, "locked end").unwrap();
+        stdout.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(tag.parse().unwrap()));
+        conn.execute_batch("COMMIT").unwrap();
+        writeln!(stdout, "released end").unwrap();
+        stdout.flush().unwrap();
+        return;
+    }
+    let store = Store::open_at(&db).unwrap();
     match role.as_str() {
         "writer" => {
             let rec = store.recorder(false);

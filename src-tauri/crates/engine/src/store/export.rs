@@ -226,7 +226,7 @@ impl Store {
             });
         }
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO conversations (title, created_at, updated_at, pinned, archived)
              VALUES (?1, ?2, ?3, ?4, ?5)",

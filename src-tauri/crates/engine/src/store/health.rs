@@ -38,7 +38,7 @@ impl SqliteHealth {
         s: &HealthSample,
     ) -> Result<(), rusqlite::Error> {
         let mut conn = self.store.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.prepare_cached(
             "INSERT INTO health_samples (provider, model, at, ok, error_kind, ttft_ms, tokens_per_s)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

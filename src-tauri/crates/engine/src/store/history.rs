@@ -198,7 +198,7 @@ impl Recorder {
             return Ok(MessageId(self.memory_id()));
         };
         let mut conn = store.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_ms();
         let id = insert_message(
             &tx,
@@ -229,7 +229,7 @@ impl Recorder {
             return Ok(MessageId(self.memory_id()));
         };
         let mut conn = store.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_ms();
         let id = insert_message(
             &tx,
@@ -260,7 +260,7 @@ impl Recorder {
         let attempts = answer_attempts(answer, now);
         let m = answer_message(ConversationId(0), MessageId(0), answer, &attempts, now);
         let mut conn = store.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let conversation: Option<i64> = tx
             .query_row(
                 "SELECT conversation_id FROM messages WHERE id = ?1",
@@ -345,7 +345,7 @@ impl Recorder {
         let attempts = answer_attempts(answer, now);
         let message = answer_message(conversation, question, answer, &attempts, now);
         let mut conn = store.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let id = insert_message(&tx, &message)?;
         insert_attempts(&tx, id, &attempts)?;
         touch(&tx, conversation, now)?;
@@ -784,7 +784,7 @@ impl Store {
         now: i64,
     ) -> Result<ConversationId, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO conversations (title, created_at, updated_at) VALUES (?1, ?2, ?2)",
             params![title.trim(), now],
@@ -965,7 +965,7 @@ impl Store {
     /// Replace the tags.
     pub fn set_tags(&self, id: ConversationId, tags: &[String]) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let exists: Option<i64> = tx
             .query_row("SELECT id FROM conversations WHERE id = ?1", [id.0], |r| {
                 r.get(0)

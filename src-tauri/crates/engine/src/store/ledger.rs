@@ -202,7 +202,7 @@ impl Store {
     /// `settle` does this for reserved attempts).
     pub fn record_spend(&self, ctx: &SpendContext, cost: &SettledCost) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         insert_ledger(&tx, ctx, cost, now_ms())?;
         tx.commit()?;
         Ok(())

@@ -6,8 +6,10 @@
 //!
 //! Why one file and SQLite: the app and any number of `switchboard-cli`
 //! processes share it safely (WAL, a busy timeout, and `BEGIN IMMEDIATE`
-//! for every read-check-write), a crash at any moment loses at most the
-//! transaction in flight, and full-text search (FTS5) comes with it.
+//! for every write transaction: a deferred one that read first could not
+//! wait for another process's write and would fail at once), a crash at any
+//! moment loses at most the transaction in flight, and full-text search
+//! (FTS5) comes with it.
 //!
 //! Attempts in flight survive a crash too: each open store owns a lock
 //! file (`locks/<owner>.lock` beside the database), the holds and streaming answers it writes carry that

@@ -1078,3 +1078,327 @@ fn the_ledger_exports_as_csv_for_a_period_with_exact_amounts() {
     let (csv, n) = store.ledger_csv(d1, d2 + 86_400_000).unwrap();
     assert_eq!((n, csv.lines().count()), (2, 3));
 }
+
+/// What the router checkpoints for an attempt that has streamed `text`:
+/// 1 input and `text.len() / 4` output tokens, costing `nanos` (estimated).
+fn progress(text: &str, nanos: i64) -> AttemptResult {
+    let usage = Usage {
+        input_tokens: Some(1),
+        output_tokens: Some((text.len() / 4) as u64),
+        cached_input_tokens: None,
+        reasoning_tokens: None,
+    };
+    AttemptResult {
+        provider: "p".into(),
+        model: "m".into(),
+        text: text.into(),
+        reasoning: String::new(),
+        finish_reason: None,
+        usage: Usage::default(),
+        cost: Some(AttemptCost {
+            total: Cost::from_nanos(nanos),
+            source: CostSource::Estimated,
+        }),
+        billed: Some(usage),
+        timing: Timing {
+            ttft: Some(Duration::from_millis(50)),
+            total: Duration::from_millis(700),
+            tokens_per_s: None,
+        },
+        error: Some(ProviderError::new(ErrorKind::Interrupted, "p", "cut")),
+    }
+}
+
+#[test]
+fn a_dead_processs_attempts_are_settled_once_and_a_live_ones_are_left_alone() {
+    let (tmp, store) = store();
+    let rec = store.recorder(false);
+    let conv = rec.start_conversation("t", &["acme".into()]).unwrap();
+    let q = rec.add_user_message(conv, None, "go").unwrap();
+    let gate = SqliteBudgetGate::new(store.clone(), vec![]);
+    let mut streams = Vec::new();
+    for pane in 0..2 {
+        let id = rec.begin_answer(conv, q, pane, "p:m").unwrap();
+        let ctx = SpendContext {
+            message: Some(id.0),
+            ..rec.spend_context(conv, "p", "m", None, &["acme".into()])
+        };
+        let hold = gate
+            .reserve(&ctx, Some(Cost::from_nanos(1_000_000)))
+            .unwrap();
+        gate.checkpoint(&hold, &progress("000 001 002 ", 5_000));
+        streams.push((id, hold));
+    }
+    // Both answers exist from the start, with their text so far.
+    let live = store.message(streams[1].0).unwrap();
+    assert_eq!(live.content, "000 001 002 ");
+    assert_eq!(live.usage.output_tokens, Some(3));
+    // The first one's process dies: its rows belong to an owner whose lock
+    // file nobody holds any more.
+    let dead = streams[0].0;
+    {
+        let conn = store.conn();
+        conn.execute(
+            "UPDATE reservations SET owner = 'ghost' WHERE message = ?1",
+            [dead.0],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE messages SET live_owner = 'ghost' WHERE id = ?1",
+            [dead.0],
+        )
+        .unwrap();
+    }
+    std::fs::write(tmp.path().join("locks").join("ghost.lock"), b"").unwrap();
+    assert_eq!(
+        store.recover().unwrap(),
+        Recovered {
+            answers: 1,
+            billed: 1,
+            released: 1
+        }
+    );
+    // Billed once, at its last checkpoint, naming the answer and its tags.
+    let rows: Vec<(i64, bool, Option<i64>, Option<i64>)> = store
+        .conn()
+        .prepare("SELECT cost_nanos, estimated, output_tokens, message FROM ledger")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, vec![(5_000, true, Some(3), Some(dead.0))]);
+    assert_eq!(
+        store.spend(SpendGrouping::Tag, None).unwrap()[0]
+            .key
+            .as_deref(),
+        Some("acme")
+    );
+    let m = store.message(dead).unwrap();
+    assert_eq!(m.error_kind, Some(ErrorKind::Interrupted));
+    assert_eq!(m.content, "000 001 002 ");
+    assert_eq!(
+        m.cost,
+        Some(AttemptCost {
+            total: Cost::from_nanos(5_000),
+            source: CostSource::Estimated
+        })
+    );
+    let trace = store.attempts(dead).unwrap();
+    assert_eq!(trace.len(), 1);
+    assert!(matches!(
+        trace[0].outcome,
+        AttemptOutcome::Error {
+            kind: ErrorKind::Interrupted,
+            ..
+        }
+    ));
+    assert!(!tmp.path().join("locks").join("ghost.lock").exists());
+    // Recovering again finds nothing; the live answer was left alone.
+    assert_eq!(store.recover().unwrap(), Recovered::default());
+    assert_eq!(count(&store, "ledger"), 1);
+    assert_eq!(count(&store, "reservations"), 1);
+    assert_eq!(store.message(streams[1].0).unwrap().error_kind, None);
+    // Another store on the same file (another process, as far as the rows
+    // go) does not take it for dead either.
+    let other = Store::open_at(&tmp.path().join("db.sqlite3")).unwrap();
+    assert_eq!(other.recover().unwrap(), Recovered::default());
+    // The live one ends normally: settled, and final in history.
+    let (id, hold) = streams.pop().unwrap();
+    let mut result = answer("p", "m", "000 001 002 003 ", 9_000);
+    result.billed = result.billed.map(|u| Usage {
+        output_tokens: Some(4),
+        ..u
+    });
+    gate.settle(hold, SettledCost::of(&result));
+    rec.finish_answer(
+        id,
+        &Answer {
+            pane: 1,
+            target: "p:m",
+            result: &result,
+            trace: &RequestTrace::default(),
+        },
+    )
+    .unwrap();
+    assert_eq!(count(&store, "reservations"), 0);
+    let done = store.message(id).unwrap();
+    assert_eq!(done.content, "000 001 002 003 ");
+    assert_eq!(done.cost.unwrap().total.nanos(), 9_000);
+    let live: i64 = store
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM messages WHERE live_owner IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(live, 0);
+}
+
+#[test]
+fn a_store_that_closes_settles_what_it_left_in_flight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("db.sqlite3");
+    let store = Store::open_at(&path).unwrap();
+    let rec = store.recorder(false);
+    let conv = rec.start_conversation("t", &[]).unwrap();
+    let q = rec.add_user_message(conv, None, "go").unwrap();
+    let id = rec.begin_answer(conv, q, 0, "p:m").unwrap();
+    let gate = SqliteBudgetGate::new(store.clone(), vec![]);
+    let ctx = SpendContext {
+        message: Some(id.0),
+        ..rec.spend_context(conv, "p", "m", None, &[])
+    };
+    let hold = gate.reserve(&ctx, Some(Cost::from_nanos(10))).unwrap();
+    gate.checkpoint(&hold, &progress("000 ", 7));
+    // The request was dropped mid-way (its hold never settled).
+    drop((hold, gate, rec));
+    drop(store);
+    let store = Store::open_at(&path).unwrap();
+    assert_eq!(count(&store, "reservations"), 0);
+    assert_eq!(store.spend_total(None).unwrap().cost.nanos(), 7);
+    assert_eq!(
+        store.message(id).unwrap().error_kind,
+        Some(ErrorKind::Interrupted)
+    );
+}
+
+#[test]
+fn unpriced_requests_are_ledger_rows_and_hard_budgets_refuse_unknown_prices() {
+    let (_tmp, store) = store();
+    let cap = budget("cap", BudgetScope::Global, BudgetPeriod::Daily, "100", true);
+    let gate = SqliteBudgetGate::new(store.clone(), vec![cap]);
+    let denied = gate.reserve(&ctx("p", None, &[]), None).unwrap_err();
+    assert_eq!(denied.budget, "cap");
+    assert!(
+        denied.message.contains("price of p:m is unknown"),
+        "{denied}"
+    );
+    assert_eq!(count(&store, "reservations"), 0, "nothing held");
+    // Without a hard budget it runs, and its request is counted.
+    let gate = SqliteBudgetGate::new(store.clone(), vec![]);
+    let hold = gate.reserve(&ctx("p", None, &[]), None).unwrap();
+    assert_eq!(hold.amount, Cost::ZERO);
+    gate.settle(
+        hold,
+        Some(SettledCost {
+            cost: None,
+            estimated: false,
+            input_tokens: Some(10),
+            output_tokens: Some(5),
+        }),
+    );
+    gate.settle(
+        gate.reserve(&ctx("q", None, &[]), Some(Cost::from_nanos(40)))
+            .unwrap(),
+        settled(40),
+    );
+    let total = store.spend_total(None).unwrap();
+    assert_eq!(
+        (total.requests, total.unpriced_requests, total.cost.nanos()),
+        (2, 1, 40)
+    );
+    assert_eq!(total.input_tokens, 20);
+    let by_provider = store.spend(SpendGrouping::Provider, None).unwrap();
+    let p = by_provider
+        .iter()
+        .find(|g| g.key.as_deref() == Some("p"))
+        .unwrap();
+    assert_eq!((p.requests, p.unpriced_requests), (1, 1));
+    // In the CSV export its amount is blank, not zero.
+    let (csv, n) = store.ledger_csv(0, i64::MAX).unwrap();
+    assert_eq!(n, 2);
+    let line = csv.lines().find(|l| l.contains(",p,")).unwrap();
+    assert!(line.ends_with(",10,5,,,false"), "{line}");
+}
+
+#[test]
+fn checkpoints_keep_a_live_hold_counted_past_its_first_expiry() {
+    let (_tmp, store) = store();
+    let cap = budget(
+        "cap",
+        BudgetScope::Global,
+        BudgetPeriod::Monthly,
+        "10",
+        true,
+    );
+    let gate =
+        SqliteBudgetGate::new(store.clone(), vec![cap.clone()]).with_hold(Duration::from_secs(60));
+    let t0 = time::parse_date("2026-03-10").unwrap();
+    let hold = gate
+        .reserve_at(&ctx("p", None, &[]), Some(Cost::from_usd("1").unwrap()), t0)
+        .unwrap()
+        .unwrap();
+    let held = |at| {
+        store
+            .budget_status_at(std::slice::from_ref(&cap), at)
+            .unwrap()[0]
+            .held
+    };
+    assert_eq!(held(t0 + 59_000), Cost::from_usd("1").unwrap());
+    // A long answer still streaming: its checkpoints keep the hold alive.
+    gate.checkpoint_at(&hold, &progress("000 ", 3), t0 + 50_000)
+        .unwrap();
+    assert_eq!(held(t0 + 100_000), Cost::from_usd("1").unwrap());
+    assert_eq!(held(t0 + 111_000), Cost::ZERO);
+}
+
+#[test]
+fn migration_2_keeps_every_row_of_a_version_1_file_and_allows_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("db.sqlite3");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(db::MIGRATIONS[0].1).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO conversations (id, title, created_at, updated_at) VALUES (1, 't', 1, 1);
+             INSERT INTO messages (id, conversation_id, role, content, created_at)
+                 VALUES (1, 1, 'user', 'q', 1);
+             INSERT INTO messages (id, conversation_id, parent_id, role, content, created_at,
+                 cost_nanos, cost_source) VALUES (2, 1, 1, 'assistant', 'a', 2, 42, 'computed');
+             INSERT INTO attempts (message_id, seq, provider, model, started_at, total_ms,
+                 outcome, cost_nanos, cost_source)
+                 VALUES (2, 0, 'p', 'm', 2, 10.0, 'ok', 42, 'computed');
+             INSERT INTO ledger (at, provider, model, cost_nanos, estimated) VALUES (2, 'p', 'm', 42, 0);
+             INSERT INTO reservations (created_at, expires_at, provider, model, amount_nanos)
+                 VALUES (2, 3, 'p', 'm', 5);",
+        )
+        .unwrap();
+    }
+    let store = Store::open_at(&path).unwrap();
+    let trace = store.attempts(MessageId(2)).unwrap();
+    assert_eq!(trace.len(), 1);
+    assert_eq!(trace[0].outcome, AttemptOutcome::Ok);
+    assert_eq!(trace[0].cost.unwrap().total.nanos(), 42);
+    let total = store.spend_total(None).unwrap();
+    assert_eq!((total.requests, total.unpriced_requests), (1, 0));
+    let version: u32 = store
+        .conn()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    // The trace table takes the new outcome; its foreign key still holds.
+    let conn = store.conn();
+    conn.execute(
+        "INSERT INTO attempts (message_id, seq, provider, model, started_at, total_ms, outcome)
+         VALUES (2, 1, 'p', 'm', 3, 1.0, 'stopped')",
+        [],
+    )
+    .unwrap();
+    assert!(
+        conn.execute(
+            "INSERT INTO attempts (message_id, seq, provider, model, started_at, total_ms, outcome)
+             VALUES (99, 0, 'p', 'm', 3, 1.0, 'ok')",
+            [],
+        )
+        .is_err()
+    );
+    conn.execute("DELETE FROM messages WHERE id = 2", [])
+        .unwrap();
+    let left: i64 = conn
+        .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "deleting the answer deletes its trace");
+}

@@ -593,6 +593,49 @@ targets = ["a:m", "b:m"]
     }
 
     #[test]
+    fn unknown_prices_are_counted_on_the_spend_page_and_block_a_hard_budget() {
+        let hosted = "[providers.h]\nkind = \"openai\"\nbase_url = \"https://api.example.com/v1\"\n";
+        let (_tmp, svc) = service(hosted);
+        let store = svc.store().unwrap();
+        for (provider, cost) in [("h", None), ("h", None), ("a", Some(Cost::from_nanos(70)))] {
+            let ctx = SpendContext {
+                provider: provider.into(),
+                model: "m".into(),
+                ..SpendContext::default()
+            };
+            let settled = SettledCost {
+                cost,
+                estimated: false,
+                input_tokens: Some(10),
+                output_tokens: Some(2),
+            };
+            store.record_spend(&ctx, &settled).unwrap();
+        }
+        let o = svc
+            .spend_overview(&SpendQuery {
+                days: 7,
+                by: "provider".into(),
+            })
+            .unwrap();
+        assert_eq!(
+            (o.today.requests, o.today.unknown_price_requests),
+            (3, 2)
+        );
+        assert_eq!(o.today.cost_usd, "0.00000007");
+        assert_eq!(o.today.input_tokens, 30);
+        let h = o.rows.iter().find(|r| r.key.as_deref() == Some("h")).unwrap();
+        assert_eq!((h.total.requests, h.total.unknown_price_requests), (2, 2));
+        // Before sending: a hard budget blocks the hosted model whose price
+        // is unknown, not the priced one.
+        let (_tmp, svc) = service(&format!(
+            "{hosted}[budgets.cap]\nperiod = \"daily\"\nlimit_usd = \"100\"\n"
+        ));
+        let checks = svc.check_budgets(&[ask(1, "h:unpriced"), ask(2, "a:m")]);
+        assert_eq!(checks[0].blocked_by, vec!["cap".to_owned()]);
+        assert!(checks[1].blocked_by.is_empty());
+    }
+
+    #[test]
     fn weeks_start_on_monday() {
         // 2026-05-07 is a Thursday.
         let thu = parse_date("2026-05-07").unwrap() + 5_000;

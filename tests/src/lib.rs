@@ -46,6 +46,70 @@ pub fn mock_providers_config(server: &switchboard_mock::MockServer) -> String {
     .concat()
 }
 
+/// A small xorshift generator seeded by the clock, so every run of a test
+/// stops, kills or waits at other moments; put [`Rng::seed`] in failure
+/// messages to tell runs apart.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded by the clock.
+    pub fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Self(seed | 1)
+    }
+
+    /// The current state (the seed, before the first draw).
+    pub fn seed(&self) -> u64 {
+        self.0
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+impl Default for Rng {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `n` text pieces of exactly four ASCII characters, three digits and
+/// `end` (`000 `, `001 `, ... or `000\n`, ...): the engine estimates `n`
+/// of them as exactly `n` tokens, so a bill can be checked against what a
+/// mock provider delivered.
+pub fn pieces(n: usize, end: char) -> Vec<String> {
+    (0..n).map(|i| format!("{i:03}{end}")).collect()
+}
+
+/// What `from` (a child's stdout or stderr) writes, collected as it comes
+/// by a thread of its own.
+pub fn collect_output(
+    mut from: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let into = std::sync::Arc::clone(&text);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut t) = into.lock() {
+                t.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    text
+}
+
 /// The repository's root directory.
 pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -19,7 +19,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use switchboard_engine::hooks::AttemptOutcome;
 use switchboard_engine::service::ChatService;
@@ -28,6 +28,8 @@ use switchboard_mock::{Fault, MockServer, Protocol, Scenario};
 use switchboard_protocol::{
     AnswerSummary, AskRequest, PaneEvent, PaneParams, RecordAt, StartRound, Turn, TurnRole,
 };
+use switchboard_tests::Rng;
+use switchboard_tests::pieces;
 
 /// Prices of the mock's models, USD per million tokens: input, output.
 const PRICES: &[(&str, &str, &str)] = &[("slow", "1", "2"), ("other", "3", "7")];
@@ -51,11 +53,6 @@ fn service(server: &MockServer, extra: &str) -> (tempfile::TempDir, Arc<ChatServ
         KeyStore::with_service("switchboard-test-settle"),
     ));
     (home, svc)
-}
-
-/// `n` pieces of exactly four characters: `000 `, `001 `, ...
-fn pieces(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{i:03} ")).collect()
 }
 
 fn scenario(pieces: &[String], gap_ms: u64) -> Scenario {
@@ -86,26 +83,6 @@ fn recorded(svc: &ChatService, stream_id: u64, target: &str) -> AskRequest {
             user_message: ids.user_message,
             pane: 0,
         }),
-    }
-}
-
-/// A small xorshift generator seeded by the clock: every run stops at
-/// other moments; the seed is in every failure message.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        Self(seed | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 
@@ -213,9 +190,9 @@ fn nanos(input: i64, output: i64, input_per_token: i64, output_per_token: i64) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_at_a_random_point_bills_exactly_what_was_delivered() {
     let mut rng = Rng::new();
-    let seed = rng.0;
+    let seed = rng.seed();
     let server = MockServer::start().await.unwrap();
-    let all = pieces(40);
+    let all = pieces(40, ' ');
     // The model sends k pieces, then goes quiet mid-answer (a slow model
     // thinking): Stop lands at a random moment after the k-th.
     let k = 3 + rng.below(30) as usize;
@@ -288,9 +265,9 @@ async fn stop_at_a_random_point_bills_exactly_what_was_delivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_while_tokens_flow_bills_the_text_that_was_shown() {
     let mut rng = Rng::new();
-    let seed = rng.0;
+    let seed = rng.seed();
     let server = MockServer::start().await.unwrap();
-    let all = pieces(200);
+    let all = pieces(200, ' ');
     server.script("slow", scenario(&all, 8));
     let (home, svc) = service(&server, "");
     let request = recorded(&svc, 8, "oa:slow");
@@ -330,7 +307,7 @@ async fn stop_while_tokens_flow_bills_the_text_that_was_shown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_pressed_before_the_request_starts_sends_and_bills_nothing() {
     let server = MockServer::start().await.unwrap();
-    server.script("slow", scenario(&pieces(10), 5));
+    server.script("slow", scenario(&pieces(10, ' '), 5));
     let (home, svc) = service(&server, "");
     // Stop arrives before `ask` registers the stream (Send, then Stop at
     // once): remembered, not lost.
@@ -373,7 +350,7 @@ async fn a_fallback_that_was_running_is_billed_at_its_own_price_and_history_agre
         "other",
         Scenario::default().with_fault(Fault::ErrorEventAfter(0)),
     );
-    let all = pieces(40);
+    let all = pieces(40, ' ');
     server.script("slow", scenario(&all, 10).with_fault(Fault::StallAfter(12)));
     let (home, svc) = service(
         &server,
@@ -420,7 +397,7 @@ async fn a_fallback_that_was_running_is_billed_at_its_own_price_and_history_agre
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_that_stops_listening_stops_and_settles_the_stream() {
     let server = MockServer::start().await.unwrap();
-    server.script("slow", scenario(&pieces(300), 10));
+    server.script("slow", scenario(&pieces(300, ' '), 10));
     let (home, svc) = service(&server, "");
     let request = recorded(&svc, 31, "oa:slow");
     let shown = Arc::new(Mutex::new(String::new()));
@@ -451,8 +428,8 @@ async fn a_window_that_stops_listening_stops_and_settles_the_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_app_stops_every_stream_and_each_one_settles() {
     let server = MockServer::start().await.unwrap();
-    server.script("slow", scenario(&pieces(300), 10));
-    server.script("other", scenario(&pieces(300), 10));
+    server.script("slow", scenario(&pieces(300, ' '), 10));
+    server.script("other", scenario(&pieces(300, ' '), 10));
     let (home, svc) = service(&server, "");
     let a = recorded(&svc, 41, "oa:slow");
     let b = recorded(&svc, 42, "oa:other");
@@ -518,7 +495,7 @@ fn lock_database(db: &std::path::Path, hold_ms: u64) -> std::process::Child {
 #[tokio::test(flavor = "current_thread")]
 async fn a_process_holding_the_write_lock_does_not_freeze_a_stream() {
     let server = MockServer::start().await.unwrap();
-    let all = pieces(150);
+    let all = pieces(150, ' ');
     server.script("slow", scenario(&all, 20));
     // A hard budget: every attempt takes a hold and is checkpointed.
     let (home, svc) = service(

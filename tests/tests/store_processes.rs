@@ -15,9 +15,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use switchboard_engine::{MessageId, Store};
+use switchboard_tests::Rng;
 use switchboard_tests::store_child::{DB, ESTIMATE_NANOS, ROLE, TAG, answer_text, budget};
 
 fn spawn_child(role: &str, db: &Path, tag: &str) -> Child {
@@ -37,26 +38,6 @@ fn record<'a>(line: &'a str, word: &str) -> Option<Vec<&'a str>> {
     let start = line.find(&format!("{word} "))?;
     let fields: Vec<&str> = line[start..].split(' ').skip(1).collect();
     (fields.last() == Some(&"end")).then(|| fields[..fields.len() - 1].to_vec())
-}
-
-/// A small xorshift generator: random enough for kill timings, seeded by
-/// the clock so every run kills at different moments.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        Self(seed | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 #[test]

@@ -16,40 +16,16 @@
 )]
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use switchboard_mock::{MockServer, Protocol, Scenario};
+use switchboard_tests::{Rng, collect_output, pieces};
 
 const ROUNDS: usize = 16;
 const PROCESSES: usize = 3;
 const TARGETS: [&str; 2] = ["oa:left", "oa:right"];
-
-/// Pieces of four characters, each a whole line (`007\n`): the labelled
-/// printer shows every piece as soon as it arrives.
-fn pieces(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{i:03}\n")).collect()
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        Self(seed | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 struct Cli {
     child: Child,
@@ -71,20 +47,7 @@ fn spawn(home: &std::path::Path, prompt: &str) -> Cli {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let stdout = Arc::new(Mutex::new(String::new()));
-    let into = Arc::clone(&stdout);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
+    let stdout = collect_output(child.stdout.take().unwrap());
     Cli {
         child,
         prompt: prompt.to_owned(),
@@ -109,9 +72,11 @@ impl Cli {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_dash_nine_mid_answer_loses_no_answer_and_bills_each_once() {
     let mut rng = Rng::new();
-    let seed = rng.0;
+    let seed = rng.seed();
     let server = MockServer::start().await.unwrap();
-    let all = pieces(300);
+    // Each piece a whole line (`007\n`): the labelled printer shows every
+    // piece as soon as it arrives.
+    let all = pieces(300, '\n');
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     for model in ["left", "right"] {
         server.script(

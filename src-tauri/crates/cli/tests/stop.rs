@@ -16,18 +16,13 @@
     reason = "test code"
 )]
 
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use switchboard_mock::{Fault, MockServer, Protocol, Scenario};
-
-/// `n` pieces of exactly four characters: `000 `, `001 `, ...
-fn pieces(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{i:03} ")).collect()
-}
+use switchboard_tests::{Rng, collect_output, pieces};
 
 fn scenario(pieces: &[String], gap_ms: u64) -> Scenario {
     let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
@@ -49,46 +44,11 @@ fn home_for(server: &MockServer, extra: &str) -> tempfile::TempDir {
     home
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        Self(seed | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// A running `switchboard-cli` whose stdout is collected as it comes.
 struct Running {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
-}
-
-fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let into = Arc::clone(&text);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    text
 }
 
 fn spawn(home: &std::path::Path, args: &[&str]) -> Running {
@@ -101,8 +61,8 @@ fn spawn(home: &std::path::Path, args: &[&str]) -> Running {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = collect(child.stdout.take().unwrap());
-    let stderr = collect(child.stderr.take().unwrap());
+    let stdout = collect_output(child.stdout.take().unwrap());
+    let stderr = collect_output(child.stderr.take().unwrap());
     Running {
         child,
         stdout,
@@ -226,9 +186,9 @@ fn slow_nanos(input: i64, output: i64) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_at_a_random_point_prints_saves_and_bills_what_arrived_and_exits_130() {
     let mut rng = Rng::new();
-    let seed = rng.0;
+    let seed = rng.seed();
     let server = MockServer::start().await.unwrap();
-    let all = pieces(50);
+    let all = pieces(50, ' ');
     // k pieces, then the model goes quiet mid-answer; Ctrl-C lands at a
     // random moment after the k-th is on screen.
     let k = 2 + rng.below(40) as usize;
@@ -285,9 +245,9 @@ async fn ctrl_c_at_a_random_point_prints_saves_and_bills_what_arrived_and_exits_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_tokens_flow_exits_143_with_json_outcome_stopped() {
     let mut rng = Rng::new();
-    let seed = rng.0;
+    let seed = rng.seed();
     let server = MockServer::start().await.unwrap();
-    let all = pieces(400);
+    let all = pieces(400, ' ');
     server.script("slow", scenario(&all, 8));
     let home = home_for(&server, "");
     let mut run = spawn(home.path(), &["ask", "--json", "-m", "oa:slow", "go"]);
@@ -336,7 +296,7 @@ async fn sigterm_while_tokens_flow_exits_143_with_json_outcome_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_ctrl_c_exits_at_once_and_the_next_run_settles_what_it_left() {
     let server = MockServer::start().await.unwrap();
-    let all = pieces(400);
+    let all = pieces(400, ' ');
     server.script("slow", scenario(&all, 8));
     let home = home_for(&server, "");
     let mut run = spawn(home.path(), &["ask", "-m", "oa:slow", "go"]);

@@ -594,7 +594,8 @@ targets = ["a:m", "b:m"]
 
     #[test]
     fn unknown_prices_are_counted_on_the_spend_page_and_block_a_hard_budget() {
-        let hosted = "[providers.h]\nkind = \"openai\"\nbase_url = \"https://api.example.com/v1\"\n";
+        let hosted =
+            "[providers.h]\nkind = \"openai\"\nbase_url = \"https://api.example.com/v1\"\n";
         let (_tmp, svc) = service(hosted);
         let store = svc.store().unwrap();
         for (provider, cost) in [("h", None), ("h", None), ("a", Some(Cost::from_nanos(70)))] {
@@ -617,13 +618,14 @@ targets = ["a:m", "b:m"]
                 by: "provider".into(),
             })
             .unwrap();
-        assert_eq!(
-            (o.today.requests, o.today.unknown_price_requests),
-            (3, 2)
-        );
+        assert_eq!((o.today.requests, o.today.unknown_price_requests), (3, 2));
         assert_eq!(o.today.cost_usd, "0.00000007");
         assert_eq!(o.today.input_tokens, 30);
-        let h = o.rows.iter().find(|r| r.key.as_deref() == Some("h")).unwrap();
+        let h = o
+            .rows
+            .iter()
+            .find(|r| r.key.as_deref() == Some("h"))
+            .unwrap();
         assert_eq!((h.total.requests, h.total.unknown_price_requests), (2, 2));
         // Before sending: a hard budget blocks the hosted model whose price
         // is unknown, not the priced one.

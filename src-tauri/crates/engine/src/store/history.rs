@@ -5,7 +5,8 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::time::now_ms;
@@ -197,19 +198,11 @@ impl Recorder {
         let Some(store) = &self.store else {
             return Ok(MessageId(self.memory_id()));
         };
-        let mut conn = store.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now = now_ms();
-        let id = insert_message(
-            &tx,
-            &NewMessage {
-                parent,
-                ..NewMessage::base(conversation, Role::User, content, now)
-            },
-        )?;
-        touch(&tx, conversation, now)?;
-        tx.commit()?;
-        Ok(id)
+        let message = NewMessage {
+            parent,
+            ..NewMessage::base(conversation, Role::User, content, now_ms())
+        };
+        insert_one(store, &message, false)
     }
 
     /// Start one pane's answer to `question` before its request runs: the
@@ -228,25 +221,13 @@ impl Recorder {
         let Some(store) = &self.store else {
             return Ok(MessageId(self.memory_id()));
         };
-        let mut conn = store.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now = now_ms();
-        let id = insert_message(
-            &tx,
-            &NewMessage {
-                parent: Some(question),
-                pane: Some(pane),
-                target: Some(target),
-                ..NewMessage::base(conversation, Role::Assistant, "", now)
-            },
-        )?;
-        tx.execute(
-            "UPDATE messages SET live_owner = ?2 WHERE id = ?1",
-            params![id.0, store.owner_id()],
-        )?;
-        touch(&tx, conversation, now)?;
-        tx.commit()?;
-        Ok(id)
+        let message = NewMessage {
+            parent: Some(question),
+            pane: Some(pane),
+            target: Some(target),
+            ..NewMessage::base(conversation, Role::Assistant, "", now_ms())
+        };
+        insert_one(store, &message, true)
     }
 
     /// Write the final answer into the row [`Recorder::begin_answer`]
@@ -274,34 +255,15 @@ impl Recorder {
                 id: id.0,
             });
         };
-        tx.execute(
-            "UPDATE messages SET content = ?2, reasoning = ?3, route = ?4, provider = ?5,
-                model = ?6, finish_reason = ?7, error_kind = ?8, error_message = ?9,
-                input_tokens = ?10, output_tokens = ?11, cached_input_tokens = ?12,
-                reasoning_tokens = ?13, cost_nanos = ?14, cost_source = ?15, ttft_ms = ?16,
-                total_ms = ?17, tokens_per_s = ?18, live_owner = NULL
-             WHERE id = ?1",
-            params![
-                id.0,
-                m.content,
-                m.reasoning,
-                m.route,
-                m.provider,
-                m.model,
-                m.finish_reason.as_ref().and_then(enum_name),
-                m.error_kind.map(ErrorKind::as_str),
-                m.error_message,
-                to_sql_u64(m.usage.input_tokens),
-                to_sql_u64(m.usage.output_tokens),
-                to_sql_u64(m.usage.cached_input_tokens),
-                to_sql_u64(m.usage.reasoning_tokens),
-                m.cost.map(|c| c.total.nanos()),
-                m.cost.map(|c| cost_source_name(c.source)),
-                m.ttft_ms,
-                m.total_ms,
-                m.tokens_per_s,
-            ],
-        )?;
+        let outcome = outcome_columns(&m);
+        let set: Vec<String> = outcome.iter().map(|(c, _)| format!("{c} = ?")).collect();
+        let mut values: Vec<Value> = outcome.into_iter().map(|(_, v)| v).collect();
+        values.push(Value::from(id.0));
+        tx.prepare_cached(&format!(
+            "UPDATE messages SET {}, live_owner = NULL WHERE id = ?",
+            set.join(", ")
+        ))?
+        .execute(params_from_iter(values))?;
         tx.execute("DELETE FROM attempts WHERE message_id = ?1", [id.0])?;
         insert_attempts(&tx, id, &attempts)?;
         touch(&tx, ConversationId(conversation), now)?;
@@ -372,6 +334,27 @@ impl Recorder {
             message: None,
         }
     }
+}
+
+/// Insert `message` and touch its conversation, in one transaction;
+/// `live`: it is an answer this store is about to stream.
+fn insert_one(
+    store: &Store,
+    message: &NewMessage<'_>,
+    live: bool,
+) -> Result<MessageId, StoreError> {
+    let mut conn = store.conn();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let id = insert_message(&tx, message)?;
+    if live {
+        tx.execute(
+            "UPDATE messages SET live_owner = ?2 WHERE id = ?1",
+            params![id.0, store.owner_id()],
+        )?;
+    }
+    touch(&tx, message.conversation, message.created_at_ms)?;
+    tx.commit()?;
+    Ok(id)
 }
 
 /// The attempts behind an answer: its trace, or the one its result
@@ -560,44 +543,63 @@ pub(crate) fn insert_message(
             id: m.conversation.0,
         });
     }
-    tx.execute(
-        "INSERT INTO messages (conversation_id, parent_id, role, content, reasoning, created_at,
-            pane, target, route, provider, model, finish_reason, error_kind, error_message,
-            input_tokens, output_tokens, cached_input_tokens, reasoning_tokens,
-            cost_nanos, cost_source, ttft_ms, total_ms, tokens_per_s,
-            cache_write_tokens, cache_write_1h_tokens, thinking_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
-        params![
-            m.conversation.0,
-            m.parent.map(|p| p.0),
-            role_name(m.role),
-            m.content,
-            m.reasoning,
-            m.created_at_ms,
-            m.pane,
-            m.target,
-            m.route,
-            m.provider,
-            m.model,
-            m.finish_reason.as_ref().and_then(enum_name),
-            m.error_kind.map(ErrorKind::as_str),
-            m.error_message,
-            to_sql_u64(m.usage.input_tokens),
-            to_sql_u64(m.usage.output_tokens),
-            to_sql_u64(m.usage.cached_input_tokens),
-            to_sql_u64(m.usage.reasoning_tokens),
-            m.cost.map(|c| c.total.nanos()),
-            m.cost.map(|c| cost_source_name(c.source)),
-            m.ttft_ms,
-            m.total_ms,
-            m.tokens_per_s,
-            to_sql_u64(m.usage.cache_write_tokens),
-            to_sql_u64(m.usage.cache_write_1h_tokens),
-            m.thinking_ms,
-        ],
-    )?;
+    let outcome = outcome_columns(m);
+    let columns: Vec<&str> = outcome.iter().map(|(c, _)| *c).collect();
+    let mut values: Vec<Value> = vec![
+        Value::from(m.conversation.0),
+        Value::from(m.parent.map(|p| p.0)),
+        Value::from(role_name(m.role).to_owned()),
+        Value::from(m.created_at_ms),
+        Value::from(m.pane.map(i64::from)),
+        Value::from(m.target.map(str::to_owned)),
+    ];
+    values.extend(outcome.into_iter().map(|(_, v)| v));
+    tx.prepare_cached(&format!(
+        "INSERT INTO messages (conversation_id, parent_id, role, created_at, pane, target, {})
+         VALUES ({})",
+        columns.join(", "),
+        vec!["?"; values.len()].join(", ")
+    ))?
+    .execute(params_from_iter(values))?;
     Ok(MessageId(tx.last_insert_rowid()))
+}
+
+/// How an answer turned out, as `(column, value)` pairs: what inserting a
+/// new answer and finishing one begun earlier both write.
+fn outcome_columns(m: &NewMessage<'_>) -> [(&'static str, Value); 20] {
+    let text = |s: Option<&str>| Value::from(s.map(str::to_owned));
+    let count = |n: Option<u64>| Value::from(to_sql_u64(n));
+    [
+        ("content", Value::from(m.content.to_owned())),
+        ("reasoning", text(m.reasoning)),
+        ("route", text(m.route)),
+        ("provider", text(m.provider)),
+        ("model", text(m.model)),
+        (
+            "finish_reason",
+            Value::from(m.finish_reason.as_ref().and_then(enum_name)),
+        ),
+        ("error_kind", text(m.error_kind.map(ErrorKind::as_str))),
+        ("error_message", text(m.error_message)),
+        ("input_tokens", count(m.usage.input_tokens)),
+        ("output_tokens", count(m.usage.output_tokens)),
+        ("cached_input_tokens", count(m.usage.cached_input_tokens)),
+        ("reasoning_tokens", count(m.usage.reasoning_tokens)),
+        ("cost_nanos", Value::from(m.cost.map(|c| c.total.nanos()))),
+        (
+            "cost_source",
+            text(m.cost.map(|c| cost_source_name(c.source))),
+        ),
+        ("ttft_ms", Value::from(m.ttft_ms)),
+        ("total_ms", Value::from(m.total_ms)),
+        ("tokens_per_s", Value::from(m.tokens_per_s)),
+        ("cache_write_tokens", count(m.usage.cache_write_tokens)),
+        (
+            "cache_write_1h_tokens",
+            count(m.usage.cache_write_1h_tokens),
+        ),
+        ("thinking_ms", Value::from(m.thinking_ms)),
+    ]
 }
 
 /// Inserts one trace row; parameters in column order.

@@ -9,6 +9,12 @@
 //! and streamed reasoning is reported apart ([`Timing::thinking`], and the
 //! reasoning token count), so a model that emits a burst of hidden tokens
 //! does not look fast for it.
+//!
+//! It also decides what an attempt bills ([`AttemptResult::billed`]):
+//! nothing when the provider never accepted it, else the reported counts
+//! with the missing ones estimated from the text — including for an attempt
+//! stopped or cut mid-stream, and for the checkpoints taken while it runs
+//! ([`Accumulator::progress`]).
 
 use std::time::Duration;
 

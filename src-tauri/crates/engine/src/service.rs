@@ -5,6 +5,14 @@
 //! the UI ~60 messages a second, not a thousand; nothing is dropped, the
 //! text is only grouped. It lives here, not in the Tauri crate, so it is
 //! tested without a window.
+//!
+//! Stopping a pane ([`ChatService::stop`], the window going away, the app
+//! closing: [`ChatService::shutdown`]) cancels the request's token; the
+//! router then ends the running attempt as `stopped` and settles it like
+//! any other, on the request's own task, so one place accounts for an
+//! attempt. A stop that arrives before its `ask` is remembered briefly.
+//! A recorded answer's history row is begun before the request is sent and
+//! checkpointed while it streams, so even a crash leaves it in history.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};

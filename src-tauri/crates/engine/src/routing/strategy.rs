@@ -427,6 +427,7 @@ mod tests {
         let health = MemoryHealth::default();
         let shape = |input_tokens| RequestShape {
             input_tokens,
+            max_input_tokens: input_tokens,
             max_tokens: Some(100),
         };
         let short = plan(&r, shape(1000), &c, &policy, &health, 0);

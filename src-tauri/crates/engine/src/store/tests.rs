@@ -40,8 +40,9 @@ fn answer(provider: &str, model: &str, text: &str, nanos: i64) -> AttemptResult 
         billed: Some(Usage {
             input_tokens: Some(12),
             output_tokens: Some(34),
-            cached_input_tokens: None,
-            reasoning_tokens: None,
+            cache_write_tokens: Some(5),
+            cache_write_1h_tokens: Some(2),
+            ..Usage::default()
         }),
         timing: Timing {
             ttft: Some(Duration::from_millis(120)),
@@ -1085,8 +1086,7 @@ fn progress(text: &str, nanos: i64) -> AttemptResult {
     let usage = Usage {
         input_tokens: Some(1),
         output_tokens: Some((text.len() / 4) as u64),
-        cached_input_tokens: None,
-        reasoning_tokens: None,
+        ..Usage::default()
     };
     AttemptResult {
         provider: "p".into(),
@@ -1102,6 +1102,8 @@ fn progress(text: &str, nanos: i64) -> AttemptResult {
         billed: Some(usage),
         timing: Timing {
             ttft: Some(Duration::from_millis(50)),
+            first_token: Some(Duration::from_millis(50)),
+            thinking: None,
             total: Duration::from_millis(700),
             tokens_per_s: None,
         },

@@ -1,6 +1,8 @@
 //! The Switchboard desktop app: a thin Tauri shell. Each command decodes its
 //! arguments, calls `switchboard-engine`, and maps the result to the types of
 //! `switchboard-protocol`; nothing here is worth testing without a window.
+//! When the app ends (its window closed, or SIGTERM) it asks the engine to
+//! stop and settle whatever still streams ([`ChatService::shutdown`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -418,6 +420,20 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             set_tags
         ])
         .build(tauri::generate_context!("../tauri.conf.json"))?;
+    // SIGTERM (a logout, a system shutdown, `kill`) ends the app the way
+    // closing its window does, so what streams still settles.
+    #[cfg(unix)]
+    {
+        let handle = app.handle().clone();
+        tauri::async_runtime::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate())
+                && term.recv().await.is_some()
+            {
+                handle.exit(0);
+            }
+        });
+    }
     app.run(move |_, event| {
         if let tauri::RunEvent::Exit = event {
             // Closing the window stops what still streams; each answer

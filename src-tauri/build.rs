@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "list_conversations",
         "search_history",
         "open_conversation",
+        "save_panes",
         "rename_conversation",
         "delete_conversation",
         "export_conversation",

@@ -12,7 +12,8 @@ use switchboard_engine::{DataDir, KeyError, KeyStore, echo};
 use switchboard_protocol::{
     AnswerSummary, AppInfo, AskRequest, CatalogView, EchoEvent, EchoRequest, EchoSummary,
     HistoryPage, IpcError, IpcErrorKind, KeyState, KeychainStatus, LocalServer, PaneEvent,
-    ProviderCheck, RoundIds, SavedConversation, SearchResult, Sequenced, SetKeyRequest, StartRound,
+    ProviderCheck, RoundIds, SavePanes, SavedConversation, SearchResult, Sequenced, SetKeyRequest,
+    StartRound,
 };
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
 use switchboard_protocol::{NewProvider, SaveRoute};
@@ -211,6 +212,14 @@ async fn open_conversation(
 }
 
 #[tauri::command]
+async fn save_panes(
+    state: tauri::State<'_, AppState>,
+    request: SavePanes,
+) -> Result<bool, IpcError> {
+    on_store(&state, move |c| c.save_panes(&request)).await
+}
+
+#[tauri::command]
 async fn rename_conversation(
     state: tauri::State<'_, AppState>,
     id: i64,
@@ -402,6 +411,7 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             list_conversations,
             search_history,
             open_conversation,
+            save_panes,
             rename_conversation,
             delete_conversation,
             export_conversation,

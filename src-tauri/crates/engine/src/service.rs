@@ -21,8 +21,8 @@ use std::time::Duration;
 use switchboard_protocol::{
     AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
     LocalServer, NewProvider, PaneError, PaneEvent, ProviderCheck, ProviderSummary, RoundIds,
-    RouteSummary, SaveRoute, SavedAnswer, SavedConversation, SavedRound, SearchResult, StartRound,
-    TokenCounts, TrailStep, TurnRole,
+    RouteSummary, SavePanes, SaveRoute, SavedAnswer, SavedConversation, SavedRound, SearchResult,
+    StartRound, TokenCounts, TrailStep, TurnRole,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -44,7 +44,7 @@ use crate::routing::{
     Route, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
 };
 use crate::settings;
-use crate::store::{Answer, ConversationId, MessageId, Store, StoreError};
+use crate::store::{Answer, ConversationId, MessageId, PaneRef, Store, StoreError};
 
 mod spend;
 
@@ -406,7 +406,7 @@ impl ChatService {
     }
 
     /// Record the user's prompt, in a new conversation when none is given
-    /// (titled after the prompt).
+    /// (titled after the prompt), with the panes it is sent to.
     pub fn start_round(&self, request: &StartRound) -> Result<RoundIds, StoreError> {
         let store = self.store()?;
         let recorder = store.recorder(false);
@@ -414,7 +414,8 @@ impl ChatService {
             Some(id) => ConversationId(id),
             None => recorder.start_conversation(&crate::store::title_of(&request.prompt), &[])?,
         };
-        let user_message = recorder.add_user_message(conversation, None, &request.prompt)?;
+        let user_message =
+            recorder.add_round(conversation, &request.prompt, request.layout.as_ref())?;
         Ok(RoundIds {
             conversation: conversation.0,
             user_message: user_message.0,
@@ -460,12 +461,23 @@ impl ChatService {
             .collect())
     }
 
-    /// A conversation as rounds of a prompt and each pane's latest answer.
+    /// Save the panes of a recorded conversation (order, targets, settings,
+    /// forks, chosen answers); false when `request` is older than the saved
+    /// layout and was ignored.
+    pub fn save_panes(&self, request: &SavePanes) -> Result<bool, StoreError> {
+        self.store()?
+            .save_layout(ConversationId(request.conversation), &request.layout)
+    }
+
+    /// A conversation as it was left: its panes (by identity, in order) and
+    /// its rounds, each with every pane's latest answer.
     pub fn open_conversation(&self, id: i64) -> Result<SavedConversation, StoreError> {
         let store = self.store()?;
         let conversation = store.conversation(ConversationId(id))?;
+        let stored = store.panes(ConversationId(id))?;
+        let key_of: HashMap<i64, &str> =
+            stored.iter().map(|p| (p.id, p.pane.key.as_str())).collect();
         let mut rounds: Vec<SavedRound> = Vec::new();
-        let mut panes: Vec<String> = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let page = store.messages(ConversationId(id), after.as_deref(), 200)?;
@@ -475,6 +487,7 @@ impl ChatService {
                         user_message: m.id.0,
                         prompt: m.content,
                         answers: Vec::new(),
+                        follows: m.parent.map(|p| p.0),
                     }),
                     crate::chat::Role::Assistant => {
                         let Some(round) = m
@@ -483,13 +496,12 @@ impl ChatService {
                         else {
                             continue;
                         };
-                        let pane = m.pane.unwrap_or(0);
+                        // Every answer has a pane row (derived for older
+                        // conversations when the schema gained them).
+                        let Some(pane) = m.pane_id.and_then(|p| key_of.get(&p)) else {
+                            continue;
+                        };
                         let target = m.target.clone().unwrap_or_default();
-                        let idx = pane as usize;
-                        if panes.len() <= idx {
-                            panes.resize(idx + 1, String::new());
-                        }
-                        panes[idx] = target.clone();
                         let trail = store
                             .attempts(m.id)
                             .unwrap_or_default()
@@ -497,7 +509,7 @@ impl ChatService {
                             .map(|a| trail_step(&a))
                             .collect();
                         let answer = SavedAnswer {
-                            pane,
+                            pane: (*pane).to_owned(),
                             target,
                             text: m.content.clone(),
                             reasoning: m.reasoning.clone().unwrap_or_default(),
@@ -505,7 +517,7 @@ impl ChatService {
                             message: m.id.0,
                         };
                         // A regenerated answer replaces the earlier one.
-                        round.answers.retain(|a| a.pane != pane);
+                        round.answers.retain(|a| a.pane != *pane);
                         round.answers.push(answer);
                     }
                 }
@@ -518,9 +530,10 @@ impl ChatService {
         Ok(SavedConversation {
             id,
             title: conversation.title,
-            panes,
+            panes: stored.iter().map(|p| p.pane.clone()).collect(),
             rounds,
             tags: conversation.tags,
+            layout_rev: store.layout_rev(ConversationId(id))?,
         })
     }
 
@@ -688,7 +701,7 @@ impl ChatService {
 
     /// Start the answer's row in history, when the request is recorded.
     async fn begin_answer(&self, request: &AskRequest) -> Option<MessageId> {
-        let (Ok(store), Some(at)) = (&self.store, request.record) else {
+        let (Ok(store), Some(at)) = (&self.store, request.record.clone()) else {
             return None;
         };
         let (store, target) = (store.clone(), request.target.clone());
@@ -696,7 +709,7 @@ impl ChatService {
             store.recorder(false).begin_answer(
                 ConversationId(at.conversation),
                 MessageId(at.user_message),
-                at.pane,
+                PaneRef::Key(&at.pane),
                 &target,
             )
         })
@@ -714,14 +727,14 @@ impl ChatService {
         started: Option<MessageId>,
         outcome: &RouteOutcome,
     ) {
-        let (Ok(store), Some(at)) = (&self.store, request.record) else {
+        let (Ok(store), Some(at)) = (&self.store, request.record.clone()) else {
             return;
         };
         let (store, target, outcome) = (store.clone(), request.target.clone(), outcome.clone());
         let _ = tokio::task::spawn_blocking(move || {
             let trace = outcome.trace();
             let answer = Answer {
-                pane: at.pane,
+                pane: PaneRef::Key(&at.pane),
                 target: &target,
                 result: &outcome.result,
                 trace: &trace,
@@ -746,7 +759,7 @@ impl ChatService {
 
     /// Tags and conversation of the request, for budgets and the ledger.
     fn spend_context(&self, request: &AskRequest) -> SpendContext {
-        let Some(at) = request.record else {
+        let Some(at) = &request.record else {
             return SpendContext::default();
         };
         let tags = self

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::conversation::RecordAt;
+
 /// Whether and how a provider has a key (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -408,36 +410,6 @@ impl std::fmt::Debug for SetKeyRequest {
     }
 }
 
-/// Where to record a pane's answer in history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordAt {
-    /// The conversation.
-    pub conversation: i64,
-    /// The user message the answer replies to.
-    pub user_message: i64,
-    /// The pane (0-based) that shows it.
-    pub pane: u32,
-}
-
-/// Start a round: record the user's prompt (in a new conversation when
-/// `conversation` is `None`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StartRound {
-    /// The conversation to continue, if any.
-    pub conversation: Option<i64>,
-    /// The prompt.
-    pub prompt: String,
-}
-
-/// The ids a round was recorded under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoundIds {
-    /// The conversation.
-    pub conversation: i64,
-    /// The user's message.
-    pub user_message: i64,
-}
-
 /// A conversation in the sidebar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
@@ -477,50 +449,6 @@ pub struct SearchResult {
     pub message: i64,
     /// The passage: `(text, matched)` pieces (text is untrusted).
     pub snippet: Vec<(String, bool)>,
-}
-
-/// A pane's answer as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedAnswer {
-    /// The pane (0-based).
-    pub pane: u32,
-    /// The target the pane used.
-    pub target: String,
-    /// The text.
-    pub text: String,
-    /// Reasoning text.
-    pub reasoning: String,
-    /// The readout.
-    pub summary: AnswerSummary,
-    /// The stored message's id (search results jump to it).
-    pub message: i64,
-}
-
-/// A prompt and the answers it got.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedRound {
-    /// The user's message id.
-    pub user_message: i64,
-    /// The prompt.
-    pub prompt: String,
-    /// The latest answer of each pane.
-    pub answers: Vec<SavedAnswer>,
-}
-
-/// A conversation reopened from history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedConversation {
-    /// Its id.
-    pub id: i64,
-    /// Its title.
-    pub title: String,
-    /// The target of each pane, by pane index.
-    pub panes: Vec<String>,
-    /// Its rounds, oldest first.
-    pub rounds: Vec<SavedRound>,
-    /// Its tags (spend is attributed to them).
-    #[serde(default)]
-    pub tags: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------

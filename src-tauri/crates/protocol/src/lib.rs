@@ -26,18 +26,23 @@
 use serde::{Deserialize, Serialize};
 
 mod chat;
+mod conversation;
 
 pub use chat::{
     AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
-    LocalServer, PaneError, PaneEvent, PaneParams, ProviderCheck, ProviderSummary, RecordAt,
-    RoundIds, RouteSummary, SavedAnswer, SavedConversation, SavedRound, SearchResult,
-    SetKeyRequest, StartRound, TokenCounts, TrailStep, Turn, TurnRole, format_usd, usd_to_nanos,
+    LocalServer, PaneError, PaneEvent, PaneParams, ProviderCheck, ProviderSummary, RouteSummary,
+    SearchResult, SetKeyRequest, TokenCounts, TrailStep, Turn, TurnRole, format_usd, usd_to_nanos,
 };
 pub use chat::{
     BudgetCheck, BudgetInput, BudgetView, SpendCell, SpendOverview, SpendQuery, SpendRow,
     SpendStatus, SpendTotalView,
 };
 pub use chat::{NewProvider, RouteSpec, SaveRoute};
+pub use conversation::{
+    PaneFork, PaneLayout, PaneSpec, RecordAt, RoundIds, SavePanes, SavedAnswer, SavedConversation,
+    SavedPane, SavedRound, StartRound, ThreadSource, answerer, fork_for_new_pane, thread,
+    valid_pane_key,
+};
 
 /// Names of the IPC commands, shared so the UI cannot misspell one.
 pub mod commands {
@@ -67,6 +72,8 @@ pub mod commands {
     pub const SEARCH_HISTORY: &str = "search_history";
     /// `open_conversation(id: i64) -> SavedConversation`
     pub const OPEN_CONVERSATION: &str = "open_conversation";
+    /// `save_panes(request: SavePanes) -> bool` (false: an older layout, ignored)
+    pub const SAVE_PANES: &str = "save_panes";
     /// `rename_conversation(id: i64, title: String) -> ()`
     pub const RENAME_CONVERSATION: &str = "rename_conversation";
     /// `delete_conversation(id: i64) -> ()`

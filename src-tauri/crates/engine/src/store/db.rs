@@ -17,7 +17,12 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_pricing.sql")),
     (3, include_str!("migrations/0003_settle.sql")),
+    (PANES_MIGRATION, include_str!("migrations/0004_panes.sql")),
 ];
+
+/// The migration that gave panes rows; conversations written before it get
+/// theirs derived from their answers in the same transaction.
+const PANES_MIGRATION: u32 = 4;
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -107,6 +112,12 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
             version: *version,
             message: e.to_string(),
         })?;
+        if *version == PANES_MIGRATION {
+            super::panes::derive_panes(&tx, None).map_err(|e| StoreError::Migration {
+                version: *version,
+                message: e.to_string(),
+            })?;
+        }
     }
     if current < SCHEMA_VERSION {
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;

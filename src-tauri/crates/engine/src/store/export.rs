@@ -278,6 +278,9 @@ impl Store {
                 });
             }
         }
+        // Exports name panes by position; the panes are derived from the
+        // answers as for conversations older than pane rows.
+        super::panes::derive_panes(&tx, Some(conv))?;
         tx.commit()?;
         Ok(conv)
     }

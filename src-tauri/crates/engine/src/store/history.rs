@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde::{Deserialize, Serialize};
+use switchboard_protocol::PaneLayout;
 
+use super::panes::{PaneRef, apply_layout, follows, pane_for_answer};
 use super::time::now_ms;
 use super::{ConversationId, MessageId, Store, StoreError, from_sql_u64, to_sql_u64};
 use crate::chat::{AttemptCost, AttemptResult, CostSource, FinishReason, Role, Usage};
@@ -81,8 +83,11 @@ pub struct StoredMessage {
     pub reasoning: Option<String>,
     /// Written (Unix ms).
     pub created_at_ms: i64,
-    /// The pane that showed the answer (0-based).
+    /// The position of the pane that showed the answer when it was
+    /// recorded (0-based; not an identity: see `pane_id`).
     pub pane: Option<u32>,
+    /// The row of the pane that showed the answer ([`Store::panes`]).
+    pub pane_id: Option<i64>,
     /// The target as the user named it (`openai:gpt-x`, a route name).
     pub target: Option<String>,
     /// The route the request went through, if any.
@@ -118,8 +123,8 @@ pub type StoredAttempt = AttemptRecord;
 /// the final result and the trace of attempts that led to it.
 #[derive(Debug, Clone, Copy)]
 pub struct Answer<'a> {
-    /// The pane (0-based).
-    pub pane: u32,
+    /// The pane.
+    pub pane: PaneRef<'a>,
     /// The target as the user named it.
     pub target: &'a str,
     /// The final attempt's result (text, usage, cost, timing, error).
@@ -202,7 +207,35 @@ impl Recorder {
             parent,
             ..NewMessage::base(conversation, Role::User, content, now_ms())
         };
-        insert_one(store, &message, false)
+        insert_one(store, message, None, false)
+    }
+
+    /// Add the user's message of a new round, and save `layout` as the
+    /// conversation's panes in the same transaction (when it is newer than
+    /// the saved one). The message follows the answer chosen with "Continue
+    /// with this" in the round before, when there is one.
+    pub fn add_round(
+        &self,
+        conversation: ConversationId,
+        content: &str,
+        layout: Option<&PaneLayout>,
+    ) -> Result<MessageId, StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(MessageId(self.memory_id()));
+        };
+        let mut conn = store.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(layout) = layout {
+            apply_layout(&tx, conversation, layout)?;
+        }
+        let message = NewMessage {
+            parent: follows(&tx, conversation)?,
+            ..NewMessage::base(conversation, Role::User, content, now_ms())
+        };
+        let id = insert_message(&tx, &message)?;
+        touch(&tx, conversation, message.created_at_ms)?;
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Start one pane's answer to `question` before its request runs: the
@@ -211,11 +244,13 @@ impl Recorder {
     /// [`SpendContext::message`]) keep its text as it streams and a crash
     /// leaves it in history as `interrupted`. Write the final answer with
     /// [`Recorder::finish_answer`]. Incognito: a memory id, nothing written.
-    pub fn begin_answer(
+    /// `pane`: a [`PaneRef`], or a position (`0`) for a layout that never
+    /// changes.
+    pub fn begin_answer<'p>(
         &self,
         conversation: ConversationId,
         question: MessageId,
-        pane: u32,
+        pane: impl Into<PaneRef<'p>>,
         target: &str,
     ) -> Result<MessageId, StoreError> {
         let Some(store) = &self.store else {
@@ -223,11 +258,10 @@ impl Recorder {
         };
         let message = NewMessage {
             parent: Some(question),
-            pane: Some(pane),
             target: Some(target),
             ..NewMessage::base(conversation, Role::Assistant, "", now_ms())
         };
-        insert_one(store, &message, true)
+        insert_one(store, message, Some(pane.into()), true)
     }
 
     /// Write the final answer into the row [`Recorder::begin_answer`]
@@ -271,7 +305,8 @@ impl Recorder {
         Ok(())
     }
 
-    /// Add one pane's answer to `question`, with its trace.
+    /// Add the answer of the pane at position `pane` of a layout that never
+    /// changes (the command line's) to `question`, with its trace.
     pub fn add_answer(
         &self,
         conversation: ConversationId,
@@ -285,7 +320,7 @@ impl Recorder {
             conversation,
             question,
             &Answer {
-                pane,
+                pane: PaneRef::Position(pane),
                 target,
                 result,
                 trace,
@@ -305,9 +340,12 @@ impl Recorder {
         };
         let now = now_ms();
         let attempts = answer_attempts(answer, now);
-        let message = answer_message(conversation, question, answer, &attempts, now);
+        let mut message = answer_message(conversation, question, answer, &attempts, now);
         let mut conn = store.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (pane_id, position) = pane_for_answer(&tx, conversation, answer.pane, answer.target)?;
+        message.pane = position;
+        message.pane_id = Some(pane_id);
         let id = insert_message(&tx, &message)?;
         insert_attempts(&tx, id, &attempts)?;
         touch(&tx, conversation, now)?;
@@ -336,16 +374,24 @@ impl Recorder {
     }
 }
 
-/// Insert `message` and touch its conversation, in one transaction;
-/// `live`: it is an answer this store is about to stream.
+/// Insert `message` and touch its conversation, in one transaction; an
+/// answer's `pane` is found (or made) in the same transaction. `live`: it
+/// is an answer this store is about to stream.
 fn insert_one(
     store: &Store,
-    message: &NewMessage<'_>,
+    mut message: NewMessage<'_>,
+    pane: Option<PaneRef<'_>>,
     live: bool,
 ) -> Result<MessageId, StoreError> {
     let mut conn = store.conn();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let id = insert_message(&tx, message)?;
+    if let Some(pane) = pane {
+        let target = message.target.unwrap_or_default();
+        let (pane_id, position) = pane_for_answer(&tx, message.conversation, pane, target)?;
+        message.pane = position;
+        message.pane_id = Some(pane_id);
+    }
+    let id = insert_message(&tx, &message)?;
     if live {
         tx.execute(
             "UPDATE messages SET live_owner = ?2 WHERE id = ?1",
@@ -386,7 +432,9 @@ fn answer_message<'a>(
         content: &r.text,
         reasoning: (!r.reasoning.is_empty()).then_some(r.reasoning.as_str()),
         created_at_ms: now,
-        pane: Some(answer.pane),
+        // Found in the transaction that writes it.
+        pane: None,
+        pane_id: None,
         target: Some(answer.target),
         route: answer.trace.route.as_deref(),
         provider: Some(&r.provider),
@@ -435,6 +483,7 @@ pub(crate) struct NewMessage<'a> {
     pub reasoning: Option<&'a str>,
     pub created_at_ms: i64,
     pub pane: Option<u32>,
+    pub pane_id: Option<i64>,
     pub target: Option<&'a str>,
     pub route: Option<&'a str>,
     pub provider: Option<&'a str>,
@@ -466,6 +515,7 @@ impl<'a> NewMessage<'a> {
             reasoning: None,
             created_at_ms,
             pane: None,
+            pane_id: None,
             target: None,
             route: None,
             provider: None,
@@ -552,10 +602,12 @@ pub(crate) fn insert_message(
         Value::from(m.created_at_ms),
         Value::from(m.pane.map(i64::from)),
         Value::from(m.target.map(str::to_owned)),
+        Value::from(m.pane_id),
     ];
     values.extend(outcome.into_iter().map(|(_, v)| v));
     tx.prepare_cached(&format!(
-        "INSERT INTO messages (conversation_id, parent_id, role, created_at, pane, target, {})
+        "INSERT INTO messages (conversation_id, parent_id, role, created_at, pane, target, pane_id,
+            {})
          VALUES ({})",
         columns.join(", "),
         vec!["?"; values.len()].join(", ")
@@ -690,7 +742,8 @@ const MESSAGE_COLUMNS: &str =
     "id, conversation_id, parent_id, role, content, reasoning, created_at,
     pane, target, route, provider, model, finish_reason, error_kind, error_message,
     input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_nanos, cost_source,
-    ttft_ms, total_ms, tokens_per_s, cache_write_tokens, cache_write_1h_tokens, thinking_ms";
+    ttft_ms, total_ms, tokens_per_s, cache_write_tokens, cache_write_1h_tokens, thinking_ms,
+    pane_id";
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     let role: String = r.get(3)?;
@@ -727,6 +780,7 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         thinking_ms: r.get(26)?,
         total_ms: r.get(22)?,
         tokens_per_s: r.get(23)?,
+        pane_id: r.get(27)?,
     })
 }
 

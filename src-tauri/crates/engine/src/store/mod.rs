@@ -82,6 +82,7 @@ mod history;
 mod keyindex;
 mod ledger;
 mod owner;
+mod panes;
 mod recovery;
 mod search;
 pub mod time;
@@ -109,6 +110,7 @@ pub use ledger::{
     BudgetState, BudgetStatus, DEFAULT_HOLD, DaySpend, GroupPerformance, LEDGER_CSV_HEADER,
     SpendGroup, SpendGrouping, SpendTotal, SqliteBudgetGate, period_start,
 };
+pub use panes::{PaneRef, StoredPane};
 pub use recovery::Recovered;
 pub use search::{SearchHit, SnippetPart};
 

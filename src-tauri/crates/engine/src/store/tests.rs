@@ -1216,7 +1216,7 @@ fn a_dead_processs_attempts_are_settled_once_and_a_live_ones_are_left_alone() {
     rec.finish_answer(
         id,
         &Answer {
-            pane: 1,
+            pane: PaneRef::Position(1),
             target: "p:m",
             result: &result,
             trace: &RequestTrace::default(),

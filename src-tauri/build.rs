@@ -5,7 +5,6 @@
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let manifest = tauri_build::AppManifest::new().commands(&[
         "app_info",
-        "echo_stream",
         "list_catalog",
         "ask",
         "stop_stream",

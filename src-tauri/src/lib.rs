@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use switchboard_engine::service::ChatService;
-use switchboard_engine::{DataDir, KeyError, KeyStore, echo};
+use switchboard_engine::{DataDir, KeyError, KeyStore};
 use switchboard_protocol::{
-    AnswerSummary, AppInfo, AskRequest, CatalogView, EchoEvent, EchoRequest, EchoSummary,
-    HistoryPage, IpcError, IpcErrorKind, KeyState, KeychainStatus, LocalServer, PaneEvent,
-    ProviderCheck, RoundIds, SavePanes, SavedConversation, SearchResult, Sequenced, SetKeyRequest,
-    StartRound,
+    AnswerSummary, AppInfo, AskRequest, CatalogView, HistoryPage, IpcError, IpcErrorKind, KeyState,
+    KeychainStatus, LocalServer, PaneEvent, ProviderCheck, RoundIds, SavePanes, SavedConversation,
+    SearchResult, Sequenced, SetKeyRequest, StartRound,
 };
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
 use switchboard_protocol::{NewProvider, SaveRoute};
@@ -54,31 +53,6 @@ async fn app_info(state: tauri::State<'_, AppState>) -> Result<AppInfo, IpcError
         version: switchboard_engine::VERSION.to_owned(),
         data_dir: state.data_dir.path().display().to_string(),
         keychain,
-    })
-}
-
-#[tauri::command]
-async fn echo_stream(
-    request: EchoRequest,
-    on_event: Channel<Sequenced<EchoEvent>>,
-) -> Result<EchoSummary, IpcError> {
-    let seq = AtomicU64::new(0);
-    let sink = |body: EchoEvent| {
-        let msg = Sequenced {
-            seq: seq.fetch_add(1, Ordering::Relaxed),
-            body,
-        };
-        on_event.send(msg).is_ok()
-    };
-    echo::run(&request, sink).await.map_err(|e| match e {
-        echo::EchoError::Invalid(message) => IpcError {
-            kind: IpcErrorKind::InvalidInput,
-            message,
-        },
-        closed @ echo::EchoError::Closed { .. } => IpcError {
-            kind: IpcErrorKind::ChannelClosed,
-            message: closed.to_string(),
-        },
     })
 }
 
@@ -399,7 +373,6 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
         })
         .invoke_handler(tauri::generate_handler![
             app_info,
-            echo_stream,
             list_catalog,
             ask,
             stop_stream,

@@ -1,5 +1,6 @@
 //! The app window end to end: the real binary under Xvfb, driven over
-//! WebDriver, with the UI → Rust → UI round trip over an IPC channel.
+//! WebDriver: the shell, its status bar filled over IPC, navigation, the
+//! security boundary of the page, the composer's Enter and the theme.
 
 #![allow(
     clippy::unwrap_used,
@@ -8,11 +9,12 @@
     reason = "test code"
 )]
 
-use switchboard_engine::echo;
+use switchboard_mock::{MockServer, Scenario};
 use switchboard_tests::e2e::{App, Launch};
+use switchboard_tests::mock_providers_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shell_renders_and_echo_streams_back_over_the_channel() -> anyhow::Result<()> {
+async fn shell_renders_with_its_status_bar_and_navigates() -> anyhow::Result<()> {
     let app = App::launch(Launch::new("shell")).await?;
     app.check(async {
         // The shell is Leptos-rendered and the status bar got its facts over IPC.
@@ -27,22 +29,24 @@ async fn shell_renders_and_echo_streams_back_over_the_channel() -> anyhow::Resul
         let keychain = app.text("#status-keychain").await?;
         assert_eq!(keychain, "No keychain");
 
-        app.click("#nav-diagnostics").await?;
-        let text = "Grüße, Switchboard: 12 pieces ✓ stream back in order, exactly once!";
-        app.type_into("#echo-input", text).await?;
-        app.click("#echo-send").await?;
-        let summary = app
-            .wait_for_text("#echo-summary", |t| {
-                t.contains("total") || t.contains("rror")
-            })
+        // Every page of the navigation opens; there is no developer page.
+        let nav = app
+            .client()
+            .execute(
+                "return [...document.querySelectorAll('#sidebar .nav-item')].map(e => e.id)",
+                vec![],
+            )
             .await?;
-        let pieces = echo::pieces(text).len();
-        assert!(
-            summary.starts_with(&format!("{pieces} pieces · {} bytes", text.len())),
-            "{summary}"
+        assert_eq!(
+            nav,
+            serde_json::json!(["nav-compare", "nav-spend", "nav-settings"])
         );
-        assert_eq!(app.text("#echo-output").await?, text);
-        app.screenshot("echo").await?;
+        app.open_settings().await?;
+        app.click("#nav-spend").await?;
+        app.wait_for("#spend").await?;
+        app.click("#nav-compare").await?;
+        app.wait_for("#compare #composer").await?;
+        app.screenshot("shell").await?;
         Ok(())
     })
     .await?;
@@ -95,7 +99,17 @@ async fn the_page_can_call_only_the_apps_own_commands_and_no_inline_script() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enter_sends_and_the_theme_toggle_switches_and_persists() -> anyhow::Result<()> {
-    let app = App::launch(Launch::new("theme")).await?;
+    let server = MockServer::start().await?;
+    server.script(
+        "oa-model",
+        Scenario::default().with_text(&["Hello ", "from the ", "mock."]),
+    );
+    let home = tempfile::tempdir()?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server),
+    )?;
+    let app = App::launch(Launch::new("theme").data_dir(home.path())).await?;
     app.check(async {
         let root_theme = || async {
             let v = app
@@ -112,15 +126,30 @@ async fn enter_sends_and_the_theme_toggle_switches_and_persists() -> anyhow::Res
         assert_eq!(root_theme().await?, "light");
         app.screenshot("light").await?;
 
-        // Enter in the composer sends, like the Send button.
-        app.click("#nav-diagnostics").await?;
-        app.type_into("#echo-input", "typed then Enter\u{E007}")
+        // Enter in the composer sends, like the Send button, and the
+        // prompt leaves the composer once it is sent.
+        app.pick_model(1, "oa-model").await?;
+        app.type_into("#composer", "typed then Enter\u{E007}")
             .await?;
-        let out = app
-            .wait_for_text("#echo-summary", |t| t.contains("total"))
+        let answer = ".pane:nth-of-type(1) .answer-card[data-status=\"done\"]";
+        app.wait_for(answer).await?;
+        assert_eq!(
+            app.text(&format!("{answer} .prompt-bubble")).await?,
+            "typed then Enter"
+        );
+        assert_eq!(
+            app.text(&format!("{answer} .answer-text")).await?,
+            "Hello from the mock."
+        );
+        let left = app
+            .client()
+            .execute("return document.querySelector('#composer').value", vec![])
             .await?;
-        assert!(out.starts_with("3 pieces"), "{out}");
-        assert_eq!(app.text("#echo-output").await?, "typed then Enter");
+        assert_eq!(
+            left,
+            serde_json::json!(""),
+            "a sent prompt leaves the composer"
+        );
 
         app.client().refresh().await?;
         app.wait_for("#compare").await?;

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::components::{Sidebar, StatusBar};
-use crate::pages::{ComparePage, EchoPage, SettingsPage, SpendPage};
+use crate::pages::{ComparePage, SettingsPage, SpendPage};
 
 /// The page shown in the main area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,8 +14,6 @@ pub enum Page {
     Settings,
     /// Spend, budgets, ledger export.
     Spend,
-    /// The echo round trip (IPC diagnostics).
-    Diagnostics,
 }
 
 /// Light or dark, remembered in `localStorage` and applied as
@@ -76,6 +74,8 @@ pub fn App() -> impl IntoView {
     provide_context(page);
     // The compare view's state outlives the page, so switching to settings
     // and back keeps the conversation, and the sidebar can open one into it.
+    // It is a few signals; the conversation's panes, rounds and answers in
+    // them are reference-counted and go when they are replaced.
     provide_context(crate::pages::CompareState::new());
 
     view! {
@@ -86,7 +86,6 @@ pub fn App() -> impl IntoView {
                     Page::Compare => view! { <ComparePage /> }.into_any(),
                     Page::Settings => view! { <SettingsPage /> }.into_any(),
                     Page::Spend => view! { <SpendPage /> }.into_any(),
-                    Page::Diagnostics => view! { <EchoPage /> }.into_any(),
                 }}
             </main>
             <StatusBar />

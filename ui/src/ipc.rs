@@ -10,10 +10,9 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchboard_protocol::{
-    AnswerSummary, AppInfo, AskRequest, CatalogView, EchoEvent, EchoRequest, EchoSummary,
-    HistoryPage, IpcError, IpcErrorKind, KeyState, LocalServer, PaneEvent, ProviderCheck, RoundIds,
-    SavedConversation, SearchResult, SequenceBuffer, Sequenced, SetKeyRequest, StartRound,
-    commands,
+    AnswerSummary, AppInfo, AskRequest, CatalogView, HistoryPage, IpcError, IpcErrorKind, KeyState,
+    LocalServer, PaneEvent, ProviderCheck, RoundIds, SavePanes, SavedConversation, SearchResult,
+    SequenceBuffer, Sequenced, SetKeyRequest, StartRound, commands,
 };
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
 use switchboard_protocol::{NewProvider, SaveRoute};
@@ -88,10 +87,25 @@ pub async fn app_info() -> Result<AppInfo, IpcError> {
     invoke(commands::APP_INFO, &Object::new()).await
 }
 
+/// How long a stream's last channel message may trail the command's reply.
+const LAST_MESSAGE_GRACE_MS: i32 = 2_000;
+
+/// A promise that resolves after `ms` milliseconds.
+async fn sleep_ms(ms: i32) {
+    let promise = Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
 /// Run `cmd` with a fresh channel passed as `onEvent` and `request` as
 /// `request`. Channel messages are put back in order before `on_event` sees
 /// them; the call returns once the command has answered and, when it
-/// succeeded, its last event (`is_last`) has been delivered.
+/// succeeded, its last event (`is_last`) has been delivered, or after a
+/// grace period when that message was lost (the caller then has the reply,
+/// which says the same).
 async fn stream<Req, Ev, Res>(
     cmd: &str,
     request: &Req,
@@ -134,22 +148,25 @@ where
     set(&args, "onEvent", &channel)?;
     let result: Result<Res, IpcError> = invoke(cmd, &args).await;
     if result.is_ok() {
-        // The reply can overtake the channel's last messages: wait for them.
-        let _ = done_rx.await;
+        // The reply can overtake the channel's last messages: wait for them,
+        // but not forever.
+        let mut done_rx = done_rx;
+        let mut grace = Box::pin(sleep_ms(LAST_MESSAGE_GRACE_MS));
+        std::future::poll_fn(|cx| {
+            use std::future::Future;
+            use std::task::Poll;
+            if std::pin::Pin::new(&mut done_rx).poll(cx).is_ready()
+                || grace.as_mut().poll(cx).is_ready()
+            {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
     drop(handler);
     result
-}
-
-/// Stream `request.text` back from the backend piece by piece.
-pub async fn echo_stream(
-    request: &EchoRequest,
-    on_event: impl FnMut(EchoEvent) + 'static,
-) -> Result<EchoSummary, IpcError> {
-    stream(commands::ECHO_STREAM, request, on_event, |e| {
-        matches!(e, EchoEvent::Done(_))
-    })
-    .await
 }
 
 /// Providers and models for the picker.
@@ -207,18 +224,20 @@ pub async fn detect_local() -> Result<Vec<LocalServer>, IpcError> {
     invoke(commands::DETECT_LOCAL, &Object::new()).await
 }
 
-/// Record a prompt (in a new conversation when `conversation` is `None`).
-pub async fn start_round(conversation: Option<i64>, prompt: &str) -> Result<RoundIds, IpcError> {
+/// Record a prompt and the panes it goes to (in a new conversation when
+/// `request.conversation` is `None`).
+pub async fn start_round(request: &StartRound) -> Result<RoundIds, IpcError> {
     let args = Object::new();
-    set(
-        &args,
-        "request",
-        &to_js(&StartRound {
-            conversation,
-            prompt: prompt.to_owned(),
-        })?,
-    )?;
+    set(&args, "request", &to_js(request)?)?;
     invoke(commands::START_ROUND, &args).await
+}
+
+/// Save the pane layout of a recorded conversation; false when a newer
+/// one is already saved.
+pub async fn save_panes(request: &SavePanes) -> Result<bool, IpcError> {
+    let args = Object::new();
+    set(&args, "request", &to_js(request)?)?;
+    invoke(commands::SAVE_PANES, &args).await
 }
 
 /// A page of conversations.

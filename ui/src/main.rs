@@ -4,7 +4,6 @@
 mod app;
 mod components;
 mod ipc;
-mod markdown;
 mod pages;
 
 fn main() {

@@ -1,9 +1,11 @@
 //! Pieces of the shell that every page shares.
 
+mod confirm;
 mod model_picker;
 mod sidebar;
 mod status_bar;
 
-pub use model_picker::ModelPicker;
+pub use confirm::ConfirmButton;
+pub use model_picker::{ModelPicker, target_parts};
 pub use sidebar::Sidebar;
 pub use status_bar::StatusBar;

@@ -1,6 +1,10 @@
 //! A searchable model picker: provider, model, price per million tokens and
-//! context window for every model in the catalog; a `provider:model` typed
-//! by hand is accepted too (any model a provider serves, listed or not).
+//! context window for every model in the catalog, the routes of config.toml,
+//! and any `provider:model` typed by hand (a model a provider serves, listed
+//! or not). It is a combobox: the arrow keys move through the list, Enter
+//! picks, Escape closes it and gives the focus back to its button.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use leptos::html;
 use leptos::prelude::*;
@@ -37,31 +41,107 @@ fn matches(m: &CatalogModel, query: &str) -> bool {
         .all(|w| hay.contains(w))
 }
 
+/// How a target reads in a pane header: the model (or `@route`) first, then
+/// who serves it.
+pub fn target_parts(target: &str) -> (String, String) {
+    if let Some(route) = target.strip_prefix('@') {
+        return (format!("@{route}"), "route".to_owned());
+    }
+    match target.split_once(':') {
+        Some((provider, model)) => (model.to_owned(), provider.to_owned()),
+        None => (target.to_owned(), String::new()),
+    }
+}
+
+/// One row of the list.
+#[derive(Debug, Clone, PartialEq)]
+struct Choice {
+    target: String,
+    title: String,
+    detail: String,
+    price: Option<String>,
+    ctx: Option<String>,
+    class: &'static str,
+}
+
+fn choices(catalog: Option<&CatalogView>, query: &str) -> Vec<Choice> {
+    let mut out = Vec::new();
+    let q = query.trim();
+    if q.contains(':') {
+        out.push(Choice {
+            target: q.to_owned(),
+            title: format!("Use “{q}”"),
+            detail: String::new(),
+            price: None,
+            ctx: None,
+            class: "picker-item custom",
+        });
+    }
+    let Some(c) = catalog else {
+        return out;
+    };
+    let lower = q.to_lowercase();
+    for r in &c.routes {
+        let hay = format!("@{} {}", r.name, r.targets.join(" ")).to_lowercase();
+        if lower.split_whitespace().all(|w| hay.contains(w)) {
+            out.push(Choice {
+                target: format!("@{}", r.name),
+                title: format!("@{}", r.name),
+                detail: format!("route · {} · {}", r.strategy, r.targets.join(" → ")),
+                price: None,
+                ctx: None,
+                class: "picker-item route",
+            });
+        }
+    }
+    out.extend(
+        c.models
+            .iter()
+            .filter(|m| matches(m, q))
+            .take(200)
+            .map(|m| Choice {
+                target: m.target(),
+                title: m.name.clone().unwrap_or_else(|| m.model.clone()),
+                detail: format!("{} · {}", m.provider, m.model),
+                price: Some(price(m)),
+                ctx: Some(context(m.context_window)),
+                class: "picker-item",
+            }),
+    );
+    out
+}
+
+fn next_picker() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 #[component]
 pub fn ModelPicker(
-    target: RwSignal<String>,
+    #[prop(into)] target: ArcRwSignal<String>,
     catalog: RwSignal<Option<CatalogView>>,
 ) -> impl IntoView {
+    let list_id = format!("picker-list-{}", next_picker());
     let open = RwSignal::new(false);
     let query = RwSignal::new(String::new());
+    let active = RwSignal::new(0usize);
     let search = NodeRef::<html::Input>::new();
-    let pick = move |t: String| {
-        target.set(t);
+    let button = NodeRef::<html::Button>::new();
+    let found = Memo::new(move |_| catalog.with(|c| choices(c.as_ref(), &query.get())));
+    let close = move || {
         open.set(false);
         query.set(String::new());
+        active.set(0);
+        if let Some(b) = button.get_untracked() {
+            let _ = b.focus();
+        }
     };
-    let found = move || {
-        let q = query.get();
-        catalog
-            .get()
-            .map(|c| {
-                c.models
-                    .into_iter()
-                    .filter(|m| matches(m, &q))
-                    .take(200)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
+    let pick = {
+        let target = target.clone();
+        move |t: String| {
+            target.set(t);
+            close();
+        }
     };
     Effect::new(move |_| {
         if open.get()
@@ -70,67 +150,107 @@ pub fn ModelPicker(
             let _ = input.focus();
         }
     });
-    let on_key = move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
-        "Escape" => {
-            ev.stop_propagation();
-            open.set(false);
-        }
-        "Enter" => {
-            let q = query.get_untracked().trim().to_owned();
-            if let Some(first) = found().first() {
-                pick(first.target());
-            } else if q.contains(':') {
-                pick(q);
+    let on_key = {
+        let pick = pick.clone();
+        move |ev: web_sys::KeyboardEvent| {
+            let n = found.with_untracked(Vec::len);
+            match ev.key().as_str() {
+                // The picker's own: Escape closes it and stops nothing else.
+                "Escape" => {
+                    ev.prevent_default();
+                    ev.stop_propagation();
+                    close();
+                }
+                "ArrowDown" if n > 0 => {
+                    ev.prevent_default();
+                    active.update(|a| *a = (*a + 1).min(n - 1));
+                }
+                "ArrowUp" => {
+                    ev.prevent_default();
+                    active.update(|a| *a = a.saturating_sub(1));
+                }
+                "Home" => active.set(0),
+                "End" if n > 0 => active.set(n - 1),
+                "Enter" => {
+                    ev.prevent_default();
+                    let chosen = found.with_untracked(|f| {
+                        f.get(active.get_untracked().min(n.saturating_sub(1)))
+                            .map(|c| c.target.clone())
+                    });
+                    if let Some(t) = chosen {
+                        pick(t);
+                    }
+                }
+                _ => {}
             }
         }
-        _ => {}
     };
+    let label = {
+        let target = target.clone();
+        move || target_parts(&target.get())
+    };
+    let label2 = label.clone();
+    let title = {
+        let target = target.clone();
+        move || target.get()
+    };
+    let option_id = {
+        let list_id = list_id.clone();
+        move |i: usize| format!("{list_id}-{i}")
+    };
+    let option_id2 = option_id.clone();
+    let list_id2 = list_id.clone();
     view! {
         <div class="picker">
-            <button class="picker-button" title="Choose the model of this pane" on:click=move |_| open.update(|o| *o = !*o)>
-                <span class="picker-label">{move || { let t = target.get(); if t.is_empty() { "Choose a model…".to_owned() } else { t } }}</span>
+            <button class="picker-button" node_ref=button title=title aria-haspopup="listbox"
+                aria-expanded=move || open.get().to_string()
+                aria-label=move || { let (m, p) = label2(); if m.is_empty() { "Choose a model".to_owned() } else { format!("Model: {m} ({p}). Change") } }
+                on:click=move |_| open.update(|o| *o = !*o)>
+                {move || {
+                    let (model, provider) = label();
+                    if model.is_empty() {
+                        view! { <span class="picker-label"><span class="picker-model">"Choose a model…"</span></span> }.into_any()
+                    } else {
+                        view! {
+                            <span class="picker-label">
+                                <span class="picker-model">{model}</span>
+                                <span class="picker-provider">{provider}</span>
+                            </span>
+                        }
+                        .into_any()
+                    }
+                }}
             </button>
             <Show when=move || open.get()>
                 <div class="picker-pop">
                     <input class="picker-search" placeholder="Search models, or type provider:model" node_ref=search
-                        prop:value=move || query.get() on:input=move |ev| query.set(event_target_value(&ev)) on:keydown=on_key />
-                    <div class="picker-list">
-                        {move || {
-                            let q = query.get();
-                            (q.contains(':') && !q.trim().is_empty()).then(|| {
-                                let t = q.trim().to_owned();
-                                let label = format!("Use “{t}”");
-                                view! { <button class="picker-item custom" on:click=move |_| pick(t.clone())>{label}</button> }
-                            })
-                        }}
-                        {move || {
-                            let q = query.get().to_lowercase();
-                            catalog.get().map(|c| c.routes.into_iter()
-                                .filter(|r| q.split_whitespace().all(|w| format!("@{} {}", r.name, r.targets.join(" ")).to_lowercase().contains(w)))
-                                .map(|r| {
-                                    let t = format!("@{}", r.name);
-                                    let detail = format!("route · {} · {}", r.strategy, r.targets.join(" → "));
-                                    view! {
-                                        <button class="picker-item route" on:click=move |_| pick(t.clone())>
-                                            <span class="pi-model">{format!("@{}", r.name)}</span>
-                                            <span class="pi-provider">{detail}</span>
-                                        </button>
-                                    }
-                                }).collect_view())
-                        }}
-                        <For each=found key=|m| m.target() let:m>
-                            {
-                                let t = m.target();
+                        role="combobox" aria-label="Search models" aria-autocomplete="list" aria-expanded="true"
+                        aria-controls=list_id.clone()
+                        aria-activedescendant={ let option_id = option_id.clone(); move || option_id(active.get()) }
+                        prop:value=move || query.get()
+                        on:input=move |ev| { query.set(event_target_value(&ev)); active.set(0); }
+                        on:keydown=on_key.clone() />
+                    <div class="picker-list" role="listbox" id=list_id2.clone() aria-label="Models">
+                        {
+                            let pick = pick.clone();
+                            let option_id = option_id2.clone();
+                            move || found.get().into_iter().enumerate().map(|(i, c)| {
+                                let pick = pick.clone();
+                                let t = c.target.clone();
                                 view! {
-                                    <button class="picker-item" on:click=move |_| pick(t.clone())>
-                                        <span class="pi-model">{m.name.clone().unwrap_or_else(|| m.model.clone())}</span>
-                                        <span class="pi-provider">{format!("{} · {}", m.provider, m.model)}</span>
-                                        <span class="pi-price" title="USD per million input / output tokens">{price(&m)}</span>
-                                        <span class="pi-ctx">{context(m.context_window)}</span>
+                                    <button class=c.class role="option" id=option_id(i) tabindex="-1"
+                                        class:active=move || active.get() == i
+                                        aria-selected=move || (active.get() == i).to_string()
+                                        on:mouseenter=move |_| active.set(i)
+                                        on:click=move |_| pick(t.clone())>
+                                        <span class="pi-model">{c.title}</span>
+                                        {(!c.detail.is_empty()).then(|| view! { <span class="pi-provider">{c.detail}</span> })}
+                                        {c.price.map(|p| view! { <span class="pi-price" title="USD per million input / output tokens">{p}</span> })}
+                                        {c.ctx.map(|x| view! { <span class="pi-ctx">{x}</span> })}
                                     </button>
                                 }
-                            }
-                        </For>
+                            }).collect_view()
+                        }
                     </div>
                 </div>
             </Show>

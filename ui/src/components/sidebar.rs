@@ -329,7 +329,6 @@ pub fn Sidebar() -> impl IntoView {
                 {item(Page::Compare, "nav-compare", "Compare")}
                 {item(Page::Spend, "nav-spend", "Spend")}
                 {item(Page::Settings, "nav-settings", "Settings")}
-                {item(Page::Diagnostics, "nav-diagnostics", "Echo round trip")}
             </ul>
             <input class="history-search" id="history-search" type="search" placeholder="Search history (Ctrl+K)"
                 node_ref=search_box prop:value=move || query.get()

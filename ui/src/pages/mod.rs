@@ -1,11 +1,9 @@
 //! One module per page of the main area.
 
 mod compare;
-mod echo;
 mod settings;
 mod spend;
 
 pub use compare::{ComparePage, CompareState};
-pub use echo::EchoPage;
 pub use settings::SettingsPage;
 pub use spend::SpendPage;

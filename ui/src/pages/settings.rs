@@ -14,7 +14,7 @@ use switchboard_protocol::{
     RouteSummary, SaveRoute,
 };
 
-use crate::components::ModelPicker;
+use crate::components::{ConfirmButton, ModelPicker};
 use crate::ipc;
 use crate::pages::CompareState;
 
@@ -58,7 +58,7 @@ fn ProviderRow(provider: ProviderSummary, enabled: bool, reload: Callback<()>) -
             busy.set(false);
         });
     };
-    let remove = move |_| {
+    let remove = move |()| {
         busy.set(true);
         spawn_local(async move {
             match ipc::remove_key(&id.get_value()).await {
@@ -87,7 +87,10 @@ fn ProviderRow(provider: ProviderSummary, enabled: bool, reload: Callback<()>) -
         busy.set(true);
         spawn_local(async move {
             match ipc::set_provider_enabled(&id.get_value(), on).await {
-                Ok(()) => reload.run(()),
+                Ok(()) => {
+                    // The page may be gone by now: nothing to reload then.
+                    let _ = reload.try_run(());
+                }
                 Err(e) => config_error.set(Some(e.message)),
             }
             busy.set(false);
@@ -98,7 +101,10 @@ fn ProviderRow(provider: ProviderSummary, enabled: bool, reload: Callback<()>) -
         busy.set(true);
         spawn_local(async move {
             match ipc::set_provider_base_url(&id.get_value(), &value).await {
-                Ok(()) => reload.run(()),
+                Ok(()) => {
+                    // The page may be gone by now: nothing to reload then.
+                    let _ = reload.try_run(());
+                }
                 Err(e) => config_error.set(Some(e.message)),
             }
             busy.set(false);
@@ -123,7 +129,9 @@ fn ProviderRow(provider: ProviderSummary, enabled: bool, reload: Callback<()>) -
                         prop:value=move || draft.get() on:input=move |ev| draft.set(event_target_value(&ev)) />
                     <button class="small key-save" on:click=save disabled=move || busy.get() || draft.get().trim().is_empty()>"Save"</button>
                     <Show when=has_stored>
-                        <button class="small key-remove" on:click=remove disabled=move || busy.get()>"Remove"</button>
+                        <ConfirmButton label="Remove" class="small key-remove"
+                            question=format!("Remove the key of {} from the keychain?", id.get_value())
+                            on_confirm=Callback::new(remove) disabled=Signal::derive(move || busy.get()) />
                     </Show>
                     <button class="small key-test" on:click=test disabled=move || busy.get()>"Test"</button>
                 </div>
@@ -179,7 +187,7 @@ fn AddProvider(reload: Callback<()>) -> impl IntoView {
                     id.set(String::new());
                     url.set(String::new());
                     error.set(None);
-                    reload.run(());
+                    let _ = reload.try_run(());
                 }
                 Err(e) => error.set(Some(e.message)),
             }
@@ -305,7 +313,7 @@ fn RoutesEditor(catalog: RwSignal<Option<CatalogView>>, reload: Callback<()>) ->
                 Ok(()) => {
                     editing.set(false);
                     error.set(None);
-                    reload.run(());
+                    let _ = reload.try_run(());
                 }
                 Err(e) => error.set(Some(e.message)),
             }
@@ -315,7 +323,10 @@ fn RoutesEditor(catalog: RwSignal<Option<CatalogView>>, reload: Callback<()>) ->
     let delete = move |route: String| {
         spawn_local(async move {
             match ipc::delete_route(&route).await {
-                Ok(()) => reload.run(()),
+                Ok(()) => {
+                    // The page may be gone by now: nothing to reload then.
+                    let _ = reload.try_run(());
+                }
                 Err(e) => error.set(Some(e.message)),
             }
         });
@@ -368,7 +379,9 @@ fn RoutesEditor(catalog: RwSignal<Option<CatalogView>>, reload: Callback<()>) ->
                                 <strong class="route-name">{format!("@{n1}")}</strong>
                                 <span class="route-summary dim">{summary}</span>
                                 <button class="small route-edit" on:click=move |_| open(Some(edit_with.clone()))>"Edit"</button>
-                                <button class="small route-delete" on:click=move |_| delete(n2.clone())>"Delete"</button>
+                                <ConfirmButton label="Delete" class="small route-delete"
+                                    question=format!("Delete the route @{n2}?")
+                                    on_confirm=Callback::new(move |()| delete(n2.clone())) />
                             </li>
                         }
                     }).collect_view().into_any()

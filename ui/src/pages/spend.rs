@@ -14,6 +14,7 @@ use switchboard_protocol::{
     BudgetInput, BudgetView, SpendOverview, SpendRow, SpendTotalView, format_usd, usd_to_nanos,
 };
 
+use crate::components::ConfirmButton;
 use crate::ipc;
 
 /// The groupings of the chart and table: (value, label).
@@ -406,7 +407,7 @@ fn BudgetCard(budget: BudgetView, form: BudgetForm, version: RwSignal<u64>) -> i
     let name = budget.name.clone();
     let name_for_delete = budget.name.clone();
     let to_edit = budget.clone();
-    let delete = move |_| {
+    let delete = move |()| {
         let name = name_for_delete.clone();
         spawn_local(async move {
             match ipc::remove_budget(&name).await {
@@ -423,7 +424,8 @@ fn BudgetCard(budget: BudgetView, form: BudgetForm, version: RwSignal<u64>) -> i
                 <span class="budget-state">{budget.state.clone()}</span>
                 <span class="spacer"></span>
                 <button class="small budget-edit" on:click=move |_| form.edit(&to_edit)>"Edit"</button>
-                <button class="small danger budget-delete" on:click=delete>"Delete"</button>
+                <ConfirmButton label="Delete" class="small danger budget-delete"
+                    question=format!("Delete the budget {name}?") on_confirm=Callback::new(delete) />
             </div>
             <div class="budget-bar" title=format!("warning from {:.0}%", budget.warn_at * 100.0)>
                 <div class="budget-fill" style=width></div>

@@ -50,7 +50,6 @@ pub mod catalog;
 mod chat;
 mod client;
 mod config;
-pub mod echo;
 mod error;
 pub mod hooks;
 mod keys;

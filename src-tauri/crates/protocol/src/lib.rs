@@ -9,16 +9,17 @@
 //! - [`Sequenced`]: an envelope with a sequence number for every message sent
 //!   over a `tauri::ipc::Channel`, because large channel messages can overtake
 //!   each other and the UI must put them back in order.
-//! - [`EchoEvent`]: the events of the shell's echo stream (a round trip UI →
-//!   Rust → UI used by the end-to-end harness).
 //! - [`SequenceBuffer`]: the UI side of [`Sequenced`], releasing messages in
 //!   order.
 //! - [`IpcError`]: the tagged `{ kind, message }` every command returns on
 //!   failure.
 //!
+//! - [`SavedConversation`] and [`thread`]: a conversation's panes by
+//!   identity, and what each pane's model is sent.
+//!
 //! ```
-//! use switchboard_protocol::{EchoEvent, Sequenced};
-//! let msg = Sequenced { seq: 0, body: EchoEvent::Delta { text: "hi".into() } };
+//! use switchboard_protocol::{PaneEvent, Sequenced};
+//! let msg = Sequenced { seq: 0, body: PaneEvent::Delta { text: "hi".into() } };
 //! let json = serde_json::to_string(&msg).unwrap();
 //! assert_eq!(json, r#"{"seq":0,"body":{"type":"delta","text":"hi"}}"#);
 //! ```
@@ -48,8 +49,6 @@ pub use conversation::{
 pub mod commands {
     /// `app_info() -> AppInfo`
     pub const APP_INFO: &str = "app_info";
-    /// `echo_stream(request: EchoRequest, on_event: Channel<Sequenced<EchoEvent>>) -> EchoSummary`
-    pub const ECHO_STREAM: &str = "echo_stream";
     /// `list_catalog() -> CatalogView`
     pub const LIST_CATALOG: &str = "list_catalog";
     /// `ask(request: AskRequest, on_event: Channel<Sequenced<PaneEvent>>) -> AnswerSummary`
@@ -143,41 +142,6 @@ pub struct Sequenced<T> {
     pub body: T,
 }
 
-/// Arguments of the `echo_stream` command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EchoRequest {
-    /// The text the backend streams back, piece by piece.
-    pub text: String,
-    /// Pause between pieces, in milliseconds (capped by the backend).
-    pub gap_ms: u64,
-}
-
-/// One event of the echo stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum EchoEvent {
-    /// The next piece of text; append it.
-    Delta {
-        /// Text to append.
-        text: String,
-    },
-    /// The stream ended; no message follows.
-    Done(EchoSummary),
-}
-
-/// What the backend measured over one echo stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EchoSummary {
-    /// Number of `Delta` messages sent.
-    pub pieces: u64,
-    /// Number of bytes of text sent.
-    pub bytes: u64,
-    /// Milliseconds from the request to the first piece (monotonic clock).
-    pub first_piece_ms: u64,
-    /// Milliseconds from the request to the end (monotonic clock).
-    pub total_ms: u64,
-}
-
 /// The error every command returns: a kind to branch on and a message to show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpcError {
@@ -193,8 +157,6 @@ pub struct IpcError {
 pub enum IpcErrorKind {
     /// The arguments were rejected (bad input from the UI).
     InvalidInput,
-    /// The UI stopped listening before the stream ended.
-    ChannelClosed,
     /// Something failed in the backend; the message says what.
     Internal,
     /// A change to config.toml was refused because the file would not load
@@ -259,23 +221,6 @@ impl std::error::Error for IpcError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn echo_done_round_trips_through_json() {
-        let msg = Sequenced {
-            seq: 7,
-            body: EchoEvent::Done(EchoSummary {
-                pieces: 3,
-                bytes: 11,
-                first_piece_ms: 1,
-                total_ms: 9,
-            }),
-        };
-        let json = serde_json::to_string(&msg).unwrap();
-        assert!(json.contains(r#""type":"done""#), "{json}");
-        let back: Sequenced<EchoEvent> = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, msg);
-    }
 
     #[test]
     fn sequence_buffer_restores_order_and_drops_repeats() {

@@ -1,9 +1,9 @@
-//! Model output rendered as Markdown, safely. Model output is untrusted:
-//! raw HTML in it is shown as text, links get no `href` (nothing can
-//! navigate the app; the address is shown on hover), images are not loaded
-//! (the CSP would block remote ones anyway) but named, and code blocks are
-//! highlighted here from escaped text. Every tag in the output is one this
-//! module wrote.
+//! One Markdown block (or a whole text) to sanitized HTML. Model output is
+//! untrusted: raw HTML in it is shown as text, links get no `href` (nothing
+//! can navigate the app; the address is shown on hover), images are not
+//! loaded (the CSP would block remote ones anyway) but named, and code
+//! blocks are highlighted here from escaped text. An unclosed code fence
+//! (a block still streaming) renders as the code block it will be.
 
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd, html};
 
@@ -320,4 +320,128 @@ pub fn highlight(lang: &str, code: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every tag of `html` with its attribute names: `(name, [attrs])`.
+    fn tags(html: &str) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        let mut rest = html;
+        while let Some(i) = rest.find('<') {
+            let Some(j) = rest[i..].find('>') else { break };
+            let inner = rest[i + 1..i + j].trim_end_matches('/');
+            let name_end = inner.find(char::is_whitespace).unwrap_or(inner.len());
+            let name = inner[..name_end].trim_start_matches('/').to_owned();
+            let mut attrs = Vec::new();
+            let mut a = inner[name_end..].trim_start();
+            while !a.is_empty() {
+                let end = a
+                    .find(|c: char| c == '=' || c.is_whitespace())
+                    .unwrap_or(a.len());
+                attrs.push(a[..end].to_owned());
+                a = &a[end..];
+                if let Some(v) = a.strip_prefix("=\"") {
+                    a = v.find('"').map_or("", |q| &v[q + 1..]);
+                }
+                a = a.trim_start();
+            }
+            out.push((name, attrs));
+            rest = &rest[i + j + 1..];
+        }
+        out
+    }
+
+    const HOSTILE: &str = "<script>alert(1)</script>\n\n\
+        Inline <img src=x onerror=alert(2)> and <a href=\"javascript:alert(3)\">x</a>.\n\n\
+        [click](javascript:alert(4) \"t\") [site](https://example.com/\"><b>) <https://auto.example>\n\n\
+        ![remote](https://tracker.example/p.png)\n\n\
+        ```\"><script>x</script>\nlet a = \"</code><script>\";\n```\n\n\
+        <!-- comment --> <style>body{display:none}</style> <iframe src=//e></iframe>\n\n\
+        | a | b |\n|:-:|--:|\n| <b>1</b> | `2` |\n\n- [x] done\n- [ ] todo\n\n3. three\n";
+
+    #[test]
+    fn only_tags_this_module_writes_come_out_and_none_can_navigate_or_load() {
+        let html = render(HOSTILE);
+        let allowed_tags = [
+            "p", "a", "span", "div", "button", "pre", "code", "table", "thead", "tbody", "tr",
+            "th", "td", "ul", "ol", "li", "input", "em", "strong", "h1", "h2", "h3", "del",
+        ];
+        let allowed_attrs = [
+            "class", "title", "type", "start", "style", "disabled", "checked",
+        ];
+        for (name, attrs) in tags(&html) {
+            assert!(
+                allowed_tags.contains(&name.as_str()),
+                "tag {name} in {html}"
+            );
+            for a in attrs {
+                assert!(
+                    allowed_attrs.contains(&a.as_str()),
+                    "attribute {a} on {name}"
+                );
+            }
+        }
+        for bad in ["<script", "<img", "<iframe", "<style", "<a href"] {
+            assert!(!html.contains(bad), "{bad} in {html}");
+        }
+        // The hostile parts are still there, as text.
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("[image: remote]"), "{html}");
+        assert!(
+            html.contains("title=\"javascript:alert(4)\""),
+            "the address shows on hover only: {html}"
+        );
+    }
+
+    #[test]
+    fn attribute_values_and_code_are_escaped() {
+        let html = render("[x](https://e.com/\"onmouseover=alert(1))\n\n```a\"b\n<b>&</b>\n```\n");
+        assert!(!html.contains("\"onmouseover"), "{html}");
+        assert!(html.contains("&quot;onmouseover"), "{html}");
+        assert!(
+            html.contains("<span class=\"code-lang\">a&quot;b</span>"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;b&gt;&amp;&lt;/b&gt;"), "{html}");
+    }
+
+    #[test]
+    fn tables_lists_and_unfinished_fences_render_as_they_stream() {
+        let table = render("| a | b |\n|---|---|\n| 1 |");
+        assert!(
+            table.contains("<table>") && table.contains("<td>1</td>"),
+            "{table}"
+        );
+        let list = render("- one\n- tw");
+        assert!(list.contains("<li>tw</li>"), "{list}");
+        let fence = render("```rust\nfn main() {\n    let x");
+        assert!(
+            fence.contains("<span class=\"code-lang\">rust</span>"),
+            "{fence}"
+        );
+        assert!(
+            fence.contains("<span class=\"hl-kw\">let</span> x"),
+            "{fence}"
+        );
+        assert!(render("3. three\n").contains("<ol start=\"3\">"));
+    }
+
+    #[test]
+    fn highlighting_marks_keywords_strings_comments_and_numbers() {
+        let h = highlight("rust", "let s = \"<x>\"; // done\nfn f() -> u8 { 42 }");
+        assert!(h.contains("<span class=\"hl-kw\">let</span>"), "{h}");
+        assert!(
+            h.contains("<span class=\"hl-str\">&quot;&lt;x&gt;&quot;</span>"),
+            "{h}"
+        );
+        assert!(h.contains("<span class=\"hl-com\">// done</span>"), "{h}");
+        assert!(h.contains("<span class=\"hl-num\">42</span>"), "{h}");
+        assert_eq!(escape("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
+    }
 }

@@ -53,6 +53,10 @@ fmt:
 	cargo fmt --all
 
 # Engine overhead against a raw HTTP client to the same local mock, measured
-# in one run (release build); prints ratios and overhead percentiles.
+# in one run (release build); prints ratios and overhead percentiles. Then
+# the compare view in the window: render rate, cold start, memory (the app's
+# release build when there is one, else the debug build).
 bench:
 	cargo bench -p switchboard-tests --bench engine_overhead
+	SWITCHBOARD_APP=$$(ls $(CURDIR)/target/release/switchboard 2>/dev/null || echo $(CURDIR)/target/debug/switchboard) \
+	  cargo bench -p switchboard-tests --bench compare_ui

@@ -139,3 +139,47 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     };
     Ok(dir.to_path_buf())
 }
+
+/// The `(role, text)` turns of a generation request body in any of the
+/// three wire protocols (`assistant` for Gemini's `model`), system prompt
+/// left out: what a mock provider was asked.
+pub fn request_turns(body: &serde_json::Value) -> Vec<(String, String)> {
+    use serde_json::Value;
+    let text_of = |content: &Value| -> String {
+        match content {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect(),
+            _ => String::new(),
+        }
+    };
+    if let Some(contents) = body.get("contents").and_then(Value::as_array) {
+        return contents
+            .iter()
+            .map(|c| {
+                let role = match c["role"].as_str().unwrap_or("") {
+                    "model" => "assistant",
+                    other => other,
+                };
+                (role.to_owned(), text_of(&c["parts"]))
+            })
+            .collect();
+    }
+    body["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .filter(|m| m["role"] != "system")
+                .map(|m| {
+                    (
+                        m["role"].as_str().unwrap_or("").to_owned(),
+                        text_of(&m["content"]),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -17,7 +17,7 @@ use switchboard_protocol::{
     AskRequest, PaneLayout, PaneParams, PaneSpec, RecordAt, SavePanes, SavedConversation,
     StartRound, Turn, TurnRole, fork_for_new_pane,
 };
-use switchboard_tests::mock_providers_config;
+use switchboard_tests::{mock_providers_config, request_turns};
 
 const OA: &str = "oa:oa-model";
 const AN: &str = "an:an-model";
@@ -42,46 +42,6 @@ fn spec(key: &str, target: &str) -> PaneSpec {
 
 fn model_of(target: &str) -> &str {
     target.split_once(':').unwrap().1
-}
-
-/// The (role, text) turns of a request body in any of the three wire
-/// protocols, system prompt excluded.
-fn received_turns(body: &Value) -> Vec<(String, String)> {
-    let text_of = |content: &Value| -> String {
-        match content {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect(),
-            _ => String::new(),
-        }
-    };
-    if let Some(contents) = body.get("contents").and_then(Value::as_array) {
-        // Gemini: "model" is the assistant.
-        return contents
-            .iter()
-            .map(|c| {
-                let role = match c["role"].as_str().unwrap_or("") {
-                    "model" => "assistant",
-                    other => other,
-                };
-                (role.to_owned(), text_of(&c["parts"]))
-            })
-            .collect();
-    }
-    body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] != "system")
-        .map(|m| {
-            (
-                m["role"].as_str().unwrap().to_owned(),
-                text_of(&m["content"]),
-            )
-        })
-        .collect()
 }
 
 /// The conversation as the app would show it after a restart.
@@ -149,7 +109,7 @@ async fn round(
                 .and_then(Value::as_str)
                 .map(str::to_owned)
                 .unwrap_or_else(|| "gm-model".into());
-            (model, received_turns(b))
+            (model, request_turns(b))
         })
         .collect();
     (ids.conversation, received)

@@ -1,6 +1,7 @@
 //! The compare view end to end: the real app under Xvfb, three panes on
 //! three mock providers (one per wire protocol), answers streaming side by
-//! side with their own text, tokens and exact cost.
+//! side with their own text, tokens and exact cost; Markdown drawn while it
+//! streams; the view following a long stream; six legible panes.
 
 #![allow(
     clippy::unwrap_used,
@@ -237,10 +238,14 @@ async fn a_first_run_without_keys_finds_the_local_server_and_chats() -> anyhow::
             "explains how to add a key"
         );
         app.click("#local-found .use-local").await?;
-        app.wait_for_content(".pane:nth-of-type(1) .picker-label", |t| {
-            t == "ollama:llama3.2"
-        })
-        .await?;
+        app.wait_for_content(".pane:nth-of-type(1) .picker-model", |t| t == "llama3.2")
+            .await?;
+        assert_eq!(
+            app.text_content(".pane:nth-of-type(1) .picker-provider")
+                .await?
+                .as_deref(),
+            Some("ollama")
+        );
         app.type_into("#composer", "Hello\u{E007}").await?;
         let card = ".pane:nth-of-type(1) .answer-card";
         app.wait_for(&format!("{card}[data-status=\"done\"]"))
@@ -301,6 +306,267 @@ async fn a_failing_first_target_falls_back_and_the_trail_shows_it() -> anyhow::R
         );
         assert_eq!(server.hits("oa-model"), 1, "an auth error is not retried");
         app.screenshot("trail").await?;
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_answer_shows_its_code_block_and_table_before_it_ends() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    let mut pieces: Vec<String> = [
+        "Here is code:\n\n",
+        "```rust\n",
+        "fn main() {\n",
+        "    let answer = 42;\n",
+        "}\n",
+        "```\n\n",
+        "| model | score |\n",
+        "|---|---|\n",
+        "| oa | 1 |\n\n",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    pieces.extend((0..150).map(|i| format!("more{i} ")));
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_text(&refs)
+            .with_gap(Duration::from_millis(30)),
+    );
+    let home = tempfile::tempdir()?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server),
+    )?;
+    let app = App::launch(Launch::new("live-markdown").data_dir(home.path())).await?;
+    app.check(async {
+        app.pick_model(1, "oa-model").await?;
+        app.type_into("#composer", "Code and a table\u{E007}")
+            .await?;
+        let live = ".pane:nth-of-type(1) .answer-card[data-status=\"streaming\"]";
+        app.wait_for(&format!("{live} .answer-text pre code .hl-kw"))
+            .await?;
+        app.wait_for(&format!("{live} .answer-text table td"))
+            .await?;
+        // Once the next block has started they are final: drawn for good.
+        let code = app
+            .wait_for(&format!("{live} .md-blocks pre code .hl-kw"))
+            .await?;
+        let table = app.wait_for(&format!("{live} .md-blocks table td")).await?;
+        assert_eq!(table.text().await?, "oa");
+        assert!(
+            app.text_content(live).await?.is_some(),
+            "drawn as Markdown while still streaming"
+        );
+        app.screenshot("markdown-streaming").await?;
+        let card = ".pane:nth-of-type(1) .answer-card[data-status=\"done\"]";
+        app.wait_for(card).await?;
+        // The finished blocks were drawn once and stayed: the same elements,
+        // nothing re-rendered (no jump) at the end.
+        let attached = app
+            .client()
+            .execute(
+                "return arguments[0].isConnected && arguments[1].isConnected",
+                vec![serde_json::to_value(&code)?, serde_json::to_value(&table)?],
+            )
+            .await?;
+        assert_eq!(attached, serde_json::json!(true));
+        let text = app.text(&format!("{card} .answer-text")).await?;
+        assert!(text.ends_with("more149"), "{text}");
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+/// `[scrollTop, scrollHeight, clientHeight]` of pane 1's body.
+async fn scroll_of(app: &App) -> anyhow::Result<[i64; 3]> {
+    let v = app
+        .client()
+        .execute(
+            "const b = document.querySelector('.pane:nth-of-type(1) .pane-body'); \
+             return [Math.round(b.scrollTop), b.scrollHeight, b.clientHeight];",
+            vec![],
+        )
+        .await?;
+    Ok(serde_json::from_value(v)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_follows_a_long_stream_until_the_user_scrolls_up() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    let pieces: Vec<String> = (0..500)
+        .map(|i| format!("Line {i} of a long answer.\n\n"))
+        .collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_text(&refs)
+            .with_gap(Duration::from_millis(12)),
+    );
+    let home = tempfile::tempdir()?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(&server),
+    )?;
+    let app = App::launch(Launch::new("follow").data_dir(home.path())).await?;
+    app.check(async {
+        app.pick_model(1, "oa-model").await?;
+        app.type_into("#composer", "Write a lot\u{E007}").await?;
+        app.wait_for_content(".pane:nth-of-type(1) .answer-text", |t| {
+            t.contains("Line 80")
+        })
+        .await?;
+        // While it streams, the newest line stays in view.
+        for _ in 0..4 {
+            let [top, height, client] = scroll_of(&app).await?;
+            assert!(
+                height > client * 2,
+                "the answer is long: {height} vs {client}"
+            );
+            assert!(
+                height - top - client <= 80,
+                "not following: top {top}, height {height}, view {client}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // The user scrolls up: the pane stays there and offers a way back.
+        app.client()
+            .execute(
+                "document.querySelector('.pane:nth-of-type(1) .pane-body').scrollTop = 0",
+                vec![],
+            )
+            .await?;
+        app.wait_for(".pane:nth-of-type(1) .jump-latest").await?;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let [top, height, client] = scroll_of(&app).await?;
+        assert!(top < 50, "the view was pulled down to {top} (of {height})");
+        assert!(height - client > 500);
+        app.click(".pane:nth-of-type(1) .jump-latest").await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let [top, height, client] = scroll_of(&app).await?;
+        assert!(height - top - client <= 80, "back at the newest line");
+        app.wait_for(".pane:nth-of-type(1) .answer-card[data-status=\"done\"]")
+            .await?;
+        let [top, height, client] = scroll_of(&app).await?;
+        assert!(height - top - client <= 80, "followed to the end");
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_panes_each_show_a_legible_model_name() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    let models = [
+        (
+            "oa",
+            "openai",
+            switchboard_mock::Protocol::OpenAi,
+            "oa-model",
+        ),
+        (
+            "oa",
+            "openai",
+            switchboard_mock::Protocol::OpenAi,
+            "oa-mini-model",
+        ),
+        (
+            "an",
+            "anthropic",
+            switchboard_mock::Protocol::Anthropic,
+            "an-model",
+        ),
+        (
+            "an",
+            "anthropic",
+            switchboard_mock::Protocol::Anthropic,
+            "an-haiku-model",
+        ),
+        (
+            "gm",
+            "gemini",
+            switchboard_mock::Protocol::Gemini,
+            "gm-model",
+        ),
+        (
+            "gm",
+            "gemini",
+            switchboard_mock::Protocol::Gemini,
+            "gm-flash-model",
+        ),
+    ];
+    let mut config = String::new();
+    for (i, (id, kind, protocol, model)) in models.iter().enumerate() {
+        if i % 2 == 0 {
+            config += &format!(
+                "[providers.{id}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n",
+                server.base_url(*protocol)
+            );
+        }
+        config += &format!(
+            "[[providers.{id}.models]]\nid = \"{model}\"\ninput_usd_per_mtok = \"1\"\noutput_usd_per_mtok = \"2\"\n"
+        );
+        server.script(model, Scenario::default().with_text(&[*model, " answers"]));
+    }
+    let home = tempfile::tempdir()?;
+    std::fs::write(home.path().join("config.toml"), config)?;
+    let app = App::launch(Launch::new("six-panes").data_dir(home.path())).await?;
+    app.check(async {
+        for _ in 0..4 {
+            app.click("#add-pane").await?;
+        }
+        for (i, (_, _, _, model)) in models.iter().enumerate() {
+            app.pick_model(i + 1, model).await?;
+        }
+        app.type_into("#composer", "Who are you?\u{E007}").await?;
+        for i in 1..=6 {
+            app.wait_for(&format!(".pane:nth-of-type({i}) .answer-card[data-status=\"done\"]"))
+                .await?;
+        }
+        app.client()
+            .execute("document.querySelector('.panes').scrollLeft = 0", vec![])
+            .await?;
+        app.screenshot("six-panes").await?;
+        // Each header names its model in full: not cut, inside its pane, and
+        // the pane no narrower than the minimum (the row scrolls instead).
+        let v = app
+            .client()
+            .execute(
+                "return [...document.querySelectorAll('.pane')].map(p => { \
+                   const m = p.querySelector('.picker-model'); \
+                   const r = m.getBoundingClientRect(), pr = p.getBoundingClientRect(); \
+                   return { text: m.textContent, provider: p.querySelector('.picker-provider').textContent, \
+                     clipped: m.scrollWidth > m.clientWidth + 1, inside: r.right <= pr.right + 1 && r.left >= pr.left - 1, \
+                     width: pr.width, fontSize: parseFloat(getComputedStyle(m).fontSize) }; })",
+                vec![],
+            )
+            .await?;
+        let panes = v.as_array().unwrap();
+        assert_eq!(panes.len(), 6);
+        for (p, (id, _, _, model)) in panes.iter().zip(models) {
+            assert_eq!(p["text"], *model, "{p}");
+            assert_eq!(p["provider"], *id, "{p}");
+            assert_eq!(p["clipped"], false, "{p}");
+            assert_eq!(p["inside"], true, "{p}");
+            assert!(p["width"].as_f64().unwrap() >= 319.0, "{p}");
+            assert!(p["fontSize"].as_f64().unwrap() >= 12.0, "{p}");
+        }
+        // The grid layout puts them in rows of three, still legible.
+        app.client()
+            .execute(
+                "const s = document.querySelector('#layout'); s.value = 'grid'; \
+                 s.dispatchEvent(new Event('change'));",
+                vec![],
+            )
+            .await?;
+        app.wait_for(".panes.grid").await?;
+        app.screenshot("six-panes-grid").await?;
         Ok(())
     })
     .await?;

@@ -147,6 +147,24 @@ async fn a_route_made_in_the_editor_falls_back_and_is_saved() -> anyhow::Result<
         );
         assert_eq!(server.hits("oa-model"), 1);
         app.screenshot("route-fallback").await?;
+
+        // Deleting the route asks first.
+        app.open_settings().await?;
+        let row = ".route-row[data-route=\"backup\"]";
+        app.click(&format!("{row} .route-delete")).await?;
+        app.wait_for(&format!("{row} .confirm-yes")).await?;
+        assert!(
+            std::fs::read_to_string(&path)?.contains("[routes.backup]"),
+            "nothing is deleted before Yes"
+        );
+        app.click(&format!("{row} .confirm-yes")).await?;
+        eventually(
+            &app,
+            "the route is deleted",
+            "return !document.querySelector('.route-row[data-route=\"backup\"]')",
+        )
+        .await?;
+        assert!(!std::fs::read_to_string(&path)?.contains("[routes.backup]"));
         Ok(())
     })
     .await?;

@@ -82,10 +82,16 @@ async fn a_conversation_reopens_after_a_restart_and_is_found_by_search() -> anyh
             "1000 in / 500 out"
         );
         assert_eq!(
-            app.text_content(".pane:nth-of-type(1) .picker-label")
+            app.text_content(".pane:nth-of-type(1) .picker-model")
                 .await?
                 .as_deref(),
-            Some("oa:oa-model")
+            Some("oa-model")
+        );
+        assert_eq!(
+            app.text_content(".pane:nth-of-type(1) .picker-provider")
+                .await?
+                .as_deref(),
+            Some("oa")
         );
 
         // Full-text search finds it, with the match highlighted.

@@ -84,6 +84,17 @@ async fn a_key_entered_in_settings_is_used_and_never_shown_again() -> anyhow::Re
         let sent = server.requests();
         let last = sent.iter().rev().find(|r| r.path.ends_with("/chat/completions")).expect("a chat request");
         assert_eq!(last.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+
+        // Removing the key asks first; Cancel keeps it, Yes removes it.
+        app.open_settings().await?;
+        app.click(&format!("{row} .key-remove")).await?;
+        app.click(&format!("{row} .confirm-no")).await?;
+        app.wait_for_text(&format!("{row} .key-state"), |t| t == "••••7788 (keychain)").await?;
+        app.click(&format!("{row} .key-remove")).await?;
+        let question = app.text(&format!("{row} .confirm-question")).await?;
+        assert!(question.contains("oa"), "{question}");
+        app.click(&format!("{row} .confirm-yes")).await?;
+        app.wait_for_text(&format!("{row} .key-state"), |t| t == "no key").await?;
         Ok(())
     })
     .await?;

@@ -252,12 +252,33 @@ async fn a_budget_set_in_the_editor_blocks_the_next_request_over_it() -> anyhow:
             .await?;
 
         app.click("#nav-compare").await?;
+        // The budget is named before anything is sent, and the user decides.
         app.type_into("#composer", "One more\u{E007}").await?;
         let notice = app
-            .wait_for_content(".notice", |t| t.contains("daily-cap"))
+            .wait_for_content("#budget-confirm", |t| t.contains("daily-cap"))
             .await?;
         assert!(notice.contains("Pane 1 (oa:oa-model)"), "{notice}");
         assert!(notice.contains("blocked"), "{notice}");
+        app.click("#send-cancel").await?;
+        let kept = app
+            .client()
+            .execute("return document.querySelector('#composer').value", vec![])
+            .await?;
+        assert_eq!(
+            kept,
+            serde_json::json!("One more"),
+            "a cancelled prompt stays"
+        );
+        assert!(
+            app.text_content(".pane:nth-of-type(1) .answer-card:nth-of-type(2)")
+                .await?
+                .is_none(),
+            "nothing was sent"
+        );
+        app.click("#send").await?;
+        app.wait_for_content("#budget-confirm", |t| t.contains("daily-cap"))
+            .await?;
+        app.click("#send-anyway").await?;
         let second = ".pane:nth-of-type(1) .answer-card:nth-of-type(2)";
         app.wait_for(&format!("{second}[data-status=\"failed\"]"))
             .await?;
@@ -278,6 +299,27 @@ async fn a_budget_set_in_the_editor_blocks_the_next_request_over_it() -> anyhow:
             "the refused request was never sent"
         );
         app.screenshot("blocked").await?;
+
+        // Deleting the budget asks first.
+        app.click("#nav-spend").await?;
+        app.click(&format!("{card} .budget-delete")).await?;
+        app.wait_for(&format!("{card} .confirm-yes")).await?;
+        let still = std::fs::read_to_string(home.path().join("config.toml"))?;
+        assert!(
+            still.contains("[budgets.daily-cap]"),
+            "not deleted before Yes"
+        );
+        app.click(&format!("{card} .confirm-yes")).await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(home.path().join("config.toml"))?
+            .contains("[budgets.daily-cap]")
+        {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the budget was not deleted"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         Ok(())
     })
     .await?;

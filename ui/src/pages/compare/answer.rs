@@ -198,6 +198,7 @@ pub fn AnswerCard(
     };
     let message = answer.message.clone();
     let drawn = answer.drawn_ms.clone();
+    let total = answer.summary.clone();
     let ids = round.ids.clone();
     view! {
         <article class="answer-card" class:chosen=is_chosen class:inherited=inherited
@@ -205,7 +206,8 @@ pub fn AnswerCard(
             data-status=data_status
             data-message=move || message.get().map(|m| m.to_string())
             data-user-message=move || ids.get().map(|i| i.user_message.to_string())
-            data-drawn-ms=move || drawn.get().map(|v| format!("{v:.1}"))>
+            data-drawn-ms=move || drawn.get().map(|v| format!("{v:.1}"))
+            data-total-ms=move || total.get().map(|s| format!("{:.1}", s.total_ms))>
             <div class="prompt-bubble">
                 {follows.then(|| view! { <span class="follows" title="This prompt continued from the answer chosen with “Continue with this”">"↳ "</span> })}
                 {round.prompt.clone()}

@@ -163,16 +163,21 @@ fn pane_body(el: &web_sys::Element) -> Option<web_sys::Element> {
     el.closest(".pane-body").ok().flatten()
 }
 
+/// Scroll `body` to `top` ourselves, remembering where, so its scroll
+/// event is not taken for the user's.
+fn scroll_to(body: &web_sys::Element, top: i32) {
+    if (body.scroll_top() - top).abs() > 1 {
+        let _ = body.set_attribute("data-auto-top", &top.to_string());
+        body.set_scroll_top(top);
+    }
+}
+
 /// Keep the pane of `el` at the bottom if it follows its stream.
 pub fn follow(el: &web_sys::Element) {
     if let Some(body) = pane_body(el)
         && body.get_attribute("data-follow").as_deref() != Some("off")
     {
-        let bottom = body.scroll_height() - body.client_height();
-        if body.scroll_top() < bottom {
-            body.set_attribute("data-programmatic", "1").ok();
-            body.set_scroll_top(bottom);
-        }
+        scroll_to(&body, body.scroll_height() - body.client_height());
     }
 }
 
@@ -184,23 +189,20 @@ pub fn at_bottom(body: &web_sys::Element) -> bool {
 /// Scroll to the bottom and follow again.
 pub fn jump_to_latest(body: &web_sys::Element) {
     let _ = body.set_attribute("data-follow", "on");
-    let bottom = body.scroll_height() - body.client_height();
-    if body.scroll_top() < bottom {
-        let _ = body.set_attribute("data-programmatic", "1");
-        body.set_scroll_top(bottom);
-    }
+    scroll_to(body, body.scroll_height() - body.client_height());
 }
 
-/// A scroll of `body`: update whether it follows; returns true when the
-/// user scrolled it (not this module), so synchronized panes should follow.
+/// A scroll of `body`: it follows its stream while it is at the bottom.
+/// Returns true when the user scrolled it (not this module), so that
+/// synchronized panes follow it. (Comparing positions, not flags: several
+/// scrolls in one frame make one event.)
 pub fn on_scroll(body: &web_sys::Element) -> bool {
-    let programmatic = body.get_attribute("data-programmatic").is_some();
-    let _ = body.remove_attribute("data-programmatic");
-    if programmatic {
-        return false;
-    }
+    let ours = body
+        .get_attribute("data-auto-top")
+        .and_then(|t| t.parse::<i32>().ok())
+        .is_some_and(|t| (t - body.scroll_top()).abs() <= 1);
     let _ = body.set_attribute("data-follow", if at_bottom(body) { "on" } else { "off" });
-    true
+    !ours
 }
 
 fn cards(body: &web_sys::Element) -> Vec<web_sys::HtmlElement> {
@@ -253,10 +255,6 @@ pub fn sync_from(source: &web_sys::Element) {
         let want = (card.offset_top() + (frac * f64::from(card.offset_height())).round() as i32)
             .min(body.scroll_height() - body.client_height())
             .max(0);
-        if (body.scroll_top() - want).abs() > 1 {
-            let _ = body.set_attribute("data-programmatic", "1");
-            body.set_scroll_top(want);
-            let _ = body.set_attribute("data-follow", if at_bottom(&body) { "on" } else { "off" });
-        }
+        scroll_to(&body, want);
     }
 }

@@ -1,0 +1,400 @@
+//! The compare view in the real window (Xvfb, mock providers), measured in
+//! one run and printed (ratios and figures, not timed assertions):
+//!
+//! - render rate: six panes, each fed 3,000 tokens at about 2,000 tokens/s
+//!   by a local mock; per pane, the time the provider took (the engine's
+//!   total time of the attempt) over the time from Send to the moment the
+//!   last token was drawn in the page. Goal: ≥ 0.99.
+//! - cold start: from the app process's start to an interactive compare
+//!   view (the page says when it became usable). Goal: < 1 s.
+//! - memory: the proportional set size (PSS) of every process of the app
+//!   (the app and its WebKit processes) once idle after start, then after
+//!   opening 50 saved conversations one after another. Goal: < 200 MB, flat.
+//!
+//! It runs the binary in `$SWITCHBOARD_APP` (`make bench` sets it to the
+//! release build when there is one, else the debug build) and says which.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "benchmark binary"
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard_engine::hooks::RequestTrace;
+use switchboard_engine::{AttemptResult, DataDir, FinishReason, Store, Timing, Usage};
+use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
+use switchboard_tests::e2e::{App, Launch, app_binary};
+
+const PANES: usize = 6;
+const TOKENS: usize = 3000;
+/// Two tokens a piece, a piece a millisecond: about 2,000 tokens/s.
+const TOKENS_PER_PIECE: usize = 2;
+const CONVERSATIONS: usize = 50;
+
+fn models() -> Vec<(String, &'static str, Protocol)> {
+    let protocols = [
+        ("oa", "openai", Protocol::OpenAi),
+        ("an", "anthropic", Protocol::Anthropic),
+        ("gm", "gemini", Protocol::Gemini),
+    ];
+    (0..PANES)
+        .map(|i| {
+            let (id, _, p) = protocols[i % 3];
+            (format!("{id}-bench-{i}"), id, p)
+        })
+        .collect()
+}
+
+fn config(server: &MockServer) -> String {
+    let mut out = String::new();
+    for (id, kind, protocol) in [
+        ("oa", "openai", Protocol::OpenAi),
+        ("an", "anthropic", Protocol::Anthropic),
+        ("gm", "gemini", Protocol::Gemini),
+    ] {
+        out += &format!(
+            "[providers.{id}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n",
+            server.base_url(protocol)
+        );
+        for (model, provider, _) in models() {
+            if provider == id {
+                out += &format!(
+                    "[[providers.{id}.models]]\nid = \"{model}\"\ninput_usd_per_mtok = \"1\"\noutput_usd_per_mtok = \"2\"\n"
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Processes of the app whose `SWITCHBOARD_HOME` is `home`, with every
+/// process below them (WebKit's web and network processes).
+fn app_processes(home: &Path) -> Vec<u32> {
+    let want = format!("SWITCHBOARD_HOME={}", home.display());
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    let mut roots = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let ppid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        parents.push((pid, ppid));
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        if exe.file_name().is_some_and(|n| n == "switchboard")
+            && std::fs::read(format!("/proc/{pid}/environ"))
+                .unwrap_or_default()
+                .split(|b| *b == 0)
+                .any(|kv| kv == want.as_bytes())
+        {
+            roots.push(pid);
+        }
+    }
+    let mut all = roots.clone();
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        all.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    all
+}
+
+/// `(pss_kb, rss_kb)` of one process.
+fn memory_kb(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Pss:"), field("Rss:"))
+}
+
+fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Total PSS (MB) of the app's processes, and a line per process.
+fn memory(home: &Path) -> (f64, String) {
+    let mut total = 0;
+    let mut parts = Vec::new();
+    for pid in app_processes(home) {
+        let (pss, _) = memory_kb(pid);
+        total += pss;
+        parts.push(format!(
+            "{} {:.0} MB",
+            process_name(pid),
+            pss as f64 / 1024.0
+        ));
+    }
+    (total as f64 / 1024.0, parts.join(", "))
+}
+
+/// Milliseconds the process `pid` has been running.
+fn process_age_ms(pid: u32) -> f64 {
+    let ticks_per_s = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let start: f64 = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .nth(19)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    (uptime - start / ticks_per_s) * 1000.0
+}
+
+async fn render_rate(binary: &Path) -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    for (model, _, _) in models() {
+        let pieces: Vec<String> = (0..TOKENS / TOKENS_PER_PIECE)
+            .map(|i| format!("t{} t{} ", 2 * i, 2 * i + 1))
+            .collect();
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        server.script(
+            &model,
+            Scenario::default()
+                .with_text(&refs)
+                .with_gap(Duration::from_millis(1))
+                .with_usage(MockUsage {
+                    input: 10,
+                    cached_input: 0,
+                    output: TOKENS as u64,
+                    reasoning: 0,
+                }),
+        );
+    }
+    let home = tempfile::tempdir()?;
+    std::fs::write(home.path().join("config.toml"), config(&server))?;
+    let app = App::launch(Launch::new("bench-render").data_dir(home.path())).await?;
+    let result = app
+        .check(async {
+            for _ in 2..PANES {
+                app.click("#add-pane").await?;
+            }
+            for (i, (model, _, _)) in models().iter().enumerate() {
+                app.pick_model(i + 1, model).await?;
+            }
+            app.type_into("#composer", "Go\u{E007}").await?;
+            for i in 1..=PANES {
+                app.wait_for(&format!(
+                    ".pane:nth-of-type({i}) .answer-card[data-drawn-ms][data-status=\"done\"]"
+                ))
+                .await?;
+            }
+            let v = app
+                .client()
+                .execute(
+                    "return [...document.querySelectorAll('.answer-card')].map(c => ({ \
+                       drawn: Number(c.dataset.drawnMs), total: Number(c.dataset.totalMs), \
+                       last: c.querySelector('.answer-text').textContent.trim().split(' ').pop() }))",
+                    vec![],
+                )
+                .await?;
+            println!(
+                "render rate: {PANES} panes x {TOKENS} tokens at ~2,000 tokens/s ({})",
+                binary.display()
+            );
+            let mut worst = f64::MAX;
+            for (i, card) in v.as_array().into_iter().flatten().enumerate() {
+                let (drawn, total) = (card["drawn"].as_f64(), card["total"].as_f64());
+                let (Some(drawn), Some(total)) = (drawn, total) else {
+                    println!("  pane {}: no figures ({card})", i + 1);
+                    continue;
+                };
+                let ratio = total / drawn;
+                worst = worst.min(ratio);
+                println!(
+                    "  pane {}: provider {:.0} ms, on screen after {:.0} ms, ratio {:.3}{}",
+                    i + 1,
+                    total,
+                    drawn,
+                    ratio,
+                    if card["last"] == format!("t{}", TOKENS - 1).as_str() {
+                        ""
+                    } else {
+                        " (LAST TOKEN MISSING)"
+                    }
+                );
+            }
+            println!("  worst ratio {worst:.3} (goal >= 0.99)");
+            Ok(())
+        })
+        .await;
+    app.close().await?;
+    result
+}
+
+async fn cold_start(binary: &Path) -> anyhow::Result<()> {
+    let mut samples = Vec::new();
+    for run in 0..3 {
+        let home = tempfile::tempdir()?;
+        let app =
+            App::launch(Launch::new(format!("bench-start-{run}")).data_dir(home.path())).await?;
+        let result = app
+            .check(async {
+                app.wait_for("#compare[data-ready-ms] #composer").await?;
+                let since_ready = app
+                    .client()
+                    .execute(
+                        "return Date.now() - (performance.timeOrigin + \
+                           Number(document.querySelector('#compare').dataset.readyMs))",
+                        vec![],
+                    )
+                    .await?
+                    .as_f64()
+                    .unwrap_or(f64::NAN);
+                let root = app_processes(home.path()).first().copied();
+                let age = root.map_or(f64::NAN, process_age_ms);
+                samples.push(age - since_ready);
+                Ok(())
+            })
+            .await;
+        app.close().await?;
+        result?;
+    }
+    let shown: Vec<String> = samples.iter().map(|s| format!("{s:.0} ms")).collect();
+    println!(
+        "cold start to an interactive compare view ({}): {} (goal < 1 s; 10 ms resolution)",
+        binary.display(),
+        shown.join(", ")
+    );
+    Ok(())
+}
+
+/// 50 conversations of three rounds, three panes each, with Markdown
+/// answers, written as the app would.
+fn seed(home: &Path) -> anyhow::Result<()> {
+    let store = Store::open(&DataDir::at(home)?)?;
+    let rec = store.recorder(false);
+    let body = "## Heading\n\nSome **bold** text and `code`.\n\n```rust\nfn main() { println!(\"hi\"); }\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- one\n- two\n\n".repeat(8);
+    for c in 0..CONVERSATIONS {
+        let conv = rec.start_conversation(&format!("Conversation {c}"), &[])?;
+        for r in 0..3 {
+            let q = rec.add_round(conv, &format!("Question {r} of {c}"), None)?;
+            for pane in 0..3u32 {
+                let result = AttemptResult {
+                    provider: "oa".into(),
+                    model: format!("model-{pane}"),
+                    text: format!("Answer {r} from pane {pane}.\n\n{body}"),
+                    reasoning: String::new(),
+                    finish_reason: Some(FinishReason::Stop),
+                    usage: Usage {
+                        input_tokens: Some(100),
+                        output_tokens: Some(400),
+                        cached_input_tokens: None,
+                        reasoning_tokens: None,
+                    },
+                    cost: None,
+                    timing: Timing {
+                        ttft: Some(Duration::from_millis(200)),
+                        total: Duration::from_millis(1500),
+                        tokens_per_s: Some(300.0),
+                    },
+                    error: None,
+                };
+                rec.add_answer(
+                    conv,
+                    q,
+                    pane,
+                    &format!("oa:model-{pane}"),
+                    &result,
+                    &RequestTrace::default(),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
+    let home = tempfile::tempdir()?;
+    seed(home.path())?;
+    let app = App::launch(Launch::new("bench-memory").data_dir(home.path())).await?;
+    let result = app
+        .check(async {
+            app.wait_for("#compare #composer").await?;
+            app.wait_for("#history-list .history-item").await?;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let (start, detail) = memory(home.path());
+            println!("idle memory ({}):", binary.display());
+            println!("  after start: {start:.0} MB ({detail})");
+            let mut after = start;
+            for i in 0..CONVERSATIONS {
+                // Open the i-th conversation of the list from the sidebar.
+                app.client()
+                    .execute(
+                        "const s = document.querySelector('#history-scroll'); \
+                         s.scrollTop = arguments[0] * 50; s.dispatchEvent(new Event('scroll'));",
+                        vec![Value::from(i)],
+                    )
+                    .await?;
+                let css = format!(
+                    "#history-list .history-item[data-conversation=\"{}\"] .history-open",
+                    CONVERSATIONS - i
+                );
+                app.click(&css).await?;
+                app.wait_for_content("#conversation-title", |t| {
+                    t == format!("Conversation {}", CONVERSATIONS - 1 - i)
+                })
+                .await?;
+                app.wait_for(".pane:nth-of-type(3) .answer-card[data-status=\"done\"]")
+                    .await?;
+                if (i + 1) % 10 == 0 {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let (now, _) = memory(home.path());
+                    println!("  after opening {} conversations: {now:.0} MB", i + 1);
+                    after = now;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let (end, detail) = memory(home.path());
+            println!(
+                "  idle after {CONVERSATIONS}: {end:.0} MB ({detail}); growth {:+.0} MB \
+                 (goal < 200 MB, flat)",
+                end - start
+            );
+            let _ = after;
+            Ok(())
+        })
+        .await;
+    app.close().await?;
+    result
+}
+
+fn main() -> anyhow::Result<()> {
+    let binary: PathBuf = app_binary()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        render_rate(&binary).await?;
+        cold_start(&binary).await?;
+        idle_memory(&binary).await
+    })
+}

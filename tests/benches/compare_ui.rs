@@ -357,7 +357,15 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
                     "#history-list .history-item[data-conversation=\"{}\"] .history-open",
                     CONVERSATIONS - i
                 );
-                app.click(&css).await?;
+                // Clicked from the page: a coordinate click can land on the
+                // next row while the virtualized list settles.
+                app.wait_for(&css).await?;
+                app.client()
+                    .execute(
+                        "document.querySelector(arguments[0]).click()",
+                        vec![Value::from(css.as_str())],
+                    )
+                    .await?;
                 app.wait_for_content("#conversation-title", |t| {
                     t == format!("Conversation {}", CONVERSATIONS - 1 - i)
                 })

@@ -110,6 +110,17 @@ pub fn collect_output(
     text
 }
 
+/// A temporary data directory whose `config.toml` is
+/// [`mock_providers_config`] for `server`.
+pub fn mock_home(server: &switchboard_mock::MockServer) -> std::io::Result<tempfile::TempDir> {
+    let home = tempfile::tempdir()?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_providers_config(server),
+    )?;
+    Ok(home)
+}
+
 /// The repository's root directory.
 pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -14,10 +14,10 @@ use switchboard_engine::service::ChatService;
 use switchboard_engine::{DataDir, KeyStore};
 use switchboard_mock::{MockServer, Scenario};
 use switchboard_protocol::{
-    AskRequest, PaneLayout, PaneParams, PaneSpec, RecordAt, SavePanes, SavedConversation,
-    StartRound, Turn, TurnRole, fork_for_new_pane,
+    AskRequest, PaneLayout, PaneSpec, RecordAt, SavePanes, SavedConversation, StartRound, Turn,
+    TurnRole, fork_for_new_pane,
 };
-use switchboard_tests::{mock_providers_config, request_turns};
+use switchboard_tests::{mock_home, request_turns};
 
 const OA: &str = "oa:oa-model";
 const AN: &str = "an:an-model";
@@ -31,13 +31,7 @@ fn open_service(home: &Path) -> Arc<ChatService> {
 }
 
 fn spec(key: &str, target: &str) -> PaneSpec {
-    PaneSpec {
-        key: key.into(),
-        target: target.into(),
-        params: PaneParams::default(),
-        fork: None,
-        chosen_round: None,
-    }
+    PaneSpec::new(key, target)
 }
 
 fn model_of(target: &str) -> &str {
@@ -144,12 +138,7 @@ fn columns(saved: &SavedConversation) -> Vec<(String, Vec<String>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continue_with_remove_and_reopen_keep_every_pane_on_its_own_thread() {
     let server = MockServer::start().await.unwrap();
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )
-    .unwrap();
+    let home = mock_home(&server).unwrap();
     let svc = open_service(home.path());
 
     // Round 1: three panes, three models.
@@ -377,12 +366,7 @@ async fn continue_with_remove_and_reopen_keep_every_pane_on_its_own_thread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_layout_saved_late_does_not_undo_a_newer_one() {
     let server = MockServer::start().await.unwrap();
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )
-    .unwrap();
+    let home = mock_home(&server).unwrap();
     let svc = open_service(home.path());
     let ids = svc
         .start_round(&StartRound {

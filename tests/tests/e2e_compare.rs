@@ -15,7 +15,7 @@ use std::time::Duration;
 use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
 use switchboard_protocol::format_usd;
 use switchboard_tests::e2e::{App, Launch};
-use switchboard_tests::mock_providers_config;
+use switchboard_tests::{mock_home, mock_providers_config};
 
 /// Exact cost in nano-dollars for prices given in micro-dollars per Mtok.
 fn nanos(u: MockUsage, input_micro: u64, output_micro: u64) -> i64 {
@@ -54,11 +54,7 @@ async fn three_panes_stream_their_own_answers_with_tokens_and_cost() -> anyhow::
             .with_usage(gm)
             .with_gap(gap),
     );
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
 
     let app = App::launch(Launch::new("compare").data_dir(home.path())).await?;
     app.check(async {
@@ -136,11 +132,7 @@ async fn html_and_script_in_a_reply_render_as_inert_text() -> anyhow::Result<()>
         "<a href=\"https://example.com\">out</a>",
     ];
     server.script("oa-model", Scenario::default().with_text(&payload));
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("inert").data_dir(home.path())).await?;
     app.check(async {
         app.pick_model(1, "oa-model").await?;
@@ -183,11 +175,7 @@ async fn a_fast_provider_streams_every_piece_once_and_in_order() -> anyhow::Resu
             reasoning: 0,
         }),
     );
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("fast").data_dir(home.path())).await?;
     app.check(async {
         app.pick_model(1, "oa-model").await?;
@@ -336,11 +324,7 @@ async fn a_streaming_answer_shows_its_code_block_and_table_before_it_ends() -> a
             .with_text(&refs)
             .with_gap(Duration::from_millis(30)),
     );
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("live-markdown").data_dir(home.path())).await?;
     app.check(async {
         app.pick_model(1, "oa-model").await?;
@@ -408,11 +392,7 @@ async fn the_view_follows_a_long_stream_until_the_user_scrolls_up() -> anyhow::R
             .with_text(&refs)
             .with_gap(Duration::from_millis(12)),
     );
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("follow").data_dir(home.path())).await?;
     app.check(async {
         app.pick_model(1, "oa-model").await?;
@@ -567,6 +547,177 @@ async fn six_panes_each_show_a_legible_model_name() -> anyhow::Result<()> {
             .await?;
         app.wait_for(".panes.grid").await?;
         app.screenshot("six-panes-grid").await?;
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compare_view_works_from_the_keyboard_and_names_its_controls() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    for m in ["oa-model", "an-model", "gm-model"] {
+        server.script(m, Scenario::default().with_text(&[m, " here"]));
+    }
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("keyboard").data_dir(home.path())).await?;
+    app.check(async {
+        // No pane has a model: the prompt is not sent, not lost, and the
+        // view says why.
+        app.type_into("#composer", "Hello there\u{E007}").await?;
+        let notice = app
+            .wait_for_content(".notice", |t| t.contains("Pick a model"))
+            .await?;
+        assert!(notice.contains("kept"), "{notice}");
+        let kept = app
+            .client()
+            .execute("return document.querySelector('#composer').value", vec![])
+            .await?;
+        assert_eq!(kept, serde_json::json!("Hello there"));
+        assert!(app.text_content(".answer-card").await?.is_none());
+
+        // The picker from the keyboard: Enter opens it, arrows move, Enter
+        // picks; Escape closes it and gives the focus back to its button.
+        let button = app.wait_for(".pane:nth-of-type(1) .picker-button").await?;
+        button.send_keys("\u{E007}").await?;
+        let search = app.wait_for(".pane:nth-of-type(1) .picker-search").await?;
+        search.send_keys("model").await?;
+        let first = app
+            .wait_for_content(".pane:nth-of-type(1) .picker-item.active .pi-provider", |t| {
+                !t.is_empty()
+            })
+            .await?;
+        search.send_keys("\u{E015}").await?;
+        let active = app
+            .wait_for_content(".pane:nth-of-type(1) .picker-item.active .pi-provider", |t| {
+                !t.is_empty() && t != first
+            })
+            .await?;
+        let (provider, model) = active.split_once(" · ").unwrap();
+        search.send_keys("\u{E007}").await?;
+        app.wait_for_content(".pane:nth-of-type(1) .picker-model", |t| t == model)
+            .await?;
+        assert_eq!(
+            app.text_content(".pane:nth-of-type(1) .picker-provider")
+                .await?
+                .as_deref(),
+            Some(provider)
+        );
+        let button = app.wait_for(".pane:nth-of-type(1) .picker-button").await?;
+        button.send_keys("\u{E007}").await?;
+        let search = app.wait_for(".pane:nth-of-type(1) .picker-search").await?;
+        search.send_keys("\u{E00C}").await?;
+        let focus = app
+            .client()
+            .execute(
+                "return [!document.querySelector('.picker-search'), \
+                   document.activeElement === document.querySelector('.pane:nth-of-type(1) .picker-button')]",
+                vec![],
+            )
+            .await?;
+        assert_eq!(focus, serde_json::json!([true, true]), "closed, focus back");
+
+        // Now it sends, and the answer is a live region.
+        app.click("#send").await?;
+        let card = ".pane:nth-of-type(1) .answer-card[data-status=\"done\"]";
+        app.wait_for(card).await?;
+        assert_eq!(
+            app.text(&format!("{card} .answer-text")).await?,
+            format!("{model} here")
+        );
+        let live = app
+            .client()
+            .execute(
+                "return document.querySelector('.answer-card .answer-text').getAttribute('aria-live')",
+                vec![],
+            )
+            .await?;
+        assert_eq!(live, serde_json::json!("polite"));
+
+        // Every field of the view has a name a screen reader can say.
+        app.click(".pane:nth-of-type(1) [aria-label=\"Pane settings\"]")
+            .await?;
+        let unnamed = app
+            .client()
+            .execute(
+                "return [...document.querySelectorAll('#compare input, #compare select, #compare textarea')] \
+                   .filter(e => !(e.getAttribute('aria-label') || e.closest('label') || \
+                                  (e.id && document.querySelector(`label[for='${e.id}']`)))) \
+                   .map(e => e.outerHTML.slice(0, 80))",
+                vec![],
+            )
+            .await?;
+        assert_eq!(unnamed, serde_json::json!([]), "unlabelled fields");
+
+        // "Send to" follows the panes: a removed pane is never its choice.
+        let pane2 = app
+            .client()
+            .execute("return document.querySelector('.pane:nth-of-type(2)').dataset.pane", vec![])
+            .await?;
+        app.wait_for("#send-to")
+            .await?
+            .select_by_value(pane2.as_str().unwrap())
+            .await?;
+        app.click(".pane:nth-of-type(2) .remove-pane").await?;
+        let chosen = app
+            .client()
+            .execute("return document.querySelector('#send-to').value", vec![])
+            .await?;
+        assert_eq!(chosen, serde_json::json!("all"));
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronized_scrolling_aligns_the_panes_by_round() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    let lines = |who: &str, n: usize| -> Scenario {
+        let pieces: Vec<String> = (0..n).map(|i| format!("{who} line {i}.\n\n")).collect();
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        Scenario::default().with_text(&refs)
+    };
+    // Pane 1 answers at length, pane 2 briefly: by scroll ratio their
+    // rounds would not line up.
+    server.script("oa-model", lines("long", 40));
+    server.script("an-model", lines("short", 12));
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("sync-scroll").data_dir(home.path())).await?;
+    app.check(async {
+        app.pick_model(1, "oa-model").await?;
+        app.pick_model(2, "an-model").await?;
+        for round in 1..=3 {
+            app.type_into("#composer", &format!("Round {round}\u{E007}"))
+                .await?;
+            for pane in 1..=2 {
+                app.wait_for(&format!(
+                    ".pane:nth-of-type({pane}) .answer-card:nth-of-type({round})[data-status=\"done\"]"
+                ))
+                .await?;
+            }
+        }
+        app.click("#sync-scroll").await?;
+        let offsets = "const b = [...document.querySelectorAll('.pane-body')]; \
+            const top = (i, r) => b[i].querySelector(`.answer-card:nth-of-type(${r})`).offsetTop; \
+            return [b[0].scrollTop, b[1].scrollTop, top(0, 2), top(1, 2), top(0, 3), top(1, 3)];";
+        // The user scrolls pane 1 to the start of round 2.
+        app.client()
+            .execute(
+                "const b = document.querySelector('.pane:nth-of-type(1) .pane-body'); \
+                 b.scrollTop = b.querySelector('.answer-card:nth-of-type(2)').offsetTop;",
+                vec![],
+            )
+            .await?;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let v: Vec<f64> = serde_json::from_value(app.client().execute(offsets, vec![]).await?)?;
+        assert!((v[0] - v[2]).abs() <= 2.0, "pane 1 at round 2: {v:?}");
+        assert!(
+            (v[1] - v[3]).abs() <= 2.0,
+            "pane 2 shows round 2 at the top too: {v:?}"
+        );
+        assert!(v[2] > v[3] + 100.0, "the rounds sit at different depths: {v:?}");
+        app.screenshot("synced").await?;
         Ok(())
     })
     .await?;

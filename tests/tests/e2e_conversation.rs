@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use switchboard_mock::{MockServer, Scenario};
 use switchboard_tests::e2e::{App, Launch};
-use switchboard_tests::{mock_providers_config, request_turns};
+use switchboard_tests::{mock_home, request_turns};
 
 fn turns(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -90,11 +90,7 @@ async fn continue_with_a_removed_pane_and_a_reopen_keep_every_model_on_its_threa
     script("oa-model", "OpenAI one");
     script("an-model", "Anthropic one");
     script("gm-model", "Gemini one");
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("reopen").data_dir(home.path())).await?;
     app.check(async {
         app.wait_for("#compare").await?;
@@ -224,11 +220,7 @@ async fn esc_in_the_history_search_leaves_streams_running_esc_in_the_composer_st
     let server = MockServer::start().await?;
     server.script("oa-model", slow(400, Duration::from_millis(25)));
     server.script("an-model", slow(400, Duration::from_millis(25)));
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("esc").data_dir(home.path())).await?;
     app.check(async {
         app.pick_model(1, "oa-model").await?;
@@ -292,11 +284,7 @@ async fn stop_right_after_send_stops_the_request() -> anyhow::Result<()> {
             .with_ttft(Duration::from_secs(4))
             .with_text(&["too ", "late"]),
     );
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("stop-early").data_dir(home.path())).await?;
     app.check(async {
         app.pick_model(1, "oa-model").await?;

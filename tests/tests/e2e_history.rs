@@ -11,7 +11,7 @@
 use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_protocol::format_usd;
 use switchboard_tests::e2e::{App, Launch};
-use switchboard_tests::mock_providers_config;
+use switchboard_tests::mock_home;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_reopens_after_a_restart_and_is_found_by_search() -> anyhow::Result<()> {
@@ -28,11 +28,7 @@ async fn a_conversation_reopens_after_a_restart_and_is_found_by_search() -> anyh
             .with_text(&["Quokkas are small ", "marsupials from ", "Rottnest Island."])
             .with_usage(usage),
     );
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     // 1000 × $2.50/M + 500 × $10/M = $0.0075
     let cost = format_usd(7_500_000);
 
@@ -119,11 +115,7 @@ async fn incognito_conversations_leave_no_history() -> anyhow::Result<()> {
         "oa-model",
         Scenario::default().with_text(&["secret ", "plans"]),
     );
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("incognito").data_dir(home.path())).await?;
     app.check(async {
         app.click("#incognito").await?;

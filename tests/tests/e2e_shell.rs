@@ -11,7 +11,7 @@
 
 use switchboard_mock::{MockServer, Scenario};
 use switchboard_tests::e2e::{App, Launch};
-use switchboard_tests::mock_providers_config;
+use switchboard_tests::mock_home;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_renders_with_its_status_bar_and_navigates() -> anyhow::Result<()> {
@@ -104,11 +104,7 @@ async fn enter_sends_and_the_theme_toggle_switches_and_persists() -> anyhow::Res
         "oa-model",
         Scenario::default().with_text(&["Hello ", "from the ", "mock."]),
     );
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("theme").data_dir(home.path())).await?;
     app.check(async {
         let root_theme = || async {

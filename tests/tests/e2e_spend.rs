@@ -13,7 +13,7 @@
 use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_protocol::format_usd;
 use switchboard_tests::e2e::{App, Launch};
-use switchboard_tests::mock_providers_config;
+use switchboard_tests::mock_home;
 
 fn usage(input: u64, output: u64) -> MockUsage {
     MockUsage {
@@ -67,11 +67,7 @@ async fn the_spend_page_adds_up_the_answers_exactly_in_both_themes() -> anyhow::
         nanos(oa, 2_500_000, 10_000_000),
         nanos(an, 3_000_000, 15_000_000),
     );
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("spend").data_dir(home.path())).await?;
     app.check(async {
         app.wait_for("#compare").await?;
@@ -200,11 +196,7 @@ async fn a_budget_set_in_the_editor_blocks_the_next_request_over_it() -> anyhow:
             .with_usage(oa),
     );
     let cost = nanos(oa, 2_500_000, 10_000_000);
-    let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        mock_providers_config(&server),
-    )?;
+    let home = mock_home(&server)?;
     let app = App::launch(Launch::new("budget").data_dir(home.path())).await?;
     app.check(async {
         app.wait_for("#compare").await?;

@@ -72,6 +72,19 @@ pub struct PaneSpec {
     pub chosen_round: Option<u32>,
 }
 
+impl PaneSpec {
+    /// A pane with `key` and `target`, default settings, its own thread.
+    pub fn new(key: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            target: target.into(),
+            params: PaneParams::default(),
+            fork: None,
+            chosen_round: None,
+        }
+    }
+}
+
 /// The open panes of a conversation, in order. `rev` grows with every
 /// change the view makes; a layout older than the saved one is ignored, so
 /// saves that overtake each other cannot bring back an old layout.

@@ -73,7 +73,7 @@ fn AnswerBody(answer: Answer) -> impl IntoView {
                 && let Some(r) = slot.as_mut()
             {
                 // The end is drawn at once, in place: no frame of delay.
-                r.draw(true);
+                let _ = r.draw(true);
             }
         });
     }

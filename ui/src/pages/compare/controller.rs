@@ -633,7 +633,8 @@ fn on_event(answer: &Answer, stream: u64, event: PaneEvent) {
         PaneEvent::Delta { text } => {
             let n = text.chars().count();
             answer.text.update(|t| t.push_str(&text));
-            answer.live.update(|l| l.chars += n);
+            // The readouts are redrawn with the progress event that follows.
+            answer.live.update_untracked(|l| l.chars += n);
         }
         PaneEvent::Reasoning { text } => answer.reasoning.update(|r| r.push_str(&text)),
         PaneEvent::Progress {

@@ -25,6 +25,12 @@ use super::state::{Answer, Status, now_ms};
 /// How close to the bottom (px) still counts as "at the bottom".
 const BOTTOM_SLACK: i32 = 48;
 
+/// A growing block is redrawn at most once per this many times what its
+/// last drawing cost: a long block that is slow to draw (a big table, a
+/// long paragraph) is redrawn less often, and the page stays free to take
+/// in the next tokens; the end of the answer is always drawn at once.
+const TAIL_PACE: f64 = 5.0;
+
 /// One card's drawing state: its two containers (final blocks, the growing
 /// block) and how far the text has been cut.
 #[derive(Debug)]
@@ -36,6 +42,8 @@ pub struct Renderer {
     generation: u64,
     /// Bytes of the growing block last drawn (from `splitter.done()`).
     tail_drawn: Option<(usize, usize)>,
+    /// Not before this time ([`now_ms`]) is the growing block redrawn.
+    next_tail_at: f64,
     finished: bool,
 }
 
@@ -49,6 +57,7 @@ impl Renderer {
             splitter: BlockSplitter::new(),
             generation,
             tail_drawn: None,
+            next_tail_at: 0.0,
             finished: false,
         }
     }
@@ -62,17 +71,22 @@ impl Renderer {
     }
 
     /// Draw what arrived since the last call; `done`: the text is complete.
-    pub fn draw(&mut self, done: bool) {
+    /// False when the growing block was left for a later frame (pacing).
+    pub fn draw(&mut self, done: bool) -> bool {
         let generation = self.answer.stream_id.try_get_untracked().unwrap_or(0);
         if generation != self.generation {
             self.generation = generation;
             self.reset();
         }
         if self.finished {
-            return;
+            return true;
+        }
+        let started = now_ms();
+        if !done && started < self.next_tail_at {
+            return false;
         }
         let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
-            return;
+            return true;
         };
         let (blocks, tail) = (&self.blocks, &self.tail);
         let splitter = &mut self.splitter;
@@ -109,9 +123,9 @@ impl Renderer {
         if drawn == Some(false) {
             // The text was replaced: draw it again from the start.
             self.reset();
-            self.draw(done);
-            return;
+            return self.draw(done);
         }
+        self.next_tail_at = now_ms() + (now_ms() - started) * TAIL_PACE;
         if done {
             self.finished = true;
             if let Some(Some(sent)) = self.answer.sent_at.try_get_untracked() {
@@ -119,6 +133,7 @@ impl Renderer {
             }
         }
         follow(&self.blocks);
+        true
     }
 }
 
@@ -154,7 +169,10 @@ fn frame() {
             && let Some(r) = slot.as_mut()
         {
             let done = r.answer.status.try_get_untracked() != Some(Status::Streaming);
-            r.draw(done);
+            if !r.draw(done) {
+                drop(slot);
+                schedule(&shared);
+            }
         }
     }
 }

@@ -164,13 +164,7 @@ pub struct Pane {
 
 impl Pane {
     pub fn new(target: String) -> Self {
-        Self::from_spec(&PaneSpec {
-            key: new_pane_key(),
-            target,
-            params: PaneParams::default(),
-            fork: None,
-            chosen_round: None,
-        })
+        Self::from_spec(&PaneSpec::new(new_pane_key(), target))
     }
 
     pub fn from_spec(spec: &PaneSpec) -> Self {

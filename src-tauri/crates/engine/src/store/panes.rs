@@ -388,13 +388,7 @@ mod tests {
     use crate::store::db::MIGRATIONS;
 
     fn spec(key: &str, target: &str) -> PaneSpec {
-        PaneSpec {
-            key: key.into(),
-            target: target.into(),
-            params: PaneParams::default(),
-            fork: None,
-            chosen_round: None,
-        }
+        PaneSpec::new(key, target)
     }
 
     fn layout(rev: u64, panes: Vec<PaneSpec>) -> PaneLayout {

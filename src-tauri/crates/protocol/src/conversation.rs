@@ -349,6 +349,7 @@ mod tests {
             cost_usd: None,
             cost_estimated: false,
             ttft_ms: None,
+            thinking_ms: None,
             total_ms: 0.0,
             tokens_per_s: None,
             error: error.then(|| crate::PaneError {

@@ -25,6 +25,7 @@ fn tokens(v: Option<u64>) -> String {
 struct Texts {
     served: String,
     trail: Option<String>,
+    thinking: Option<String>,
     ttft: String,
     tps: String,
     total: String,
@@ -64,7 +65,8 @@ fn texts(answer: &Answer) -> Texts {
         None => match (live.ttft_ms, live.tokens.output) {
             (Some(first), Some(out)) if live.elapsed_ms > first => Some(format!(
                 "{:.1} tok/s",
-                out as f64 / ((live.elapsed_ms - first) / 1000.0)
+                out.saturating_sub(live.tokens.reasoning.unwrap_or(0)) as f64
+                    / ((live.elapsed_ms - first) / 1000.0)
             )),
             (Some(first), None) if live.elapsed_ms > first && live.chars > 0 => Some(format!(
                 "≈{:.0} tok/s",
@@ -86,6 +88,10 @@ fn texts(answer: &Answer) -> Texts {
     Texts {
         served: format!("{provider}/{model}"),
         trail: (trail.len() > 1).then(|| trail.join(" → ")),
+        thinking: summary
+            .as_ref()
+            .and_then(|s| s.thinking_ms)
+            .map(|t| format!("thought {}", ms(t))),
         ttft: ttft.map_or_else(|| "TTFT …".to_owned(), |t| format!("TTFT {}", ms(t))),
         tps: tps.unwrap_or_else(|| "– tok/s".to_owned()),
         total: ms(total),
@@ -108,8 +114,9 @@ pub fn Readouts(answer: Answer) -> impl IntoView {
         <div class="readouts">
             <span class="ro-served" title="Who served this answer">{move || t.with(|t| t.served.clone())}</span>
             {move || t.with(|t| t.trail.clone()).map(|trail| view! { <span class="ro-trail" title="Targets tried, in order">{trail}</span> })}
-            <span class="ro" data-ro="ttft" title="Time to first token">{move || t.with(|t| t.ttft.clone())}</span>
-            <span class="ro" data-ro="tps" title="Output tokens per second">{move || t.with(|t| t.tps.clone())}</span>
+            {move || t.with(|t| t.thinking.clone()).map(|th| view! { <span class="ro" data-ro="thinking" title="Streamed thinking before the answer (first reasoning token to first answer token)">{th}</span> })}
+            <span class="ro" data-ro="ttft" title="Time to the first answer token (thinking included, reasoning text not counted)">{move || t.with(|t| t.ttft.clone())}</span>
+            <span class="ro" data-ro="tps" title="Answer tokens per second (reasoning excluded)">{move || t.with(|t| t.tps.clone())}</span>
             <span class="ro" data-ro="total" title="Total time">{move || t.with(|t| t.total.clone())}</span>
             <span class="ro" data-ro="tokens" title="Input / output tokens">{move || t.with(|t| t.tokens.clone())}</span>
             <span class="ro ro-cost" data-ro="cost" title="Cost of this answer">{move || t.with(|t| t.cost.clone())}</span>

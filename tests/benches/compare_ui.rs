@@ -27,8 +27,9 @@ use std::time::Duration;
 use serde_json::Value;
 use switchboard_engine::hooks::RequestTrace;
 use switchboard_engine::{AttemptResult, DataDir, FinishReason, Store, Timing, Usage};
-use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
+use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_tests::e2e::{App, Launch, app_binary};
+use switchboard_tests::mock_models_config;
 
 const PANES: usize = 6;
 const TOKENS: usize = 3000;
@@ -36,40 +37,20 @@ const TOKENS: usize = 3000;
 const TOKENS_PER_PIECE: usize = 2;
 const CONVERSATIONS: usize = 50;
 
-fn models() -> Vec<(String, &'static str, Protocol)> {
-    let protocols = [
-        ("oa", "openai", Protocol::OpenAi),
-        ("an", "anthropic", Protocol::Anthropic),
-        ("gm", "gemini", Protocol::Gemini),
-    ];
+/// Six models, two per wire protocol: `(provider id, model id)`.
+fn models() -> Vec<(&'static str, String)> {
     (0..PANES)
         .map(|i| {
-            let (id, _, p) = protocols[i % 3];
-            (format!("{id}-bench-{i}"), id, p)
+            let id = ["oa", "an", "gm"][i % 3];
+            (id, format!("{id}-bench-{i}"))
         })
         .collect()
 }
 
 fn config(server: &MockServer) -> String {
-    let mut out = String::new();
-    for (id, kind, protocol) in [
-        ("oa", "openai", Protocol::OpenAi),
-        ("an", "anthropic", Protocol::Anthropic),
-        ("gm", "gemini", Protocol::Gemini),
-    ] {
-        out += &format!(
-            "[providers.{id}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n",
-            server.base_url(protocol)
-        );
-        for (model, provider, _) in models() {
-            if provider == id {
-                out += &format!(
-                    "[[providers.{id}.models]]\nid = \"{model}\"\ninput_usd_per_mtok = \"1\"\noutput_usd_per_mtok = \"2\"\n"
-                );
-            }
-        }
-    }
-    out
+    let models = models();
+    let refs: Vec<(&str, &str)> = models.iter().map(|(p, m)| (*p, m.as_str())).collect();
+    mock_models_config(server, &refs)
 }
 
 /// Processes of the app whose `SWITCHBOARD_HOME` is `home`, with every
@@ -170,7 +151,7 @@ fn process_age_ms(pid: u32) -> f64 {
 
 async fn render_rate(binary: &Path) -> anyhow::Result<()> {
     let server = MockServer::start().await?;
-    for (model, _, _) in models() {
+    for (_, model) in models() {
         let pieces: Vec<String> = (0..TOKENS / TOKENS_PER_PIECE)
             .map(|i| format!("t{} t{} ", 2 * i, 2 * i + 1))
             .collect();
@@ -196,7 +177,7 @@ async fn render_rate(binary: &Path) -> anyhow::Result<()> {
             for _ in 2..PANES {
                 app.click("#add-pane").await?;
             }
-            for (i, (model, _, _)) in models().iter().enumerate() {
+            for (i, (_, model)) in models().iter().enumerate() {
                 app.pick_model(i + 1, model).await?;
             }
             app.type_into("#composer", "Go\u{E007}").await?;
@@ -306,14 +287,14 @@ fn seed(home: &Path) -> anyhow::Result<()> {
                     usage: Usage {
                         input_tokens: Some(100),
                         output_tokens: Some(400),
-                        cached_input_tokens: None,
-                        reasoning_tokens: None,
+                        ..Usage::default()
                     },
                     cost: None,
                     timing: Timing {
                         ttft: Some(Duration::from_millis(200)),
                         total: Duration::from_millis(1500),
                         tokens_per_s: Some(300.0),
+                        ..Timing::default()
                     },
                     error: None,
                 };
@@ -400,9 +381,22 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // `cargo bench --bench compare_ui -- render start memory`: only those.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     rt.block_on(async {
-        render_rate(&binary).await?;
-        cold_start(&binary).await?;
-        idle_memory(&binary).await
+        if run("render") {
+            render_rate(&binary).await?;
+        }
+        if run("start") {
+            cold_start(&binary).await?;
+        }
+        if run("memory") {
+            idle_memory(&binary).await?;
+        }
+        Ok(())
     })
 }

@@ -110,6 +110,34 @@ pub fn collect_output(
     text
 }
 
+/// A `config.toml` with the providers `oa` (OpenAI protocol), `an`
+/// (Anthropic) and `gm` (Gemini) on `server`, serving `models`:
+/// `(provider id, model id)` pairs, each priced 1 / 2 USD per million
+/// input / output tokens.
+pub fn mock_models_config(
+    server: &switchboard_mock::MockServer,
+    models: &[(&str, &str)],
+) -> String {
+    use switchboard_mock::Protocol;
+    let mut out = String::new();
+    for (id, kind, protocol) in [
+        ("oa", "openai", Protocol::OpenAi),
+        ("an", "anthropic", Protocol::Anthropic),
+        ("gm", "gemini", Protocol::Gemini),
+    ] {
+        out += &format!(
+            "[providers.{id}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n",
+            server.base_url(protocol)
+        );
+        for (_, model) in models.iter().filter(|(p, _)| *p == id) {
+            out += &format!(
+                "[[providers.{id}.models]]\nid = \"{model}\"\ninput_usd_per_mtok = \"1\"\noutput_usd_per_mtok = \"2\"\n"
+            );
+        }
+    }
+    out
+}
+
 /// A temporary data directory whose `config.toml` is
 /// [`mock_providers_config`] for `server`.
 pub fn mock_home(server: &switchboard_mock::MockServer) -> std::io::Result<tempfile::TempDir> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
 use switchboard_protocol::format_usd;
 use switchboard_tests::e2e::{App, Launch};
-use switchboard_tests::{mock_home, mock_providers_config};
+use switchboard_tests::{mock_home, mock_models_config, mock_providers_config};
 
 /// Exact cost in nano-dollars for prices given in micro-dollars per Mtok.
 fn nanos(u: MockUsage, input_micro: u64, output_micro: u64) -> i64 {
@@ -444,64 +444,27 @@ async fn the_view_follows_a_long_stream_until_the_user_scrolls_up() -> anyhow::R
 async fn six_panes_each_show_a_legible_model_name() -> anyhow::Result<()> {
     let server = MockServer::start().await?;
     let models = [
-        (
-            "oa",
-            "openai",
-            switchboard_mock::Protocol::OpenAi,
-            "oa-model",
-        ),
-        (
-            "oa",
-            "openai",
-            switchboard_mock::Protocol::OpenAi,
-            "oa-mini-model",
-        ),
-        (
-            "an",
-            "anthropic",
-            switchboard_mock::Protocol::Anthropic,
-            "an-model",
-        ),
-        (
-            "an",
-            "anthropic",
-            switchboard_mock::Protocol::Anthropic,
-            "an-haiku-model",
-        ),
-        (
-            "gm",
-            "gemini",
-            switchboard_mock::Protocol::Gemini,
-            "gm-model",
-        ),
-        (
-            "gm",
-            "gemini",
-            switchboard_mock::Protocol::Gemini,
-            "gm-flash-model",
-        ),
+        ("oa", "oa-model"),
+        ("oa", "oa-mini-model"),
+        ("an", "an-model"),
+        ("an", "an-haiku-model"),
+        ("gm", "gm-model"),
+        ("gm", "gm-flash-model"),
     ];
-    let mut config = String::new();
-    for (i, (id, kind, protocol, model)) in models.iter().enumerate() {
-        if i % 2 == 0 {
-            config += &format!(
-                "[providers.{id}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n",
-                server.base_url(*protocol)
-            );
-        }
-        config += &format!(
-            "[[providers.{id}.models]]\nid = \"{model}\"\ninput_usd_per_mtok = \"1\"\noutput_usd_per_mtok = \"2\"\n"
-        );
-        server.script(model, Scenario::default().with_text(&[*model, " answers"]));
+    for (_, model) in models {
+        server.script(model, Scenario::default().with_text(&[model, " answers"]));
     }
     let home = tempfile::tempdir()?;
-    std::fs::write(home.path().join("config.toml"), config)?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_models_config(&server, &models),
+    )?;
     let app = App::launch(Launch::new("six-panes").data_dir(home.path())).await?;
     app.check(async {
         for _ in 0..4 {
             app.click("#add-pane").await?;
         }
-        for (i, (_, _, _, model)) in models.iter().enumerate() {
+        for (i, (_, model)) in models.iter().enumerate() {
             app.pick_model(i + 1, model).await?;
         }
         app.type_into("#composer", "Who are you?\u{E007}").await?;
@@ -529,7 +492,7 @@ async fn six_panes_each_show_a_legible_model_name() -> anyhow::Result<()> {
             .await?;
         let panes = v.as_array().unwrap();
         assert_eq!(panes.len(), 6);
-        for (p, (id, _, _, model)) in panes.iter().zip(models) {
+        for (p, (id, model)) in panes.iter().zip(models) {
             assert_eq!(p["text"], *model, "{p}");
             assert_eq!(p["provider"], *id, "{p}");
             assert_eq!(p["clipped"], false, "{p}");

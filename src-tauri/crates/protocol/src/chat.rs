@@ -278,6 +278,34 @@ pub struct AnswerSummary {
     pub next_target: Option<String>,
 }
 
+impl AnswerSummary {
+    /// An answer that failed before anything was measured: `target` is
+    /// `provider:model` (or a route), `kind` a [`PaneError`] kind.
+    pub fn failure(target: &str, kind: &str, message: String) -> Self {
+        let (provider, model) = target.split_once(':').unwrap_or((target, ""));
+        Self {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            finish_reason: None,
+            tokens: TokenCounts::default(),
+            cost_usd: None,
+            cost_estimated: false,
+            ttft_ms: None,
+            thinking_ms: None,
+            total_ms: 0.0,
+            tokens_per_s: None,
+            error: Some(PaneError {
+                kind: kind.into(),
+                message,
+                status: None,
+                retry_after_s: None,
+            }),
+            trail: Vec::new(),
+            next_target: None,
+        }
+    }
+}
+
 /// One event of a pane's stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

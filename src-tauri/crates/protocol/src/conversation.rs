@@ -341,26 +341,11 @@ mod tests {
     use super::*;
 
     fn summary(error: bool) -> AnswerSummary {
-        AnswerSummary {
-            provider: "p".into(),
-            model: "m".into(),
-            finish_reason: None,
-            tokens: crate::TokenCounts::default(),
-            cost_usd: None,
-            cost_estimated: false,
-            ttft_ms: None,
-            thinking_ms: None,
-            total_ms: 0.0,
-            tokens_per_s: None,
-            error: error.then(|| crate::PaneError {
-                kind: "interrupted".into(),
-                message: String::new(),
-                status: None,
-                retry_after_s: None,
-            }),
-            trail: Vec::new(),
-            next_target: None,
+        let mut s = AnswerSummary::failure("p:m", "interrupted", String::new());
+        if !error {
+            s.error = None;
         }
+        s
     }
 
     fn answer(pane: &str, text: &str, error: bool) -> SavedAnswer {

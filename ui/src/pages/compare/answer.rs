@@ -73,7 +73,7 @@ fn AnswerBody(answer: Answer) -> impl IntoView {
                 && let Some(r) = slot.as_mut()
             {
                 // The end is drawn at once, in place: no frame of delay.
-                let _ = r.draw(true);
+                r.draw(true, 1);
             }
         });
     }

@@ -13,9 +13,8 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use switchboard_protocol::{
-    AnswerSummary, AskRequest, PaneError, PaneEvent, PaneFork, PaneLayout, PaneSpec, RecordAt,
-    RoundIds, SavePanes, SavedConversation, StartRound, TokenCounts, Turn, TurnRole,
-    fork_for_new_pane,
+    AnswerSummary, AskRequest, PaneEvent, PaneFork, PaneLayout, PaneSpec, RecordAt, RoundIds,
+    SavePanes, SavedConversation, StartRound, Turn, TurnRole, fork_for_new_pane,
 };
 
 use super::state::{
@@ -585,36 +584,12 @@ fn finish(answer: &Answer, summary: AnswerSummary) {
         .set(if failed { Status::Failed } else { Status::Done });
 }
 
-fn failure(target: &str, kind: &str, message: String) -> AnswerSummary {
-    let (provider, model) = target.split_once(':').unwrap_or((target, ""));
-    AnswerSummary {
-        provider: provider.to_owned(),
-        model: model.to_owned(),
-        finish_reason: None,
-        tokens: TokenCounts::default(),
-        cost_usd: None,
-        cost_estimated: false,
-        ttft_ms: None,
-        thinking_ms: None,
-        total_ms: 0.0,
-        tokens_per_s: None,
-        error: Some(PaneError {
-            kind: kind.into(),
-            message,
-            status: None,
-            retry_after_s: None,
-        }),
-        trail: Vec::new(),
-        next_target: None,
-    }
-}
-
 fn bridge_failure(target: &str, message: String) -> AnswerSummary {
-    failure(target, "internal", message)
+    AnswerSummary::failure(target, "internal", message)
 }
 
 fn unsent(target: &str) -> AnswerSummary {
-    failure(
+    AnswerSummary::failure(
         target,
         "interrupted",
         "stopped before it was sent; nothing was asked or spent".into(),

@@ -3,7 +3,9 @@
 //! Each card draws its answer as Markdown block by block
 //! ([`switchboard_markdown::BlockSplitter`]): a block that is final is
 //! rendered once and appended; only the last, growing block is rendered
-//! again, and at most once per animation frame for all cards together.
+//! again, at most once per animation frame for all cards together, and
+//! less often when formatting it costs more than the page can spare (new
+//! text then shows at once, plain, until the block is formatted again).
 //! When the answer ends its last block is drawn at once, in the same
 //! place, so nothing jumps. A reopened answer is cut the same way, so it
 //! looks as it did while it streamed.
@@ -25,11 +27,14 @@ use super::state::{Answer, Status, now_ms};
 /// How close to the bottom (px) still counts as "at the bottom".
 const BOTTOM_SLACK: i32 = 48;
 
-/// A growing block is redrawn at most once per this many times what its
-/// last drawing cost: a long block that is slow to draw (a big table, a
-/// long paragraph) is redrawn less often, and the page stays free to take
-/// in the next tokens; the end of the answer is always drawn at once.
-const TAIL_PACE: f64 = 5.0;
+/// A growing block is formatted again at most once per this many times
+/// what formatting it last cost, times the number of answers streaming: a
+/// long block that is slow to format (a big table, a long paragraph) is
+/// formatted less often and the page stays free to take in tokens. Text
+/// that arrives in between is shown at once, as plain text at the end of
+/// the block, until the next formatting; the end of an answer is formatted
+/// at once.
+const TAIL_PACE: f64 = 4.0;
 
 /// One card's drawing state: its two containers (final blocks, the growing
 /// block) and how far the text has been cut.
@@ -40,11 +45,33 @@ pub struct Renderer {
     tail: web_sys::Element,
     splitter: BlockSplitter,
     generation: u64,
-    /// Bytes of the growing block last drawn (from `splitter.done()`).
+    /// Where the growing block was formatted: `(its start, text end)`.
     tail_drawn: Option<(usize, usize)>,
-    /// Not before this time ([`now_ms`]) is the growing block redrawn.
+    /// How much text the page shows (formatted or appended plain).
+    tail_shown: usize,
+    /// Not before this time ([`now_ms`]) is the growing block formatted.
     next_tail_at: f64,
+    /// The length of text the page showed in full, and since when: the
+    /// end of an answer is often on screen before the answer is over.
+    shown: Option<(usize, f64)>,
+    /// Plain text is waiting to be formatted: draw again on a later frame.
+    pending_format: bool,
     finished: bool,
+}
+
+/// Where plain text appended to a formatted block goes: the innermost last
+/// element that holds text (a paragraph, list item, code, cell).
+fn text_end(tail: &web_sys::Element) -> web_sys::Element {
+    let mut at = tail.clone();
+    while let Some(last) = at.last_element_child() {
+        match last.tag_name().as_str() {
+            "P" | "LI" | "CODE" | "PRE" | "TD" | "TH" | "TR" | "TBODY" | "TABLE" | "UL"
+            | "OL" | "BLOCKQUOTE" | "DIV" | "H1" | "H2" | "H3" | "H4" | "H5" | "H6"
+            | "EM" | "STRONG" | "DEL" => at = last,
+            _ => break,
+        }
+    }
+    at
 }
 
 impl Renderer {
@@ -57,7 +84,10 @@ impl Renderer {
             splitter: BlockSplitter::new(),
             generation,
             tail_drawn: None,
+            tail_shown: 0,
             next_tail_at: 0.0,
+            shown: None,
+            pending_format: false,
             finished: false,
         }
     }
@@ -67,33 +97,36 @@ impl Renderer {
         self.tail.set_inner_html("");
         self.splitter = BlockSplitter::new();
         self.tail_drawn = None;
+        self.tail_shown = 0;
+        self.shown = None;
         self.finished = false;
     }
 
     /// Draw what arrived since the last call; `done`: the text is complete.
-    /// False when the growing block was left for a later frame (pacing).
-    pub fn draw(&mut self, done: bool) -> bool {
+    /// `streaming`: how many answers are streaming now (they share the
+    /// page's time).
+    pub fn draw(&mut self, done: bool, streaming: usize) {
         let generation = self.answer.stream_id.try_get_untracked().unwrap_or(0);
         if generation != self.generation {
             self.generation = generation;
             self.reset();
         }
         if self.finished {
-            return true;
+            return;
         }
         let started = now_ms();
-        if !done && started < self.next_tail_at {
-            return false;
-        }
+        let format_due = done || started >= self.next_tail_at;
         let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
-            return true;
+            return;
         };
         let (blocks, tail) = (&self.blocks, &self.tail);
         let splitter = &mut self.splitter;
         let tail_drawn = &mut self.tail_drawn;
+        let tail_shown = &mut self.tail_shown;
+        let mut formatted = false;
         let drawn = self.answer.text.try_with_untracked(|text| {
             if text.len() < splitter.done() {
-                return false;
+                return None;
             }
             let append = |html: String| {
                 if let Ok(el) = doc.create_element("div") {
@@ -102,8 +135,10 @@ impl Renderer {
                     let _ = blocks.append_child(&el);
                 }
             };
+            let mut cut = false;
             for range in splitter.advance(text) {
                 append(render(&text[range]));
+                cut = true;
             }
             if done {
                 if let Some(range) = splitter.finish(text) {
@@ -114,26 +149,47 @@ impl Renderer {
             } else {
                 let now = (splitter.done(), text.len());
                 if *tail_drawn != Some(now) {
-                    tail.set_inner_html(&render(splitter.tail(text)));
-                    *tail_drawn = Some(now);
+                    if format_due || cut || *tail_shown < splitter.done() {
+                        tail.set_inner_html(&render(splitter.tail(text)));
+                        *tail_drawn = Some(now);
+                        formatted = true;
+                    } else if let Some(new) = text.get(*tail_shown..) {
+                        // Shown now, formatted with the next formatting.
+                        let _ = text_end(tail).append_with_str_1(new);
+                    }
                 }
             }
-            true
+            *tail_shown = text.len();
+            Some(text.len())
         });
-        if drawn == Some(false) {
-            // The text was replaced: draw it again from the start.
-            self.reset();
-            return self.draw(done);
+        let Some(shown_len) = drawn.flatten() else {
+            if drawn.is_some() {
+                // The text was replaced: draw it again from the start.
+                self.reset();
+                self.draw(done, streaming);
+            }
+            return;
+        };
+        let now = now_ms();
+        if formatted {
+            self.next_tail_at = now + (now - started) * TAIL_PACE * streaming.max(1) as f64;
         }
-        self.next_tail_at = now_ms() + (now_ms() - started) * TAIL_PACE;
+        if self.shown.is_none_or(|(len, _)| len != shown_len) {
+            self.shown = Some((shown_len, now));
+        }
         if done {
             self.finished = true;
-            if let Some(Some(sent)) = self.answer.sent_at.try_get_untracked() {
-                self.answer.drawn_ms.set(Some(now_ms() - sent));
+            if let (Some(Some(sent)), Some((_, at))) =
+                (self.answer.sent_at.try_get_untracked(), self.shown)
+            {
+                // From the send to the moment the whole text was on screen.
+                self.answer.drawn_ms.set(Some(at - sent));
             }
+        } else if self.tail_drawn.is_none_or(|(_, end)| end < shown_len) {
+            // Plain text waits for its formatting: come back for it.
+            self.pending_format = true;
         }
         follow(&self.blocks);
-        true
     }
 }
 
@@ -162,6 +218,7 @@ pub fn schedule(renderer: &SharedRenderer) {
 fn frame() {
     SCHEDULED.set(false);
     let queued = QUEUE.with_borrow_mut(std::mem::take);
+    let streaming = queued.len();
     for weak in queued {
         // A card that left the screen dropped its renderer: nothing to do.
         if let Some(shared) = weak.upgrade()
@@ -169,8 +226,10 @@ fn frame() {
             && let Some(r) = slot.as_mut()
         {
             let done = r.answer.status.try_get_untracked() != Some(Status::Streaming);
-            if !r.draw(done) {
-                drop(slot);
+            r.draw(done, streaming);
+            let again = std::mem::take(&mut r.pending_format);
+            drop(slot);
+            if again {
                 schedule(&shared);
             }
         }

@@ -89,7 +89,7 @@ pub struct Answer {
     pub stop_asked: Arc<AtomicBool>,
     /// When the request was sent ([`now_ms`]).
     pub sent_at: ArcRwSignal<Option<f64>>,
-    /// From the send to the moment its whole text was drawn (ms).
+    /// From the send to the moment its whole text was on screen (ms).
     pub drawn_ms: ArcRwSignal<Option<f64>>,
 }
 

@@ -29,6 +29,7 @@ use switchboard_engine::hooks::RequestTrace;
 use switchboard_engine::{AttemptResult, DataDir, FinishReason, Store, Timing, Usage};
 use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_tests::e2e::{App, Launch, app_binary};
+use switchboard_tests::keychain::SecretService;
 use switchboard_tests::mock_models_config;
 
 const PANES: usize = 6;
@@ -171,7 +172,15 @@ async fn render_rate(binary: &Path) -> anyhow::Result<()> {
     }
     let home = tempfile::tempdir()?;
     std::fs::write(home.path().join("config.toml"), config(&server))?;
-    let app = App::launch(Launch::new("bench-render").data_dir(home.path())).await?;
+    // A keychain that answers, as on a desktop: without one, every key
+    // lookup waits on a D-Bus that is not there, which is not the view's
+    // time.
+    let keyring = SecretService::start()?;
+    let mut launch = Launch::new("bench-render").data_dir(home.path());
+    for (k, v) in keyring.env() {
+        launch = launch.env(k, v);
+    }
+    let app = App::launch(launch).await?;
     let result = app
         .check(async {
             for _ in 2..PANES {
@@ -192,6 +201,8 @@ async fn render_rate(binary: &Path) -> anyhow::Result<()> {
                 .execute(
                     "return [...document.querySelectorAll('.answer-card')].map(c => ({ \
                        drawn: Number(c.dataset.drawnMs), total: Number(c.dataset.totalMs), \
+                       first: Number(c.dataset.firstMs), ttft: Number(c.dataset.ttftMs), \
+                       attempt: Number(c.dataset.attemptMs), \
                        last: c.querySelector('.answer-text').textContent.trim().split(' ').pop() }))",
                     vec![],
                 )
@@ -209,12 +220,22 @@ async fn render_rate(binary: &Path) -> anyhow::Result<()> {
                 };
                 let ratio = total / drawn;
                 worst = worst.min(ratio);
+                // Where the difference goes: before the first token (the
+                // request setting off, its first message) and after it.
+                let (first, ttft) = (
+                    card["first"].as_f64().unwrap_or(f64::NAN),
+                    card["ttft"].as_f64().unwrap_or(f64::NAN),
+                );
                 println!(
-                    "  pane {}: provider {:.0} ms, on screen after {:.0} ms, ratio {:.3}{}",
+                    "  pane {}: provider {:.0} ms, on screen after {:.0} ms, ratio {:.3} \
+                     (sent after {:.0} ms; first token: provider {:.0} ms, on screen {:.0} ms){}",
                     i + 1,
                     total,
                     drawn,
                     ratio,
+                    card["attempt"].as_f64().unwrap_or(f64::NAN),
+                    ttft,
+                    first,
                     if card["last"] == format!("t{}", TOKENS - 1).as_str() {
                         ""
                     } else {
@@ -356,7 +377,16 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
                 if (i + 1) % 10 == 0 {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     let (now, _) = memory(home.path());
-                    println!("  after opening {} conversations: {now:.0} MB", i + 1);
+                    // What the page holds: elements in the document (the
+                    // views of earlier conversations must be gone).
+                    let nodes = app
+                        .client()
+                        .execute("return document.getElementsByTagName('*').length", vec![])
+                        .await?;
+                    println!(
+                        "  after opening {} conversations: {now:.0} MB, {nodes} elements in the page",
+                        i + 1
+                    );
                     after = now;
                 }
             }

@@ -198,7 +198,10 @@ pub fn AnswerCard(
     };
     let message = answer.message.clone();
     let drawn = answer.drawn_ms.clone();
+    let first = answer.first_ms.clone();
+    let attempt = answer.attempt_ms.clone();
     let total = answer.summary.clone();
+    let ttft = answer.summary.clone();
     let ids = round.ids.clone();
     view! {
         <article class="answer-card" class:chosen=is_chosen class:inherited=inherited
@@ -207,7 +210,10 @@ pub fn AnswerCard(
             data-message=move || message.get().map(|m| m.to_string())
             data-user-message=move || ids.get().map(|i| i.user_message.to_string())
             data-drawn-ms=move || drawn.get().map(|v| format!("{v:.1}"))
-            data-total-ms=move || total.get().map(|s| format!("{:.1}", s.total_ms))>
+            data-first-ms=move || first.get().map(|v| format!("{v:.1}"))
+            data-attempt-ms=move || attempt.get().map(|v| format!("{v:.1}"))
+            data-total-ms=move || total.get().map(|s| format!("{:.1}", s.total_ms))
+            data-ttft-ms=move || ttft.get().and_then(|s| s.ttft_ms).map(|t| format!("{t:.1}"))>
             <div class="prompt-bubble">
                 {follows.then(|| view! { <span class="follows" title="This prompt continued from the answer chosen with “Continue with this”">"↳ "</span> })}
                 {round.prompt.clone()}

@@ -603,6 +603,11 @@ fn on_event(answer: &Answer, stream: u64, event: PaneEvent) {
     }
     match event {
         PaneEvent::Attempt { provider, model } => {
+            if let Some(Some(sent)) = answer.sent_at.try_get_untracked()
+                && answer.attempt_ms.try_get_untracked() == Some(None)
+            {
+                answer.attempt_ms.set(Some(now_ms() - sent));
+            }
             answer.live.update(|l| l.trail.push((provider, model)))
         }
         PaneEvent::Delta { text } => {

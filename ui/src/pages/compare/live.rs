@@ -65,9 +65,9 @@ fn text_end(tail: &web_sys::Element) -> web_sys::Element {
     let mut at = tail.clone();
     while let Some(last) = at.last_element_child() {
         match last.tag_name().as_str() {
-            "P" | "LI" | "CODE" | "PRE" | "TD" | "TH" | "TR" | "TBODY" | "TABLE" | "UL"
-            | "OL" | "BLOCKQUOTE" | "DIV" | "H1" | "H2" | "H3" | "H4" | "H5" | "H6"
-            | "EM" | "STRONG" | "DEL" => at = last,
+            "P" | "LI" | "CODE" | "PRE" | "TD" | "TH" | "TR" | "TBODY" | "TABLE" | "UL" | "OL"
+            | "BLOCKQUOTE" | "DIV" | "H1" | "H2" | "H3" | "H4" | "H5" | "H6" | "EM" | "STRONG"
+            | "DEL" => at = last,
             _ => break,
         }
     }
@@ -175,6 +175,12 @@ impl Renderer {
             self.next_tail_at = now + (now - started) * TAIL_PACE * streaming.max(1) as f64;
         }
         if self.shown.is_none_or(|(len, _)| len != shown_len) {
+            if self.shown.is_none_or(|(len, _)| len == 0)
+                && shown_len > 0
+                && let Some(Some(sent)) = self.answer.sent_at.try_get_untracked()
+            {
+                self.answer.first_ms.set(Some(now - sent));
+            }
             self.shown = Some((shown_len, now));
         }
         if done {

@@ -91,6 +91,10 @@ pub struct Answer {
     pub sent_at: ArcRwSignal<Option<f64>>,
     /// From the send to the moment its whole text was on screen (ms).
     pub drawn_ms: ArcRwSignal<Option<f64>>,
+    /// From the send to the moment its first text was on screen (ms).
+    pub first_ms: ArcRwSignal<Option<f64>>,
+    /// From the send to the news that the engine sent the request (ms).
+    pub attempt_ms: ArcRwSignal<Option<f64>>,
 }
 
 impl Answer {
@@ -109,6 +113,8 @@ impl Answer {
             stop_asked: Arc::new(AtomicBool::new(false)),
             sent_at: ArcRwSignal::new(None),
             drawn_ms: ArcRwSignal::new(None),
+            first_ms: ArcRwSignal::new(None),
+            attempt_ms: ArcRwSignal::new(None),
         }
     }
 
@@ -123,6 +129,8 @@ impl Answer {
         self.message.set(None);
         self.sent_at.set(None);
         self.drawn_ms.set(None);
+        self.first_ms.set(None);
+        self.attempt_ms.set(None);
         self.status.set(Status::Streaming);
     }
 

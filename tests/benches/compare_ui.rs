@@ -311,6 +311,7 @@ fn seed(home: &Path) -> anyhow::Result<()> {
                         ..Usage::default()
                     },
                     cost: None,
+                    billed: None,
                     timing: Timing {
                         ttft: Some(Duration::from_millis(200)),
                         total: Duration::from_millis(1500),

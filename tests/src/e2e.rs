@@ -7,8 +7,9 @@
 //! use switchboard_tests::e2e::{App, Launch};
 //! let app = App::launch(Launch::new("shell")).await?;
 //! app.check(async {
-//!     app.click("#echo-send").await?;
-//!     app.wait_for_text("#echo-summary", |t| t.contains("pieces")).await?;
+//!     app.pick_model(1, "oa-model").await?;
+//!     app.type_into("#composer", "Hello\u{E007}").await?;
+//!     app.wait_for(".pane:nth-of-type(1) .answer-card[data-status=\"done\"]").await?;
 //!     Ok(())
 //! })
 //! .await?;

@@ -261,7 +261,7 @@ async fn esc_in_the_history_search_leaves_streams_running_esc_in_the_composer_st
                 app.text_content(&format!("{base} .error-kind"))
                     .await?
                     .as_deref(),
-                Some("interrupted")
+                Some("stopped")
             );
             let kept = app
                 .text_content(&format!("{base} .answer-text"))
@@ -322,7 +322,7 @@ async fn stop_right_after_send_stops_the_request() -> anyhow::Result<()> {
             app.text_content(&format!("{card} .error-kind"))
                 .await?
                 .as_deref(),
-            Some("interrupted")
+            Some("stopped")
         );
         assert_eq!(
             app.text_content(&format!("{card} .answer-text"))

@@ -68,6 +68,7 @@ fn recorded(svc: &ChatService, stream_id: u64, target: &str) -> AskRequest {
         .start_round(&StartRound {
             conversation: None,
             prompt: "go".into(),
+            layout: None,
         })
         .unwrap();
     AskRequest {
@@ -81,7 +82,7 @@ fn recorded(svc: &ChatService, stream_id: u64, target: &str) -> AskRequest {
         record: Some(RecordAt {
             conversation: ids.conversation,
             user_message: ids.user_message,
-            pane: 0,
+            pane: "p-0".into(),
         }),
     }
 }
@@ -176,7 +177,7 @@ fn count(home: &tempfile::TempDir, sql: &str) -> i64 {
 
 /// The id of the answer recorded for `request`.
 fn answer_id(svc: &ChatService, request: &AskRequest) -> MessageId {
-    let at = request.record.unwrap();
+    let at = request.record.as_ref().unwrap();
     let saved = svc.open_conversation(at.conversation).unwrap();
     MessageId(saved.rounds[0].answers[0].message)
 }

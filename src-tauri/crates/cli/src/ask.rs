@@ -385,7 +385,7 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
             (Some(id), _, _) => recorder.finish_answer(
                 *id,
                 &store::Answer {
-                    pane,
+                    pane: pane.into(),
                     target: &t.label,
                     result: &o.result,
                     trace: &trace,

@@ -591,7 +591,7 @@ fn bridge_failure(target: &str, message: String) -> AnswerSummary {
 fn unsent(target: &str) -> AnswerSummary {
     AnswerSummary::failure(
         target,
-        "interrupted",
+        "stopped",
         "stopped before it was sent; nothing was asked or spent".into(),
     )
 }

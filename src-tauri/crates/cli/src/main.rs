@@ -3,7 +3,9 @@
 //!
 //! Exit codes: 0 when every target answered, 1 when any failed, 2 for usage
 //! or configuration errors; `ask` stopped by Ctrl-C (SIGINT) exits 130, by
-//! SIGTERM 143, after saving and billing what arrived.
+//! SIGTERM 143, after saving and billing what arrived. `serve` runs the
+//! Local API until Ctrl-C or SIGTERM, then exits 0 once its requests have
+//! settled (2 when it cannot start).
 
 mod ask;
 mod budget;
@@ -12,7 +14,9 @@ mod keys;
 mod models;
 mod output;
 mod routes;
+mod serve;
 mod spend;
+mod tokens;
 
 use std::process::ExitCode;
 
@@ -42,6 +46,10 @@ enum Command {
     Spend(spend::SpendArgs),
     /// Spend budgets in config.toml: set, list, rm.
     Budget(budget::BudgetArgs),
+    /// The Local API: an OpenAI- and Anthropic-compatible endpoint for other tools.
+    Serve(serve::ServeArgs),
+    /// Client tokens of the Local API: create (shown once), list, revoke.
+    Tokens(tokens::TokensArgs),
 }
 
 /// A failure that is the user's to fix (bad flags, bad config): exit 2.
@@ -73,6 +81,8 @@ async fn main() -> ExitCode {
         Command::History(args) => history::run(args),
         Command::Spend(args) => spend::run(args),
         Command::Budget(args) => budget::run(args),
+        Command::Serve(args) => serve::run(args).await,
+        Command::Tokens(args) => tokens::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -45,6 +45,7 @@ struct RawConfig {
     policy: toml::Table,
     #[serde(default)]
     retries: toml::Table,
+    local_api: toml::Table,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +100,9 @@ pub struct Config {
     /// The `[retries]` table as written (retries of targets named
     /// directly); the routing module reads it.
     pub retries: toml::Table,
+    /// The `[local_api]` table as written; the Local API
+    /// (`switchboard-gateway`) reads it.
+    pub local_api: toml::Table,
     /// The file's text, to locate errors found by the modules above.
     pub text: String,
     /// Keys the file has that Switchboard does not know (`providers.x.colour`).
@@ -154,6 +158,7 @@ impl Config {
             ui: raw.ui,
             policy: raw.policy,
             retries: raw.retries,
+            local_api: raw.local_api,
             text: text.to_owned(),
             warnings: unknown
                 .iter()

@@ -965,38 +965,19 @@ fn resolve(
     routing: &RoutingConfig,
     request: &AskRequest,
 ) -> Result<(Route, ChatRequest), ProviderError> {
-    let route = if let Some(name) = request.target.strip_prefix('@') {
-        routing.route(name).cloned().ok_or_else(|| {
-            ProviderError::new(
-                ErrorKind::NotFound,
-                "",
-                format!(
-                    "unknown route {:?}: define [routes.{name}] in config.toml",
-                    request.target
-                ),
-            )
-        })?
-    } else {
-        let Some((provider_id, model)) = request
-            .target
-            .split_once(':')
-            .filter(|(p, m)| !p.is_empty() && !m.is_empty())
-        else {
-            return Err(ProviderError::new(
-                ErrorKind::BadRequest,
-                "",
-                format!("{:?} is not provider:model or @route", request.target),
-            ));
-        };
-        let provider = config.provider(provider_id).ok_or_else(|| {
-            ProviderError::new(
-                ErrorKind::NotFound,
-                provider_id,
-                format!("unknown provider {provider_id:?}: add it in settings or config.toml"),
-            )
+    let route = routing
+        .target(config, &request.target)
+        .map_err(|e| match &e {
+            crate::routing::TargetError::UnknownRoute { .. } => {
+                ProviderError::new(ErrorKind::NotFound, "", e.to_string())
+            }
+            crate::routing::TargetError::NotATarget { .. } => {
+                ProviderError::new(ErrorKind::BadRequest, "", e.to_string())
+            }
+            crate::routing::TargetError::UnknownProvider { provider } => {
+                ProviderError::new(ErrorKind::NotFound, provider, e.to_string())
+            }
         })?;
-        routing.single(RouteTarget::new(provider, model))
-    };
     let messages: Vec<Message> = request
         .turns
         .iter()

@@ -286,6 +286,35 @@ impl RoutingConfig {
     pub fn single(&self, target: RouteTarget) -> Route {
         Route::direct(target, &self.direct)
     }
+
+    /// What a target string names: `@name`, one of the routes, or
+    /// `provider:model`, that model at a provider of `config` (configured
+    /// or a preset), run as a single target. The one resolution the app,
+    /// the CLI and the Local API share.
+    pub fn target(&self, config: &Config, raw: &str) -> Result<Route, TargetError> {
+        if let Some(name) = raw.strip_prefix('@') {
+            return self
+                .route(name)
+                .cloned()
+                .ok_or_else(|| TargetError::UnknownRoute {
+                    name: name.to_owned(),
+                });
+        }
+        let Some((provider_id, model)) = raw
+            .split_once(':')
+            .filter(|(p, m)| !p.is_empty() && !m.is_empty())
+        else {
+            return Err(TargetError::NotATarget {
+                raw: raw.to_owned(),
+            });
+        };
+        let provider = config
+            .provider(provider_id)
+            .ok_or_else(|| TargetError::UnknownProvider {
+                provider: provider_id.to_owned(),
+            })?;
+        Ok(self.single(RouteTarget::new(provider, model)))
+    }
 }
 
 const RETRIES_KEYS: &[&str] = &["max", "backoff_ms", "max_backoff_ms"];
@@ -307,6 +336,29 @@ fn parse_direct_retries(
             .map_or(d.max, |r| u32::try_from(r).unwrap_or(MAX_RETRIES)),
         retry: f.retry_settings(d.retry)?,
     })
+}
+
+/// Why a target string names nothing that can run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// `@name` and no such route.
+    #[error("unknown route \"@{name}\": define [routes.{name}] in config.toml")]
+    UnknownRoute {
+        /// The name, without the `@`.
+        name: String,
+    },
+    /// Neither `@route` nor `provider:model`.
+    #[error("{raw:?} is not provider:model or @route")]
+    NotATarget {
+        /// As given.
+        raw: String,
+    },
+    /// `provider:model` with a provider id nobody configured (and no preset).
+    #[error("unknown provider {provider:?}: add it in settings or config.toml")]
+    UnknownProvider {
+        /// The provider id.
+        provider: String,
+    },
 }
 
 const ROUTE_KEYS: &[&str] = &[

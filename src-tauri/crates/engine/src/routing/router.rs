@@ -325,6 +325,18 @@ impl Router {
         &self.health
     }
 
+    /// With another budget gate: one request's own wrapper around the
+    /// shared gate, say, to learn which budgets refused it.
+    pub fn with_budget(mut self, budget: Arc<dyn BudgetGate>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The budget gate.
+    pub fn budget(&self) -> &Arc<dyn BudgetGate> {
+        &self.budget
+    }
+
     /// How `route` would order its targets for `request` right now.
     pub fn plan(&self, route: &Route, request: &ChatRequest) -> Plan {
         plan(

@@ -18,6 +18,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("migrations/0002_pricing.sql")),
     (3, include_str!("migrations/0003_settle.sql")),
     (PANES_MIGRATION, include_str!("migrations/0004_panes.sql")),
+    (5, include_str!("migrations/0005_gateway.sql")),
 ];
 
 /// The migration that gave panes rows; conversations written before it get
@@ -136,6 +137,21 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
     conn.execute_batch("PRAGMA query_only = ON;")
         .map_err(open_err)?;
+    Ok(conn)
+}
+
+/// A second write connection to the migrated database at `path`, for
+/// the batch writer ([`super::BatchWriter`]): `synchronous = NORMAL`, so a
+/// commit costs no fsync (in WAL mode a process crash still loses
+/// nothing committed; the writer syncs the log on its own schedule to
+/// bound what a power cut can take).
+pub(crate) fn open_batch_writer(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |e: rusqlite::Error| StoreError::from_open(path, e);
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(open_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

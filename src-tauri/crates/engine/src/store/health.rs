@@ -39,25 +39,8 @@ impl SqliteHealth {
     ) -> Result<(), rusqlite::Error> {
         let mut conn = self.store.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.prepare_cached(
-            "INSERT INTO health_samples (provider, model, at, ok, error_kind, ttft_ms, tokens_per_s)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            provider,
-            model,
-            s.at_unix_ms,
-            s.ok,
-            s.error_kind.map(ErrorKind::as_str),
-            s.ttft_ms,
-            s.tokens_per_s
-        ])?;
-        tx.prepare_cached(
-            "DELETE FROM health_samples WHERE provider = ?1 AND model = ?2 AND id <= (
-                 SELECT id FROM health_samples WHERE provider = ?1 AND model = ?2
-                 ORDER BY id DESC LIMIT 1 OFFSET ?3)",
-        )?
-        .execute(params![provider, model, KEEP_SAMPLES as i64])?;
+        record_in(&tx, provider, model, s)?;
+        trim_in(&tx, provider, model)?;
         tx.commit()
     }
 
@@ -120,19 +103,68 @@ impl HealthStore for SqliteHealth {
     }
 
     fn set_cooldown(&self, provider: &str, model: &str, state: CooldownState) {
-        let _ = self.store.conn().execute(
-            "INSERT INTO health_cooldowns (provider, model, consecutive_failures, until_at, level)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (provider, model) DO UPDATE SET
-                 consecutive_failures = excluded.consecutive_failures,
-                 until_at = excluded.until_at, level = excluded.level",
-            params![
-                provider,
-                model,
-                state.consecutive_failures,
-                state.until_unix_ms,
-                state.level
-            ],
-        );
+        let _ = set_cooldown_in(&self.store.conn(), provider, model, state);
     }
+}
+
+/// Add one sample, inside the caller's write transaction.
+pub(crate) fn record_in(
+    conn: &rusqlite::Connection,
+    provider: &str,
+    model: &str,
+    s: &HealthSample,
+) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO health_samples (provider, model, at, ok, error_kind, ttft_ms, tokens_per_s)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        provider,
+        model,
+        s.at_unix_ms,
+        s.ok,
+        s.error_kind.map(ErrorKind::as_str),
+        s.ttft_ms,
+        s.tokens_per_s
+    ])?;
+    Ok(())
+}
+
+/// Drop all but the newest [`KEEP_SAMPLES`] samples of a target.
+pub(crate) fn trim_in(
+    conn: &rusqlite::Connection,
+    provider: &str,
+    model: &str,
+) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "DELETE FROM health_samples WHERE provider = ?1 AND model = ?2 AND id <= (
+             SELECT id FROM health_samples WHERE provider = ?1 AND model = ?2
+             ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+    )?
+    .execute(params![provider, model, KEEP_SAMPLES as i64])?;
+    Ok(())
+}
+
+/// Replace a target's cooldown state.
+pub(crate) fn set_cooldown_in(
+    conn: &rusqlite::Connection,
+    provider: &str,
+    model: &str,
+    state: CooldownState,
+) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO health_cooldowns (provider, model, consecutive_failures, until_at, level)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (provider, model) DO UPDATE SET
+             consecutive_failures = excluded.consecutive_failures,
+             until_at = excluded.until_at, level = excluded.level",
+    )?
+    .execute(params![
+        provider,
+        model,
+        state.consecutive_failures,
+        state.until_unix_ms,
+        state.level
+    ])?;
+    Ok(())
 }

@@ -507,6 +507,187 @@ fn group_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpendGroup> {
     })
 }
 
+/// The hard budgets of `budgets` that count an attempt with `ctx`.
+fn hard_budgets<'a>(
+    budgets: &'a [Budget],
+    ctx: &'a SpendContext,
+) -> impl Iterator<Item = &'a Budget> {
+    budgets
+        .iter()
+        .filter(move |b| b.hard && b.scope.matches(ctx))
+}
+
+/// The refusal of an attempt whose price is unknown (`estimate` `None`)
+/// by the first hard budget covering it: no such budget could bound it.
+pub(crate) fn unbounded_denial(
+    budgets: &[Budget],
+    ctx: &SpendContext,
+    estimate: Option<Cost>,
+) -> Option<BudgetDenied> {
+    if estimate.is_some() {
+        return None;
+    }
+    hard_budgets(budgets, ctx).next().map(|b| BudgetDenied {
+        budget: b.name.clone(),
+        message: format!(
+            "the price of {}:{} is unknown, so this hard budget cannot bound what it would cost",
+            ctx.provider, ctx.model
+        ),
+    })
+}
+
+/// Check the hard budgets covering `ctx` and hold `estimate` for the
+/// attempt, inside the caller's write transaction (`conn`): the check and
+/// the hold are one step for every other thread and process. A refusal
+/// writes nothing but the sweep of holds that lapsed.
+pub(crate) fn reserve_in(
+    conn: &Connection,
+    budgets: &[Budget],
+    ctx: &SpendContext,
+    estimate: Option<Cost>,
+    now: i64,
+    hold: Duration,
+    owner: Option<&str>,
+) -> Result<Result<Reservation, BudgetDenied>, StoreError> {
+    if let Some(denied) = unbounded_denial(budgets, ctx, estimate) {
+        return Ok(Err(denied));
+    }
+    let amount = estimate.unwrap_or(Cost::ZERO);
+    // Holds of owners that died are billed by recovery; only holds
+    // without an owner (older versions, a read-only lock folder) lapse.
+    conn.prepare_cached("DELETE FROM reservations WHERE expires_at <= ?1 AND owner IS NULL")?
+        .execute([now])?;
+    for b in hard_budgets(budgets, ctx) {
+        let spent = spent_since(conn, &b.scope, period_start(b.period, now))?;
+        let held = held_now(conn, &b.scope, now)?;
+        let would_be = spent + held + amount;
+        if would_be > b.limit {
+            let period = match b.period {
+                BudgetPeriod::Daily => "today (UTC)",
+                BudgetPeriod::Monthly => "this month (UTC)",
+            };
+            return Ok(Err(BudgetDenied {
+                budget: b.name.clone(),
+                message: format!(
+                    "{} limit {} for {}: spent {} {period}, {} held by requests in flight, \
+                     and this request may cost up to {}",
+                    b.period.as_str(),
+                    b.limit,
+                    b.scope,
+                    spent,
+                    held,
+                    amount
+                ),
+            }));
+        }
+    }
+    let expires = now.saturating_add(i64::try_from(hold.as_millis()).unwrap_or(i64::MAX));
+    conn.prepare_cached(
+        "INSERT INTO reservations (created_at, expires_at, provider, model, route, amount_nanos,
+            owner, conversation, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        now,
+        expires,
+        ctx.provider,
+        ctx.model,
+        ctx.route,
+        amount.nanos(),
+        owner,
+        ctx.conversation,
+        ctx.message
+    ])?;
+    let id = conn.last_insert_rowid();
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO reservation_tags (reservation_id, tag) VALUES (?1, ?2)",
+    )?;
+    for tag in &ctx.tags {
+        stmt.execute(params![id, tag])?;
+    }
+    Ok(Ok(Reservation {
+        id: u64::try_from(id).unwrap_or(0),
+        amount,
+        context: ctx.clone(),
+    }))
+}
+
+/// Write what the attempt of `r` would bill if it ended now (extending
+/// its hold by `hold`), and the answer's text so far, inside the caller's
+/// write transaction.
+pub(crate) fn checkpoint_in(
+    conn: &Connection,
+    r: &Reservation,
+    progress: &AttemptResult,
+    now: i64,
+    hold: Duration,
+    owner: Option<&str>,
+) -> Result<(), StoreError> {
+    // What it bills so far (the answer's row shows the same counts).
+    let billed = progress.billed;
+    let usage = billed.unwrap_or(progress.usage);
+    if r.id != 0 {
+        let expires = now.saturating_add(i64::try_from(hold.as_millis()).unwrap_or(i64::MAX));
+        conn.prepare_cached(
+            "UPDATE reservations SET billed = ?2, cost_nanos = ?3, input_tokens = ?4,
+                output_tokens = ?5, progress_at = ?6, expires_at = max(expires_at, ?7)
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            i64::try_from(r.id).unwrap_or(i64::MAX),
+            billed.is_some(),
+            progress.cost.map(|c| c.total.nanos()),
+            to_sql_u64(usage.input_tokens),
+            to_sql_u64(usage.output_tokens),
+            now,
+            expires
+        ])?;
+    }
+    if let (Some(message), Some(owner)) = (r.context.message, owner) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        conn.prepare_cached(
+            "UPDATE messages SET content = ?2, reasoning = ?3, provider = ?4, model = ?5,
+                input_tokens = ?6, output_tokens = ?7, cached_input_tokens = ?8,
+                reasoning_tokens = ?9, ttft_ms = ?10, total_ms = ?11
+             WHERE id = ?1 AND live_owner = ?12",
+        )?
+        .execute(params![
+            message,
+            progress.text,
+            (!progress.reasoning.is_empty()).then_some(progress.reasoning.as_str()),
+            progress.provider,
+            progress.model,
+            to_sql_u64(usage.input_tokens),
+            to_sql_u64(usage.output_tokens),
+            to_sql_u64(usage.cached_input_tokens),
+            to_sql_u64(usage.reasoning_tokens),
+            progress.timing.ttft.map(ms),
+            ms(progress.timing.total),
+            owner
+        ])?;
+    }
+    Ok(())
+}
+
+/// Release the hold of `reservation` and write the ledger row of what it
+/// cost (`actual`; `None`: not billed) at `at`, inside the caller's write
+/// transaction.
+pub(crate) fn settle_in(
+    conn: &Connection,
+    reservation: &Reservation,
+    actual: Option<&SettledCost>,
+    at: i64,
+) -> Result<(), StoreError> {
+    if reservation.id != 0 {
+        conn.prepare_cached("DELETE FROM reservations WHERE id = ?1")?
+            .execute([i64::try_from(reservation.id).unwrap_or(i64::MAX)])?;
+    }
+    if let Some(actual) = actual {
+        insert_ledger(conn, &reservation.context, actual, at)?;
+    }
+    Ok(())
+}
+
 /// A settle that could not be written yet (the database was busy or
 /// failing); retried on the gate's next call.
 #[derive(Debug)]
@@ -560,9 +741,7 @@ impl SqliteBudgetGate {
     }
 
     fn hard_budgets_for<'a>(&'a self, ctx: &'a SpendContext) -> impl Iterator<Item = &'a Budget> {
-        self.budgets
-            .iter()
-            .filter(move |b| b.hard && b.scope.matches(ctx))
+        hard_budgets(&self.budgets, ctx)
     }
 
     pub(crate) fn reserve_at(
@@ -571,83 +750,25 @@ impl SqliteBudgetGate {
         estimate: Option<Cost>,
         now: i64,
     ) -> Result<Result<Reservation, BudgetDenied>, StoreError> {
-        if estimate.is_none()
-            && let Some(b) = self.hard_budgets_for(ctx).next()
-        {
-            return Ok(Err(BudgetDenied {
-                budget: b.name.clone(),
-                message: format!(
-                    "the price of {}:{} is unknown, so this hard budget cannot bound what it \
-                     would cost",
-                    ctx.provider, ctx.model
-                ),
-            }));
+        if let Some(denied) = unbounded_denial(&self.budgets, ctx, estimate) {
+            return Ok(Err(denied));
         }
-        let amount = estimate.unwrap_or(Cost::ZERO);
         let mut conn = self.store.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Holds of owners that died are billed by recovery; only holds
-        // without an owner (older versions, a read-only lock folder) lapse.
-        tx.execute(
-            "DELETE FROM reservations WHERE expires_at <= ?1 AND owner IS NULL",
-            [now],
+        let decided = reserve_in(
+            &tx,
+            &self.budgets,
+            ctx,
+            estimate,
+            now,
+            self.hold,
+            self.store.owner_id(),
         )?;
-        for b in self.hard_budgets_for(ctx) {
-            let spent = spent_since(&tx, &b.scope, period_start(b.period, now))?;
-            let held = held_now(&tx, &b.scope, now)?;
-            let would_be = spent + held + amount;
-            if would_be > b.limit {
-                let period = match b.period {
-                    BudgetPeriod::Daily => "today (UTC)",
-                    BudgetPeriod::Monthly => "this month (UTC)",
-                };
-                return Ok(Err(BudgetDenied {
-                    budget: b.name.clone(),
-                    message: format!(
-                        "{} limit {} for {}: spent {} {period}, {} held by requests in flight, \
-                         and this request may cost up to {}",
-                        b.period.as_str(),
-                        b.limit,
-                        b.scope,
-                        spent,
-                        held,
-                        amount
-                    ),
-                }));
-            }
+        // A refusal writes nothing (its expired-hold sweep is rolled back).
+        if decided.is_ok() {
+            tx.commit()?;
         }
-        let expires = now.saturating_add(i64::try_from(self.hold.as_millis()).unwrap_or(i64::MAX));
-        tx.execute(
-            "INSERT INTO reservations (created_at, expires_at, provider, model, route, amount_nanos,
-                owner, conversation, message)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                now,
-                expires,
-                ctx.provider,
-                ctx.model,
-                ctx.route,
-                amount.nanos(),
-                self.store.owner_id(),
-                ctx.conversation,
-                ctx.message
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO reservation_tags (reservation_id, tag) VALUES (?1, ?2)",
-            )?;
-            for tag in &ctx.tags {
-                stmt.execute(params![id, tag])?;
-            }
-        }
-        tx.commit()?;
-        Ok(Ok(Reservation {
-            id: u64::try_from(id).unwrap_or(0),
-            amount,
-            context: ctx.clone(),
-        }))
+        Ok(decided)
     }
 
     /// Write what the attempt of `r` would bill if it ended now, and the
@@ -658,53 +779,9 @@ impl SqliteBudgetGate {
         progress: &AttemptResult,
         now: i64,
     ) -> Result<(), StoreError> {
-        let owner = self.store.owner_id();
-        // What it bills so far (the answer's row shows the same counts).
-        let billed = progress.billed;
-        let usage = billed.unwrap_or(progress.usage);
         let mut conn = self.store.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if r.id != 0 {
-            let expires =
-                now.saturating_add(i64::try_from(self.hold.as_millis()).unwrap_or(i64::MAX));
-            tx.execute(
-                "UPDATE reservations SET billed = ?2, cost_nanos = ?3, input_tokens = ?4,
-                    output_tokens = ?5, progress_at = ?6, expires_at = max(expires_at, ?7)
-                 WHERE id = ?1",
-                params![
-                    i64::try_from(r.id).unwrap_or(i64::MAX),
-                    billed.is_some(),
-                    progress.cost.map(|c| c.total.nanos()),
-                    to_sql_u64(usage.input_tokens),
-                    to_sql_u64(usage.output_tokens),
-                    now,
-                    expires
-                ],
-            )?;
-        }
-        if let (Some(message), Some(owner)) = (r.context.message, owner) {
-            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-            tx.execute(
-                "UPDATE messages SET content = ?2, reasoning = ?3, provider = ?4, model = ?5,
-                    input_tokens = ?6, output_tokens = ?7, cached_input_tokens = ?8,
-                    reasoning_tokens = ?9, ttft_ms = ?10, total_ms = ?11
-                 WHERE id = ?1 AND live_owner = ?12",
-                params![
-                    message,
-                    progress.text,
-                    (!progress.reasoning.is_empty()).then_some(progress.reasoning.as_str()),
-                    progress.provider,
-                    progress.model,
-                    to_sql_u64(usage.input_tokens),
-                    to_sql_u64(usage.output_tokens),
-                    to_sql_u64(usage.cached_input_tokens),
-                    to_sql_u64(usage.reasoning_tokens),
-                    progress.timing.ttft.map(ms),
-                    ms(progress.timing.total),
-                    owner
-                ],
-            )?;
-        }
+        checkpoint_in(&tx, r, progress, now, self.hold, self.store.owner_id())?;
         tx.commit()?;
         Ok(())
     }
@@ -712,15 +789,7 @@ impl SqliteBudgetGate {
     fn settle_now(&self, p: &PendingSettle) -> Result<(), StoreError> {
         let mut conn = self.store.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if p.reservation.id != 0 {
-            tx.execute(
-                "DELETE FROM reservations WHERE id = ?1",
-                [i64::try_from(p.reservation.id).unwrap_or(i64::MAX)],
-            )?;
-        }
-        if let Some(actual) = &p.actual {
-            insert_ledger(&tx, &p.reservation.context, actual, p.at)?;
-        }
+        settle_in(&tx, &p.reservation, p.actual.as_ref(), p.at)?;
         tx.commit()?;
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! Everything Switchboard remembers, in one SQLite file in the data
 //! directory ([`DataDir::database_file`]): conversations and their messages
 //! (rows, not blobs), the trace of attempts behind every answer, the spend
-//! ledger and the reservations that budgets count, provider health, and an
-//! index of which providers have a key in the OS keychain (never the key).
+//! ledger and the reservations that budgets count, provider health, an
+//! index of which providers have a key in the OS keychain (never the key),
+//! and the hashes of the Local API's client tokens.
 //!
 //! Why one file and SQLite: the app and any number of `switchboard-cli`
 //! processes share it safely (WAL, a busy timeout, and `BEGIN IMMEDIATE`
@@ -30,6 +31,10 @@
 //! - [`SqliteBudgetGate`]: the [`BudgetGate`](crate::hooks::BudgetGate) that enforces the budgets of
 //!   `config.toml` against the ledger; [`SqliteHealth`]: the
 //!   [`HealthStore`] the router keeps its statistics in.
+//! - [`BatchWriter`]: the same ledger and health writes, group-committed
+//!   by one thread for request rates in the thousands per second (the
+//!   Local API), with [`BatchedGate`] and [`CachedHealth`] over it.
+//! - [`ClientToken`]: the Local API's client tokens, kept as hashes.
 //! - [`Conversation`], [`StoredMessage`], [`SearchHit`], [`Page`]: what
 //!   history listings return, a page at a time.
 //! - [`ConversationExport`]: the JSON export/import format.
@@ -75,6 +80,7 @@
 //! Times are Unix milliseconds; budget periods and spend groups use UTC
 //! boundaries (see [`time`]).
 
+mod batch;
 mod db;
 mod export;
 mod health;
@@ -86,6 +92,7 @@ mod panes;
 mod recovery;
 mod search;
 pub mod time;
+mod tokens;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -98,6 +105,7 @@ use serde::{Deserialize, Serialize};
 use crate::hooks::HealthStore;
 use crate::paths::DataDir;
 
+pub use batch::{BatchWriter, BatchedGate, CachedHealth, HEALTH_TTL, MAX_BATCH, SYNC_EVERY};
 pub use db::SCHEMA_VERSION;
 pub use export::{
     ConversationExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedAttempt, ExportedError,
@@ -113,6 +121,9 @@ pub use ledger::{
 pub use panes::{PaneRef, StoredPane};
 pub use recovery::Recovered;
 pub use search::{SearchHit, SnippetPart};
+pub use tokens::{
+    ClientToken, MAX_TOKEN_NAME, NewToken, TOKEN_PREFIX, TokenHash, check_token_name,
+};
 
 /// Why the store could not do something. Messages never contain keys (the
 /// store has none).

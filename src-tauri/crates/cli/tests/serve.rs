@@ -303,3 +303,362 @@ async fn the_openai_sdk_gets_answers_with_exact_usage_and_cost() {
     assert_eq!(cursor["cost_nanos"], 2 * 6_450_000 + 2 * 225_000);
     assert_eq!(served.stop(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anthropic_sdk_gets_messages_from_any_protocol() {
+    let server = MockServer::start().await.unwrap();
+    server.script(
+        "an-model",
+        Scenario::default()
+            .with_reasoning(&["Let me", " think."])
+            .with_text(&["Hi", " there"])
+            .with_usage(MockUsage {
+                input: 1000,
+                cached_input: 400,
+                output: 50,
+                reasoning: 10,
+            }),
+    );
+    server.script(
+        "oa-model",
+        Scenario::default().with_text(&["From", " OpenAI"]).with_usage(MockUsage {
+            input: 20,
+            cached_input: 0,
+            output: 4,
+            reasoning: 0,
+        }),
+    );
+    let home = home_with(&server, "");
+    let t = token(home.path(), &["claude-tool"]);
+    let served = Served::start(home.path(), &[]);
+    let r = served.sdk(
+        &t,
+        json!([
+            ["anthropic_message", {"model": "an:an-model"}],
+            ["anthropic_message", {"model": "an:an-model", "stream": true, "thinking": true}],
+            ["anthropic_message", {"model": "oa:oa-model", "stream": true}],
+            ["anthropic_message", {"model": "oa:oa-model"}],
+        ]),
+    );
+    let whole = &r[0];
+    assert_eq!(whole["text"], "Hi there", "{whole}");
+    assert_eq!(whole["thinking"], "", "no thinking unless asked for");
+    assert_eq!(whole["model"], "an:an-model");
+    assert_eq!(whole["stop_reason"], "end_turn");
+    // Anthropic's meaning: input_tokens leaves out the cached part.
+    assert_eq!(whole["usage"]["input_tokens"], 600);
+    assert_eq!(whole["usage"]["cache_read_input_tokens"], 400);
+    assert_eq!(whole["usage"]["output_tokens"], 50);
+    // 1000 × $3/M (no cached rate configured) + 50 × $15/M = $0.00375
+    assert_eq!(whole["usage"]["cost"].as_f64(), Some(0.00375), "{whole}");
+    assert_eq!(header(whole, "x-switchboard-target"), "an:an-model");
+
+    let streamed = &r[1];
+    assert_eq!(streamed["streamed"], "Hi there", "{streamed}");
+    assert_eq!(streamed["text"], "Hi there");
+    assert_eq!(streamed["thinking"], "Let me think.");
+    assert_eq!(streamed["usage"]["input_tokens"], 600);
+    assert_eq!(streamed["usage"]["output_tokens"], 50);
+    // The cost travels in message_delta's usage, with the final counts.
+    assert_eq!(streamed["delta_usage"]["cost"].as_f64(), Some(0.00375));
+    assert_eq!(streamed["delta_usage"]["input_tokens"], 600);
+    assert_eq!(streamed["stop_reason"], "end_turn");
+
+    // An OpenAI-protocol provider behind the Anthropic wire format.
+    for translated in &r[2..] {
+        assert_eq!(translated["text"], "From OpenAI", "{translated}");
+        assert_eq!(translated["model"], "oa:oa-model");
+        assert_eq!(translated["usage"]["input_tokens"], 20);
+        assert_eq!(translated["usage"]["output_tokens"], 4);
+    }
+    // 20 × $2.50/M + 4 × $10/M = $0.00009
+    assert_eq!(r[2]["delta_usage"]["cost"].as_f64(), Some(0.00009));
+    assert_eq!(r[3]["usage"]["cost"].as_f64(), Some(0.00009));
+    // The request went upstream in the provider's own protocol.
+    let sent = server.requests();
+    assert!(sent.iter().any(|q| q.path == "/v1/chat/completions"));
+    assert!(sent.iter().any(|q| q.path == "/v1/messages"));
+    let rows = ledger_rows(home.path(), 4);
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r.6 == "claude-tool"), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_falls_back_behind_one_model_name_and_failures_get_their_status() {
+    let server = MockServer::start().await.unwrap();
+    server.script("oa-model", Scenario::default().with_text(&["Fallback", " answer"]));
+    for down in ["down-a", "down-b", "down-c", "down-d"] {
+        server.script(
+            down,
+            Scenario::default().with_fault(Fault::Status {
+                code: 503,
+                retry_after_s: None,
+            }),
+        );
+    }
+    server.script(
+        "limited",
+        Scenario::default().with_fault(Fault::Status {
+            code: 429,
+            retry_after_s: Some(7),
+        }),
+    );
+    let routes = "\n[routes.safe]\nstrategy = \"ordered\"\nretries = 0\ntargets = [\"oa:down-a\", \"oa:oa-model\"]\n\
+                  [routes.dead]\nretries = 0\ntargets = [\"oa:down-c\", \"an:down-d\"]\n";
+    let home = home_with(&server, routes);
+    let t = token(home.path(), &["agent"]);
+    let served = Served::start(home.path(), &[]);
+    let r = served.sdk(
+        &t,
+        json!([
+            ["openai_chat", {"model": "@safe"}],
+            ["openai_chat", {"model": "@safe", "stream": true}],
+            ["anthropic_message", {"model": "@safe", "stream": true}],
+            ["openai_chat", {"extra": {"models": ["oa:down-b", "oa:oa-model"]}, "model": "oa:down-a"}],
+            ["openai_chat", {"model": "@dead"}],
+            ["anthropic_message", {"model": "@dead"}],
+            ["openai_chat", {"model": "oa:limited"}],
+        ]),
+    );
+    for answered in &r[..3] {
+        assert_eq!(answered["text"], "Fallback answer", "{answered}");
+        assert_eq!(header(answered, "x-switchboard-target"), "oa:oa-model");
+        assert_eq!(header(answered, "x-switchboard-route"), "safe");
+        let attempts = header(answered, "x-switchboard-attempts");
+        assert!(
+            attempts.starts_with("oa:down-a=error/overloaded, oa:oa-model="),
+            "{attempts}"
+        );
+    }
+    // `models` is a fallback chain after `model`.
+    let chained = &r[3];
+    assert_eq!(chained["text"], "Fallback answer", "{chained}");
+    assert_eq!(
+        header(chained, "x-switchboard-attempts"),
+        "oa:down-a=error/overloaded, oa:down-b=error/overloaded, oa:oa-model=ok"
+    );
+    // Every target failed: 503 (overloaded), each attempt in the body, in
+    // both dialects.
+    let dead = &r[4];
+    assert_eq!(dead["status"], 503, "{dead}");
+    assert_eq!(dead["error"], "InternalServerError");
+    let attempts = dead["body"]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{dead}");
+    assert_eq!(attempts[0]["target"], "oa:down-c");
+    assert_eq!(attempts[0]["status"], 503);
+    assert_eq!(attempts[1]["target"], "an:down-d");
+    assert_eq!(r[5]["status"], 503, "{}", r[5]);
+    assert_eq!(r[5]["body"]["error"]["type"], "overloaded_error");
+    // Every target rate-limited: 429 and the provider's Retry-After.
+    let limited = &r[6];
+    assert_eq!(limited["status"], 429, "{limited}");
+    assert_eq!(limited["error"], "RateLimitError");
+    assert_eq!(header(limited, "retry-after"), "7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_list_has_the_catalog_and_the_routes() {
+    let server = MockServer::start().await.unwrap();
+    let routes = "\n[routes.fast]\nstrategy = \"fastest\"\ntargets = [\"oa:oa-model\", \"an:an-model\"]\n";
+    let home = home_with(&server, routes);
+    let t = token(home.path(), &["lister"]);
+    let served = Served::start(home.path(), &[]);
+    let r = served.sdk(&t, json!([["openai_models", {}], ["anthropic_models", {}]]));
+    let ids = r[0]["ids"].as_array().unwrap();
+    for id in ["oa:oa-model", "an:an-model", "gm:gm-model", "@fast"] {
+        assert!(ids.contains(&json!(id)), "{id} missing from {ids:?}");
+    }
+    let data = r[0]["raw"]["data"].as_array().unwrap();
+    let oa = data.iter().find(|m| m["id"] == "oa:oa-model").unwrap();
+    assert_eq!(oa["object"], "model");
+    assert_eq!(oa["owned_by"], "oa");
+    assert_eq!(oa["pricing"]["prompt"], "0.0000025");
+    assert_eq!(oa["pricing"]["completion"], "0.00001");
+    let fast = data.iter().find(|m| m["id"] == "@fast").unwrap();
+    assert_eq!(fast["route"]["targets"], json!(["oa:oa-model", "an:an-model"]));
+    assert!(r[1]["ids"].as_array().unwrap().contains(&json!("an:an-model")), "{}", r[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_stream_leaves_one_settled_ledger_row() {
+    let server = MockServer::start().await.unwrap();
+    let text = pieces(200, ' ');
+    let refs: Vec<&str> = text.iter().map(String::as_str).collect();
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_text(&refs)
+            .with_gap(Duration::from_millis(20)),
+    );
+    let home = home_with(&server, "");
+    let t = token(home.path(), &["notebook", "--record-history"]);
+    let served = Served::start(home.path(), &[]);
+    let r = served.sdk(&t, json!([["openai_disconnect", {"model": "oa:oa-model", "keep": 3}]]));
+    assert_eq!(r[0]["got"], "000 001 002 ", "{}", r[0]);
+    // The upstream request is cancelled: the mock stops writing long
+    // before the 200th piece.
+    let rows = ledger_rows(home.path(), 1);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let sent_then = server.pieces_sent("oa-model")[0];
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = server.pieces_sent("oa-model")[0];
+    assert_eq!(sent, sent_then, "the upstream stream kept going");
+    assert!((3..100).contains(&sent), "{sent} pieces written");
+    // One row: billed at the model's price for what streamed (estimated),
+    // tagged with the token.
+    let (provider, model, cost, estimated, input, output, tags) = rows[0].clone();
+    assert_eq!((provider.as_str(), model.as_str()), ("oa", "oa-model"));
+    assert!(estimated);
+    let output = output.unwrap() as usize;
+    assert!((3..=sent).contains(&output), "{output} tokens billed, {sent} sent");
+    // Input is estimated from the prompt; output at $10/M.
+    assert_eq!(cost, input.unwrap() * 2_500 + output as i64 * 10_000);
+    assert_eq!(tags, "notebook");
+    let c = db(home.path());
+    let held: i64 = c
+        .query_row("SELECT count(*) FROM reservations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(held, 0, "the hold is released");
+    // The token records history: the answer is there, stopped, with the
+    // text that streamed.
+    let (content, kind): (String, Option<String>) = c
+        .query_row(
+            "SELECT content, error_kind FROM messages WHERE role = 'assistant'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(content.starts_with("000 001 002 "), "{content}");
+    assert_eq!(kind.as_deref(), Some("stopped"));
+    drop(c);
+
+    // A client that stops waiting for a whole (non-streamed) answer hangs
+    // up too: that request is stopped and settled the same way.
+    let r = served.sdk(&t, json!([["openai_give_up", {"model": "oa:oa-model", "seconds": 0.5}]]));
+    assert_eq!(r[0]["gave_up"], true, "{}", r[0]);
+    let rows = ledger_rows(home.path(), 2);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let sent_then = server.pieces_sent("oa-model")[1];
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = server.pieces_sent("oa-model")[1];
+    assert_eq!(sent, sent_then, "the upstream stream kept going");
+    assert!(sent < 100, "{sent} pieces written");
+    assert!(rows[1].3, "billed as estimated for what streamed");
+
+    // Still serving.
+    server.script("oa-model", Scenario::default().with_text(&["again"]));
+    let again = served.sdk(&t, json!([["openai_chat", {"model": "oa:oa-model"}]]));
+    assert_eq!(again[0]["text"], "again", "{}", again[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_required_hard_budgets_answer_402_and_open_binds_need_a_token() {
+    let server = MockServer::start().await.unwrap();
+    server.script("oa-model", Scenario::default().with_text(&["ok"]));
+    let budgets = "\n[budgets.tiny]\nscope = \"tag:capped\"\nperiod = \"daily\"\nlimit_usd = \"0.000001\"\nhard = true\n";
+    let home = home_with(&server, budgets);
+    // A binding is checked when the token is made.
+    let (code, _, err) = cli(home.path(), &["tokens", "create", "loose", "--budget", "nope"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("budget \"nope\" is not defined"), "{err}");
+    let capped = token(home.path(), &["capped", "--budget", "tiny"]);
+    let free = token(home.path(), &["free"]);
+    let served = Served::start(home.path(), &[]);
+    let r = served.sdk(
+        &free,
+        json!([
+            ["openai_chat", {"model": "oa:oa-model", "token": "sb-not-a-token"}],
+            ["anthropic_message", {"model": "oa:oa-model", "token": "sb-not-a-token"}],
+            ["raw_post", {"path": "/chat/completions", "token": "", "body": {"model": "oa:oa-model", "messages": [{"role": "user", "content": "hi"}]}}],
+            ["openai_chat", {"model": "oa:oa-model", "token": capped}],
+            ["anthropic_message", {"model": "oa:oa-model", "token": capped}],
+            ["openai_chat", {"model": "oa:oa-model"}],
+        ]),
+    );
+    assert_eq!(r[0]["status"], 401, "{}", r[0]);
+    assert_eq!(r[0]["error"], "AuthenticationError");
+    assert!(r[0]["message"].as_str().unwrap().contains("tokens create"));
+    assert_eq!(r[1]["status"], 401, "{}", r[1]);
+    assert_eq!(r[1]["body"]["error"]["type"], "authentication_error");
+    assert_eq!(r[2]["status"], 401, "{}", r[2]);
+    // The hard budget refuses before anything is sent, naming itself.
+    let refused = &r[3];
+    assert_eq!(refused["status"], 402, "{refused}");
+    assert_eq!(refused["body"]["code"], "budget_exceeded");
+    assert_eq!(refused["body"]["budgets"], json!(["tiny"]));
+    assert!(refused["message"].as_str().unwrap().contains("budget \"tiny\""), "{refused}");
+    assert_eq!(r[4]["status"], 402, "{}", r[4]);
+    assert_eq!(r[4]["body"]["error"]["type"], "billing_error");
+    assert_eq!(r[5]["text"], "ok", "{}", r[5]);
+    assert_eq!(server.hits("oa-model"), 1, "only the free token's request was sent");
+    drop(served);
+
+    // Anything but loopback needs a token; with one it starts.
+    let bare = tempfile::tempdir().unwrap();
+    let (code, _, err) = cli(bare.path(), &["serve", "--bind", "0.0.0.0", "--port", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("refusing to listen on 0.0.0.0:0 without a client token"), "{err}");
+    token(bare.path(), &["lan"]);
+    let open = Served::start(bare.path(), &["--bind", "0.0.0.0"]);
+    assert!(open.base.starts_with("http://0.0.0.0:"), "{}", open.base);
+    assert_eq!(open.stop(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
+    let server = MockServer::start().await.unwrap();
+    server.script("oa-model", Scenario::default().with_text(&["still", " here"]));
+    let home = home_with(&server, "");
+    let t = token(home.path(), &["tool"]);
+    let served = Served::start(home.path(), &[]);
+    let ok = json!(["openai_chat", {"model": "oa:oa-model"}]);
+    let r = served.sdk(
+        &t,
+        json!([
+            ["raw_post", {"path": "/chat/completions", "text": "{\"model\": \"oa:oa-model\", \"messages\": ["}],
+            ok,
+            ["raw_post", {"path": "/chat/completions", "body": {"model": "oa:oa-model"}}],
+            ok,
+            ["openai_chat", {"model": "oa-modle"}],
+            ok,
+            ["raw_post", {"path": "/chat/completions", "size": 5 * 1024 * 1024}],
+            ok,
+            ["raw_post", {"path": "/messages", "body": {"model": "oa:oa-model", "messages": [{"role": "user", "content": "hi"}]}}],
+            ["anthropic_message", {"model": "nope:model"}],
+            ok,
+        ]),
+    );
+    let malformed = &r[0];
+    assert_eq!(malformed["status"], 400, "{malformed}");
+    assert_eq!(malformed["body"]["error"]["code"], "invalid_json");
+    assert!(
+        malformed["body"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the request body is not valid JSON"),
+        "{malformed}"
+    );
+    let missing = &r[2];
+    assert_eq!(missing["status"], 400, "{missing}");
+    assert!(missing["body"]["error"]["message"].as_str().unwrap().contains("`messages` is required"));
+    let unknown = &r[4];
+    assert_eq!(unknown["status"], 400, "{unknown}");
+    assert_eq!(unknown["error"], "BadRequestError");
+    let message = unknown["message"].as_str().unwrap();
+    assert!(message.contains("unknown model \"oa-modle\""), "{message}");
+    assert!(message.contains("nearest known: oa:oa-model"), "{message}");
+    let oversized = &r[6];
+    assert_eq!(oversized["status"], 413, "{oversized}");
+    assert!(oversized["body"]["error"]["message"].as_str().unwrap().contains("4194304 bytes"));
+    // Anthropic's dialect on /v1/messages.
+    assert_eq!(r[8]["status"], 400, "{}", r[8]);
+    assert_eq!(r[8]["body"]["type"], "error");
+    assert_eq!(r[8]["body"]["error"]["type"], "invalid_request_error");
+    assert!(r[8]["body"]["error"]["message"].as_str().unwrap().contains("max_tokens"));
+    assert_eq!(r[9]["status"], 400, "{}", r[9]);
+    assert!(r[9]["message"].as_str().unwrap().contains("unknown provider \"nope\""));
+    for (i, answer) in r.iter().enumerate().filter(|(i, _)| [1, 3, 5, 7, 10].contains(i)) {
+        assert_eq!(answer["text"], "still here", "request {i}: {answer}");
+    }
+    assert_eq!(server.hits("oa-model"), 5, "no bad request reached the provider");
+}

@@ -108,6 +108,15 @@ def openai_disconnect(model, keep=3):
     return {"got": "".join(got)}
 
 
+def openai_give_up(model, seconds):
+    """A non-streamed request the client stops waiting for."""
+    try:
+        oa().with_options(timeout=seconds).chat.completions.create(model=model, messages=MESSAGES)
+        return {"gave_up": False}
+    except openai.APITimeoutError:
+        return {"gave_up": True}
+
+
 def openai_models():
     try:
         return {"ids": [m.id for m in oa().models.list()], "raw": oa().get("/models", cast_to=object)}
@@ -126,9 +135,17 @@ def anthropic_message(model, stream=False, thinking=False, max_tokens=100, token
     if thinking:
         kwargs["thinking"] = {"type": "enabled", "budget_tokens": 1024}
     try:
+        delta_usage = None
         if stream:
+            streamed = ""
             with client.messages.stream(**kwargs) as s:
-                streamed = "".join(s.text_stream)
+                for event in s:
+                    if event.type == "text":
+                        streamed += event.text
+                    elif event.type == "message_delta":
+                        # The final counts and the cost; the SDK copies the
+                        # counts it knows into the final message.
+                        delta_usage = event.usage.model_dump()
                 m = s.get_final_message()
                 headers = dict(s.response.headers)
         else:
@@ -143,6 +160,7 @@ def anthropic_message(model, stream=False, thinking=False, max_tokens=100, token
             "model": m.model,
             "stop_reason": m.stop_reason,
             "usage": m.usage.model_dump(),
+            "delta_usage": delta_usage,
             "headers": headers,
         }
     except anthropic.APIError as e:
@@ -184,6 +202,7 @@ ACTIONS = {
     for f in [
         openai_chat,
         openai_disconnect,
+        openai_give_up,
         openai_models,
         anthropic_message,
         anthropic_models,

@@ -57,6 +57,6 @@ fmt:
 # the compare view in the window: render rate, cold start, memory (the app's
 # release build when there is one, else the debug build).
 bench:
-	cargo bench -p switchboard-tests --bench engine_overhead
+	cargo bench -p switchboard-tests --bench engine_overhead --bench gateway_load
 	SWITCHBOARD_APP=$$(ls $(CURDIR)/target/release/switchboard 2>/dev/null || echo $(CURDIR)/target/debug/switchboard) \
 	  cargo bench -p switchboard-tests --bench compare_ui

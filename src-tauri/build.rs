@@ -33,6 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "check_budgets",
         "export_spend",
         "set_tags",
+        "local_api_status",
+        "set_local_api",
+        "create_client_token",
+        "revoke_client_token",
     ]);
     let attributes = tauri_build::Attributes::new()
         .config_path("../tauri.conf.json")

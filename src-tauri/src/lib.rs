@@ -16,6 +16,8 @@ use switchboard_protocol::{
 };
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
 use switchboard_protocol::{NewProvider, SaveRoute};
+use switchboard_protocol::{CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken};
+use switchboard_gateway::{LocalApi, LocalApiError};
 use tauri::ipc::Channel;
 
 /// What every command can reach.
@@ -24,6 +26,7 @@ struct AppState {
     data_dir: DataDir,
     keys: KeyStore,
     chat: Arc<ChatService>,
+    local_api: Arc<LocalApi>,
 }
 
 fn internal(message: impl Into<String>) -> IpcError {
@@ -356,6 +359,59 @@ async fn set_tags(
     on_store(&state, move |c| c.set_tags(id, &tags)).await
 }
 
+fn local_api_error(e: LocalApiError) -> IpcError {
+    let kind = match e {
+        LocalApiError::Invalid(_) => IpcErrorKind::InvalidInput,
+        LocalApiError::Config(_) => IpcErrorKind::InvalidConfig,
+        LocalApiError::Start(_) | LocalApiError::Store(_) => IpcErrorKind::Internal,
+    };
+    IpcError {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+#[tauri::command]
+async fn local_api_status(state: tauri::State<'_, AppState>) -> Result<LocalApiStatus, IpcError> {
+    Ok(state.local_api.status().await)
+}
+
+#[tauri::command]
+async fn set_local_api(
+    state: tauri::State<'_, AppState>,
+    request: LocalApiInput,
+) -> Result<LocalApiStatus, IpcError> {
+    state
+        .local_api
+        .apply(&request)
+        .await
+        .map_err(local_api_error)
+}
+
+#[tauri::command]
+async fn create_client_token(
+    state: tauri::State<'_, AppState>,
+    request: NewClientToken,
+) -> Result<CreatedClientToken, IpcError> {
+    state
+        .local_api
+        .create_token(&request)
+        .await
+        .map_err(local_api_error)
+}
+
+#[tauri::command]
+async fn revoke_client_token(
+    state: tauri::State<'_, AppState>,
+    name: String,
+) -> Result<(), IpcError> {
+    state
+        .local_api
+        .revoke_token(&name)
+        .await
+        .map_err(local_api_error)
+}
+
 /// How long the app waits, when it exits, for running answers to settle.
 const SETTLE_ON_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -364,12 +420,21 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = DataDir::resolve()?;
     let keys = KeyStore::new();
     let chat = Arc::new(ChatService::new(data_dir.clone(), keys.clone()));
+    let local_api = Arc::new(LocalApi::new(data_dir.clone(), keys.clone()));
     let exiting = Arc::clone(&chat);
+    let exiting_api = Arc::clone(&local_api);
+    let starting_api = Arc::clone(&local_api);
     let app = tauri::Builder::default()
         .manage(AppState {
             data_dir,
             keys,
             chat,
+            local_api,
+        })
+        .setup(move |_| {
+            // `[local_api] start_with_app`: listen as soon as the app opens.
+            tauri::async_runtime::spawn(async move { starting_api.start_with_app().await });
+            Ok(())
         })
         .invoke_handler(tauri::generate_handler![
             app_info,
@@ -400,7 +465,11 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             remove_budget,
             check_budgets,
             export_spend,
-            set_tags
+            set_tags,
+            local_api_status,
+            set_local_api,
+            create_client_token,
+            revoke_client_token
         ])
         .build(tauri::generate_context!("../tauri.conf.json"))?;
     // SIGTERM (a logout, a system shutdown, `kill`) ends the app the way
@@ -420,8 +489,12 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     app.run(move |_, event| {
         if let tauri::RunEvent::Exit = event {
             // Closing the window stops what still streams; each answer
-            // settles (ledger, history) before the process ends.
-            tauri::async_runtime::block_on(exiting.shutdown(SETTLE_ON_EXIT));
+            // settles (ledger, history) before the process ends. So do the
+            // Local API's requests.
+            tauri::async_runtime::block_on(async {
+                exiting.shutdown(SETTLE_ON_EXIT).await;
+                exiting_api.shutdown(SETTLE_ON_EXIT).await;
+            });
         }
     });
     Ok(())

@@ -15,6 +15,7 @@ use switchboard_protocol::{
     SequenceBuffer, Sequenced, SetKeyRequest, StartRound, commands,
 };
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
+use switchboard_protocol::{CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken};
 use switchboard_protocol::{NewProvider, SaveRoute};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -377,4 +378,30 @@ pub async fn set_tags(id: i64, tags: &[String]) -> Result<Vec<String>, IpcError>
     let args = id_args(id)?;
     set(&args, "tags", &to_js(&tags)?)?;
     invoke(commands::SET_TAGS, &args).await
+}
+
+/// Whether the Local API runs, where, its counters and its tokens.
+pub async fn local_api_status() -> Result<LocalApiStatus, IpcError> {
+    invoke(commands::LOCAL_API_STATUS, &Object::new()).await
+}
+
+/// Turn the Local API on or off (and save its port and start setting).
+pub async fn set_local_api(request: &LocalApiInput) -> Result<LocalApiStatus, IpcError> {
+    let args = Object::new();
+    set(&args, "request", &to_js(request)?)?;
+    invoke(commands::SET_LOCAL_API, &args).await
+}
+
+/// Make a client token; the reply is the only time it is shown.
+pub async fn create_client_token(request: &NewClientToken) -> Result<CreatedClientToken, IpcError> {
+    let args = Object::new();
+    set(&args, "request", &to_js(request)?)?;
+    invoke(commands::CREATE_CLIENT_TOKEN, &args).await
+}
+
+/// Revoke a client token.
+pub async fn revoke_client_token(name: &str) -> Result<(), IpcError> {
+    let args = Object::new();
+    set(&args, "name", &JsValue::from_str(name))?;
+    invoke(commands::REVOKE_CLIENT_TOKEN, &args).await
 }

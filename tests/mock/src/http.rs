@@ -297,7 +297,11 @@ async fn write_json<S>(io: &mut S, reply: JsonReply, next: Next) -> io::Result<N
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    tokio::time::sleep(reply.delay).await;
+    // A zero sleep still waits for the timer's next tick (about a
+    // millisecond): a fast upstream answers at once.
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
     let mut head = status_line(reply.status);
     head.push_str("content-type: application/json\r\n");
     head.push_str(&format!("content-length: {}\r\n", reply.body.len()));

@@ -71,6 +71,13 @@ impl MockServer {
             .insert(model.to_owned(), scenario);
     }
 
+    /// Stop (or resume) keeping every request for [`MockServer::requests`]:
+    /// a load benchmark sends hundreds of thousands. Hits and pieces are
+    /// still counted.
+    pub fn set_recording(&self, on: bool) {
+        self.shared.lock().unrecorded = !on;
+    }
+
     /// Every request received, in order of arrival.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
@@ -136,6 +143,8 @@ struct State {
     requests: Vec<RecordedRequest>,
     hits: HashMap<String, usize>,
     pieces: HashMap<String, Vec<Arc<AtomicUsize>>>,
+    /// Requests are not kept (see [`MockServer::set_recording`]).
+    unrecorded: bool,
 }
 
 impl Shared {
@@ -145,7 +154,10 @@ impl Shared {
     }
 
     pub(crate) fn record(&self, request: RecordedRequest) {
-        self.lock().requests.push(request);
+        let mut state = self.lock();
+        if !state.unrecorded {
+            state.requests.push(request);
+        }
     }
 
     /// A counter of the pieces a new stream for `model` writes.

@@ -5,7 +5,8 @@
 //! person edits most: providers (on/off, base URL, a custom
 //! OpenAI-compatible server) and routes. Every config edit is validated and
 //! written atomically by the engine; a refused one is shown inline with the
-//! file, line and field, and the file is left as it was.
+//! file, line and field, and the file is left as it was. The Local API
+//! section is its own component ([`LocalApiSettings`]).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -14,7 +15,7 @@ use switchboard_protocol::{
     RouteSummary, SaveRoute,
 };
 
-use crate::components::{ConfirmButton, ModelPicker};
+use crate::components::{ConfirmButton, LocalApiSettings, ModelPicker};
 use crate::ipc;
 use crate::pages::CompareState;
 
@@ -498,6 +499,7 @@ pub fn SettingsPage() -> impl IntoView {
             <h2 class="section-title" id="routes-title">"Routes"</h2>
             <p class="dim small-note">"Saved to [routes.<name>] in config.toml; pick one in a pane as @name."</p>
             <RoutesEditor catalog=shared reload=reload />
+            <LocalApiSettings />
         </section>
     }
 }

@@ -53,6 +53,12 @@ pub trait HealthStore: Send + Sync + Debug {
     fn cooldown(&self, provider: &str, model: &str) -> CooldownState;
     /// Replace the cooldown state.
     fn set_cooldown(&self, provider: &str, model: &str, state: CooldownState);
+    /// True when `record` and `set_cooldown` only queue the write and
+    /// return at once (and reads never block): the router then calls them
+    /// on its own thread instead of handing each to a blocking thread.
+    fn queues_writes(&self) -> bool {
+        false
+    }
 }
 
 /// Health kept in memory only (tests, incognito).
@@ -195,7 +201,26 @@ pub trait BudgetGate: Send + Sync + Debug {
     }
     /// Release the hold and record what the attempt cost (`None`: not billed).
     fn settle(&self, reservation: Reservation, actual: Option<SettledCost>);
+    /// True when `checkpoint` and `settle` only queue the write and return
+    /// at once: the router then calls them on its own thread.
+    fn queues_writes(&self) -> bool {
+        false
+    }
+    /// [`BudgetGate::reserve`] answered later without blocking a thread,
+    /// when the gate can (`None`: call `reserve` on a blocking thread).
+    fn reserve_queued(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Option<PendingReservation> {
+        let _ = (ctx, estimate);
+        None
+    }
 }
+
+/// The answer to [`BudgetGate::reserve_queued`], when it comes.
+pub type PendingReservation =
+    tokio::sync::oneshot::Receiver<Result<Reservation, BudgetDenied>>;
 
 /// A gate with no budgets: every reservation succeeds, nothing is recorded.
 #[derive(Debug, Default)]

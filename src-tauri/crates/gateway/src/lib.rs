@@ -11,6 +11,8 @@
 //!   large a request may be; [`LocalApiSettings`]: the `[local_api]` table
 //!   of `config.toml` (port, start with the app).
 //! - [`tokens`]: client tokens (made, listed, revoked; kept as hashes).
+//! - [`LocalApi`]: the desktop app's switch: starts and stops a
+//!   [`Gateway`], saves `[local_api]`, manages tokens, reports counters.
 //!
 //! How a request runs, and why it is built this way:
 //! - Every request needs a client token (`Authorization: Bearer` or
@@ -50,6 +52,7 @@ mod auth;
 mod body;
 mod errors;
 mod keys;
+mod local_api;
 mod models;
 mod openai;
 mod resolve;
@@ -60,6 +63,7 @@ mod state;
 pub mod tokens;
 mod wire;
 
+pub use local_api::{LocalApi, LocalApiError};
 pub use server::{DEFAULT_MAX_BODY, DEFAULT_PORT, Gateway, GatewayError, GatewayOptions};
 pub use settings::LocalApiSettings;
 pub use state::GatewayStats;

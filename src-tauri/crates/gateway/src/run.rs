@@ -9,16 +9,12 @@
 //! failed before any token, the serving target at the first token, the
 //! tokens, and the outcome.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use switchboard_engine::hooks::{
-    BudgetDenied, BudgetGate, Reservation, SettledCost, SpendContext,
-};
+use switchboard_engine::hooks::SpendContext;
 use switchboard_engine::routing::{Route, RouteEvent, RouteOutcome};
 use switchboard_engine::store::{Answer, title_of};
-use switchboard_engine::{
-    AttemptResult, ChatRequest, ConversationId, Cost, MessageId, Role, StreamEvent, Usage,
-};
+use switchboard_engine::{ChatRequest, ConversationId, MessageId, Role, StreamEvent, Usage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -72,38 +68,6 @@ pub(crate) struct Job {
     pub record_as: Option<String>,
 }
 
-/// The shared gate, watched for the budgets that refuse this request.
-#[derive(Debug)]
-struct Watched {
-    inner: Arc<dyn BudgetGate>,
-    denied: Mutex<Vec<String>>,
-}
-
-impl BudgetGate for Watched {
-    fn reserve(
-        &self,
-        ctx: &SpendContext,
-        estimate: Option<Cost>,
-    ) -> Result<Reservation, BudgetDenied> {
-        let decided = self.inner.reserve(ctx, estimate);
-        if let Err(d) = &decided
-            && let Ok(mut denied) = self.denied.lock()
-            && !denied.contains(&d.budget)
-        {
-            denied.push(d.budget.clone());
-        }
-        decided
-    }
-
-    fn checkpoint(&self, reservation: &Reservation, progress: &AttemptResult) {
-        self.inner.checkpoint(reservation, progress);
-    }
-
-    fn settle(&self, reservation: Reservation, actual: Option<SettledCost>) {
-        self.inner.settle(reservation, actual);
-    }
-}
-
 /// Start `job` on its own task; stopped by `cancel`.
 pub(crate) fn spawn(
     state: &Arc<State>,
@@ -131,14 +95,7 @@ pub(crate) fn spawn(
             spend.conversation = Some(conversation.to_string());
             spend.message = Some(message.0);
         }
-        let watched = Arc::new(Watched {
-            inner: Arc::clone(generation.router.budget()),
-            denied: Mutex::new(Vec::new()),
-        });
-        let router = generation
-            .router
-            .clone()
-            .with_budget(Arc::clone(&watched) as Arc<dyn BudgetGate>);
+        let router = &generation.router;
         let mut committed = false;
         let mut usage = Usage::default();
         let outcome = router
@@ -181,7 +138,12 @@ pub(crate) fn spawn(
         if committed && !outcome.is_ok() {
             state.stats.stream_failed();
         }
-        let budgets = watched.denied.lock().map(|d| d.clone()).unwrap_or_default();
+        let mut budgets: Vec<String> = Vec::new();
+        for b in outcome.attempts.iter().filter_map(|a| a.refused_by.as_ref()) {
+            if !budgets.contains(b) {
+                budgets.push(b.clone());
+            }
+        }
         if let (Some((_, message)), Some(target)) = (recorded, &record_as) {
             finish_history(&state, message, target, &outcome).await;
         }

@@ -13,6 +13,7 @@
 //!   order.
 //! - [`IpcError`]: the tagged `{ kind, message }` every command returns on
 //!   failure.
+//! - [`LocalApiStatus`] and [`ClientTokenInfo`]: Settings → Local API.
 //!
 //! - [`SavedConversation`] and [`thread`]: a conversation's panes by
 //!   identity, and what each pane's model is sent.
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 mod chat;
 mod conversation;
+mod local_api;
 
 pub use chat::{
     AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
@@ -43,6 +45,9 @@ pub use conversation::{
     PaneFork, PaneLayout, PaneSpec, RecordAt, RoundIds, SavePanes, SavedAnswer, SavedConversation,
     SavedPane, SavedRound, StartRound, ThreadSource, answerer, fork_for_new_pane, thread,
     valid_pane_key,
+};
+pub use local_api::{
+    ClientTokenInfo, CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken,
 };
 
 /// Names of the IPC commands, shared so the UI cannot misspell one.
@@ -105,6 +110,14 @@ pub mod commands {
     pub const EXPORT_SPEND: &str = "export_spend";
     /// `set_tags(id: i64, tags: Vec<String>) -> Vec<String>` (the tags as stored)
     pub const SET_TAGS: &str = "set_tags";
+    /// `local_api_status() -> LocalApiStatus`
+    pub const LOCAL_API_STATUS: &str = "local_api_status";
+    /// `set_local_api(request: LocalApiInput) -> LocalApiStatus` (starts or stops it; writes `[local_api]`)
+    pub const SET_LOCAL_API: &str = "set_local_api";
+    /// `create_client_token(request: NewClientToken) -> CreatedClientToken`
+    pub const CREATE_CLIENT_TOKEN: &str = "create_client_token";
+    /// `revoke_client_token(name: String) -> ()`
+    pub const REVOKE_CLIENT_TOKEN: &str = "revoke_client_token";
 }
 
 /// Facts about the running backend, shown in the status bar.

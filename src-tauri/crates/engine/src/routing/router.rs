@@ -45,7 +45,10 @@
 //!
 //! Storage calls (the gate, health writes) block on SQLite, so they run on
 //! tokio's blocking threads: a database held by another process delays
-//! only this request's bookkeeping, never other streams.
+//! only this request's bookkeeping, never other streams. A gate or health
+//! store that only queues its writes (the batch writer behind the Local
+//! API) is called directly, and its reservations are awaited, not
+//! blocked on.
 //!
 //! The router knows nothing of where keys, health and budgets are kept:
 //! it takes them as [`KeyResolver`], [`HealthStore`] and [`BudgetGate`]
@@ -149,6 +152,8 @@ pub struct RouteAttempt {
     pub waited: Duration,
     /// Sent to a target that was cooling down or half-open.
     pub probe: bool,
+    /// For a `budget` skip: the budget that refused it.
+    pub refused_by: Option<String>,
 }
 
 impl RouteAttempt {
@@ -325,18 +330,6 @@ impl Router {
         &self.health
     }
 
-    /// With another budget gate: one request's own wrapper around the
-    /// shared gate, say, to learn which budgets refused it.
-    pub fn with_budget(mut self, budget: Arc<dyn BudgetGate>) -> Self {
-        self.budget = budget;
-        self
-    }
-
-    /// The budget gate.
-    pub fn budget(&self) -> &Arc<dyn BudgetGate> {
-        &self.budget
-    }
-
     /// How `route` would order its targets for `request` right now.
     pub fn plan(&self, route: &Route, request: &ChatRequest) -> Plan {
         plan(
@@ -416,6 +409,7 @@ impl Router {
                     entry,
                     SKIP_POLICY,
                     violation.to_string(),
+                    None,
                     &mut attempts,
                     &mut on_event,
                 );
@@ -431,7 +425,14 @@ impl Router {
                         remaining.as_secs_f64(),
                         state.consecutive_failures
                     );
-                    self.skip(entry, SKIP_COOLDOWN, reason, &mut attempts, &mut on_event);
+                    self.skip(
+                        entry,
+                        SKIP_COOLDOWN,
+                        reason,
+                        None,
+                        &mut attempts,
+                        &mut on_event,
+                    );
                     deferred.push(i);
                     continue;
                 }
@@ -512,11 +513,16 @@ impl Router {
         })
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "builds one record from the skip's parts"
+    )]
     fn skip(
         &self,
         entry: &PlanEntry,
         kind: &str,
         reason: String,
+        refused_by: Option<String>,
         attempts: &mut Vec<RouteAttempt>,
         on_event: &mut impl FnMut(RouteEvent<'_>),
     ) {
@@ -540,30 +546,56 @@ impl Router {
             retry: 0,
             waited: Duration::ZERO,
             probe: false,
+            refused_by,
         };
         on_event(RouteEvent::Finished(&attempt));
         attempts.push(attempt);
     }
 
-    /// Hold the most this attempt can cost, on a blocking thread.
-    async fn reserve(&self, ctx: &SpendContext, entry: &PlanEntry) -> Result<Reservation, String> {
-        let (gate, ctx, estimate) = (Arc::clone(&self.budget), ctx.clone(), entry.reserve);
-        let decided = tokio::task::spawn_blocking(move || gate.reserve(&ctx, estimate)).await;
+    /// Hold the most this attempt can cost: queued with a gate that can
+    /// answer later, else on a blocking thread.
+    /// A refusal gives the reason and the budget that refused.
+    async fn reserve(
+        &self,
+        ctx: &SpendContext,
+        entry: &PlanEntry,
+    ) -> Result<Reservation, (String, Option<String>)> {
+        let decided = match self.budget.reserve_queued(ctx, entry.reserve) {
+            Some(pending) => pending
+                .await
+                .map_err(|_| "the budget check failed: the ledger writer stopped".to_owned()),
+            None => {
+                let (gate, ctx, estimate) = (Arc::clone(&self.budget), ctx.clone(), entry.reserve);
+                tokio::task::spawn_blocking(move || gate.reserve(&ctx, estimate))
+                    .await
+                    .map_err(|e| format!("the budget check failed: {e}"))
+            }
+        };
         match decided {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(denied)) => Err(denied_reason(&denied, entry)),
-            Err(e) => Err(format!("the budget check failed: {e}")),
+            Ok(Err(denied)) => Err((denied_reason(&denied, entry), Some(denied.budget))),
+            Err(e) => Err((e, None)),
         }
     }
 
-    /// Release a hold and record what the attempt cost, on a blocking thread.
+    /// Release a hold and record what the attempt cost (on a blocking
+    /// thread unless the gate only queues the write).
     async fn settle(&self, reservation: Reservation, actual: Option<SettledCost>) {
+        if self.budget.queues_writes() {
+            self.budget.settle(reservation, actual);
+            return;
+        }
         let gate = Arc::clone(&self.budget);
         let _ = tokio::task::spawn_blocking(move || gate.settle(reservation, actual)).await;
     }
 
-    /// Replace a target's cooldown state, on a blocking thread.
+    /// Replace a target's cooldown state (on a blocking thread unless the
+    /// store only queues the write).
     async fn set_cooldown(&self, provider: &str, model: &str, state: CooldownState) {
+        if self.health.queues_writes() {
+            self.health.set_cooldown(provider, model, state);
+            return;
+        }
         let (health, provider, model) = (
             Arc::clone(&self.health),
             provider.to_owned(),
@@ -640,8 +672,8 @@ impl Router {
             }
             let reservation = match self.reserve(&ctx, entry).await {
                 Ok(r) => r,
-                Err(reason) => {
-                    self.skip(entry, SKIP_BUDGET, reason, attempts, on_event);
+                Err((reason, budget)) => {
+                    self.skip(entry, SKIP_BUDGET, reason, budget, attempts, on_event);
                     return TargetEnd::Next(last);
                 }
             };
@@ -684,7 +716,9 @@ impl Router {
                         event,
                     }),
                     AttemptEvent::Checkpoint(progress) => {
-                        if checkpoint.as_ref().is_none_or(|h| h.is_finished()) {
+                        if self.budget.queues_writes() {
+                            self.budget.checkpoint(&reservation, progress);
+                        } else if checkpoint.as_ref().is_none_or(|h| h.is_finished()) {
                             let gate = Arc::clone(&self.budget);
                             let (held, progress) = (reservation.clone(), progress.clone());
                             checkpoint = Some(tokio::task::spawn_blocking(move || {
@@ -794,6 +828,13 @@ impl Router {
             ttft_ms: r.timing.ttft.map(ms_f64),
             tokens_per_s: r.timing.tokens_per_s,
         };
+        if self.health.queues_writes() {
+            self.health.record(provider, model, &sample);
+            if let Some(state) = cooldown {
+                self.health.set_cooldown(provider, model, state);
+            }
+            return;
+        }
         let (health, provider, model) = (
             Arc::clone(&self.health),
             provider.to_owned(),
@@ -847,6 +888,7 @@ impl Router {
             retry,
             waited,
             probe,
+            refused_by: None,
         };
         on_event(RouteEvent::Finished(&attempt));
         attempts.push(attempt);

@@ -15,14 +15,21 @@
 //!   Switchboard process settles those from their last checkpoint, as
 //!   after any crash.
 //! - Its connection commits with `synchronous = NORMAL` (no fsync per
-//!   commit; in WAL mode a process crash loses nothing committed) and a
-//!   thread of its own syncs the log every [`SYNC_EVERY`] while there are
-//!   writes, so a power cut loses at most that much of them.
+//!   commit; in WAL mode a process crash loses nothing committed) and
+//!   never checkpoints; a thread of its own checkpoints the log (which
+//!   syncs it first) every [`SYNC_EVERY`] while there are writes, so a
+//!   power cut loses at most that much of them and no commit waits on a
+//!   disk flush.
 //!
 //! [`CachedHealth`] answers the router's health reads from memory (loaded
 //! from the database and reloaded after [`HEALTH_TTL`], so other
 //! processes' samples and cooldowns are seen within that time), because
 //! the router reads health several times per request on async threads.
+//!
+//! Both tell the router that they only queue writes
+//! ([`BudgetGate::queues_writes`], [`HealthStore::queues_writes`]), so it
+//! calls them on its own thread, and a reservation is awaited
+//! ([`BudgetGate::reserve_queued`]) rather than blocking a thread.
 //!
 //! Every queued write is applied before [`BatchWriter`]'s last clone is
 //! dropped (or on [`BatchWriter::flush`]).
@@ -34,6 +41,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::oneshot;
 
 use super::health::{KEEP_SAMPLES, record_in, set_cooldown_in, trim_in};
 use super::ledger::{DEFAULT_HOLD, checkpoint_in, reserve_in, settle_in, unbounded_denial};
@@ -43,15 +51,16 @@ use super::{Store, StoreError, db};
 use crate::chat::AttemptResult;
 use crate::config::Budget;
 use crate::hooks::{
-    BudgetDenied, BudgetGate, CooldownState, HealthSample, HealthStore, Reservation, SettledCost,
-    SpendContext,
+    BudgetDenied, BudgetGate, CooldownState, HealthSample, HealthStore, PendingReservation,
+    Reservation, SettledCost, SpendContext,
 };
 use crate::money::Cost;
 
 /// The most writes applied in one transaction.
 pub const MAX_BATCH: usize = 512;
 
-/// How often the write-ahead log is synced to disk while there are writes.
+/// How often the write-ahead log is synced (and checkpointed) while there
+/// are writes.
 pub const SYNC_EVERY: Duration = Duration::from_millis(200);
 
 /// How long health read from the database is trusted before it is read
@@ -64,7 +73,7 @@ enum Op {
         ctx: SpendContext,
         estimate: Option<Cost>,
         budgets: Arc<[Budget]>,
-        reply: mpsc::SyncSender<Result<Reservation, BudgetDenied>>,
+        reply: oneshot::Sender<Result<Reservation, BudgetDenied>>,
     },
     Checkpoint {
         reservation: Reservation,
@@ -150,10 +159,10 @@ impl Store {
             .spawn(move || writer.run(&rx))
             .map_err(|e| StoreError::invalid(format!("cannot start the ledger writer: {e}")))?;
         let (stop_sync, stopped) = mpsc::channel::<()>();
-        let wal = wal_path(self.path());
+        let checkpointer = db::open_batch_writer(self.path())?;
         let syncer = std::thread::Builder::new()
             .name("switchboard-wal-sync".into())
-            .spawn(move || sync_loop(&wal, &dirty, &stopped))
+            .spawn(move || sync_loop(&checkpointer, &dirty, &stopped))
             .ok();
         Ok(BatchWriter {
             inner: Arc::new(WriterInner {
@@ -214,24 +223,18 @@ impl BatchWriter {
     }
 }
 
-fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    std::path::PathBuf::from(name)
-}
-
-/// Sync the write-ahead log every [`SYNC_EVERY`] while the writer has
-/// committed since the last sync (and once more at the end).
-fn sync_loop(wal: &std::path::Path, dirty: &AtomicBool, stop: &mpsc::Receiver<()>) {
+/// Checkpoint the write-ahead log every [`SYNC_EVERY`] while the writer
+/// has committed since the last time (and once more at the end). A
+/// passive checkpoint syncs the log, copies what no reader still needs
+/// into the database and syncs that, without blocking the writer.
+fn sync_loop(conn: &Connection, dirty: &AtomicBool, stop: &mpsc::Receiver<()>) {
     loop {
         let ended = matches!(
             stop.recv_timeout(SYNC_EVERY),
             Err(mpsc::RecvTimeoutError::Disconnected) | Ok(())
         );
-        if dirty.swap(false, Ordering::AcqRel)
-            && let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(wal)
-        {
-            let _ = f.sync_data();
+        if dirty.swap(false, Ordering::AcqRel) {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
         }
         if ended {
             return;
@@ -252,7 +255,7 @@ struct Writer {
 /// What a batch owes its callers once it is committed.
 enum Reply {
     Reserved(
-        mpsc::SyncSender<Result<Reservation, BudgetDenied>>,
+        oneshot::Sender<Result<Reservation, BudgetDenied>>,
         Result<Reservation, BudgetDenied>,
         Fallback,
     ),
@@ -518,33 +521,69 @@ impl BatchedGate {
     }
 }
 
-impl BudgetGate for BatchedGate {
-    fn reserve(
+impl BatchedGate {
+    fn queue_reserve(
         &self,
         ctx: &SpendContext,
         estimate: Option<Cost>,
-    ) -> Result<Reservation, BudgetDenied> {
+    ) -> Result<PendingReservation, Result<Reservation, BudgetDenied>> {
         if let Some(denied) = unbounded_denial(&self.budgets, ctx, estimate) {
-            return Err(denied);
+            return Err(Err(denied));
         }
-        let fallback = || Fallback {
-            ctx: ctx.clone(),
-            estimate,
-            budgets: Arc::clone(&self.budgets),
-        };
-        let (reply, answer) = mpsc::sync_channel(1);
+        let (reply, answer) = oneshot::channel();
         let op = Op::Reserve {
             ctx: ctx.clone(),
             estimate,
             budgets: Arc::clone(&self.budgets),
             reply,
         };
-        if self.writer.send(op).is_err() {
-            return fallback().answer("the ledger writer has stopped");
+        match self.writer.send(op) {
+            Ok(()) => Ok(answer),
+            Err(_) => Err(self.fallback(ctx, estimate)),
         }
-        answer
-            .recv()
-            .unwrap_or_else(|_| fallback().answer("the ledger writer has stopped"))
+    }
+
+    fn fallback(&self, ctx: &SpendContext, estimate: Option<Cost>) -> Result<Reservation, BudgetDenied> {
+        Fallback {
+            ctx: ctx.clone(),
+            estimate,
+            budgets: Arc::clone(&self.budgets),
+        }
+        .answer("the ledger writer has stopped")
+    }
+}
+
+impl BudgetGate for BatchedGate {
+    fn reserve(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Result<Reservation, BudgetDenied> {
+        match self.queue_reserve(ctx, estimate) {
+            Ok(answer) => answer
+                .blocking_recv()
+                .unwrap_or_else(|_| self.fallback(ctx, estimate)),
+            Err(decided) => decided,
+        }
+    }
+
+    fn reserve_queued(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Option<PendingReservation> {
+        Some(match self.queue_reserve(ctx, estimate) {
+            Ok(answer) => answer,
+            Err(decided) => {
+                let (reply, answer) = oneshot::channel();
+                let _ = reply.send(decided);
+                answer
+            }
+        })
+    }
+
+    fn queues_writes(&self) -> bool {
+        true
     }
 
     fn checkpoint(&self, reservation: &Reservation, progress: &AttemptResult) {
@@ -653,6 +692,10 @@ impl HealthStore for CachedHealth {
 
     fn cooldown(&self, provider: &str, model: &str) -> CooldownState {
         self.with_target(provider, model, |t| t.cooldown)
+    }
+
+    fn queues_writes(&self) -> bool {
+        true
     }
 
     fn set_cooldown(&self, provider: &str, model: &str, state: CooldownState) {

@@ -143,14 +143,18 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 /// A second write connection to the migrated database at `path`, for
 /// the batch writer ([`super::BatchWriter`]): `synchronous = NORMAL`, so a
 /// commit costs no fsync (in WAL mode a process crash still loses
-/// nothing committed; the writer syncs the log on its own schedule to
-/// bound what a power cut can take).
+/// nothing committed), and no automatic checkpoint (which would stall a
+/// commit on two fsyncs now and then): the writer's own thread syncs and
+/// checkpoints the log on a schedule, which bounds what a power cut can
+/// take.
 pub(crate) fn open_batch_writer(path: &Path) -> Result<Connection, StoreError> {
     let open_err = |e: rusqlite::Error| StoreError::from_open(path, e);
     let conn = Connection::open(path).map_err(open_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .map_err(open_err)?;
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
+    )
+    .map_err(open_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

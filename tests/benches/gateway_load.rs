@@ -1,0 +1,379 @@
+//! What does the Local API add to a request? One run measures a fast local
+//! upstream (the mock provider: no generation delay) called directly and
+//! through the Local API (`switchboard-gateway`, with its ledger, holds
+//! and health written as in production), non-streaming and streaming, at
+//! 1, 16 and 64 concurrent clients, and prints them side by side: latency
+//! p50/p99 of both, the difference (what the Local API adds), requests per
+//! second, and for streams the time to the first body byte.
+//!
+//! Then the engine's own cost per streamed piece: recorded SSE bytes of a
+//! 2,000-piece answer replayed through the decoder, the protocol parser
+//! and the accumulator, per protocol (no network).
+//!
+//! Goals (printed beside the figures, not asserted): added p50 ≤ 0.2 ms
+//! and p99 ≤ 1 ms at c = 1 and 16; ≥ 5,000 non-streaming requests/s at
+//! c = 64 with the ledger on; first streamed byte within 1 ms of the
+//! upstream's; ≤ 1 µs of parsing and accounting per streamed piece.
+//!
+//! The load generator, the mock and the Local API share this machine's
+//! cores (the Local API on a runtime of its own): the numbers are what one
+//! machine does with all three on it.
+//!
+//! Run with `make bench` (release build).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "benchmark binary"
+)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard_engine::provider::StreamParser;
+use switchboard_engine::sse::SseDecoder;
+use switchboard_engine::store::NewToken;
+use switchboard_engine::{Accumulator, DataDir, KeyStore, ProviderConfig, ProviderKind, Store, Timed};
+use switchboard_gateway::{Gateway, GatewayOptions};
+use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
+
+/// How long each cell runs (after a warm-up).
+const RUN: Duration = Duration::from_secs(3);
+const WARM: Duration = Duration::from_millis(500);
+/// Text pieces of a streamed answer.
+const STREAM_PIECES: usize = 20;
+
+#[derive(Default)]
+struct Cell {
+    latencies: Vec<Duration>,
+    first_bytes: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+impl Cell {
+    fn rps(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i].as_secs_f64() * 1000.0
+}
+
+/// `concurrency` clients sending `body` to `url` back to back for `RUN`.
+async fn load(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+    concurrency: usize,
+) -> Cell {
+    let body = Arc::new(serde_json::to_vec(body).unwrap());
+    let run = |until: Instant, record: bool| {
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (http, url, body) = (http.clone(), url.to_owned(), Arc::clone(&body));
+                let token = token.map(str::to_owned);
+                tokio::spawn(async move {
+                    let mut cell = Cell::default();
+                    while Instant::now() < until {
+                        let start = Instant::now();
+                        let mut rb = http
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(body.as_ref().clone());
+                        if let Some(t) = &token {
+                            rb = rb.bearer_auth(t);
+                        }
+                        let Ok(mut resp) = rb.send().await else {
+                            cell.errors += 1;
+                            continue;
+                        };
+                        let ok = resp.status().is_success();
+                        let mut first = None;
+                        while let Ok(Some(_)) = resp.chunk().await {
+                            first.get_or_insert_with(|| start.elapsed());
+                        }
+                        if !ok {
+                            cell.errors += 1;
+                            continue;
+                        }
+                        if record {
+                            cell.latencies.push(start.elapsed());
+                            if let Some(f) = first {
+                                cell.first_bytes.push(f);
+                            }
+                        }
+                    }
+                    cell
+                })
+            })
+            .collect();
+        async move {
+            let mut all = Cell::default();
+            for t in tasks {
+                let c = t.await.unwrap();
+                all.latencies.extend(c.latencies);
+                all.first_bytes.extend(c.first_bytes);
+                all.errors += c.errors;
+            }
+            all
+        }
+    };
+    run(Instant::now() + WARM, false).await;
+    let start = Instant::now();
+    let mut cell = run(start + RUN, true).await;
+    cell.elapsed = start.elapsed();
+    cell
+}
+
+/// The SSE bytes of an answer of `n` pieces, as `kind`'s providers send it.
+fn recorded_stream(kind: ProviderKind, n: usize) -> String {
+    let mut s = String::new();
+    match kind {
+        ProviderKind::OpenAi => {
+            for i in 0..n {
+                s.push_str(&format!(
+                    "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"token{i} \"}},\"finish_reason\":null}}]}}\n\n"
+                ));
+            }
+            s.push_str("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
+            s.push_str("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":2000,\"total_tokens\":2050}}\n\ndata: [DONE]\n\n");
+        }
+        ProviderKind::Anthropic => {
+            s.push_str("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":50,\"output_tokens\":1}}}\n\n");
+            s.push_str("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+            for i in 0..n {
+                s.push_str(&format!(
+                    "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"token{i} \"}}}}\n\n"
+                ));
+            }
+            s.push_str("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n");
+            s.push_str("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2000}}\n\n");
+            s.push_str("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+        }
+        ProviderKind::Gemini => {
+            for i in 0..n {
+                s.push_str(&format!(
+                    "data: {{\"candidates\":[{{\"content\":{{\"parts\":[{{\"text\":\"token{i} \"}}],\"role\":\"model\"}},\"index\":0}}],\"usageMetadata\":{{\"promptTokenCount\":50,\"candidatesTokenCount\":{i},\"totalTokenCount\":{}}}}}\r\n\r\n",
+                    50 + i
+                ));
+            }
+            s.push_str(&format!("data: {{\"candidates\":[{{\"content\":{{\"parts\":[{{\"text\":\"\"}}],\"role\":\"model\"}},\"finishReason\":\"STOP\",\"index\":0}}],\"usageMetadata\":{{\"promptTokenCount\":50,\"candidatesTokenCount\":{n},\"totalTokenCount\":{}}}}}\r\n\r\n", 50 + n));
+        }
+    }
+    s
+}
+
+/// Nanoseconds per piece to decode, parse and accumulate `bytes` (fed in
+/// network-sized chunks), best of several runs.
+fn per_piece(kind: ProviderKind, bytes: &str, pieces: usize) -> f64 {
+    let provider = ProviderConfig::custom("bench", kind, "http://127.0.0.1:9");
+    let mut best = f64::INFINITY;
+    for _ in 0..15 {
+        let start = Instant::now();
+        let mut decoder = SseDecoder::new();
+        let mut parser = StreamParser::new(&provider);
+        let mut acc = Accumulator::new("bench", "m");
+        let (mut sse, mut events) = (Vec::new(), Vec::new());
+        let t0 = Instant::now();
+        // One network chunk per event, as the mock (and most providers) send them.
+        for chunk in bytes.split_inclusive("\n\n") {
+            decoder.feed(chunk.as_bytes(), &mut sse);
+            for ev in sse.drain(..) {
+                parser.on_event(&ev, &mut events).unwrap();
+            }
+            let at = t0.elapsed();
+            for event in events.drain(..) {
+                acc.push(&Timed { at, event });
+            }
+        }
+        parser.on_end().unwrap();
+        let r = acc.finish(t0.elapsed(), None, 100);
+        assert!(r.is_ok() && r.text.len() > pieces);
+        best = best.min(start.elapsed().as_nanos() as f64 / pieces as f64);
+    }
+    best
+}
+
+fn main() {
+    let upstream = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The Local API on a runtime of its own, as in its own process.
+    let gateway_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = upstream.block_on(MockServer::start()).unwrap();
+    server.set_recording(false);
+    server.script(
+        "fast",
+        Scenario::default().with_text(&["Hello", " world"]).with_usage(MockUsage {
+            input: 12,
+            cached_input: 0,
+            output: 2,
+            reasoning: 0,
+        }),
+    );
+    let text: Vec<String> = (0..STREAM_PIECES).map(|i| format!("piece{i} ")).collect();
+    let refs: Vec<&str> = text.iter().map(String::as_str).collect();
+    server.script(
+        "stream",
+        Scenario::default().with_text(&refs).with_usage(MockUsage {
+            input: 12,
+            cached_input: 0,
+            output: STREAM_PIECES as u64,
+            reasoning: 0,
+        }),
+    );
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "[providers.mock]\nkind = \"openai\"\nbase_url = \"{}\"\n\
+             [[providers.mock.models]]\nid = \"fast\"\ninput_usd_per_mtok = \"2.50\"\noutput_usd_per_mtok = \"10\"\n\
+             [[providers.mock.models]]\nid = \"stream\"\ninput_usd_per_mtok = \"2.50\"\noutput_usd_per_mtok = \"10\"\n",
+            server.base_url(Protocol::OpenAi)
+        ),
+    )
+    .unwrap();
+    let dir = DataDir::at(home.path()).unwrap();
+    let token = {
+        let store = Store::open(&dir).unwrap();
+        let (_, t) = store
+            .create_token(&NewToken {
+                name: "bench".into(),
+                ..NewToken::default()
+            })
+            .unwrap();
+        t.expose().to_owned()
+    };
+    let gateway = gateway_rt
+        .block_on(Gateway::start(
+            dir.clone(),
+            KeyStore::with_service("switchboard-bench"),
+            GatewayOptions {
+                port: 0,
+                ..GatewayOptions::default()
+            },
+        ))
+        .unwrap();
+    let direct_url = format!("{}/chat/completions", server.base_url(Protocol::OpenAi));
+    let gateway_url = format!("{}/chat/completions", gateway.base_url());
+
+    println!(
+        "Local API load: a fast local upstream directly vs through the Local API (ledger on), {} s per cell",
+        RUN.as_secs()
+    );
+    println!(
+        "  {:<6} {:>3}  {:>17}  {:>17}  {:>17}  {:>9} {:>9}",
+        "mode", "c", "direct p50/p99 ms", "gateway p50/p99", "added p50/p99", "direct/s", "gateway/s"
+    );
+    let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let mut rps_64 = 0.0;
+    let mut worst_added: Vec<(String, f64, f64)> = Vec::new();
+    let mut first_byte_added: Vec<(usize, f64)> = Vec::new();
+    for stream in [false, true] {
+        for c in [1usize, 16, 64] {
+            let model = if stream { "stream" } else { "fast" };
+            let body = |m: &str| {
+                serde_json::json!({
+                    "model": m,
+                    "messages": [{"role": "user", "content": "Benchmark prompt"}],
+                    "stream": stream,
+                })
+            };
+            let mut d = upstream.block_on(load(&http, &direct_url, None, &body(model), c));
+            let mut g = upstream.block_on(load(
+                &http,
+                &gateway_url,
+                Some(&token),
+                &body(&format!("mock:{model}")),
+                c,
+            ));
+            let (dp50, dp99) = (pct(&mut d.latencies, 0.5), pct(&mut d.latencies, 0.99));
+            let (gp50, gp99) = (pct(&mut g.latencies, 0.5), pct(&mut g.latencies, 0.99));
+            let mode = if stream { "stream" } else { "whole" };
+            println!(
+                "  {mode:<6} {c:>3}  {dp50:>7.3} / {dp99:>7.3}  {gp50:>7.3} / {gp99:>7.3}  {:>+7.3} / {:>+7.3}  {:>9.0} {:>9.0}{}",
+                gp50 - dp50,
+                gp99 - dp99,
+                d.rps(),
+                g.rps(),
+                if d.errors + g.errors > 0 {
+                    format!("  ({} / {} errors)", d.errors, g.errors)
+                } else {
+                    String::new()
+                }
+            );
+            if c <= 16 {
+                worst_added.push((format!("{mode} c={c}"), gp50 - dp50, gp99 - dp99));
+            }
+            if !stream && c == 64 {
+                rps_64 = g.rps();
+            }
+            if stream {
+                let df = pct(&mut d.first_bytes, 0.5);
+                let gf = pct(&mut g.first_bytes, 0.5);
+                println!(
+                    "  {:<6} {c:>3}  first byte p50: direct {df:.3} ms, gateway {gf:.3} ms, added {:+.3} ms",
+                    "", gf - df
+                );
+                first_byte_added.push((c, gf - df));
+            }
+        }
+    }
+    // The ledger kept every request.
+    let store = Store::open(&dir).unwrap();
+    upstream.block_on(gateway.stop(Duration::from_secs(10)));
+    let total = store.spend_total(None).unwrap();
+    println!(
+        "  ledger: {} requests recorded, {} spent (exact)",
+        total.requests, total.cost
+    );
+    println!("goals:");
+    for (cell, p50, p99) in &worst_added {
+        println!(
+            "  {cell:<12} added p50 {p50:+.3} ms (goal ≤ 0.2) {}   p99 {p99:+.3} ms (goal ≤ 1) {}",
+            verdict(*p50 <= 0.2),
+            verdict(*p99 <= 1.0)
+        );
+    }
+    println!(
+        "  whole c=64  {rps_64:.0} requests/s through the Local API (goal ≥ 5000) {}",
+        verdict(rps_64 >= 5000.0)
+    );
+    for (c, added) in &first_byte_added {
+        println!(
+            "  stream c={c:<3} first byte added {added:+.3} ms (goal ≤ 1) {}",
+            verdict(*added <= 1.0)
+        );
+    }
+
+    println!("engine cost per streamed piece (decode + parse + accumulate, 2,000 pieces, no network):");
+    for kind in [ProviderKind::OpenAi, ProviderKind::Anthropic, ProviderKind::Gemini] {
+        let bytes = recorded_stream(kind, 2000);
+        let ns = per_piece(kind, &bytes, 2000);
+        println!(
+            "  {:<9} {:>7.0} ns per piece (goal ≤ 1000) {}",
+            format!("{kind:?}"),
+            ns,
+            verdict(ns <= 1000.0)
+        );
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}

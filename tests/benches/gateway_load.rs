@@ -67,48 +67,134 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
     v[i].as_secs_f64() * 1000.0
 }
 
-/// `concurrency` clients sending `body` to `url` back to back for `RUN`.
+/// One HTTP/1.1 keep-alive connection sending the same request again and
+/// again, by hand: a load generator light enough that it does not starve
+/// what it measures (reqwest costs several times more per request).
+struct Conn {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+/// What one exchange took.
+struct Exchange {
+    ok: bool,
+    first_byte: Duration,
+    total: Duration,
+}
+
+impl Conn {
+    async fn open(addr: std::net::SocketAddr) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+        }
+    }
+
+    async fn fill(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    /// Send `request` and read the whole response (content-length or
+    /// chunked); `None` when the connection broke.
+    async fn exchange(&mut self, request: &[u8]) -> Option<Exchange> {
+        use tokio::io::AsyncWriteExt;
+        let start = Instant::now();
+        self.stream.write_all(request).await.ok()?;
+        self.buf.clear();
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if !self.fill().await {
+                return None;
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).to_ascii_lowercase();
+        let ok = head.starts_with("http/1.1 2");
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        // The first body byte (a chunk size line counts: it came with data).
+        while self.buf.len() == head_end {
+            if !self.fill().await {
+                return None;
+            }
+        }
+        let first_byte = start.elapsed();
+        match length {
+            Some(n) => {
+                while self.buf.len() < head_end + n {
+                    if !self.fill().await {
+                        return None;
+                    }
+                }
+            }
+            None => {
+                while !self.buf.ends_with(b"0\r\n\r\n") {
+                    if !self.fill().await {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(Exchange {
+            ok,
+            first_byte,
+            total: start.elapsed(),
+        })
+    }
+}
+
+/// `concurrency` clients sending `body` to `addr` + `path` back to back for `RUN`.
 async fn load(
-    http: &reqwest::Client,
-    url: &str,
+    addr: std::net::SocketAddr,
+    path: &str,
     token: Option<&str>,
     body: &serde_json::Value,
     concurrency: usize,
 ) -> Cell {
-    let body = Arc::new(serde_json::to_vec(body).unwrap());
+    let body = serde_json::to_vec(body).unwrap();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if let Some(t) = token {
+        request.push_str(&format!("authorization: Bearer {t}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(&body);
+    let request = Arc::new(request);
     let run = |until: Instant, record: bool| {
         let tasks: Vec<_> = (0..concurrency)
             .map(|_| {
-                let (http, url, body) = (http.clone(), url.to_owned(), Arc::clone(&body));
-                let token = token.map(str::to_owned);
+                let request = Arc::clone(&request);
                 tokio::spawn(async move {
                     let mut cell = Cell::default();
+                    let mut conn = Conn::open(addr).await;
                     while Instant::now() < until {
-                        let start = Instant::now();
-                        let mut rb = http
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .body(body.as_ref().clone());
-                        if let Some(t) = &token {
-                            rb = rb.bearer_auth(t);
-                        }
-                        let Ok(mut resp) = rb.send().await else {
-                            cell.errors += 1;
-                            continue;
-                        };
-                        let ok = resp.status().is_success();
-                        let mut first = None;
-                        while let Ok(Some(_)) = resp.chunk().await {
-                            first.get_or_insert_with(|| start.elapsed());
-                        }
-                        if !ok {
-                            cell.errors += 1;
-                            continue;
-                        }
-                        if record {
-                            cell.latencies.push(start.elapsed());
-                            if let Some(f) = first {
-                                cell.first_bytes.push(f);
+                        match conn.exchange(&request).await {
+                            Some(e) if e.ok => {
+                                if record {
+                                    cell.latencies.push(e.total);
+                                    cell.first_bytes.push(e.first_byte);
+                                }
+                            }
+                            Some(_) => cell.errors += 1,
+                            None => {
+                                cell.errors += 1;
+                                conn = Conn::open(addr).await;
                             }
                         }
                     }
@@ -206,12 +292,14 @@ fn per_piece(kind: ProviderKind, bytes: &str, pieces: usize) -> f64 {
 fn main() {
     let upstream = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("load-and-mock")
         .enable_all()
         .build()
         .unwrap();
     // The Local API on a runtime of its own, as in its own process.
     let gateway_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("local-api")
         .enable_all()
         .build()
         .unwrap();
@@ -269,8 +357,7 @@ fn main() {
             },
         ))
         .unwrap();
-    let direct_url = format!("{}/chat/completions", server.base_url(Protocol::OpenAi));
-    let gateway_url = format!("{}/chat/completions", gateway.base_url());
+    let (direct, via) = (server.addr(), gateway.addr());
 
     println!(
         "Local API load: a fast local upstream directly vs through the Local API (ledger on), {} s per cell",
@@ -280,7 +367,6 @@ fn main() {
         "  {:<6} {:>3}  {:>17}  {:>17}  {:>17}  {:>9} {:>9}",
         "mode", "c", "direct p50/p99 ms", "gateway p50/p99", "added p50/p99", "direct/s", "gateway/s"
     );
-    let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
     let mut rps_64 = 0.0;
     let mut worst_added: Vec<(String, f64, f64)> = Vec::new();
     let mut first_byte_added: Vec<(usize, f64)> = Vec::new();
@@ -294,10 +380,11 @@ fn main() {
                     "stream": stream,
                 })
             };
-            let mut d = upstream.block_on(load(&http, &direct_url, None, &body(model), c));
+            let path = "/v1/chat/completions";
+            let mut d = upstream.block_on(load(direct, path, None, &body(model), c));
             let mut g = upstream.block_on(load(
-                &http,
-                &gateway_url,
+                via,
+                path,
                 Some(&token),
                 &body(&format!("mock:{model}")),
                 c,

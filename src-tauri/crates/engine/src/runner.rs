@@ -151,52 +151,75 @@ pub async fn run_attempt_until(
     let mut last_arrival = Instant::now();
     let mut next_checkpoint = last_arrival + CHECKPOINT_EVERY;
     let mut changed = false;
-    loop {
-        let deadline = if acc.has_first_token() {
+    // The timers are armed once and moved only when they fire: re-arming
+    // them for every piece would cost more than reading the piece. The
+    // deadline timer then checks the real deadline (the idle one moves
+    // with every arrival) and sleeps on when it has not passed. A piece
+    // that is ready wins over a deadline that passed meanwhile, as it did
+    // when each read had its own timeout.
+    let deadline_of = |acc: &Accumulator, last_arrival: Instant| {
+        if acc.has_first_token() {
             (last_arrival + timeouts.idle).min(total_deadline)
         } else {
             first_deadline
-        };
+        }
+    };
+    let deadline_timer = sleep_until(deadline_of(&acc, last_arrival));
+    let checkpoint_timer = sleep_until(next_checkpoint);
+    let cancelled = cancel.cancelled();
+    tokio::pin!(deadline_timer, checkpoint_timer, cancelled);
+    loop {
         tokio::select! {
             biased;
-            () = cancel.cancelled() => {
+            () = &mut cancelled => {
                 acc.stop();
                 break;
             }
-            () = sleep_until(next_checkpoint) => {
+            () = &mut checkpoint_timer => {
                 next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
+                checkpoint_timer.as_mut().reset(next_checkpoint);
                 if std::mem::take(&mut changed) {
                     on_event(AttemptEvent::Checkpoint(
                         &acc.progress(stream.elapsed(), price, input_chars),
                     ));
                 }
             }
-            next = timeout_at(deadline, stream.next()) => match next {
-                Ok(Some(event)) => {
+            next = stream.next() => match next {
+                Some(event) => {
                     last_arrival = Instant::now();
+                    let waiting_for_first = !acc.has_first_token();
                     on_event(AttemptEvent::Stream(&event));
                     acc.push(&event);
                     changed = true;
+                    if waiting_for_first && acc.has_first_token() {
+                        // From the first token on, the (shorter) idle limit.
+                        deadline_timer.as_mut().reset(deadline_of(&acc, last_arrival));
+                    }
                 }
-                Ok(None) => break,
-                Err(_) => {
-                    let why = if Instant::now() >= total_deadline {
-                        format!("the answer took longer than {}", secs(timeouts.total))
-                    } else if acc.has_first_token() {
-                        format!("no data for {} mid-answer", secs(timeouts.idle))
-                    } else {
-                        format!("no first token within {}", secs(timeouts.first_token))
-                    };
-                    // Tokens already shown stay: the attempt is cut, not erased.
-                    let event = Timed {
-                        at: stream.elapsed(),
-                        event: crate::chat::StreamEvent::Error(timeout(why)),
-                    };
-                    on_event(AttemptEvent::Stream(&event));
-                    acc.push(&event);
-                    break;
-                }
+                None => break,
             },
+            () = &mut deadline_timer => {
+                let deadline = deadline_of(&acc, last_arrival);
+                if Instant::now() < deadline {
+                    deadline_timer.as_mut().reset(deadline);
+                    continue;
+                }
+                let why = if Instant::now() >= total_deadline {
+                    format!("the answer took longer than {}", secs(timeouts.total))
+                } else if acc.has_first_token() {
+                    format!("no data for {} mid-answer", secs(timeouts.idle))
+                } else {
+                    format!("no first token within {}", secs(timeouts.first_token))
+                };
+                // Tokens already shown stay: the attempt is cut, not erased.
+                let event = Timed {
+                    at: stream.elapsed(),
+                    event: crate::chat::StreamEvent::Error(timeout(why)),
+                };
+                on_event(AttemptEvent::Stream(&event));
+                acc.push(&event);
+                break;
+            }
         }
     }
     let total = stream.elapsed();

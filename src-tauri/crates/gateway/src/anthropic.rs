@@ -262,18 +262,20 @@ impl EventStream {
             event(out, "content_block_start", &data);
             self.open = Some(block);
         }
-        let mut data = Vec::with_capacity(text.len() + 80);
-        data.extend_from_slice(b"{\"type\":\"content_block_delta\",\"index\":");
-        json_u64(&mut data, self.index);
+        // Written in place: this is the event of every piece.
+        out.reserve(text.len() + 128);
+        out.extend_from_slice(
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+        );
+        json_u64(out, self.index);
         match block {
             Block::Thinking => {
-                data.extend_from_slice(b",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":")
+                out.extend_from_slice(b",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":")
             }
-            Block::Text => data.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":"),
+            Block::Text => out.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":"),
         }
-        json_str(&mut data, text);
-        data.extend_from_slice(b"}}");
-        event(out, "content_block_delta", &data);
+        json_str(out, text);
+        out.extend_from_slice(b"}}\n\n");
     }
 
     fn end(&mut self, out: &mut Vec<u8>, f: &Finished) {

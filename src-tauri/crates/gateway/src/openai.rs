@@ -317,6 +317,10 @@ impl ChunkStream {
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(b"{\"index\":0,\"delta\":");
         out.extend_from_slice(delta);
+        self.chunk_end(out, finish);
+    }
+
+    fn chunk_end(&self, out: &mut Vec<u8>, finish: Option<&str>) {
         out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
         match finish {
             Some(f) => json_str(out, f),
@@ -330,13 +334,14 @@ impl ChunkStream {
     }
 
     fn text(&self, out: &mut Vec<u8>, field: &str, text: &str) {
-        let mut delta = Vec::with_capacity(text.len() + 24);
-        delta.extend_from_slice(b"{\"");
-        delta.extend_from_slice(field.as_bytes());
-        delta.extend_from_slice(b"\":");
-        json_str(&mut delta, text);
-        delta.push(b'}');
-        self.chunk(out, &delta, None);
+        out.reserve(self.prefix.len() + text.len() + 96);
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(b"{\"index\":0,\"delta\":{\"");
+        out.extend_from_slice(field.as_bytes());
+        out.extend_from_slice(b"\":");
+        json_str(out, text);
+        out.push(b'}');
+        self.chunk_end(out, None);
     }
 
     fn end(&self, out: &mut Vec<u8>, f: &Finished) {

@@ -43,8 +43,18 @@ pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Append an unsigned number.
-pub(crate) fn json_u64(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(n.to_string().as_bytes());
+pub(crate) fn json_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Append a cost as an exact USD decimal, or `null` when unknown.
@@ -157,5 +167,10 @@ mod tests {
         json_cost(&mut out, None);
         assert_eq!(out, b"null");
         assert_ne!(new_id("a-"), new_id("a-"));
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            out.clear();
+            json_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
     }
 }

@@ -44,7 +44,9 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::health::{KEEP_SAMPLES, record_in, set_cooldown_in, trim_in};
-use super::ledger::{DEFAULT_HOLD, checkpoint_in, reserve_in, settle_in, unbounded_denial};
+use super::ledger::{
+    DEFAULT_HOLD, checkpoint_in, reserve_in, settle_in, sweep_in, unbounded_denial,
+};
 use super::time::now_ms;
 use super::tokens::touch_token;
 use super::{Store, StoreError, db};
@@ -330,6 +332,18 @@ impl Writer {
         // Ops to retry if the commit fails (settles), or to answer then.
         let mut undone: Vec<Op> = Vec::new();
         let mut sampled: HashSet<(String, String)> = HashSet::new();
+        // A checkpoint of a hold this batch also settles would be deleted
+        // with it: not written at all.
+        let settled: HashSet<u64> = batch
+            .iter()
+            .filter_map(|op| match op {
+                Op::Settle { reservation, .. } if reservation.id != 0 => Some(reservation.id),
+                _ => None,
+            })
+            .collect();
+        if batch.iter().any(|op| matches!(op, Op::Reserve { .. })) {
+            let _ = sweep_in(&tx, now);
+        }
         for op in batch {
             match op {
                 Op::Reserve {
@@ -367,6 +381,7 @@ impl Writer {
                         },
                     ));
                 }
+                Op::Checkpoint { reservation, .. } if settled.contains(&reservation.id) => {}
                 Op::Checkpoint {
                     reservation,
                     progress,
@@ -467,14 +482,15 @@ fn in_savepoint<T>(
     tx: &rusqlite::Transaction<'_>,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    tx.execute_batch("SAVEPOINT op")?;
+    tx.prepare_cached("SAVEPOINT op")?.execute([])?;
     match f(tx) {
         Ok(v) => {
-            tx.execute_batch("RELEASE op")?;
+            tx.prepare_cached("RELEASE op")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
-            let _ = tx.execute_batch("ROLLBACK TO op; RELEASE op");
+            let _ = tx.prepare_cached("ROLLBACK TO op").and_then(|mut s| s.execute([]));
+            let _ = tx.prepare_cached("RELEASE op").and_then(|mut s| s.execute([]));
             Err(e)
         }
     }

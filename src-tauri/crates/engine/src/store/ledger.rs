@@ -536,10 +536,18 @@ pub(crate) fn unbounded_denial(
     })
 }
 
+/// Drop the holds that lapsed by `now` (those with no owner: holds of
+/// owners that died are billed by recovery instead).
+pub(crate) fn sweep_in(conn: &Connection, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM reservations WHERE expires_at <= ?1 AND owner IS NULL")?
+        .execute([now])?;
+    Ok(())
+}
+
 /// Check the hard budgets covering `ctx` and hold `estimate` for the
-/// attempt, inside the caller's write transaction (`conn`): the check and
-/// the hold are one step for every other thread and process. A refusal
-/// writes nothing but the sweep of holds that lapsed.
+/// attempt, inside the caller's write transaction (`conn`), after the
+/// caller swept lapsed holds ([`sweep_in`]): the check and the hold are
+/// one step for every other thread and process. A refusal writes nothing.
 pub(crate) fn reserve_in(
     conn: &Connection,
     budgets: &[Budget],
@@ -553,10 +561,6 @@ pub(crate) fn reserve_in(
         return Ok(Err(denied));
     }
     let amount = estimate.unwrap_or(Cost::ZERO);
-    // Holds of owners that died are billed by recovery; only holds
-    // without an owner (older versions, a read-only lock folder) lapse.
-    conn.prepare_cached("DELETE FROM reservations WHERE expires_at <= ?1 AND owner IS NULL")?
-        .execute([now])?;
     for b in hard_budgets(budgets, ctx) {
         let spent = spent_since(conn, &b.scope, period_start(b.period, now))?;
         let held = held_now(conn, &b.scope, now)?;
@@ -755,6 +759,7 @@ impl SqliteBudgetGate {
         }
         let mut conn = self.store.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        sweep_in(&tx, now)?;
         let decided = reserve_in(
             &tx,
             &self.budgets,

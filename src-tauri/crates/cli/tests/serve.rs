@@ -349,8 +349,9 @@ async fn the_anthropic_sdk_gets_messages_from_any_protocol() {
     assert_eq!(whole["usage"]["input_tokens"], 600);
     assert_eq!(whole["usage"]["cache_read_input_tokens"], 400);
     assert_eq!(whole["usage"]["output_tokens"], 50);
-    // 1000 × $3/M (no cached rate configured) + 50 × $15/M = $0.00375
-    assert_eq!(whole["usage"]["cost"].as_f64(), Some(0.00375), "{whole}");
+    // 600 × $3/M + 400 cache reads × $0.30/M (Anthropic's 0.1× input) +
+    // 50 × $15/M = $0.00267
+    assert_eq!(whole["usage"]["cost"].as_f64(), Some(0.00267), "{whole}");
     assert_eq!(header(whole, "x-switchboard-target"), "an:an-model");
 
     let streamed = &r[1];
@@ -360,7 +361,7 @@ async fn the_anthropic_sdk_gets_messages_from_any_protocol() {
     assert_eq!(streamed["usage"]["input_tokens"], 600);
     assert_eq!(streamed["usage"]["output_tokens"], 50);
     // The cost travels in message_delta's usage, with the final counts.
-    assert_eq!(streamed["delta_usage"]["cost"].as_f64(), Some(0.00375));
+    assert_eq!(streamed["delta_usage"]["cost"].as_f64(), Some(0.00267));
     assert_eq!(streamed["delta_usage"]["input_tokens"], 600);
     assert_eq!(streamed["stop_reason"], "end_turn");
 
@@ -608,7 +609,15 @@ async fn tokens_are_required_hard_budgets_answer_402_and_open_binds_need_a_token
 async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let server = MockServer::start().await.unwrap();
     server.script("oa-model", Scenario::default().with_text(&["still", " here"]));
-    let home = home_with(&server, "");
+    // A disabled provider and one the policy does not allow, both on the
+    // same mock.
+    let base = server.base_url(Protocol::OpenAi);
+    let extra = format!(
+        "\n[providers.off]\nkind = \"openai\"\nbase_url = \"{base}\"\nenabled = false\n\
+         [providers.other]\nkind = \"openai\"\nbase_url = \"{base}\"\n\
+         [policy]\nallowed_providers = [\"oa\", \"an\", \"gm\", \"off\"]\n"
+    );
+    let home = home_with(&server, &extra);
     let t = token(home.path(), &["tool"]);
     let served = Served::start(home.path(), &[]);
     let ok = json!(["openai_chat", {"model": "oa:oa-model"}]);
@@ -626,6 +635,8 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
             ["raw_post", {"path": "/messages", "body": {"model": "oa:oa-model", "messages": [{"role": "user", "content": "hi"}]}}],
             ["anthropic_message", {"model": "nope:model"}],
             ok,
+            ["openai_chat", {"model": "off:oa-model"}],
+            ["openai_chat", {"model": "other:oa-model"}],
         ]),
     );
     let malformed = &r[0];
@@ -657,6 +668,11 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert!(r[8]["body"]["error"]["message"].as_str().unwrap().contains("max_tokens"));
     assert_eq!(r[9]["status"], 400, "{}", r[9]);
     assert!(r[9]["message"].as_str().unwrap().contains("unknown provider \"nope\""));
+    // Disabled providers stay disabled, and the policy applies, as in the app.
+    assert_eq!(r[11]["status"], 403, "{}", r[11]);
+    assert!(r[11]["message"].as_str().unwrap().contains("disabled"), "{}", r[11]);
+    assert_eq!(r[12]["status"], 403, "{}", r[12]);
+    assert_eq!(r[12]["error"], "PermissionDeniedError");
     for (i, answer) in r.iter().enumerate().filter(|(i, _)| [1, 3, 5, 7, 10].contains(i)) {
         assert_eq!(answer["text"], "still here", "request {i}: {answer}");
     }

@@ -45,6 +45,7 @@ struct RawConfig {
     policy: toml::Table,
     #[serde(default)]
     retries: toml::Table,
+    #[serde(default)]
     local_api: toml::Table,
 }
 
@@ -121,6 +122,7 @@ impl std::fmt::Debug for Config {
             .field("ui", &self.ui)
             .field("policy", &self.policy)
             .field("retries", &self.retries)
+            .field("local_api", &self.local_api)
             .field("text", &format_args!("<{} bytes>", self.text.len()))
             .field("warnings", &self.warnings)
             .finish()

@@ -12,7 +12,8 @@
 //! content_block_start / content_block_delta / content_block_stop,
 //! message_delta (stop reason and usage), message_stop. Usage follows
 //! Anthropic's meaning: `input_tokens` excludes the prompt tokens read
-//! from a cache (`cache_read_input_tokens`); `message_delta.usage` carries
+//! from a cache (`cache_read_input_tokens`) and written to one
+//! (`cache_creation_input_tokens`); `message_delta.usage` carries
 //! the final counts, input included, and `cost` (USD, exact decimal, what
 //! the ledger holds). Reasoning becomes `thinking` blocks when the request
 //! asked for thinking, and is left out otherwise. An error after the first
@@ -126,11 +127,14 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
     })
 }
 
-/// Anthropic's usage fields for counts: input without the cached part.
+/// Anthropic's usage fields for counts: input without the prompt tokens
+/// read from or written to a cache, which have fields of their own.
 fn usage_fields(out: &mut Vec<u8>, c: &Counts) {
     out.extend_from_slice(b"\"input_tokens\":");
-    json_u64(out, c.input.saturating_sub(c.cached));
-    out.extend_from_slice(b",\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":");
+    json_u64(out, c.input.saturating_sub(c.cached + c.cache_write));
+    out.extend_from_slice(b",\"cache_creation_input_tokens\":");
+    json_u64(out, c.cache_write);
+    out.extend_from_slice(b",\"cache_read_input_tokens\":");
     json_u64(out, c.cached);
     out.extend_from_slice(b",\"output_tokens\":");
     json_u64(out, c.output);
@@ -223,6 +227,7 @@ impl EventStream {
             input: usage.input_tokens.unwrap_or(0),
             output: 0,
             cached: usage.cached_input_tokens.unwrap_or(0),
+            cache_write: usage.cache_write_tokens.unwrap_or(0),
             reasoning: 0,
         };
         usage_fields(&mut data, &counts);

@@ -8,9 +8,11 @@
 //! never from message text: every target's budget refused → 402 naming
 //! the budgets; policy (or a disabled provider) → 403; every target that
 //! ran was rate-limited → 429 with the shortest `Retry-After` any gave;
-//! the request itself was wrong for the provider → 400; the model does not
-//! exist there → 404; a timeout → 504; overloaded → 503; anything else →
-//! 502. The body lists every attempt, as `x-switchboard-attempts` does.
+//! the request itself was wrong for the provider (or a parameter the
+//! model does not take) → 400; the model does not exist there → 404; a
+//! timeout → 504; overloaded → 503; anything else (the provider account's
+//! credit, a region it will not serve, a broken stream) → 502. The body
+//! lists every attempt, as `x-switchboard-attempts` does.
 
 use std::time::Duration;
 
@@ -90,6 +92,10 @@ impl ApiError {
                 ErrorKind::Budget => (StatusCode::PAYMENT_REQUIRED, "budget_exceeded"),
                 ErrorKind::Policy => (StatusCode::FORBIDDEN, "policy"),
                 ErrorKind::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
+                ErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "unsupported_parameter"),
+                // The provider account's credit or region, not the caller's.
+                ErrorKind::Billing => (StatusCode::BAD_GATEWAY, "upstream_billing"),
+                ErrorKind::Unavailable => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
                 ErrorKind::ContextTooLong => (StatusCode::BAD_REQUEST, "context_length_exceeded"),
                 ErrorKind::NotFound => (StatusCode::NOT_FOUND, "model_not_found"),
                 ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),

@@ -245,6 +245,10 @@ fn usage(out: &mut Vec<u8>, f: &Finished) {
     json_u64(out, c.input + c.output);
     out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
     json_u64(out, c.cached);
+    if c.cache_write > 0 {
+        out.extend_from_slice(b",\"cache_write_tokens\":");
+        json_u64(out, c.cache_write);
+    }
     out.extend_from_slice(b"},\"completion_tokens_details\":{\"reasoning_tokens\":");
     json_u64(out, c.reasoning);
     out.extend_from_slice(b"},\"cost\":");

@@ -6,9 +6,11 @@
 //! configured or preset provider (any model id: the provider decides,
 //! and a 404 from it comes back as one). A bare model id (`gpt-6-luna`,
 //! what most tools send by default) is taken as `provider:model` when
-//! exactly one provider's catalog lists it. Several names are a fallback
-//! chain, tried in order; a route among them contributes its targets in
-//! the order it would try them right now.
+//! exactly one provider's catalog lists it. A model named directly is
+//! tried once (the caller's SDK retries, seeing the provider's own
+//! `Retry-After`); a route keeps its retries and fallbacks. Several names
+//! are a fallback chain, tried in order; a route among them contributes
+//! its targets in the order it would try them right now.
 //!
 //! A name that resolves to nothing is a 400 whose message names the
 //! nearest known models and routes.
@@ -84,23 +86,10 @@ fn resolve_one(generation: &Generation, raw: &str) -> Result<Route, ApiError> {
             ),
         )
     };
-    let disabled = |id: &str| {
-        ApiError::new(
-            hyper::StatusCode::FORBIDDEN,
-            "provider_disabled",
-            format!("provider \"{id}\" is disabled in config.toml (enabled = false)"),
-        )
-    };
-    match generation.routing.target(&generation.config, raw) {
-        Ok(route) => {
-            if route.is_explicit()
-                && let Some(t) = route.targets.first()
-                && generation.config.disabled.contains_key(&t.provider.id)
-            {
-                return Err(disabled(&t.provider.id));
-            }
-            Ok(route)
-        }
+    match generation.routing.target(&generation.config, raw).map(once) {
+        // A disabled provider resolves too: the router's policy refuses
+        // it, as it does in the app (403, naming why).
+        Ok(route) => Ok(route),
         Err(TargetError::NotATarget { .. }) => {
             let found = generation.model_index.get(raw).map(Vec::as_slice);
             match found {
@@ -109,6 +98,7 @@ fn resolve_one(generation: &Generation, raw: &str) -> Result<Route, ApiError> {
                     generation
                         .routing
                         .target(&generation.config, &label)
+                        .map(once)
                         .map_err(|e| unknown(e.to_string()))
                 }
                 Some(several) if !several.is_empty() => Err(ApiError::bad_request(
@@ -128,15 +118,23 @@ fn resolve_one(generation: &Generation, raw: &str) -> Result<Route, ApiError> {
                 ))),
             }
         }
-        Err(TargetError::UnknownProvider { provider })
-            if generation.config.disabled.contains_key(&provider) =>
-        {
-            Err(disabled(&provider))
-        }
         Err(e @ (TargetError::UnknownRoute { .. } | TargetError::UnknownProvider { .. })) => {
             Err(unknown(format!("unknown model \"{raw}\": {e}")))
         }
     }
+}
+
+/// A model named directly is tried once: the caller's SDK retries (and
+/// sees the provider's `Retry-After`), so the Local API does not retry
+/// under it as the app and the CLI do for a lone target (`[retries]`).
+/// A route keeps its own retries.
+fn once(mut route: Route) -> Route {
+    if route.is_explicit() {
+        for t in &mut route.targets {
+            t.retries = 0;
+        }
+    }
+    route
 }
 
 /// The `n` labels nearest to `raw` (edit distance, ignoring case; a label

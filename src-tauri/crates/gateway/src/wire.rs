@@ -94,6 +94,8 @@ pub(crate) struct Counts {
     pub output: u64,
     /// Prompt tokens read from a cache.
     pub cached: u64,
+    /// Prompt tokens written to a cache (Anthropic's cache creation).
+    pub cache_write: u64,
     /// Reasoning tokens among the output.
     pub reasoning: u64,
 }
@@ -106,6 +108,7 @@ impl Counts {
             input: billed.input_tokens.unwrap_or(0),
             output: billed.output_tokens.unwrap_or(0),
             cached: r.usage.cached_input_tokens.unwrap_or(0),
+            cache_write: r.usage.cache_write_tokens.unwrap_or(0),
             reasoning: r.usage.reasoning_tokens.unwrap_or(0),
         }
     }

@@ -87,7 +87,7 @@ async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -
 
         // The live counters: two requests, one refused, today's spend.
         app.wait_for_text("#local-api-requests", |t| t == "2 requests").await?;
-        assert_eq!(app.text("#local-api-errors").await?, "1 errors");
+        assert_eq!(app.text("#local-api-errors").await?, "1 error");
         app.wait_for_text("#local-api-spend", |t| t == "$0.0035 today").await?;
         app.click("#token-done").await?;
         let listed = app
@@ -133,6 +133,12 @@ async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -
             .wait_for_text("#local-api-url", |t| !t.is_empty())
             .await?;
         assert_eq!(url, format!("http://127.0.0.1:{port}/v1"));
+
+        // Revoked in Settings: refused at once.
+        app.click("[data-token=\"e2e-tool\"] .token-revoke").await?;
+        app.wait_for("#local-api-no-tokens").await?;
+        let (status, body) = ask(port, Some(&token)).await?;
+        assert_eq!(status, 401, "{body}");
         Ok(())
     })
     .await?;

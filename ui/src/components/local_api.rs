@@ -24,6 +24,14 @@ fn copy(text: &str) {
     }
 }
 
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 fn when(ms: i64) -> String {
     let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
     String::from(d.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
@@ -157,8 +165,8 @@ pub fn LocalApiSettings() -> impl IntoView {
                 .map_or_else(|| s.spend_today_usd.clone(), format_usd);
             view! {
                 <div class="local-api-counters">
-                    <span id="local-api-requests">{format!("{} requests", s.requests)}</span>
-                    <span id="local-api-errors">{format!("{} errors", s.errors)}</span>
+                    <span id="local-api-requests">{plural(s.requests, "request")}</span>
+                    <span id="local-api-errors">{plural(s.errors, "error")}</span>
                     <span id="local-api-in-flight">{format!("{} running", s.in_flight)}</span>
                     <span id="local-api-spend">{format!("{spend} today")}</span>
                 </div>

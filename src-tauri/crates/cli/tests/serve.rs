@@ -221,12 +221,15 @@ async fn the_openai_sdk_gets_answers_with_exact_usage_and_cost() {
     );
     server.script(
         "an-model",
-        Scenario::default().with_text(&["Bonjour", " !"]).with_usage(MockUsage {
-            input: 40,
-            cached_input: 0,
-            output: 7,
-            reasoning: 0,
-        }),
+        Scenario::default()
+            .with_reasoning(&["Thinking", " briefly."])
+            .with_text(&["Bonjour", " !"])
+            .with_usage(MockUsage {
+                input: 40,
+                cached_input: 0,
+                output: 7,
+                reasoning: 3,
+            }),
     );
     let home = home_with(&server, "");
     let t = token(home.path(), &["cursor", "--tag", "work"]);
@@ -238,6 +241,7 @@ async fn the_openai_sdk_gets_answers_with_exact_usage_and_cost() {
             ["openai_chat", {"model": "oa:oa-model", "stream": true, "include_usage": true}],
             ["openai_chat", {"model": "an:an-model", "stream": true}],
             ["openai_chat", {"model": "an:an-model"}],
+            ["openai_chat", {"model": "oa-model"}],
         ]),
     );
     // 1200 × $2.50/M + 345 × $10/M = $0.003 + $0.00345 = $0.00645, exactly.
@@ -276,16 +280,21 @@ async fn the_openai_sdk_gets_answers_with_exact_usage_and_cost() {
     // An Anthropic-protocol provider behind the OpenAI wire format.
     let translated = &r[2];
     assert_eq!(translated["text"], "Bonjour !", "{translated}");
+    assert_eq!(translated["reasoning"], "Thinking briefly.", "reasoning travels as `reasoning`");
     assert_eq!(translated["usage"], Value::Null, "no usage chunk unless asked");
     // 40 × $3/M + 7 × $15/M = $0.000225
     assert_eq!(r[3]["cost_text"], "0.000225");
     assert_eq!(r[3]["usage"]["prompt_tokens"], 40);
 
+    // A bare model id that one provider's catalog has.
+    assert_eq!(r[4]["model"], "oa:oa-model", "{}", r[4]);
+    assert_eq!(r[4]["text"], "Hello from the mock");
+
     // Every request is one ledger row, tagged with the token's name and tag.
-    let rows = ledger_rows(home.path(), 4);
-    assert_eq!(rows.len(), 4, "{rows:?}");
+    let rows = ledger_rows(home.path(), 5);
+    assert_eq!(rows.len(), 5, "{rows:?}");
     let oa: Vec<&Row> = rows.iter().filter(|r| r.0 == "oa").collect();
-    assert_eq!(oa.len(), 2);
+    assert_eq!(oa.len(), 3);
     for row in &oa {
         assert_eq!((row.2, row.3, row.4, row.5), (6_450_000, false, Some(1200), Some(345)));
         assert_eq!(row.6, "cursor,work");
@@ -299,8 +308,17 @@ async fn the_openai_sdk_gets_answers_with_exact_usage_and_cost() {
         .iter()
         .find(|g| g["group"] == "cursor")
         .unwrap_or_else(|| panic!("{spend}"));
-    assert_eq!(cursor["requests"], 4);
-    assert_eq!(cursor["cost_nanos"], 2 * 6_450_000 + 2 * 225_000);
+    assert_eq!(cursor["requests"], 5);
+    assert_eq!(cursor["cost_nanos"], 3 * 6_450_000 + 2 * 225_000);
+    // The token's listing says when it was last used, never the token.
+    let (code, out, _) = cli(home.path(), &["tokens", "list", "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(!out.contains(&t), "the token itself is listed");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["name"], "cursor");
+    assert_eq!(listed[0]["tag"], "work");
+    assert_eq!(listed[0]["last4"], &t[t.len() - 4..]);
+    assert!(listed[0]["last_used_at_ms"].is_i64(), "{listed}");
     assert_eq!(served.stop(), Some(0));
 }
 
@@ -478,6 +496,15 @@ async fn the_models_list_has_the_catalog_and_the_routes() {
     let fast = data.iter().find(|m| m["id"] == "@fast").unwrap();
     assert_eq!(fast["route"]["targets"], json!(["oa:oa-model", "an:an-model"]));
     assert!(r[1]["ids"].as_array().unwrap().contains(&json!("an:an-model")), "{}", r[1]);
+
+    // An edit of config.toml applies without a restart, within a second.
+    let path = home.path().join("config.toml");
+    let mut config = std::fs::read_to_string(&path).unwrap();
+    config.push_str("\n[routes.late]\ntargets = [\"oa:oa-model\"]\n");
+    std::fs::write(&path, config).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = served.sdk(&t, json!([["openai_models", {}]]));
+    assert!(r[0]["ids"].as_array().unwrap().contains(&json!("@late")), "{}", r[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -531,6 +558,10 @@ async fn a_client_that_hangs_up_mid_stream_leaves_one_settled_ledger_row() {
         .unwrap();
     assert!(content.starts_with("000 001 002 "), "{content}");
     assert_eq!(kind.as_deref(), Some("stopped"));
+    let tag: String = c
+        .query_row("SELECT tag FROM conversation_tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tag, "notebook", "the conversation is tagged like its ledger row");
     drop(c);
 
     // A client that stops waiting for a whole (non-streamed) answer hangs
@@ -592,6 +623,21 @@ async fn tokens_are_required_hard_budgets_answer_402_and_open_binds_need_a_token
     assert_eq!(r[4]["body"]["error"]["type"], "billing_error");
     assert_eq!(r[5]["text"], "ok", "{}", r[5]);
     assert_eq!(server.hits("oa-model"), 1, "only the free token's request was sent");
+
+    // The budget a token is bound to disappears: the token stops spending.
+    let (code, _, err) = cli(home.path(), &["budget", "rm", "tiny"]);
+    assert_eq!(code, Some(0), "{err}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = served.sdk(&capped, json!([["openai_chat", {"model": "oa:oa-model"}]]));
+    assert_eq!(r[0]["status"], 402, "{}", r[0]);
+    assert!(r[0]["message"].as_str().unwrap().contains("\"tiny\" is not defined"), "{}", r[0]);
+    // Revoked while serving: refused within a second.
+    let (code, out, _) = cli(home.path(), &["tokens", "revoke", "free"]);
+    assert_eq!((code, out.trim()), (Some(0), "revoked token \"free\""));
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = served.sdk(&free, json!([["openai_chat", {"model": "oa:oa-model"}]]));
+    assert_eq!(r[0]["status"], 401, "{}", r[0]);
+    assert_eq!(server.hits("oa-model"), 1);
     drop(served);
 
     // Anything but loopback needs a token; with one it starts.
@@ -615,7 +661,8 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let extra = format!(
         "\n[providers.off]\nkind = \"openai\"\nbase_url = \"{base}\"\nenabled = false\n\
          [providers.other]\nkind = \"openai\"\nbase_url = \"{base}\"\n\
-         [policy]\nallowed_providers = [\"oa\", \"an\", \"gm\", \"off\"]\n"
+         [providers.hosted]\nkind = \"openai\"\nbase_url = \"{base}\"\nlocal = false\n\
+         [policy]\nallowed_providers = [\"oa\", \"an\", \"gm\", \"off\", \"hosted\"]\n"
     );
     let home = home_with(&server, &extra);
     let t = token(home.path(), &["tool"]);
@@ -637,6 +684,9 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
             ok,
             ["openai_chat", {"model": "off:oa-model"}],
             ["openai_chat", {"model": "other:oa-model"}],
+            ["openai_chat", {"model": "oa:no-such-model"}],
+            ["openai_chat", {"model": "hosted:oa-model"}],
+            ["raw_post", {"path": "/chat/completions", "headers": {"origin": "https://web.example"}, "body": {"model": "oa:oa-model", "messages": [{"role": "user", "content": "hi"}]}}],
         ]),
     );
     let malformed = &r[0];
@@ -673,8 +723,22 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert!(r[11]["message"].as_str().unwrap().contains("disabled"), "{}", r[11]);
     assert_eq!(r[12]["status"], 403, "{}", r[12]);
     assert_eq!(r[12]["error"], "PermissionDeniedError");
+    // A model the provider does not have: its 404, in the caller's dialect.
+    assert_eq!(r[13]["status"], 404, "{}", r[13]);
+    assert_eq!(r[13]["error"], "NotFoundError");
+    // A hosted provider without a key: nothing was sent; 502, and why.
+    assert_eq!(r[14]["status"], 502, "{}", r[14]);
+    assert!(r[14]["message"].as_str().unwrap().contains("no API key"), "{}", r[14]);
+    // No CORS headers, whatever the origin: a web page cannot read answers.
+    let cors = &r[15];
+    assert_eq!(cors["status"], 200, "{cors}");
+    let headers = cors["headers"].as_object().unwrap();
+    assert!(
+        headers.keys().all(|k| !k.starts_with("access-control-")),
+        "{headers:?}"
+    );
     for (i, answer) in r.iter().enumerate().filter(|(i, _)| [1, 3, 5, 7, 10].contains(i)) {
         assert_eq!(answer["text"], "still here", "request {i}: {answer}");
     }
-    assert_eq!(server.hits("oa-model"), 5, "no bad request reached the provider");
+    assert_eq!(server.hits("oa-model"), 6, "no bad request reached the provider");
 }

@@ -296,8 +296,18 @@ mod tests {
         let listed = http.get(&models).bearer_auth(&made.token).send().await.unwrap();
         assert_eq!(listed.status(), 200, "a token made in Settings works at once");
         let status = api.status().await;
-        assert_eq!(status.tokens, vec![made.info.clone()]);
+        assert_eq!(status.tokens.len(), 1);
+        assert_eq!(
+            (&status.tokens[0].name, &status.tokens[0].last4),
+            (&made.info.name, &made.info.last4)
+        );
         assert_eq!((status.requests, status.errors), (2, 1));
+        // Its use is noted (written a moment later, in the ledger's batch).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while api.status().await.tokens[0].last_used_at_ms.is_none() {
+            assert!(std::time::Instant::now() < deadline, "last use never noted");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
 
         api.revoke_token("editor").await.unwrap();
         let gone = http.get(&models).bearer_auth(&made.token).send().await.unwrap();

@@ -94,6 +94,8 @@ mod tests {
             LocalApiSettings::from_config(&cfg).unwrap(),
             LocalApiSettings::default()
         );
+        assert_eq!(LocalApiSettings::default().port, 4141);
+        assert!(!LocalApiSettings::default().start_with_app);
         let wanted = LocalApiSettings {
             port: 5151,
             start_with_app: true,

@@ -119,7 +119,8 @@ def openai_give_up(model, seconds):
 
 def openai_models():
     try:
-        return {"ids": [m.id for m in oa().models.list()], "raw": oa().get("/models", cast_to=object)}
+        client = oa()
+        return {"ids": [m.id for m in client.models.list()], "raw": client.get("/models", cast_to=object)}
     except openai.APIError as e:
         return failed(e)
 

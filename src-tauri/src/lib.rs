@@ -9,15 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use switchboard_engine::service::ChatService;
 use switchboard_engine::{DataDir, KeyError, KeyStore};
+use switchboard_gateway::{LocalApi, LocalApiError};
 use switchboard_protocol::{
     AnswerSummary, AppInfo, AskRequest, CatalogView, HistoryPage, IpcError, IpcErrorKind, KeyState,
     KeychainStatus, LocalServer, PaneEvent, ProviderCheck, RoundIds, SavePanes, SavedConversation,
     SearchResult, Sequenced, SetKeyRequest, StartRound,
 };
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
-use switchboard_protocol::{NewProvider, SaveRoute};
 use switchboard_protocol::{CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken};
-use switchboard_gateway::{LocalApi, LocalApiError};
+use switchboard_protocol::{NewProvider, SaveRoute};
 use tauri::ipc::Channel;
 
 /// What every command can reach.

@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 use switchboard_engine::provider::StreamParser;
 use switchboard_engine::sse::SseDecoder;
 use switchboard_engine::store::NewToken;
-use switchboard_engine::{Accumulator, DataDir, KeyStore, ProviderConfig, ProviderKind, Store, Timed};
+use switchboard_engine::{
+    Accumulator, DataDir, KeyStore, ProviderConfig, ProviderKind, Store, Timed,
+};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
 
@@ -307,12 +309,14 @@ fn main() {
     server.set_recording(false);
     server.script(
         "fast",
-        Scenario::default().with_text(&["Hello", " world"]).with_usage(MockUsage {
-            input: 12,
-            cached_input: 0,
-            output: 2,
-            reasoning: 0,
-        }),
+        Scenario::default()
+            .with_text(&["Hello", " world"])
+            .with_usage(MockUsage {
+                input: 12,
+                cached_input: 0,
+                output: 2,
+                reasoning: 0,
+            }),
     );
     let text: Vec<String> = (0..STREAM_PIECES).map(|i| format!("piece{i} ")).collect();
     let refs: Vec<&str> = text.iter().map(String::as_str).collect();
@@ -365,7 +369,13 @@ fn main() {
     );
     println!(
         "  {:<6} {:>3}  {:>17}  {:>17}  {:>17}  {:>9} {:>9}",
-        "mode", "c", "direct p50/p99 ms", "gateway p50/p99", "added p50/p99", "direct/s", "gateway/s"
+        "mode",
+        "c",
+        "direct p50/p99 ms",
+        "gateway p50/p99",
+        "added p50/p99",
+        "direct/s",
+        "gateway/s"
     );
     let mut rps_64 = 0.0;
     let mut worst_added: Vec<(String, f64, f64)> = Vec::new();
@@ -415,7 +425,8 @@ fn main() {
                 let gf = pct(&mut g.first_bytes, 0.5);
                 println!(
                     "  {:<6} {c:>3}  first byte p50: direct {df:.3} ms, gateway {gf:.3} ms, added {:+.3} ms",
-                    "", gf - df
+                    "",
+                    gf - df
                 );
                 first_byte_added.push((c, gf - df));
             }
@@ -448,8 +459,14 @@ fn main() {
         );
     }
 
-    println!("engine cost per streamed piece (decode + parse + accumulate, 2,000 pieces, no network):");
-    for kind in [ProviderKind::OpenAi, ProviderKind::Anthropic, ProviderKind::Gemini] {
+    println!(
+        "engine cost per streamed piece (decode + parse + accumulate, 2,000 pieces, no network):"
+    );
+    for kind in [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+    ] {
         let bytes = recorded_stream(kind, 2000);
         let ns = per_piece(kind, &bytes, 2000);
         println!(

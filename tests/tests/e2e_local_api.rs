@@ -38,7 +38,8 @@ async fn ask(port: u16, token: Option<&str>) -> anyhow::Result<(u16, serde_json:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -> anyhow::Result<()> {
+async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -> anyhow::Result<()>
+{
     let server = MockServer::start().await?;
     server.script(
         "oa-model",
@@ -55,14 +56,20 @@ async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -
     let home = tempfile::tempdir()?;
     std::fs::write(
         home.path().join("config.toml"),
-        format!("{}[local_api]\nport = {port}\n", mock_providers_config(&server)),
+        format!(
+            "{}[local_api]\nport = {port}\n",
+            mock_providers_config(&server)
+        ),
     )?;
     let app = App::launch(Launch::new("local-api").data_dir(home.path())).await?;
     let mut token = String::new();
     app.check(async {
         app.open_settings().await?;
         app.wait_for("#local-api").await?;
-        assert!(ask(port, None).await.is_err(), "nothing listens before the switch");
+        assert!(
+            ask(port, None).await.is_err(),
+            "nothing listens before the switch"
+        );
         app.click("#local-api-enabled").await?;
         let url = app
             .wait_for_text("#local-api-url", |t| !t.is_empty())
@@ -77,23 +84,35 @@ async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -
         // A token made here is shown once and works at once.
         app.type_into("#token-name", "e2e-tool").await?;
         app.click("#token-create").await?;
-        token = app.wait_for_text("#token-value", |t| t.starts_with("sb-")).await?;
+        token = app
+            .wait_for_text("#token-value", |t| t.starts_with("sb-"))
+            .await?;
         app.screenshot("local-api-token").await?;
         let (status, body) = ask(port, Some(&token)).await?;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["choices"][0]["message"]["content"], "Hello from the Local API");
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "Hello from the Local API"
+        );
         // 1000 × $2.50/M + 100 × $10/M = $0.0035
         assert_eq!(body["usage"]["cost"].as_f64(), Some(0.0035));
 
         // The live counters: two requests, one refused, today's spend.
-        app.wait_for_text("#local-api-requests", |t| t == "2 requests").await?;
+        app.wait_for_text("#local-api-requests", |t| t == "2 requests")
+            .await?;
         assert_eq!(app.text("#local-api-errors").await?, "1 error");
-        app.wait_for_text("#local-api-spend", |t| t == "$0.0035 today").await?;
+        app.wait_for_text("#local-api-spend", |t| t == "$0.0035 today")
+            .await?;
         app.click("#token-done").await?;
         let listed = app
-            .wait_for_text("[data-token=\"e2e-tool\"] .token-details", |t| t.contains("last used"))
+            .wait_for_text("[data-token=\"e2e-tool\"] .token-details", |t| {
+                t.contains("last used")
+            })
             .await?;
-        assert!(listed.contains(&format!("••••{}", &token[token.len() - 4..])), "{listed}");
+        assert!(
+            listed.contains(&format!("••••{}", &token[token.len() - 4..])),
+            "{listed}"
+        );
         assert!(
             !app.text("#local-api").await?.contains(&token),
             "the token is not shown again"
@@ -102,12 +121,17 @@ async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -
 
         // Off: nothing listens any more.
         app.click("#local-api-enabled").await?;
-        app.wait_for_text("#local-api", |t| !t.contains("Base URL")).await?;
-        assert!(ask(port, Some(&token)).await.is_err(), "still listening after the switch");
+        app.wait_for_text("#local-api", |t| !t.contains("Base URL"))
+            .await?;
+        assert!(
+            ask(port, Some(&token)).await.is_err(),
+            "still listening after the switch"
+        );
 
         // Start with the app (it is off now; the setting is saved).
         app.click("#local-api-autostart").await?;
-        app.wait_for_text("#local-api-title", |t| t == "Local API").await?;
+        app.wait_for_text("#local-api-title", |t| t == "Local API")
+            .await?;
         Ok(())
     })
     .await?;
@@ -124,7 +148,10 @@ async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -
             if let Ok(answer) = ask(port, Some(&token)).await {
                 break answer;
             }
-            assert!(std::time::Instant::now() < deadline, "not listening after the restart");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not listening after the restart"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
         assert_eq!(status, 200, "{body}");

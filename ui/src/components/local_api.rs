@@ -9,8 +9,8 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use switchboard_protocol::{
-    ClientTokenInfo, CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken,
-    format_usd, usd_to_nanos,
+    ClientTokenInfo, CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken, format_usd,
+    usd_to_nanos,
 };
 
 use crate::ipc;
@@ -126,7 +126,9 @@ pub fn LocalApiSettings() -> impl IntoView {
     let running = move || status.get().is_some_and(|s| s.running);
 
     let create = move |_| {
-        let optional = |s: RwSignal<String>| Some(s.get_untracked().trim().to_owned()).filter(|v| !v.is_empty());
+        let optional = |s: RwSignal<String>| {
+            Some(s.get_untracked().trim().to_owned()).filter(|v| !v.is_empty())
+        };
         let request = NewClientToken {
             name: name.get_untracked().trim().to_owned(),
             tag: optional(tag),

@@ -56,7 +56,9 @@ pub async fn run(args: ServeArgs) -> Result<bool, UsageError> {
         if stats.tokens == 1 { "" } else { "s" }
     ));
     if stats.tokens == 0 {
-        warning("no client token yet: every request is refused (401) until one is made with `switchboard-cli tokens create NAME`");
+        warning(
+            "no client token yet: every request is refused (401) until one is made with `switchboard-cli tokens create NAME`",
+        );
     }
     wait_for_signal().await;
     error_line("stopping: running requests are stopped and settled");

@@ -82,8 +82,7 @@ pub fn run(args: TokensArgs) -> Result<bool, UsageError> {
             record_history,
         } => {
             let dir = DataDir::resolve().map_err(|e| UsageError(e.to_string()))?;
-            let config =
-                Config::load(&dir.config_file()).map_err(|e| UsageError(e.to_string()))?;
+            let config = Config::load(&dir.config_file()).map_err(|e| UsageError(e.to_string()))?;
             let (made, token) = tokens::create(
                 &store,
                 &config,

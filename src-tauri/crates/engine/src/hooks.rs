@@ -219,8 +219,7 @@ pub trait BudgetGate: Send + Sync + Debug {
 }
 
 /// The answer to [`BudgetGate::reserve_queued`], when it comes.
-pub type PendingReservation =
-    tokio::sync::oneshot::Receiver<Result<Reservation, BudgetDenied>>;
+pub type PendingReservation = tokio::sync::oneshot::Receiver<Result<Reservation, BudgetDenied>>;
 
 /// A gate with no budgets: every reservation succeeds, nothing is recorded.
 #[derive(Debug, Default)]

@@ -288,7 +288,9 @@ impl EventStream {
         let r = &f.outcome.result;
         if let Some(e) = &r.error {
             let mut data = Vec::with_capacity(128);
-            data.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":");
+            data.extend_from_slice(
+                b"{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":",
+            );
             json_str(&mut data, &e.message);
             data.extend_from_slice(b"}}");
             event(out, "error", &data);
@@ -346,8 +348,8 @@ mod tests {
         );
         assert_eq!(p.chat.params.max_tokens, Some(64));
         assert!(p.stream && p.thinking);
-        let e = parse(br#"{"model":"an:m","messages":[{"role":"user","content":"x"}]}"#)
-            .unwrap_err();
+        let e =
+            parse(br#"{"model":"an:m","messages":[{"role":"user","content":"x"}]}"#).unwrap_err();
         assert_eq!(e.code, "missing_max_tokens");
         let e = parse(
             br#"{"model":"an:m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}"#,

@@ -161,7 +161,10 @@ pub(crate) async fn read_limited(
     let mut seen: usize = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            ApiError::bad_request("unreadable_body", format!("the request body broke off: {e}"))
+            ApiError::bad_request(
+                "unreadable_body",
+                format!("the request body broke off: {e}"),
+            )
         })?;
         let Ok(data) = frame.into_data() else {
             continue;

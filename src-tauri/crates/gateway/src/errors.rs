@@ -102,7 +102,10 @@ impl ApiError {
                 ErrorKind::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "upstream_overloaded"),
                 ErrorKind::RateLimited => (StatusCode::BAD_GATEWAY, "upstream_error"),
                 ErrorKind::Auth => (StatusCode::BAD_GATEWAY, "upstream_auth"),
-                ErrorKind::Stopped => (StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST), "stopped"),
+                ErrorKind::Stopped => (
+                    StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                    "stopped",
+                ),
                 ErrorKind::Network | ErrorKind::Interrupted | ErrorKind::Malformed => {
                     (StatusCode::BAD_GATEWAY, "upstream_error")
                 }
@@ -250,7 +253,13 @@ pub(crate) fn attempts_header(attempts: &[(String, String)]) -> String {
     }
     // A header value is visible ASCII: anything else becomes '?'.
     h.chars()
-        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 

@@ -10,7 +10,9 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use switchboard_engine::routing::KeyResolver;
-use switchboard_engine::{ErrorKind, KeyStore, ProviderConfig, ProviderError, Secret, provider_key};
+use switchboard_engine::{
+    ErrorKind, KeyStore, ProviderConfig, ProviderError, Secret, provider_key,
+};
 
 /// How long a key found is used before it is looked up again.
 pub const KEY_TTL: Duration = Duration::from_secs(60);

@@ -215,9 +215,10 @@ impl LocalApi {
             budget: new.budget.clone().filter(|b| !b.trim().is_empty()),
             record_history: new.record_history,
         };
-        let (made, token) = tokio::task::spawn_blocking(move || tokens::create(&store, &config, &new))
-            .await
-            .map_err(|e| LocalApiError::Store(e.to_string()))??;
+        let (made, token) =
+            tokio::task::spawn_blocking(move || tokens::create(&store, &config, &new))
+                .await
+                .map_err(|e| LocalApiError::Store(e.to_string()))??;
         if let Some(g) = self.running.lock().await.as_ref() {
             g.reload_tokens().await;
         }
@@ -235,7 +236,9 @@ impl LocalApi {
             .await
             .map_err(|e| LocalApiError::Store(e.to_string()))??;
         if !revoked {
-            return Err(LocalApiError::Invalid(format!("no live token named \"{name}\"")));
+            return Err(LocalApiError::Invalid(format!(
+                "no live token named \"{name}\""
+            )));
         }
         if let Some(g) = self.running.lock().await.as_ref() {
             g.reload_tokens().await;
@@ -293,8 +296,17 @@ mod tests {
             .unwrap();
         assert_eq!(made.info.last4, &made.token[made.token.len() - 4..]);
         assert!(!format!("{made:?}").contains(&made.token), "Debug hides it");
-        let listed = http.get(&models).bearer_auth(&made.token).send().await.unwrap();
-        assert_eq!(listed.status(), 200, "a token made in Settings works at once");
+        let listed = http
+            .get(&models)
+            .bearer_auth(&made.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            listed.status(),
+            200,
+            "a token made in Settings works at once"
+        );
         let status = api.status().await;
         assert_eq!(status.tokens.len(), 1);
         assert_eq!(
@@ -310,7 +322,12 @@ mod tests {
         }
 
         api.revoke_token("editor").await.unwrap();
-        let gone = http.get(&models).bearer_auth(&made.token).send().await.unwrap();
+        let gone = http
+            .get(&models)
+            .bearer_auth(&made.token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(gone.status(), 401, "revoked at once");
         assert!(matches!(
             api.revoke_token("editor").await,

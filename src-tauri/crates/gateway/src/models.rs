@@ -130,7 +130,10 @@ mod tests {
             per_token(Price::from_usd_per_mtok("2.50").unwrap()),
             "0.0000025"
         );
-        assert_eq!(per_token(Price::from_usd_per_mtok("15").unwrap()), "0.000015");
+        assert_eq!(
+            per_token(Price::from_usd_per_mtok("15").unwrap()),
+            "0.000015"
+        );
         assert_eq!(per_token(Price::ZERO), "0");
     }
 }

@@ -313,7 +313,11 @@ impl ChunkStream {
             prefix,
             include_usage,
         };
-        s.chunk(out, b"{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}", None);
+        s.chunk(
+            out,
+            b"{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
+            None,
+        );
         s
     }
 

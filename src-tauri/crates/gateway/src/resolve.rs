@@ -17,10 +17,10 @@
 //!
 //! [`RoutingConfig::target`]: switchboard_engine::routing::RoutingConfig::target
 
+use switchboard_engine::ChatRequest;
 use switchboard_engine::routing::{
     CooldownSettings, RetrySettings, Route, RouteTarget, Strategy, TargetError, Weights,
 };
-use switchboard_engine::ChatRequest;
 
 use crate::errors::ApiError;
 use crate::state::Generation;

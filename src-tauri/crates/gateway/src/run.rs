@@ -139,7 +139,11 @@ pub(crate) fn spawn(
             state.stats.stream_failed();
         }
         let mut budgets: Vec<String> = Vec::new();
-        for b in outcome.attempts.iter().filter_map(|a| a.refused_by.as_ref()) {
+        for b in outcome
+            .attempts
+            .iter()
+            .filter_map(|a| a.refused_by.as_ref())
+        {
             if !budgets.contains(b) {
                 budgets.push(b.clone());
             }

@@ -363,13 +363,20 @@ async fn chat(
     let generation = state.generation();
     let route = resolve::route_for(&generation, &parsed.names, &parsed.chat)?;
     if let Some(budget) = &token.budget
-        && let Some(problem) =
-            tokens::budget_problem(&generation.budgets, &token.name, token.tag.as_deref(), budget)
+        && let Some(problem) = tokens::budget_problem(
+            &generation.budgets,
+            &token.name,
+            token.tag.as_deref(),
+            budget,
+        )
     {
         let mut e = ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             "budget_exceeded",
-            format!("token \"{}\" is bound to a budget it cannot spend under: {problem}", token.name),
+            format!(
+                "token \"{}\" is bound to a budget it cannot spend under: {problem}",
+                token.name
+            ),
         );
         e.budgets.push(budget.clone());
         return Err(e);
@@ -423,7 +430,15 @@ async fn chat(
                 return Ok(r);
             }
             Progress::Done(f) => {
-                return finished(state, *f, dialect, parsed.stream, parsed.thinking, parsed.include_usage, route_name.as_deref());
+                return finished(
+                    state,
+                    *f,
+                    dialect,
+                    parsed.stream,
+                    parsed.thinking,
+                    parsed.include_usage,
+                    route_name.as_deref(),
+                );
             }
             Progress::Text(_) | Progress::Reasoning(_) => {}
         }
@@ -441,7 +456,10 @@ fn finished(
     route: Option<&str>,
 ) -> Result<Response<GatewayBody>, ApiError> {
     for a in &f.outcome.attempts {
-        if a.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Auth && e.status.is_some()) {
+        if a.error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Auth && e.status.is_some())
+        {
             // The provider refused the key: look it up again next time.
             state.keys.forget(&a.record.provider);
         }
@@ -468,12 +486,13 @@ fn finished(
         // An answer with no token at all: its whole stream at once.
         let mut body = Vec::with_capacity(512);
         let mut encoder: Box<dyn Encoder> = match dialect {
-            Dialect::OpenAi => Box::new(openai::ChunkStream::start(&target, include_usage, &mut body)),
-            Dialect::Anthropic => Box::new(anthropic::EventStream::start(
+            Dialect::OpenAi => Box::new(openai::ChunkStream::start(
                 &target,
-                r.usage,
-                thinking,
+                include_usage,
                 &mut body,
+            )),
+            Dialect::Anthropic => Box::new(anthropic::EventStream::start(
+                &target, r.usage, thinking, &mut body,
             )),
         };
         encoder.encode(Progress::Done(Box::new(f)), &mut body);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use switchboard_engine::routing::{RouteOutcome, Router, RoutingConfig};
-use switchboard_engine::store::{BatchWriter, ClientToken, CachedHealth, period_start};
+use switchboard_engine::store::{BatchWriter, CachedHealth, ClientToken, period_start};
 use switchboard_engine::{
     Budget, BudgetPeriod, Catalog, Client, Config, ConfigError, Cost, DataDir, KeyStore, Store,
     StoreError,
@@ -72,7 +72,10 @@ impl Generation {
         for provider in providers(&config) {
             for m in catalog.models(&provider) {
                 labels.push(format!("{}:{}", provider.id, m.id));
-                model_index.entry(m.id).or_default().push(provider.id.clone());
+                model_index
+                    .entry(m.id)
+                    .or_default()
+                    .push(provider.id.clone());
             }
         }
         let router = Router::new(
@@ -175,7 +178,10 @@ impl Counters {
         let Some(cost) = outcome.cost() else {
             return;
         };
-        let today = period_start(BudgetPeriod::Daily, switchboard_engine::routing::now_unix_ms());
+        let today = period_start(
+            BudgetPeriod::Daily,
+            switchboard_engine::routing::now_unix_ms(),
+        );
         if let Ok(mut spend) = self.spend.lock() {
             if spend.0 != today {
                 *spend = (today, Cost::ZERO);
@@ -288,7 +294,10 @@ impl State {
 
     pub(crate) fn stats(&self) -> GatewayStats {
         let c = &self.stats;
-        let today = period_start(BudgetPeriod::Daily, switchboard_engine::routing::now_unix_ms());
+        let today = period_start(
+            BudgetPeriod::Daily,
+            switchboard_engine::routing::now_unix_ms(),
+        );
         GatewayStats {
             requests: c.requests.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),

@@ -114,7 +114,10 @@ mod tests {
         ];
         assert_eq!(budget_problem(&budgets, "cursor", None, "all"), None);
         assert_eq!(budget_problem(&budgets, "cursor", None, "mine"), None);
-        assert_eq!(budget_problem(&budgets, "cursor", Some("work"), "proj"), None);
+        assert_eq!(
+            budget_problem(&budgets, "cursor", Some("work"), "proj"),
+            None
+        );
         let p = budget_problem(&budgets, "cursor", None, "oa").unwrap();
         assert!(p.contains("provider:openai"), "{p}");
         let p = budget_problem(&budgets, "cursor", None, "nope").unwrap();

@@ -308,11 +308,12 @@ impl RoutingConfig {
                 raw: raw.to_owned(),
             });
         };
-        let provider = config
-            .provider(provider_id)
-            .ok_or_else(|| TargetError::UnknownProvider {
-                provider: provider_id.to_owned(),
-            })?;
+        let provider =
+            config
+                .provider(provider_id)
+                .ok_or_else(|| TargetError::UnknownProvider {
+                    provider: provider_id.to_owned(),
+                })?;
         Ok(self.single(RouteTarget::new(provider, model)))
     }
 }

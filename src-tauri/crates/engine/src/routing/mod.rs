@@ -51,8 +51,7 @@ pub mod strategy;
 
 pub use config::{
     CooldownSettings, DirectRetries, RetrySettings, Route, RouteTarget, RoutingConfig, Strategy,
-    TargetError,
-    Weights,
+    TargetError, Weights,
 };
 pub use health::{HEALTH_WINDOW, HealthStats, Phase, counts_for_health};
 pub use policy::{Policy, PolicyViolation};

@@ -179,10 +179,11 @@ impl Store {
 }
 
 impl BatchWriter {
-    fn send(&self, op: Op) -> Result<(), Op> {
+    /// Queue `op`; it comes back when no writer thread runs.
+    fn send(&self, op: Op) -> Result<(), Box<Op>> {
         match &self.inner.tx {
-            Some(tx) => tx.send(op).map_err(|e| e.0),
-            None => Err(op),
+            Some(tx) => tx.send(op).map_err(|e| Box::new(e.0)),
+            None => Err(Box::new(op)),
         }
     }
 
@@ -256,12 +257,16 @@ struct Writer {
 
 /// What a batch owes its callers once it is committed.
 enum Reply {
-    Reserved(
-        oneshot::Sender<Result<Reservation, BudgetDenied>>,
-        Result<Reservation, BudgetDenied>,
-        Fallback,
-    ),
+    Reserved(Box<Reserved>),
     Flushed(mpsc::SyncSender<()>),
+}
+
+/// A reservation's answer: where it goes, what it is once committed, and
+/// what it becomes if the commit fails.
+struct Reserved {
+    to: oneshot::Sender<Result<Reservation, BudgetDenied>>,
+    decided: Result<Reservation, BudgetDenied>,
+    fallback: Fallback,
 }
 
 /// What a reserve answers when its batch cannot be written.
@@ -371,15 +376,15 @@ impl Writer {
                         }
                         .answer(&e.to_string()),
                     };
-                    replies.push(Reply::Reserved(
-                        reply,
+                    replies.push(Reply::Reserved(Box::new(Reserved {
+                        to: reply,
                         decided,
-                        Fallback {
+                        fallback: Fallback {
                             ctx,
                             estimate,
                             budgets,
                         },
-                    ));
+                    })));
                 }
                 Op::Checkpoint { reservation, .. } if settled.contains(&reservation.id) => {}
                 Op::Checkpoint {
@@ -405,9 +410,8 @@ impl Writer {
                     actual,
                     at,
                 } => {
-                    let written = in_savepoint(&tx, |sp| {
-                        settle_in(sp, &reservation, actual.as_ref(), at)
-                    });
+                    let written =
+                        in_savepoint(&tx, |sp| settle_in(sp, &reservation, actual.as_ref(), at));
                     let op = Op::Settle {
                         reservation,
                         actual,
@@ -449,8 +453,8 @@ impl Writer {
                 self.dirty.store(true, Ordering::Release);
                 for r in replies {
                     match r {
-                        Reply::Reserved(to, decided, _) => {
-                            let _ = to.send(decided);
+                        Reply::Reserved(r) => {
+                            let _ = r.to.send(r.decided);
                         }
                         Reply::Flushed(to) => {
                             let _ = to.send(());
@@ -463,8 +467,8 @@ impl Writer {
                 self.retry.extend(undone);
                 for r in replies {
                     match r {
-                        Reply::Reserved(to, _, fallback) => {
-                            let _ = to.send(fallback.answer(&why));
+                        Reply::Reserved(r) => {
+                            let _ = r.to.send(r.fallback.answer(&why));
                         }
                         Reply::Flushed(to) => {
                             let _ = to.send(());
@@ -489,8 +493,12 @@ fn in_savepoint<T>(
             Ok(v)
         }
         Err(e) => {
-            let _ = tx.prepare_cached("ROLLBACK TO op").and_then(|mut s| s.execute([]));
-            let _ = tx.prepare_cached("RELEASE op").and_then(|mut s| s.execute([]));
+            let _ = tx
+                .prepare_cached("ROLLBACK TO op")
+                .and_then(|mut s| s.execute([]));
+            let _ = tx
+                .prepare_cached("RELEASE op")
+                .and_then(|mut s| s.execute([]));
             Err(e)
         }
     }
@@ -542,9 +550,9 @@ impl BatchedGate {
         &self,
         ctx: &SpendContext,
         estimate: Option<Cost>,
-    ) -> Result<PendingReservation, Result<Reservation, BudgetDenied>> {
+    ) -> Result<PendingReservation, Box<Result<Reservation, BudgetDenied>>> {
         if let Some(denied) = unbounded_denial(&self.budgets, ctx, estimate) {
-            return Err(Err(denied));
+            return Err(Box::new(Err(denied)));
         }
         let (reply, answer) = oneshot::channel();
         let op = Op::Reserve {
@@ -555,11 +563,15 @@ impl BatchedGate {
         };
         match self.writer.send(op) {
             Ok(()) => Ok(answer),
-            Err(_) => Err(self.fallback(ctx, estimate)),
+            Err(_) => Err(Box::new(self.fallback(ctx, estimate))),
         }
     }
 
-    fn fallback(&self, ctx: &SpendContext, estimate: Option<Cost>) -> Result<Reservation, BudgetDenied> {
+    fn fallback(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Result<Reservation, BudgetDenied> {
         Fallback {
             ctx: ctx.clone(),
             estimate,
@@ -579,7 +591,7 @@ impl BudgetGate for BatchedGate {
             Ok(answer) => answer
                 .blocking_recv()
                 .unwrap_or_else(|_| self.fallback(ctx, estimate)),
-            Err(decided) => decided,
+            Err(decided) => *decided,
         }
     }
 
@@ -592,7 +604,7 @@ impl BudgetGate for BatchedGate {
             Ok(answer) => answer,
             Err(decided) => {
                 let (reply, answer) = oneshot::channel();
-                let _ = reply.send(decided);
+                let _ = reply.send(*decided);
                 answer
             }
         })
@@ -616,11 +628,12 @@ impl BudgetGate for BatchedGate {
             actual,
             at: now_ms(),
         };
-        if let Err(Op::Settle {
-            reservation,
-            actual,
-            at,
-        }) = self.writer.send(op)
+        if let Err(returned) = self.writer.send(op)
+            && let Op::Settle {
+                reservation,
+                actual,
+                at,
+            } = *returned
         {
             // No writer thread (it could not keep running): write it here.
             let mut conn = self.writer.store().conn();
@@ -867,7 +880,9 @@ mod tests {
         assert_eq!(health.cooldown("p", "m"), state, "seen at once");
         writer.flush();
         // Another process (here: the plain store) resets it.
-        store.health().set_cooldown("p", "m", CooldownState::default());
+        store
+            .health()
+            .set_cooldown("p", "m", CooldownState::default());
         assert_eq!(health.cooldown("p", "m"), state, "cached");
         std::thread::sleep(HEALTH_TTL + Duration::from_millis(50));
         assert_eq!(health.cooldown("p", "m"), CooldownState::default());

@@ -218,11 +218,7 @@ impl Store {
 
 /// Note that token `id` was used at `at` (Unix ms), within a write
 /// transaction of the caller's.
-pub(crate) fn touch_token(
-    conn: &rusqlite::Connection,
-    id: i64,
-    at: i64,
-) -> Result<(), StoreError> {
+pub(crate) fn touch_token(conn: &rusqlite::Connection, id: i64, at: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE gateway_tokens SET last_used_at = ?2
          WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
@@ -252,7 +248,10 @@ mod tests {
             })
             .unwrap();
         let token = token.expose().to_owned();
-        assert!(token.starts_with(TOKEN_PREFIX) && token.len() == 51, "{token}");
+        assert!(
+            token.starts_with(TOKEN_PREFIX) && token.len() == 51,
+            "{token}"
+        );
         assert_eq!(listed.last4, &token[47..]);
         assert_eq!(listed.tags(), vec!["cursor", "work"]);
         assert!(listed.hash.matches(&TokenHash::of(&token)));

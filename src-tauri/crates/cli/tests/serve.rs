@@ -71,11 +71,20 @@ impl Drop for Served {
 }
 
 impl Served {
+    /// `serve` with `args` (on a free port unless `args` or the config name
+    /// one: pass `--config-port` to use `[local_api] port`).
     fn start(home: &Path, args: &[&str]) -> Self {
+        let from_config = args.contains(&"--config-port");
+        let args: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|a| *a != "--config-port")
+            .collect();
+        let port: &[&str] = if from_config { &[] } else { &["--port", "0"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-cli"))
             .arg("serve")
-            .args(["--port", "0"])
-            .args(args)
+            .args(port)
+            .args(&args)
             .env("SWITCHBOARD_HOME", home)
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .stdout(Stdio::piped())
@@ -87,10 +96,7 @@ impl Served {
         let deadline = Instant::now() + Duration::from_secs(20);
         let base = loop {
             let text = stdout.lock().unwrap().clone();
-            if let Some(url) = text
-                .split_whitespace()
-                .find(|w| w.starts_with("http://"))
-            {
+            if let Some(url) = text.split_whitespace().find(|w| w.starts_with("http://")) {
                 break url.to_owned();
             }
             if let Some(status) = child.try_wait().unwrap() {
@@ -109,16 +115,19 @@ impl Served {
         }
     }
 
-    /// Run SDK actions (see client.py) with `token`; one result each.
-    fn sdk(&self, token: &str, actions: Value) -> Vec<Value> {
+    fn client(&self, token: &str, actions: &Value) -> Command {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/client.py");
-        let out = Command::new(python())
-            .arg(script)
+        let mut cmd = Command::new(python());
+        cmd.arg(script)
             .arg(actions.to_string())
             .env("SB_BASE", &self.base)
-            .env("SB_TOKEN", token)
-            .output()
-            .unwrap();
+            .env("SB_TOKEN", token);
+        cmd
+    }
+
+    /// Run SDK actions (see client.py) with `token`; one result each.
+    fn sdk(&self, token: &str, actions: Value) -> Vec<Value> {
+        let out = self.client(token, &actions).output().unwrap();
         assert!(
             out.status.success(),
             "client.py failed: {}\nserve said: {}",
@@ -129,9 +138,14 @@ impl Served {
     }
 
     /// SIGTERM, and the exit code.
-    fn stop(mut self) -> Option<i32> {
+    fn stop(self) -> Option<i32> {
+        self.signal("TERM")
+    }
+
+    /// Send `signal` (`TERM`, `KILL`), and the exit code.
+    fn signal(mut self, signal: &str) -> Option<i32> {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([format!("-{signal}"), self.child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -252,7 +266,10 @@ async fn the_openai_sdk_gets_answers_with_exact_usage_and_cost() {
     assert_eq!(whole["usage"]["prompt_tokens"], 1200);
     assert_eq!(whole["usage"]["completion_tokens"], 345);
     assert_eq!(whole["usage"]["total_tokens"], 1545);
-    assert_eq!(whole["cost_text"], "0.00645", "the cost is an exact decimal");
+    assert_eq!(
+        whole["cost_text"], "0.00645",
+        "the cost is an exact decimal"
+    );
     assert_eq!(whole["usage"]["cost"].as_f64(), Some(0.00645));
     assert_eq!(header(whole, "x-switchboard-target"), "oa:oa-model");
     assert_eq!(header(whole, "x-switchboard-attempts"), "oa:oa-model=ok");
@@ -280,8 +297,15 @@ async fn the_openai_sdk_gets_answers_with_exact_usage_and_cost() {
     // An Anthropic-protocol provider behind the OpenAI wire format.
     let translated = &r[2];
     assert_eq!(translated["text"], "Bonjour !", "{translated}");
-    assert_eq!(translated["reasoning"], "Thinking briefly.", "reasoning travels as `reasoning`");
-    assert_eq!(translated["usage"], Value::Null, "no usage chunk unless asked");
+    assert_eq!(
+        translated["reasoning"], "Thinking briefly.",
+        "reasoning travels as `reasoning`"
+    );
+    assert_eq!(
+        translated["usage"],
+        Value::Null,
+        "no usage chunk unless asked"
+    );
     // 40 × $3/M + 7 × $15/M = $0.000225
     assert_eq!(r[3]["cost_text"], "0.000225");
     assert_eq!(r[3]["usage"]["prompt_tokens"], 40);
@@ -296,7 +320,10 @@ async fn the_openai_sdk_gets_answers_with_exact_usage_and_cost() {
     let oa: Vec<&Row> = rows.iter().filter(|r| r.0 == "oa").collect();
     assert_eq!(oa.len(), 3);
     for row in &oa {
-        assert_eq!((row.2, row.3, row.4, row.5), (6_450_000, false, Some(1200), Some(345)));
+        assert_eq!(
+            (row.2, row.3, row.4, row.5),
+            (6_450_000, false, Some(1200), Some(345))
+        );
         assert_eq!(row.6, "cursor,work");
     }
     let (code, out, _) = cli(home.path(), &["spend", "--by", "tag", "--json"]);
@@ -319,6 +346,11 @@ async fn the_openai_sdk_gets_answers_with_exact_usage_and_cost() {
     assert_eq!(listed[0]["tag"], "work");
     assert_eq!(listed[0]["last4"], &t[t.len() - 4..]);
     assert!(listed[0]["last_used_at_ms"].is_i64(), "{listed}");
+    // Without --record-history only the ledger sees the requests.
+    let conversations: i64 = db(home.path())
+        .query_row("SELECT count(*) FROM conversations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(conversations, 0);
     assert_eq!(served.stop(), Some(0));
 }
 
@@ -339,12 +371,14 @@ async fn the_anthropic_sdk_gets_messages_from_any_protocol() {
     );
     server.script(
         "oa-model",
-        Scenario::default().with_text(&["From", " OpenAI"]).with_usage(MockUsage {
-            input: 20,
-            cached_input: 0,
-            output: 4,
-            reasoning: 0,
-        }),
+        Scenario::default()
+            .with_text(&["From", " OpenAI"])
+            .with_usage(MockUsage {
+                input: 20,
+                cached_input: 0,
+                output: 4,
+                reasoning: 0,
+            }),
     );
     let home = home_with(&server, "");
     let t = token(home.path(), &["claude-tool"]);
@@ -405,7 +439,10 @@ async fn the_anthropic_sdk_gets_messages_from_any_protocol() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_falls_back_behind_one_model_name_and_failures_get_their_status() {
     let server = MockServer::start().await.unwrap();
-    server.script("oa-model", Scenario::default().with_text(&["Fallback", " answer"]));
+    server.script(
+        "oa-model",
+        Scenario::default().with_text(&["Fallback", " answer"]),
+    );
     for down in ["down-a", "down-b", "down-c", "down-d"] {
         server.script(
             down,
@@ -473,12 +510,18 @@ async fn a_route_falls_back_behind_one_model_name_and_failures_get_their_status(
     assert_eq!(limited["status"], 429, "{limited}");
     assert_eq!(limited["error"], "RateLimitError");
     assert_eq!(header(limited, "retry-after"), "7");
+    assert_eq!(
+        server.hits("limited"),
+        1,
+        "named directly: tried once, the SDK retries"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_models_list_has_the_catalog_and_the_routes() {
     let server = MockServer::start().await.unwrap();
-    let routes = "\n[routes.fast]\nstrategy = \"fastest\"\ntargets = [\"oa:oa-model\", \"an:an-model\"]\n";
+    let routes =
+        "\n[routes.fast]\nstrategy = \"fastest\"\ntargets = [\"oa:oa-model\", \"an:an-model\"]\n";
     let home = home_with(&server, routes);
     let t = token(home.path(), &["lister"]);
     let served = Served::start(home.path(), &[]);
@@ -494,8 +537,18 @@ async fn the_models_list_has_the_catalog_and_the_routes() {
     assert_eq!(oa["pricing"]["prompt"], "0.0000025");
     assert_eq!(oa["pricing"]["completion"], "0.00001");
     let fast = data.iter().find(|m| m["id"] == "@fast").unwrap();
-    assert_eq!(fast["route"]["targets"], json!(["oa:oa-model", "an:an-model"]));
-    assert!(r[1]["ids"].as_array().unwrap().contains(&json!("an:an-model")), "{}", r[1]);
+    assert_eq!(
+        fast["route"]["targets"],
+        json!(["oa:oa-model", "an:an-model"])
+    );
+    assert!(
+        r[1]["ids"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("an:an-model")),
+        "{}",
+        r[1]
+    );
 
     // An edit of config.toml applies without a restart, within a second.
     let path = home.path().join("config.toml");
@@ -504,7 +557,11 @@ async fn the_models_list_has_the_catalog_and_the_routes() {
     std::fs::write(&path, config).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let r = served.sdk(&t, json!([["openai_models", {}]]));
-    assert!(r[0]["ids"].as_array().unwrap().contains(&json!("@late")), "{}", r[0]);
+    assert!(
+        r[0]["ids"].as_array().unwrap().contains(&json!("@late")),
+        "{}",
+        r[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -521,7 +578,10 @@ async fn a_client_that_hangs_up_mid_stream_leaves_one_settled_ledger_row() {
     let home = home_with(&server, "");
     let t = token(home.path(), &["notebook", "--record-history"]);
     let served = Served::start(home.path(), &[]);
-    let r = served.sdk(&t, json!([["openai_disconnect", {"model": "oa:oa-model", "keep": 3}]]));
+    let r = served.sdk(
+        &t,
+        json!([["openai_disconnect", {"model": "oa:oa-model", "keep": 3}]]),
+    );
     assert_eq!(r[0]["got"], "000 001 002 ", "{}", r[0]);
     // The upstream request is cancelled: the mock stops writing long
     // before the 200th piece.
@@ -538,7 +598,10 @@ async fn a_client_that_hangs_up_mid_stream_leaves_one_settled_ledger_row() {
     assert_eq!((provider.as_str(), model.as_str()), ("oa", "oa-model"));
     assert!(estimated);
     let output = output.unwrap() as usize;
-    assert!((3..=sent).contains(&output), "{output} tokens billed, {sent} sent");
+    assert!(
+        (3..=sent).contains(&output),
+        "{output} tokens billed, {sent} sent"
+    );
     // Input is estimated from the prompt; output at $10/M.
     assert_eq!(cost, input.unwrap() * 2_500 + output as i64 * 10_000);
     assert_eq!(tags, "notebook");
@@ -561,12 +624,18 @@ async fn a_client_that_hangs_up_mid_stream_leaves_one_settled_ledger_row() {
     let tag: String = c
         .query_row("SELECT tag FROM conversation_tags", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(tag, "notebook", "the conversation is tagged like its ledger row");
+    assert_eq!(
+        tag, "notebook",
+        "the conversation is tagged like its ledger row"
+    );
     drop(c);
 
     // A client that stops waiting for a whole (non-streamed) answer hangs
     // up too: that request is stopped and settled the same way.
-    let r = served.sdk(&t, json!([["openai_give_up", {"model": "oa:oa-model", "seconds": 0.5}]]));
+    let r = served.sdk(
+        &t,
+        json!([["openai_give_up", {"model": "oa:oa-model", "seconds": 0.5}]]),
+    );
     assert_eq!(r[0]["gave_up"], true, "{}", r[0]);
     let rows = ledger_rows(home.path(), 2);
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -581,6 +650,86 @@ async fn a_client_that_hangs_up_mid_stream_leaves_one_settled_ledger_row() {
     server.script("oa-model", Scenario::default().with_text(&["again"]));
     let again = served.sdk(&t, json!([["openai_chat", {"model": "oa:oa-model"}]]));
     assert_eq!(again[0]["text"], "again", "{}", again[0]);
+    let before = ledger_rows(home.path(), 3).len();
+    assert_eq!(before, 3);
+
+    // Stopped (SIGTERM) with a stream running: it settles before the exit.
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_text(&refs)
+            .with_gap(Duration::from_millis(20)),
+    );
+    let streams = server.pieces_sent("oa-model").len();
+    let mut reader = served
+        .client(
+            &t,
+            &json!([["openai_chat", {"model": "oa:oa-model", "stream": true}]]),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The mock counts the pieces of each stream it serves, in order.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server
+        .pieces_sent("oa-model")
+        .get(streams)
+        .is_none_or(|n| *n < 5)
+    {
+        assert!(Instant::now() < deadline, "the stream never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(served.stop(), Some(0));
+    let _ = reader.wait();
+    let rows = ledger(home.path());
+    assert_eq!(rows.len(), before + 1, "settled before the exit: {rows:?}");
+    assert!(rows[before].3, "billed as estimated for what streamed");
+
+    // Killed (-9) with a stream running: the next Switchboard process to
+    // open the data directory settles it.
+    let served = Served::start(home.path(), &[]);
+    let mut reader = served
+        .client(
+            &t,
+            &json!([["openai_chat", {"model": "oa:oa-model", "stream": true}]]),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while server
+        .pieces_sent("oa-model")
+        .get(streams + 1)
+        .is_none_or(|n| *n < 5)
+    {
+        assert!(Instant::now() < deadline, "the stream never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Let its checkpoints reach the database.
+    std::thread::sleep(Duration::from_millis(700));
+    served.signal("KILL");
+    let _ = reader.wait();
+    assert_eq!(
+        ledger(home.path()).len(),
+        before + 1,
+        "nothing settled it yet"
+    );
+    let (code, _, err) = cli(home.path(), &["spend", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let rows = ledger(home.path());
+    assert_eq!(rows.len(), before + 2, "{rows:?}");
+    let recovered = &rows[before + 1];
+    assert!(recovered.3, "estimated");
+    assert!(
+        recovered.5.unwrap() >= 5,
+        "billed for what streamed: {recovered:?}"
+    );
+    assert_eq!(recovered.6, "notebook");
+    let held: i64 = db(home.path())
+        .query_row("SELECT count(*) FROM reservations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(held, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,7 +739,10 @@ async fn tokens_are_required_hard_budgets_answer_402_and_open_binds_need_a_token
     let budgets = "\n[budgets.tiny]\nscope = \"tag:capped\"\nperiod = \"daily\"\nlimit_usd = \"0.000001\"\nhard = true\n";
     let home = home_with(&server, budgets);
     // A binding is checked when the token is made.
-    let (code, _, err) = cli(home.path(), &["tokens", "create", "loose", "--budget", "nope"]);
+    let (code, _, err) = cli(
+        home.path(),
+        &["tokens", "create", "loose", "--budget", "nope"],
+    );
     assert_eq!(code, Some(2));
     assert!(err.contains("budget \"nope\" is not defined"), "{err}");
     let capped = token(home.path(), &["capped", "--budget", "tiny"]);
@@ -618,11 +770,21 @@ async fn tokens_are_required_hard_budgets_answer_402_and_open_binds_need_a_token
     assert_eq!(refused["status"], 402, "{refused}");
     assert_eq!(refused["body"]["code"], "budget_exceeded");
     assert_eq!(refused["body"]["budgets"], json!(["tiny"]));
-    assert!(refused["message"].as_str().unwrap().contains("budget \"tiny\""), "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("budget \"tiny\""),
+        "{refused}"
+    );
     assert_eq!(r[4]["status"], 402, "{}", r[4]);
     assert_eq!(r[4]["body"]["error"]["type"], "billing_error");
     assert_eq!(r[5]["text"], "ok", "{}", r[5]);
-    assert_eq!(server.hits("oa-model"), 1, "only the free token's request was sent");
+    assert_eq!(
+        server.hits("oa-model"),
+        1,
+        "only the free token's request was sent"
+    );
 
     // The budget a token is bound to disappears: the token stops spending.
     let (code, _, err) = cli(home.path(), &["budget", "rm", "tiny"]);
@@ -630,7 +792,14 @@ async fn tokens_are_required_hard_budgets_answer_402_and_open_binds_need_a_token
     std::thread::sleep(Duration::from_millis(1500));
     let r = served.sdk(&capped, json!([["openai_chat", {"model": "oa:oa-model"}]]));
     assert_eq!(r[0]["status"], 402, "{}", r[0]);
-    assert!(r[0]["message"].as_str().unwrap().contains("\"tiny\" is not defined"), "{}", r[0]);
+    assert!(
+        r[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"tiny\" is not defined"),
+        "{}",
+        r[0]
+    );
     // Revoked while serving: refused within a second.
     let (code, out, _) = cli(home.path(), &["tokens", "revoke", "free"]);
     assert_eq!((code, out.trim()), (Some(0), "revoked token \"free\""));
@@ -644,17 +813,49 @@ async fn tokens_are_required_hard_budgets_answer_402_and_open_binds_need_a_token
     let bare = tempfile::tempdir().unwrap();
     let (code, _, err) = cli(bare.path(), &["serve", "--bind", "0.0.0.0", "--port", "0"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("refusing to listen on 0.0.0.0:0 without a client token"), "{err}");
-    token(bare.path(), &["lan"]);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without a client token"),
+        "{err}"
+    );
+    let lan = token(bare.path(), &["lan"]);
     let open = Served::start(bare.path(), &["--bind", "0.0.0.0"]);
     assert!(open.base.starts_with("http://0.0.0.0:"), "{}", open.base);
     assert_eq!(open.stop(), Some(0));
+
+    // The port from `[local_api]`, and a smaller body limit.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        bare.path().join("config.toml"),
+        format!("[local_api]\nport = {port}\n"),
+    )
+    .unwrap();
+    let small = Served::start(bare.path(), &["--config-port", "--max-body", "1000"]);
+    assert_eq!(small.base, format!("http://127.0.0.1:{port}/v1"));
+    let r = small.sdk(
+        &lan,
+        json!([["raw_post", {"path": "/chat/completions", "size": 2000}]]),
+    );
+    assert_eq!(r[0]["status"], 413, "{}", r[0]);
+    assert!(
+        r[0]["body"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000 bytes")
+    );
+    assert_eq!(small.stop(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let server = MockServer::start().await.unwrap();
-    server.script("oa-model", Scenario::default().with_text(&["still", " here"]));
+    server.script(
+        "oa-model",
+        Scenario::default().with_text(&["still", " here"]),
+    );
     // A disabled provider and one the policy does not allow, both on the
     // same mock.
     let base = server.base_url(Protocol::OpenAi);
@@ -701,7 +902,12 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     );
     let missing = &r[2];
     assert_eq!(missing["status"], 400, "{missing}");
-    assert!(missing["body"]["error"]["message"].as_str().unwrap().contains("`messages` is required"));
+    assert!(
+        missing["body"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`messages` is required")
+    );
     let unknown = &r[4];
     assert_eq!(unknown["status"], 400, "{unknown}");
     assert_eq!(unknown["error"], "BadRequestError");
@@ -710,17 +916,36 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert!(message.contains("nearest known: oa:oa-model"), "{message}");
     let oversized = &r[6];
     assert_eq!(oversized["status"], 413, "{oversized}");
-    assert!(oversized["body"]["error"]["message"].as_str().unwrap().contains("4194304 bytes"));
+    assert!(
+        oversized["body"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4194304 bytes")
+    );
     // Anthropic's dialect on /v1/messages.
     assert_eq!(r[8]["status"], 400, "{}", r[8]);
     assert_eq!(r[8]["body"]["type"], "error");
     assert_eq!(r[8]["body"]["error"]["type"], "invalid_request_error");
-    assert!(r[8]["body"]["error"]["message"].as_str().unwrap().contains("max_tokens"));
+    assert!(
+        r[8]["body"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens")
+    );
     assert_eq!(r[9]["status"], 400, "{}", r[9]);
-    assert!(r[9]["message"].as_str().unwrap().contains("unknown provider \"nope\""));
+    assert!(
+        r[9]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown provider \"nope\"")
+    );
     // Disabled providers stay disabled, and the policy applies, as in the app.
     assert_eq!(r[11]["status"], 403, "{}", r[11]);
-    assert!(r[11]["message"].as_str().unwrap().contains("disabled"), "{}", r[11]);
+    assert!(
+        r[11]["message"].as_str().unwrap().contains("disabled"),
+        "{}",
+        r[11]
+    );
     assert_eq!(r[12]["status"], 403, "{}", r[12]);
     assert_eq!(r[12]["error"], "PermissionDeniedError");
     // A model the provider does not have: its 404, in the caller's dialect.
@@ -728,7 +953,16 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert_eq!(r[13]["error"], "NotFoundError");
     // A hosted provider without a key: nothing was sent; 502, and why.
     assert_eq!(r[14]["status"], 502, "{}", r[14]);
-    assert!(r[14]["message"].as_str().unwrap().contains("no API key"), "{}", r[14]);
+    assert!(
+        r[14]["message"].as_str().unwrap().contains("no API key"),
+        "{}",
+        r[14]
+    );
+    assert_eq!(
+        r[14]["body"]["attempts"][0]["target"], "hosted:oa-model",
+        "{}",
+        r[14]
+    );
     // No CORS headers, whatever the origin: a web page cannot read answers.
     let cors = &r[15];
     assert_eq!(cors["status"], 200, "{cors}");
@@ -737,8 +971,16 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
         headers.keys().all(|k| !k.starts_with("access-control-")),
         "{headers:?}"
     );
-    for (i, answer) in r.iter().enumerate().filter(|(i, _)| [1, 3, 5, 7, 10].contains(i)) {
+    for (i, answer) in r
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| [1, 3, 5, 7, 10].contains(i))
+    {
         assert_eq!(answer["text"], "still here", "request {i}: {answer}");
     }
-    assert_eq!(server.hits("oa-model"), 6, "no bad request reached the provider");
+    assert_eq!(
+        server.hits("oa-model"),
+        6,
+        "no bad request reached the provider"
+    );
 }

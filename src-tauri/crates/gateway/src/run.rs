@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use switchboard_engine::hooks::SpendContext;
 use switchboard_engine::routing::{Route, RouteEvent, RouteOutcome};
-use switchboard_engine::store::{Answer, title_of};
+use switchboard_engine::store::{Answer, PaneRef, title_of};
 use switchboard_engine::{ChatRequest, ConversationId, MessageId, Role, StreamEvent, Usage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -192,7 +192,7 @@ async fn finish_history(state: &Arc<State>, id: MessageId, target: &str, outcome
         store.recorder(false).finish_answer(
             id,
             &Answer {
-                pane: 0,
+                pane: PaneRef::Position(0),
                 target: &target,
                 result: &outcome.result,
                 trace: &trace,

@@ -1,4 +1,4 @@
--- 0004: client tokens of the Local API (`switchboard-cli serve`, Settings →
+-- 0005: client tokens of the Local API (`switchboard-cli serve`, Settings →
 -- Local API). A token is shown once when it is made and kept only as its
 -- SHA-256 hash (and its last four characters, for listings); revoking it
 -- keeps the row, so the ledger's history of who spent what still reads.

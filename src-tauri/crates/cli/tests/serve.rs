@@ -621,6 +621,10 @@ async fn a_client_that_hangs_up_mid_stream_leaves_one_settled_ledger_row() {
         .unwrap();
     assert!(content.starts_with("000 001 002 "), "{content}");
     assert_eq!(kind.as_deref(), Some("stopped"));
+    let outcome: String = c
+        .query_row("SELECT outcome FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(outcome, "stopped", "the attempt settled as stopped");
     let tag: String = c
         .query_row("SELECT tag FROM conversation_tags", [], |r| r.get(0))
         .unwrap();
@@ -983,4 +987,116 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
         6,
         "no bad request reached the provider"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_streams_at_once_all_answer_and_settle_exactly() {
+    const STREAMS: usize = 200;
+    let server = MockServer::start().await.unwrap();
+    server.set_recording(false);
+    // Each answer streams for about three seconds, so all of them must be
+    // running through `serve` at the same time to finish in time.
+    let text = pieces(60, ' ');
+    let refs: Vec<&str> = text.iter().map(String::as_str).collect();
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_text(&refs)
+            .with_gap(Duration::from_millis(50))
+            .with_usage(MockUsage {
+                input: 10,
+                cached_input: 0,
+                output: 60,
+                reasoning: 0,
+            }),
+    );
+    let home = home_with(&server, "");
+    let t = token(home.path(), &["swarm"]);
+    let served = Served::start(home.path(), &[]);
+    let url = format!("{}/chat/completions", served.base);
+    let http = reqwest::Client::new();
+    let body = json!({
+        "model": "oa:oa-model",
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Hi"}],
+    });
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..STREAMS)
+        .map(|_| {
+            let (http, url, t, body) = (http.clone(), url.clone(), t.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut r = http
+                    .post(&url)
+                    .bearer_auth(&t)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                let mut got = Vec::new();
+                let mut first = None;
+                while let Some(chunk) = r.chunk().await.unwrap() {
+                    if first.is_none() && chunk.windows(12).any(|w| w == b"\"content\":\"0") {
+                        first = Some(start.elapsed());
+                    }
+                    got.extend_from_slice(&chunk);
+                }
+                (
+                    first.unwrap(),
+                    start.elapsed(),
+                    String::from_utf8(got).unwrap(),
+                )
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(STREAMS);
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let last_first = results.iter().map(|r| r.0).max().unwrap();
+    let first_end = results.iter().map(|r| r.1).min().unwrap();
+    assert!(
+        last_first < first_end,
+        "every stream was running at once: the last began at {last_first:?}, \
+         the first ended at {first_end:?}"
+    );
+    let want: String = text.concat();
+    for (_, _, sse) in &results {
+        assert!(sse.ends_with("data: [DONE]\n\n"), "{sse}");
+        let mut answer = String::new();
+        let mut usage = Value::Null;
+        for line in sse.lines().filter_map(|l| l.strip_prefix("data: ")) {
+            if line == "[DONE]" {
+                continue;
+            }
+            let v: Value = serde_json::from_str(line).unwrap();
+            if let Some(piece) = v["choices"][0]["delta"]["content"].as_str() {
+                answer.push_str(piece);
+            }
+            if !v["usage"].is_null() {
+                usage = v["usage"].clone();
+            }
+        }
+        assert_eq!(answer, want);
+        // 10 × $2.50/M + 60 × $10/M = $0.000625
+        assert_eq!(usage["cost"].as_f64(), Some(0.000625), "{usage}");
+        assert_eq!(usage["completion_tokens"], 60);
+    }
+    // One ledger row each, exact, and every hold released.
+    let rows = ledger_rows(home.path(), STREAMS);
+    assert_eq!(rows.len(), STREAMS);
+    assert!(
+        rows.iter()
+            .all(|r| r.2 == 625_000 && !r.3 && r.6 == "swarm")
+    );
+    let (total, held): (i64, i64) = db(home.path())
+        .query_row(
+            "SELECT (SELECT sum(cost_nanos) FROM ledger), (SELECT count(*) FROM reservations)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((total, held), (STREAMS as i64 * 625_000, 0));
+    assert_eq!(served.stop(), Some(0));
 }

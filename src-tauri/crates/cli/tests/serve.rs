@@ -520,9 +520,15 @@ async fn a_route_falls_back_behind_one_model_name_and_failures_get_their_status(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_models_list_has_the_catalog_and_the_routes() {
     let server = MockServer::start().await.unwrap();
-    let routes =
-        "\n[routes.fast]\nstrategy = \"fastest\"\ntargets = [\"oa:oa-model\", \"an:an-model\"]\n";
-    let home = home_with(&server, routes);
+    let routes = format!(
+        "\n[routes.fast]\nstrategy = \"fastest\"\ntargets = [\"oa:oa-model\", \"an:an-model\"]\n\
+         [routes.wide]\ntargets = [\"big:big-model\", \"big:small-model\"]\n\
+         [providers.big]\nkind = \"openai\"\nbase_url = \"{}\"\n\
+         [[providers.big.models]]\nid = \"big-model\"\ninput_usd_per_mtok = \"1\"\noutput_usd_per_mtok = \"2\"\ncontext_window = 200000\n\
+         [[providers.big.models]]\nid = \"small-model\"\ninput_usd_per_mtok = \"1\"\noutput_usd_per_mtok = \"2\"\ncontext_window = 32768\n",
+        server.base_url(Protocol::OpenAi)
+    );
+    let home = home_with(&server, &routes);
     let t = token(home.path(), &["lister"]);
     let served = Served::start(home.path(), &[]);
     let r = served.sdk(&t, json!([["openai_models", {}], ["anthropic_models", {}]]));
@@ -536,6 +542,11 @@ async fn the_models_list_has_the_catalog_and_the_routes() {
     assert_eq!(oa["owned_by"], "oa");
     assert_eq!(oa["pricing"]["prompt"], "0.0000025");
     assert_eq!(oa["pricing"]["completion"], "0.00001");
+    // Context windows: the catalog's, and a route's is its smallest.
+    let window = |id: &str| data.iter().find(|m| m["id"] == id).unwrap()["context_length"].clone();
+    assert_eq!(window("big:big-model"), json!(200000));
+    assert_eq!(window("big:small-model"), json!(32768));
+    assert_eq!(window("@wide"), json!(32768));
     let fast = data.iter().find(|m| m["id"] == "@fast").unwrap();
     assert_eq!(
         fast["route"]["targets"],

@@ -415,6 +415,11 @@ mod tests {
         assert_eq!(p.chat.params.max_tokens, Some(7));
         assert_eq!(p.chat.params.stop, vec!["END"]);
         assert!(p.stream && p.include_usage);
+        // What a text answer can carry anyway is accepted.
+        assert!(
+            parse(br#"{"model":"x","messages":[{"role":"user","content":"a"}],"n":1,"logprobs":false,"response_format":{"type":"text"}}"#)
+                .is_ok()
+        );
         for (body, code) in [
             (&b"{nope"[..], "invalid_json"),
             (br#"{"model":"x"}"#, "missing_messages"),
@@ -430,6 +435,18 @@ mod tests {
             (
                 br#"{"model":"x","messages":[{"role":"tool","content":"a"}]}"#,
                 "unsupported_role",
+            ),
+            (
+                br#"{"model":"x","messages":[{"role":"user","content":"a"}],"n":2}"#,
+                "unsupported_parameter",
+            ),
+            (
+                br#"{"model":"x","messages":[{"role":"user","content":"a"}],"logprobs":true}"#,
+                "unsupported_parameter",
+            ),
+            (
+                br#"{"model":"x","messages":[{"role":"user","content":"a"}],"response_format":{"type":"json_object"}}"#,
+                "unsupported_parameter",
             ),
         ] {
             let e = parse(body).unwrap_err();

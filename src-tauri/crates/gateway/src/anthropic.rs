@@ -22,7 +22,7 @@
 use serde::Deserialize;
 use switchboard_engine::{ChatRequest, DEFAULT_MAX_TOKENS, Message, Usage};
 
-use crate::body::Encoder;
+use crate::body::{Encoder, parse_json};
 use crate::errors::ApiError;
 use crate::openai::{Content, Parsed};
 use crate::run::{Finished, Progress};
@@ -60,14 +60,7 @@ struct InMessage {
 
 /// Parse a Messages request body.
 pub(crate) fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
-    let r: Request = serde_json::from_slice(body).map_err(|e| {
-        let what = if e.is_data() {
-            "the request body does not match the Messages format"
-        } else {
-            "the request body is not valid JSON"
-        };
-        ApiError::bad_request("invalid_json", format!("{what}: {e}"))
-    })?;
+    let r: Request = parse_json(body, "Messages")?;
     let Some(messages) = r.messages.filter(|m| !m.is_empty()) else {
         return Err(ApiError::bad_request(
             "missing_messages",

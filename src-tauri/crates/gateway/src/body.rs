@@ -19,6 +19,23 @@ use tokio_util::sync::CancellationToken;
 use crate::errors::ApiError;
 use crate::run::Progress;
 
+/// A request body read as `format` (named in the error when it does not
+/// match): 400 `invalid_json` saying whether it is not JSON at all or JSON
+/// of another shape.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    format: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let what = if e.is_data() {
+            format!("the request body does not match the {format} format")
+        } else {
+            "the request body is not valid JSON".to_owned()
+        };
+        ApiError::bad_request("invalid_json", format!("{what}: {e}"))
+    })
+}
+
 /// Cancels a request's token when dropped: the client is gone, or the
 /// answer is complete (then the request has ended and it changes nothing).
 #[derive(Debug)]

@@ -22,7 +22,7 @@
 use serde::Deserialize;
 use switchboard_engine::{ChatRequest, Message};
 
-use crate::body::Encoder;
+use crate::body::{Encoder, parse_json};
 use crate::errors::ApiError;
 use crate::run::{Finished, Progress};
 use crate::wire::{Counts, json_cost, json_str, json_u64, new_id, openai_finish, unix_secs};
@@ -146,14 +146,7 @@ fn unsupported(what: &str) -> ApiError {
 
 /// Parse a Chat Completions request body.
 pub(crate) fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
-    let r: Request = serde_json::from_slice(body).map_err(|e| {
-        let what = if e.is_data() {
-            "the request body does not match the Chat Completions format"
-        } else {
-            "the request body is not valid JSON"
-        };
-        ApiError::bad_request("invalid_json", format!("{what}: {e}"))
-    })?;
+    let r: Request = parse_json(body, "Chat Completions")?;
     let Some(messages) = r.messages else {
         return Err(ApiError::bad_request(
             "missing_messages",

@@ -54,7 +54,8 @@ fmt:
 
 # Engine overhead against a raw HTTP client to the same local mock, measured
 # in one run (release build); prints ratios and overhead percentiles. Then
-# the compare view in the window: render rate, cold start, memory (the app's
+# the Local API under load, directly vs through it. Then the compare view in
+# the window: render rate, cold start, memory (the app's
 # release build when there is one, else the debug build).
 bench:
 	cargo bench -p switchboard-tests --bench engine_overhead --bench gateway_load

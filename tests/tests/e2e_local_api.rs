@@ -3,7 +3,8 @@
 //! tool on this machine (here: an HTTP client in the test) gets an answer
 //! from a mock provider through it, which the live counters show; the
 //! switch turns it off again; and with "start with the app" it is
-//! listening right after a restart, the same token still working.
+//! listening right after a restart, the same token still working, and the
+//! spend page shows what the token's tool spent under its name.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,6 +14,7 @@
 )]
 
 use switchboard_mock::{MockServer, MockUsage, Scenario};
+use switchboard_protocol::format_usd;
 use switchboard_tests::e2e::{App, Launch};
 use switchboard_tests::mock_providers_config;
 
@@ -155,6 +157,16 @@ async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
         assert_eq!(status, 200, "{body}");
+        // The spend page breaks the Local API's spend down by tool: the
+        // token's name is the tag of both of its answers.
+        app.click("#nav-spend").await?;
+        app.click("#by-tag").await?;
+        let row =
+            |col: &str| format!("#spend-table tr[data-key=\"e2e-tool\"] td[data-col=\"{col}\"]");
+        app.wait_for_content(&row("cost"), |t| t == format_usd(2 * 3_500_000))
+            .await?;
+        assert_eq!(app.text(&row("requests")).await?, "2");
+        app.screenshot("local-api-spend-by-tag").await?;
         app.open_settings().await?;
         let url = app
             .wait_for_text("#local-api-url", |t| !t.is_empty())

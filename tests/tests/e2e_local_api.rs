@@ -2,9 +2,10 @@
 //! Local API on with its switch, makes a client token (shown once), and a
 //! tool on this machine (here: an HTTP client in the test) gets an answer
 //! from a mock provider through it, which the live counters show; the
-//! switch turns it off again; and with "start with the app" it is
-//! listening right after a restart, the same token still working, and the
-//! spend page shows what the token's tool spent under its name.
+//! port can be changed while it runs (and a port in use is a clear
+//! problem); the switch turns it off again; and with "start with the app"
+//! it is listening right after a restart, the same token still working,
+//! and the spend page shows what the token's tool spent under its name.
 
 #![allow(
     clippy::unwrap_used,
@@ -37,6 +38,14 @@ async fn ask(port: u16, token: Option<&str>) -> anyhow::Result<(u16, serde_json:
     let r = rb.send().await?;
     let status = r.status().as_u16();
     Ok((status, r.json().await?))
+}
+
+/// Type `port` into Settings' port field and leave it (`change` fires).
+async fn set_port(app: &App, port: u16) -> anyhow::Result<()> {
+    let input = app.wait_for("#local-api-port").await?;
+    input.clear().await?;
+    input.send_keys(&port.to_string()).await?;
+    app.click("#local-api-title").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,6 +130,40 @@ async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -
         );
         app.screenshot("local-api-on").await?;
 
+        // Another port while it runs: it moves there.
+        let moved = free_port();
+        set_port(&app, moved).await?;
+        app.wait_for_text("#local-api-url", |t| {
+            t == format!("http://127.0.0.1:{moved}/v1")
+        })
+        .await?;
+        let (status, body) = ask(moved, Some(&token)).await?;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            ask(port, Some(&token)).await.is_err(),
+            "the old port still listens"
+        );
+        // A port another program holds: a clear problem, and it is off.
+        let holder = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let held = holder.local_addr()?.port();
+        set_port(&app, held).await?;
+        let problem = app
+            .wait_for_text("#local-api-problem", |t| t.contains("cannot listen"))
+            .await?;
+        assert!(problem.contains(&format!("127.0.0.1:{held}")), "{problem}");
+        app.wait_for_text("#local-api", |t| !t.contains("Base URL"))
+            .await?;
+        assert!(ask(moved, Some(&token)).await.is_err(), "stopped");
+        drop(holder);
+        // Back on the first port with the switch.
+        set_port(&app, port).await?;
+        app.click("#local-api-enabled").await?;
+        app.wait_for_text("#local-api-url", |t| {
+            t == format!("http://127.0.0.1:{port}/v1")
+        })
+        .await?;
+        assert!(app.text_content("#local-api-problem").await?.is_none());
+
         // Off: nothing listens any more.
         app.click("#local-api-enabled").await?;
         app.wait_for_text("#local-api", |t| !t.contains("Base URL"))
@@ -158,14 +201,14 @@ async fn the_local_api_switch_starts_and_stops_it_and_tokens_made_there_work() -
         };
         assert_eq!(status, 200, "{body}");
         // The spend page breaks the Local API's spend down by tool: the
-        // token's name is the tag of both of its answers.
+        // token's name is the tag of its three answers.
         app.click("#nav-spend").await?;
         app.click("#by-tag").await?;
         let row =
             |col: &str| format!("#spend-table tr[data-key=\"e2e-tool\"] td[data-col=\"{col}\"]");
-        app.wait_for_content(&row("cost"), |t| t == format_usd(2 * 3_500_000))
+        app.wait_for_content(&row("cost"), |t| t == format_usd(3 * 3_500_000))
             .await?;
-        assert_eq!(app.text(&row("requests")).await?, "2");
+        assert_eq!(app.text(&row("requests")).await?, "3");
         app.screenshot("local-api-spend-by-tag").await?;
         app.open_settings().await?;
         let url = app

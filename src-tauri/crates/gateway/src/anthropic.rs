@@ -26,7 +26,7 @@ use crate::body::{Encoder, parse_json};
 use crate::errors::ApiError;
 use crate::openai::{Content, Parsed};
 use crate::run::{Finished, Progress};
-use crate::wire::{Counts, anthropic_stop, json_cost, json_str, json_u64, new_id};
+use crate::wire::{Counts, anthropic_stop, cost_fields, json_str, json_u64, new_id};
 
 #[derive(Deserialize)]
 struct Request {
@@ -137,14 +137,8 @@ fn final_usage(out: &mut Vec<u8>, f: &Finished) {
     let cost = f.outcome.cost();
     out.push(b'{');
     usage_fields(out, &Counts::of(&f.outcome));
-    out.extend_from_slice(b",\"cost\":");
-    json_cost(out, cost);
-    out.extend_from_slice(b",\"cost_estimated\":");
-    out.extend_from_slice(if cost.is_some_and(|c| c.estimated()) {
-        b"true"
-    } else {
-        b"false"
-    });
+    out.push(b',');
+    cost_fields(out, cost);
     out.push(b'}');
 }
 

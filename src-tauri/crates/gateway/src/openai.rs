@@ -25,7 +25,7 @@ use switchboard_engine::{ChatRequest, Message};
 use crate::body::{Encoder, parse_json};
 use crate::errors::ApiError;
 use crate::run::{Finished, Progress};
-use crate::wire::{Counts, json_cost, json_str, json_u64, new_id, openai_finish, unix_secs};
+use crate::wire::{Counts, cost_fields, json_str, json_u64, new_id, openai_finish, unix_secs};
 
 /// A request, as the engine will run it.
 #[derive(Debug)]
@@ -244,14 +244,8 @@ fn usage(out: &mut Vec<u8>, f: &Finished) {
     }
     out.extend_from_slice(b"},\"completion_tokens_details\":{\"reasoning_tokens\":");
     json_u64(out, c.reasoning);
-    out.extend_from_slice(b"},\"cost\":");
-    json_cost(out, cost);
-    out.extend_from_slice(b",\"cost_estimated\":");
-    out.extend_from_slice(if cost.is_some_and(|c| c.estimated()) {
-        b"true"
-    } else {
-        b"false"
-    });
+    out.extend_from_slice(b"},");
+    cost_fields(out, cost);
     out.push(b'}');
 }
 

@@ -58,11 +58,24 @@ pub(crate) fn json_u64(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Append a cost as an exact USD decimal, or `null` when unknown.
-pub(crate) fn json_cost(out: &mut Vec<u8>, cost: Option<AttemptCost>) {
+fn json_cost(out: &mut Vec<u8>, cost: Option<AttemptCost>) {
     match cost {
         Some(c) => out.extend_from_slice(c.total.usd().as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// Append `"cost":…,"cost_estimated":…`: the exact cost, and whether any
+/// part of it was estimated, as both dialects' usage carries them.
+pub(crate) fn cost_fields(out: &mut Vec<u8>, cost: Option<AttemptCost>) {
+    out.extend_from_slice(b"\"cost\":");
+    json_cost(out, cost);
+    out.extend_from_slice(b",\"cost_estimated\":");
+    out.extend_from_slice(if cost.is_some_and(|c| c.estimated()) {
+        b"true"
+    } else {
+        b"false"
+    });
 }
 
 /// Seconds since the Unix epoch (the `created` field).
@@ -169,6 +182,15 @@ mod tests {
         out.clear();
         json_cost(&mut out, None);
         assert_eq!(out, b"null");
+        out.clear();
+        cost_fields(
+            &mut out,
+            Some(AttemptCost {
+                total: Cost::from_nanos(5),
+                source: CostSource::Estimated,
+            }),
+        );
+        assert_eq!(out, br#""cost":0.000000005,"cost_estimated":true"#);
         assert_ne!(new_id("a-"), new_id("a-"));
         for n in [0, 7, 10, 1234567890, u64::MAX] {
             out.clear();

@@ -756,7 +756,11 @@ async fn non_streaming_complete(p: Protocol) {
         acc.push(event);
     }
     let price = price();
-    let result = acc.finish(Duration::ZERO, Some(&price), request.input_chars());
+    let result = acc.finish(
+        Duration::ZERO,
+        Some(&price),
+        request.estimated_input_tokens(h.provider.kind),
+    );
     assert_full_answer(p, &result, "Grüße, Welt 🎉!");
     assert_eq!(result.reasoning, thinking.concat());
 

@@ -59,6 +59,10 @@ impl Dialect for Anthropic {
         Self::error(status, message)
     }
 
+    fn check_attachments(body: &Value) -> Result<(), String> {
+        crate::attachments::check_anthropic(body)
+    }
+
     fn context_too_long() -> JsonReply {
         error(
             400,

@@ -74,6 +74,10 @@ impl Dialect for Gemini {
         Self::error(status, message)
     }
 
+    fn check_attachments(body: &Value) -> Result<(), String> {
+        crate::attachments::check_gemini(body)
+    }
+
     fn context_too_long() -> JsonReply {
         Self::error(
             400,

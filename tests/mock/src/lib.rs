@@ -7,8 +7,11 @@
 //! reports, its timing, how its bytes are framed on the wire ([`Wire`]) and how
 //! it fails ([`Fault`]). The same scenario answers in whichever protocol the
 //! request speaks, so one test suite can run against all three. Every request
-//! is recorded ([`MockServer::requests`]) so tests can assert what a client
-//! sent.
+//! is recorded ([`MockServer::requests`]), its body byte for byte, so tests
+//! can assert what a client sent. Images and PDFs in a request are checked
+//! as the real providers check them (base64 that decodes, a declared media
+//! type that matches the bytes, the protocol's part shapes), and refused
+//! with a 400 otherwise; [`samples`] makes files to send.
 //!
 //! The HTTP layer is written by hand on a `TcpListener`, so the mock controls
 //! how bodies are split into chunks and TCP writes (splitting UTF-8 characters
@@ -50,10 +53,12 @@
 //! ```
 
 mod anthropic;
+mod attachments;
 mod gemini;
 mod http;
 mod openai;
 mod routes;
+pub mod samples;
 mod scenario;
 mod server;
 mod sse;

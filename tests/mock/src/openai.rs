@@ -74,6 +74,10 @@ impl Dialect for OpenAi {
         }
     }
 
+    fn check_attachments(body: &Value) -> Result<(), String> {
+        crate::attachments::check_openai(body)
+    }
+
     fn context_too_long() -> JsonReply {
         error(
             400,

@@ -36,6 +36,11 @@ pub(crate) trait Dialect {
     fn status_error(status: u16) -> JsonReply;
     /// The answer to a prompt larger than the context window.
     fn context_too_long() -> JsonReply;
+    /// What is wrong with the request's images and PDFs, as the provider
+    /// would say it (`None`: nothing).
+    fn check_attachments(_body: &Value) -> Result<(), String> {
+        Ok(())
+    }
     /// What a non-streaming request gets where a stream would carry the
     /// mid-stream error event.
     fn overloaded() -> JsonReply;
@@ -113,6 +118,7 @@ pub(crate) fn handle(shared: &Shared, request: &Request, at: Instant) -> Reply {
         path: request.target.clone(),
         headers: request.headers.clone(),
         body: body.clone(),
+        raw_body: request.body.clone(),
         at,
     });
     match Endpoint::of(request, body.as_ref()) {
@@ -170,6 +176,11 @@ fn generate<D: Dialect>(
         && !D::has_key(request, key)
     {
         return D::auth_error().into();
+    }
+    if let Some(body) = body
+        && let Err(message) = D::check_attachments(body)
+    {
+        return D::error(400, &message).into();
     }
     match scenario.fault {
         Some(Fault::Status {

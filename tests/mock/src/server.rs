@@ -120,6 +120,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// The body, when it is JSON.
     pub body: Option<serde_json::Value>,
+    /// The body exactly as received.
+    pub raw_body: Vec<u8>,
     /// When the request was fully received.
     pub at: Instant,
 }

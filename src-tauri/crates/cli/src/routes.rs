@@ -74,6 +74,7 @@ pub async fn run(args: RoutesArgs) -> Result<bool, UsageError> {
                 input_tokens: 1000,
                 max_input_tokens: 1000,
                 max_tokens: None,
+                attachments: Default::default(),
             };
             let plans: Vec<(&Route, Plan)> = routing
                 .routes
@@ -135,6 +136,7 @@ pub async fn run(args: RoutesArgs) -> Result<bool, UsageError> {
                     input_tokens: prompt_tokens,
                     max_input_tokens: prompt_tokens,
                     max_tokens,
+                    attachments: Default::default(),
                 },
             );
             if json {

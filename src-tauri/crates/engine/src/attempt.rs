@@ -174,7 +174,7 @@ impl Accumulator {
         &self,
         elapsed: Duration,
         price: Option<&ModelPrice>,
-        input_chars: usize,
+        input_tokens: u64,
     ) -> AttemptResult {
         let mut cut = self.clone();
         cut.stopped = true;
@@ -183,7 +183,7 @@ impl Accumulator {
             &self.provider,
             "the answer was cut off while it streamed; the text saved up to then is kept",
         ));
-        cut.finish(elapsed, price, input_chars)
+        cut.finish(elapsed, price, input_tokens)
     }
 
     /// Take one event.
@@ -247,17 +247,18 @@ impl Accumulator {
     }
 
     /// Finish: `total` is the time from the send to the end, `price` the
-    /// model's price (if known), `input_chars` the request's size for
+    /// model's price (if known), `input_tokens` the request's estimated
+    /// prompt size ([`ChatRequest::estimated_input_tokens`](crate::ChatRequest::estimated_input_tokens)) for
     /// estimates.
     pub fn finish(
         self,
         total: Duration,
         price: Option<&ModelPrice>,
-        input_chars: usize,
+        input_tokens: u64,
     ) -> AttemptResult {
         let total = total.max(self.last);
         let estimate = Usage {
-            input_tokens: Some(estimate_tokens(input_chars)),
+            input_tokens: Some(input_tokens),
             output_tokens: Some(estimate_tokens(
                 self.text.chars().count() + self.reasoning.chars().count(),
             )),
@@ -486,7 +487,7 @@ cached_input_usd_per_mtok = "0.25"
                 reported_cost: None,
             },
         ));
-        let r = acc.finish(Duration::from_millis(600), None, 40);
+        let r = acc.finish(Duration::from_millis(600), None, 10);
         assert_eq!(r.text, "Hello world");
         assert_eq!(r.timing.ttft, Some(Duration::from_millis(100)));
         assert_eq!(r.usage.input_tokens, Some(10));
@@ -505,7 +506,7 @@ cached_input_usd_per_mtok = "0.25"
         ));
         assert_eq!(
             burst
-                .finish(Duration::from_micros(100_200), None, 4)
+                .finish(Duration::from_micros(100_200), None, 1)
                 .timing
                 .tokens_per_s,
             None
@@ -541,7 +542,7 @@ cached_input_usd_per_mtok = "0.25"
                 reported_cost: None,
             },
         ));
-        let r = acc.finish(Duration::from_millis(1500), None, 40);
+        let r = acc.finish(Duration::from_millis(1500), None, 10);
         assert_eq!(
             r.timing.ttft,
             Some(Duration::from_millis(1000)),
@@ -569,14 +570,14 @@ cached_input_usd_per_mtok = "0.25"
                 reported_cost: None,
             },
         ));
-        let r = acc.finish(Duration::from_millis(700), None, 4);
+        let r = acc.finish(Duration::from_millis(700), None, 1);
         assert_eq!(r.timing.thinking, Some(Duration::from_millis(150)));
         assert_eq!(r.timing.tokens_per_s, Some(200.0), "100 tokens over 0.5 s");
         // Reasoning that never reached an answer: thinking until the end,
         // no visible token, no rate; but the stream did show life.
         let mut cut = Accumulator::new("p", "m");
         cut.push(&at(80, StreamEvent::ReasoningDelta("r".into())));
-        let r = cut.finish(Duration::from_millis(480), None, 4);
+        let r = cut.finish(Duration::from_millis(480), None, 1);
         assert!(cut_has_life(&r));
         assert_eq!(r.timing.ttft, None);
         assert_eq!(r.timing.thinking, Some(Duration::from_millis(400)));

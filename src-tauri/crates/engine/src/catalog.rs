@@ -15,11 +15,12 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::attach::Accepts;
 use crate::client::Client;
 use crate::error::ProviderError;
 use crate::keys::Secret;
 use crate::money::Price;
-use crate::provider::{ProviderConfig, ProviderKind, anthropic};
+use crate::provider::{self, ProviderConfig, ProviderKind};
 
 /// What a model costs per token at one prompt size: the base rates of a
 /// [`ModelPrice`], or those of one of its long-context tiers.
@@ -195,6 +196,9 @@ pub struct ModelInfo {
     pub max_output_tokens: Option<u64>,
     /// Prices, when known.
     pub price: Option<ModelPrice>,
+    /// What it takes besides text (images, PDFs), when known; `None`: the
+    /// catalog does not say (see [`Catalog::accepts`]).
+    pub accepts: Option<Accepts>,
     /// Where this entry came from.
     pub source: PriceSource,
 }
@@ -217,10 +221,17 @@ pub struct ModelEntry {
     /// Output limit.
     #[serde(default)]
     pub max_output_tokens: Option<u64>,
-    /// USD per million prompt tokens.
-    pub input_usd_per_mtok: Price,
+    /// What it takes besides text: `["image"]`, `["image", "pdf"]`, `[]`.
+    #[serde(default)]
+    pub accepts: Option<Accepts>,
+    /// USD per million prompt tokens (with `output_usd_per_mtok`; an entry
+    /// may leave both out to describe a model without pricing it, e.g. a
+    /// local server's model that takes images).
+    #[serde(default)]
+    pub input_usd_per_mtok: Option<Price>,
     /// USD per million output tokens.
-    pub output_usd_per_mtok: Price,
+    #[serde(default)]
+    pub output_usd_per_mtok: Option<Price>,
     /// USD per million cached prompt tokens (cache reads).
     #[serde(default)]
     pub cached_input_usd_per_mtok: Option<Price>,
@@ -276,20 +287,56 @@ impl ModelEntry {
             })
             .collect();
         tiers.sort_by_key(|t| t.above_input_tokens);
-        ModelInfo {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            context_window: self.context_window,
-            max_output_tokens: self.max_output_tokens,
-            price: Some(ModelPrice {
-                input: self.input_usd_per_mtok,
-                output: self.output_usd_per_mtok,
+        let price = match (self.input_usd_per_mtok, self.output_usd_per_mtok) {
+            (Some(input), Some(output)) => Some(ModelPrice {
+                input,
+                output,
                 cached_input: self.cached_input_usd_per_mtok,
                 cache_write: self.cache_write_usd_per_mtok,
                 cache_write_1h: self.cache_write_1h_usd_per_mtok,
                 tiers,
             }),
+            _ => None,
+        };
+        ModelInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            context_window: self.context_window,
+            max_output_tokens: self.max_output_tokens,
+            price,
+            accepts: self.accepts.clone(),
             source,
+        }
+    }
+
+    /// What is wrong with the entry as a whole (serde checks each field):
+    /// one of the two base prices without the other.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        match (self.input_usd_per_mtok, self.output_usd_per_mtok) {
+            (Some(_), None) => Some((
+                "output_usd_per_mtok",
+                format!(
+                    "model {:?} has input_usd_per_mtok but no output_usd_per_mtok: give both, or neither",
+                    self.id
+                ),
+            )),
+            (None, Some(_)) => Some((
+                "input_usd_per_mtok",
+                format!(
+                    "model {:?} has output_usd_per_mtok but no input_usd_per_mtok: give both, or neither",
+                    self.id
+                ),
+            )),
+            (None, None) if !self.tiers.is_empty() || self.cached_input_usd_per_mtok.is_some() => {
+                Some((
+                    "input_usd_per_mtok",
+                    format!(
+                        "model {:?} has other prices but no input_usd_per_mtok and output_usd_per_mtok",
+                        self.id
+                    ),
+                ))
+            }
+            _ => None,
         }
     }
 }
@@ -358,9 +405,29 @@ impl Catalog {
     }
 
     fn lookup_as_listed(&self, provider: &ProviderConfig, model: &str) -> Option<ModelInfo> {
-        if let Some(m) = self.config.get(&provider.id).and_then(|t| t.get(model)) {
-            return Some(m.clone());
+        let below = self.lookup_below_config(provider, model);
+        match self.config.get(&provider.id).and_then(|t| t.get(model)) {
+            // What the user's entry leaves out (a model described only by
+            // what it accepts, say) comes from the other sources.
+            Some(m) => {
+                let mut m = m.clone();
+                if let Some(b) = below {
+                    if m.price.is_none() && b.price.is_some() {
+                        m.price = b.price;
+                        m.source = b.source;
+                    }
+                    m.name = m.name.or(b.name);
+                    m.context_window = m.context_window.or(b.context_window);
+                    m.max_output_tokens = m.max_output_tokens.or(b.max_output_tokens);
+                    m.accepts = m.accepts.or(b.accepts);
+                }
+                Some(m)
+            }
+            None => below,
         }
+    }
+
+    fn lookup_below_config(&self, provider: &ProviderConfig, model: &str) -> Option<ModelInfo> {
         let bundled_entry = bundled()
             .get(provider.price_key())
             .and_then(|t| t.get(model));
@@ -381,10 +448,22 @@ impl Catalog {
                 m.max_output_tokens = m
                     .max_output_tokens
                     .or(bundled_entry.and_then(|b| b.max_output_tokens));
+                m.accepts = m
+                    .accepts
+                    .or_else(|| bundled_entry.and_then(|b| b.accepts.clone()));
                 Some(m)
             }
             None => bundled_entry.cloned(),
         }
+    }
+
+    /// What `model` at `provider` takes besides text: its catalog entry's
+    /// `accepts`, else its preset's default for models it does not list.
+    /// `None`: nothing says, so no attachment is sent to it.
+    pub fn accepts(&self, provider: &ProviderConfig, model: &str) -> Option<Accepts> {
+        self.lookup_as_listed(provider, model)
+            .and_then(|m| m.accepts)
+            .or_else(|| provider.default_accepts())
     }
 
     /// The price of `model` at `provider`, when known.
@@ -448,6 +527,8 @@ struct CachedModel {
     cached_input: Option<String>,
     #[serde(default)]
     cache_write: Option<String>,
+    #[serde(default)]
+    accepts: Option<Accepts>,
 }
 
 impl CachedModel {
@@ -469,6 +550,7 @@ impl CachedModel {
                 .as_ref()
                 .and_then(|p| p.cache_write)
                 .map(Price::usd_per_mtok),
+            accepts: m.accepts.clone(),
         }
     }
 
@@ -488,6 +570,7 @@ impl CachedModel {
             context_window: self.context_window,
             max_output_tokens: self.max_output_tokens,
             price,
+            accepts: self.accepts,
             source: PriceSource::Live,
         }
     }
@@ -510,101 +593,16 @@ pub async fn list_models(
     provider: &ProviderConfig,
     key: Option<&Secret>,
 ) -> Result<Vec<ModelInfo>, ProviderError> {
-    let mut headers: Vec<(String, String)> = provider.headers.clone();
-    let url = match provider.kind {
-        ProviderKind::OpenAi => {
-            if let Some(k) = key {
-                headers.push(("authorization".into(), format!("Bearer {}", k.expose())));
-            }
-            format!("{}/models", provider.base_url)
-        }
-        ProviderKind::Anthropic => {
-            headers.push(("anthropic-version".into(), anthropic::API_VERSION.into()));
-            if let Some(k) = key {
-                headers.push(("x-api-key".into(), k.expose().to_owned()));
-            }
-            format!("{}/v1/models?limit=1000", provider.base_url)
-        }
-        ProviderKind::Gemini => {
-            if let Some(k) = key {
-                headers.push(("x-goog-api-key".into(), k.expose().to_owned()));
-            }
-            format!("{}/v1beta/models?pageSize=1000", provider.base_url)
-        }
-    };
-    let doc = client.get_json(provider, &url, &headers).await?;
+    let wire = provider::models_request(provider, key.map(Secret::expose));
+    let doc = client.get_json(provider, &wire.url, &wire.headers).await?;
     Ok(parse_model_list(provider.kind, &doc))
 }
 
 /// Read a model list document of any of the three protocols (OpenRouter's
-/// entries carry `pricing` per token and `context_length`).
+/// entries carry `pricing` per token, `context_length` and their input
+/// modalities).
 pub fn parse_model_list(kind: ProviderKind, doc: &Value) -> Vec<ModelInfo> {
-    let items = match kind {
-        ProviderKind::Gemini => doc.get("models"),
-        ProviderKind::OpenAi | ProviderKind::Anthropic => doc.get("data"),
-    };
-    let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    let per_token = |v: &Value, k: &str| {
-        v.pointer(&format!("/pricing/{k}"))
-            .and_then(Value::as_str)
-            .and_then(|s| Price::from_usd_per_token(s).ok())
-    };
-    let mut out = Vec::new();
-    for item in items.and_then(Value::as_array).into_iter().flatten() {
-        let (id, name, context, max_out) = match kind {
-            ProviderKind::Gemini => {
-                let Some(name) = str_of(item, "name") else {
-                    continue;
-                };
-                let methods = item
-                    .get("supportedGenerationMethods")
-                    .and_then(Value::as_array);
-                if methods.is_some_and(|m| !m.iter().any(|x| x == "generateContent")) {
-                    continue;
-                }
-                (
-                    name.trim_start_matches("models/").to_owned(),
-                    str_of(item, "displayName"),
-                    item.get("inputTokenLimit").and_then(Value::as_u64),
-                    item.get("outputTokenLimit").and_then(Value::as_u64),
-                )
-            }
-            ProviderKind::Anthropic => {
-                let Some(id) = str_of(item, "id") else {
-                    continue;
-                };
-                (id, str_of(item, "display_name"), None, None)
-            }
-            ProviderKind::OpenAi => {
-                let Some(id) = str_of(item, "id") else {
-                    continue;
-                };
-                (
-                    id,
-                    str_of(item, "name"),
-                    item.get("context_length").and_then(Value::as_u64),
-                    item.pointer("/top_provider/max_completion_tokens")
-                        .and_then(Value::as_u64),
-                )
-            }
-        };
-        let price = match (per_token(item, "prompt"), per_token(item, "completion")) {
-            (Some(input), Some(output)) => Some(ModelPrice {
-                cache_write: per_token(item, "input_cache_write"),
-                ..ModelPrice::new(input, output, per_token(item, "input_cache_read"))
-            }),
-            _ => None,
-        };
-        out.push(ModelInfo {
-            id,
-            name,
-            context_window: context,
-            max_output_tokens: max_out,
-            price,
-            source: PriceSource::Live,
-        });
-    }
-    out
+    provider::parse_model_list(kind, doc)
 }
 
 #[cfg(test)]
@@ -662,6 +660,7 @@ mod tests {
                 context_window: None,
                 max_output_tokens: None,
                 price: None,
+                accepts: None,
                 source: PriceSource::Live,
             }],
         );
@@ -782,6 +781,7 @@ mod tests {
             context_window: Some(8),
             max_output_tokens: None,
             price: Some(price),
+            accepts: Some(Accepts(vec![crate::attach::MediaKind::Image])),
             source: PriceSource::Live,
         };
         save_live(dir.path(), "openrouter", std::slice::from_ref(&m)).unwrap();

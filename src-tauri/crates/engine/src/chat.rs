@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attach::Attachment;
 use crate::error::ProviderError;
 use crate::money::Cost;
+use crate::provider::ProviderKind;
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +28,10 @@ pub struct Message {
     pub role: Role,
     /// Its text.
     pub content: String,
+    /// Images and PDFs sent with it (user turns), in the order they were
+    /// added; each protocol sends them before the text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 impl Message {
@@ -34,6 +40,15 @@ impl Message {
         Self {
             role: Role::User,
             content: content.into(),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// A user turn with attachments.
+    pub fn user_with(content: impl Into<String>, attachments: Vec<Attachment>) -> Self {
+        Self {
+            attachments,
+            ..Self::user(content)
         }
     }
 
@@ -42,6 +57,7 @@ impl Message {
         Self {
             role: Role::Assistant,
             content: content.into(),
+            attachments: Vec::new(),
         }
     }
 }
@@ -87,7 +103,8 @@ impl ChatRequest {
         }
     }
 
-    /// Characters of input (system prompt and messages), for token estimates.
+    /// Characters of input text (system prompt and messages), for token
+    /// estimates.
     pub fn input_chars(&self) -> usize {
         self.system.as_deref().map_or(0, |s| s.chars().count())
             + self
@@ -95,6 +112,29 @@ impl ChatRequest {
                 .iter()
                 .map(|m| m.content.chars().count())
                 .sum::<usize>()
+    }
+
+    /// Every attachment of the conversation, oldest first (all of them are
+    /// sent again with each request).
+    pub fn attachments(&self) -> impl Iterator<Item = &Attachment> {
+        self.messages.iter().flat_map(|m| &m.attachments)
+    }
+
+    /// Estimated input tokens at a provider speaking `kind`: the text at
+    /// [`CHARS_PER_TOKEN`](crate::attempt::CHARS_PER_TOKEN), plus each
+    /// attachment by that vendor's rule ([`crate::attach::tokens`]).
+    pub fn estimated_input_tokens(&self, kind: ProviderKind) -> u64 {
+        crate::attempt::estimate_tokens(self.input_chars())
+            + self
+                .attachments()
+                .map(|a| a.estimated_tokens(kind))
+                .sum::<u64>()
+    }
+
+    /// Bytes of text in the request (system prompt and messages).
+    pub fn text_bytes(&self) -> u64 {
+        (self.system.as_deref().map_or(0, str::len)
+            + self.messages.iter().map(|m| m.content.len()).sum::<usize>()) as u64
     }
 }
 

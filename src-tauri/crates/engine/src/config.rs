@@ -268,7 +268,19 @@ impl Config {
                     .or_else(|| preset.map(|pr| pr.reasoning_outside_completion))
                     .unwrap_or(false),
                 enabled: p.enabled != Some(false),
+                limits: preset.map(|pr| pr.limits).unwrap_or_default(),
             };
+            for entry in &p.models {
+                if let Some((field, message)) = entry.problem() {
+                    return Err(ConfigError {
+                        path: path.to_owned(),
+                        line: find_line(text, &format!("providers.{id}.models"), Some(field))
+                            .or_else(|| find_line(text, &format!("providers.{id}.models"), None)),
+                        field: Some(format!("providers.{id}.models.{field}")),
+                        message,
+                    });
+                }
+            }
             if !p.models.is_empty() {
                 cfg.models.insert(id.clone(), p.models);
             }

@@ -11,7 +11,11 @@
 //!   [`Client`]: sends a [`ChatRequest`] and streams [`Timed`]
 //!   [`StreamEvent`]s back; [`Accumulator`]: turns them into one
 //!   [`AttemptResult`] with usage, timings and cost.
-//! - [`Catalog`]: models and prices; [`Price`] and [`Cost`]: exact money.
+//! - [`Catalog`]: models and prices, and what each model takes besides
+//!   text; [`Price`] and [`Cost`]: exact money.
+//! - [`Attachment`]: an image or PDF in a prompt, typed from its bytes,
+//!   stored once by its SHA-256, counted in tokens by each vendor's rule
+//!   and checked against what a target takes before sending ([`attach`]).
 //! - [`ProviderError`] with an [`ErrorKind`]: every failure, classified,
 //!   with the wait the provider asked for; [`redact`]: keys kept out of
 //!   errors and `Debug` output.
@@ -40,10 +44,11 @@
 //!     acc.push(&event);
 //! }
 //! let price = config.catalog().price(&provider, &request.model);
-//! let result = acc.finish(stream.elapsed(), price.as_ref(), request.input_chars());
+//! let result = acc.finish(stream.elapsed(), price.as_ref(), request.estimated_input_tokens(provider.kind));
 //! # Ok(()) }
 //! ```
 
+pub mod attach;
 mod attempt;
 pub mod budgets;
 pub mod catalog;
@@ -64,6 +69,7 @@ pub mod settings;
 pub mod sse;
 pub mod store;
 
+pub use attach::{Accepts, Attachment, AttachmentError, AttachmentLimits, MediaKind, MediaType};
 pub use attempt::{Accumulator, attempt_cost, cost_of, estimate_cost, estimate_tokens};
 pub use catalog::{Catalog, ModelInfo, ModelPrice, PriceSource, PriceTier, Rates};
 pub use chat::{

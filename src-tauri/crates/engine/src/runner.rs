@@ -110,10 +110,10 @@ pub async fn run_attempt_until(
 ) -> AttemptResult {
     let mut acc = Accumulator::new(&provider.id, &request.model);
     let start = Instant::now();
-    let input_chars = request.input_chars();
+    let input_tokens = request.estimated_input_tokens(provider.kind);
     if cancel.is_cancelled() {
         acc.stop();
-        return acc.finish(Duration::ZERO, price, input_chars);
+        return acc.finish(Duration::ZERO, price, input_tokens);
     }
     let total_deadline = start + timeouts.total;
     let first_deadline = (start + timeouts.first_token).min(total_deadline);
@@ -123,7 +123,7 @@ pub async fn run_attempt_until(
     on_event(AttemptEvent::Checkpoint(&acc.progress(
         Duration::ZERO,
         price,
-        input_chars,
+        input_tokens,
     )));
     let connected = tokio::select! {
         biased;
@@ -133,19 +133,19 @@ pub async fn run_attempt_until(
     let mut stream = match connected {
         None => {
             acc.stop();
-            return acc.finish(start.elapsed(), price, input_chars);
+            return acc.finish(start.elapsed(), price, input_tokens);
         }
         Some(Ok(Ok(stream))) => stream,
         Some(Ok(Err(e))) => {
             acc.fail(e);
-            return acc.finish(start.elapsed(), price, input_chars);
+            return acc.finish(start.elapsed(), price, input_tokens);
         }
         Some(Err(_)) => {
             acc.fail(timeout(format!(
                 "no answer within {}",
                 secs(timeouts.first_token)
             )));
-            return acc.finish(start.elapsed(), price, input_chars);
+            return acc.finish(start.elapsed(), price, input_tokens);
         }
     };
     let mut last_arrival = Instant::now();
@@ -180,7 +180,7 @@ pub async fn run_attempt_until(
                 checkpoint_timer.as_mut().reset(next_checkpoint);
                 if std::mem::take(&mut changed) {
                     on_event(AttemptEvent::Checkpoint(
-                        &acc.progress(stream.elapsed(), price, input_chars),
+                        &acc.progress(stream.elapsed(), price, input_tokens),
                     ));
                 }
             }
@@ -224,7 +224,7 @@ pub async fn run_attempt_until(
     }
     let total = stream.elapsed();
     drop(stream);
-    acc.finish(total, price, input_chars)
+    acc.finish(total, price, input_tokens)
 }
 
 fn secs(d: Duration) -> String {

@@ -9,63 +9,135 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    ErrorBody, ProviderConfig, WireRequest, classify, finish_reason, interrupted, malformed,
+    ErrorBody, Protocol, ProviderConfig, StreamParser, finish_reason, interrupted, malformed,
+    stream_error,
 };
-use crate::chat::{ChatRequest, DEFAULT_MAX_TOKENS, Role, StreamEvent, Usage};
+use crate::attach::{Attachment, MediaKind};
+use crate::catalog::{ModelInfo, PriceSource};
+use crate::chat::{ChatRequest, DEFAULT_MAX_TOKENS, Message, Role, StreamEvent, Usage};
 use crate::error::ProviderError;
 use crate::sse::SseEvent;
 
 /// The API version Switchboard speaks.
 pub const API_VERSION: &str = "2023-06-01";
 
-pub(super) fn build_request(
-    provider: &ProviderConfig,
-    key: Option<&str>,
-    req: &ChatRequest,
-    stream: bool,
-) -> WireRequest {
-    let messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({ "role": role, "content": m.content })
-        })
-        .collect();
-    let p = &req.params;
-    let mut body = json!({
-        "model": req.model,
-        "max_tokens": p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        "messages": messages,
-        "stream": stream,
-    });
-    if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
-        body["system"] = json!(system);
+/// The Anthropic Messages protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct Anthropic;
+
+impl Protocol for Anthropic {
+    fn auth_headers(&self, key: Option<&str>) -> Vec<(String, String)> {
+        let mut headers = vec![("anthropic-version".to_owned(), API_VERSION.to_owned())];
+        if let Some(k) = key {
+            headers.push(("x-api-key".to_owned(), k.to_owned()));
+        }
+        headers
     }
-    if let Some(t) = p.temperature {
-        body["temperature"] = json!(t);
+
+    fn chat_request(
+        &self,
+        provider: &ProviderConfig,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> (String, Value) {
+        let messages: Vec<Value> = req
+            .messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                json!({ "role": role, "content": content(m) })
+            })
+            .collect();
+        let p = &req.params;
+        let mut body = json!({
+            "model": req.model,
+            "max_tokens": p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            "messages": messages,
+            "stream": stream,
+        });
+        if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
+            body["system"] = json!(system);
+        }
+        if let Some(t) = p.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(t) = p.top_p {
+            body["top_p"] = json!(t);
+        }
+        if !p.stop.is_empty() {
+            body["stop_sequences"] = json!(p.stop);
+        }
+        (format!("{}/v1/messages", provider.base_url), body)
     }
-    if let Some(t) = p.top_p {
-        body["top_p"] = json!(t);
+
+    fn parser(&self, provider: &ProviderConfig) -> StreamParser {
+        StreamParser::Anthropic(Parser::new(provider.id.clone()))
     }
-    if !p.stop.is_empty() {
-        body["stop_sequences"] = json!(p.stop);
+
+    fn parse_response(
+        &self,
+        _provider: &ProviderConfig,
+        body: &str,
+    ) -> Result<Vec<StreamEvent>, serde_json::Error> {
+        parse_response(body)
     }
-    let mut headers = vec![
-        ("content-type".to_owned(), "application/json".to_owned()),
-        ("anthropic-version".to_owned(), API_VERSION.to_owned()),
-    ];
-    if let Some(k) = key {
-        headers.push(("x-api-key".to_owned(), k.to_owned()));
+
+    fn error_body(&self, body: &str) -> ErrorBody {
+        error_body(body)
     }
-    WireRequest {
-        url: format!("{}/v1/messages", provider.base_url),
-        headers,
-        body,
+
+    fn models_url(&self, provider: &ProviderConfig) -> String {
+        format!("{}/v1/models?limit=1000", provider.base_url)
     }
+
+    /// `{"data": [{"id", "display_name"}]}`.
+    fn parse_models(&self, doc: &Value) -> Vec<ModelInfo> {
+        let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        doc.get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                Some(ModelInfo {
+                    id: str_of(item, "id")?,
+                    name: str_of(item, "display_name"),
+                    context_window: None,
+                    max_output_tokens: None,
+                    price: None,
+                    accepts: None,
+                    source: PriceSource::Live,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A message's `content`: the plain string for text alone, else blocks:
+/// each attachment (`image` or `document`, a base64 source with its media
+/// type), then the text.
+fn content(m: &Message) -> Value {
+    if m.attachments.is_empty() {
+        return json!(m.content);
+    }
+    let mut blocks: Vec<Value> = m.attachments.iter().map(attachment_block).collect();
+    if !m.content.is_empty() {
+        blocks.push(json!({ "type": "text", "text": m.content }));
+    }
+    Value::Array(blocks)
+}
+
+fn attachment_block(a: &Attachment) -> Value {
+    let kind = match a.kind() {
+        MediaKind::Image => "image",
+        MediaKind::Pdf => "document",
+    };
+    json!({
+        "type": kind,
+        "source": { "type": "base64", "media_type": a.media_type.mime(), "data": a.base64() },
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -112,7 +184,7 @@ impl WireUsage {
 }
 
 /// Reads `{"type":"error","error":{"type":..,"message":..}}`.
-pub(super) fn error_body(body: &str) -> ErrorBody {
+fn error_body(body: &str) -> ErrorBody {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
         return ErrorBody::default();
     };
@@ -151,7 +223,7 @@ pub struct Parser {
 }
 
 impl Parser {
-    pub(super) fn new(provider: String) -> Self {
+    fn new(provider: String) -> Self {
         Self {
             provider,
             usage: Usage::default(),
@@ -235,15 +307,7 @@ impl Parser {
             "message_stop" => self.stopped = true,
             "error" => {
                 let e = data.get("error").unwrap_or(&data);
-                let body = error_value(e);
-                let kind = classify(0, &body);
-                return Err(ProviderError::new(
-                    kind,
-                    &self.provider,
-                    body.message
-                        .unwrap_or_else(|| "the provider reported an error mid-stream".into()),
-                )
-                .with_raw(&ev.data));
+                return Err(stream_error(&self.provider, None, error_value(e), &ev.data));
             }
             // ping, content_block_stop, and event types added after this was written.
             _ => {}
@@ -260,10 +324,7 @@ impl Parser {
     }
 }
 
-pub(super) fn parse_response(
-    _provider: &str,
-    body: &str,
-) -> Result<Vec<StreamEvent>, serde_json::Error> {
+fn parse_response(body: &str) -> Result<Vec<StreamEvent>, serde_json::Error> {
     #[derive(Deserialize)]
     struct Block {
         #[serde(rename = "type")]
@@ -317,7 +378,7 @@ mod tests {
     }
     use crate::chat::{FinishReason, Params};
     use crate::error::ErrorKind;
-    use crate::provider::ProviderKind;
+    use crate::provider::{ProviderKind, classify};
 
     const FULL: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-x\",\"stop_reason\":null,\"usage\":{\"input_tokens\":20,\"cache_read_input_tokens\":100,\"cache_creation_input_tokens\":0,\"output_tokens\":1}}}\n\n\
 event: ping\ndata: {\"type\": \"ping\"}\n\n\
@@ -371,6 +432,37 @@ event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"
     }
 
     #[test]
+    fn attachments_are_base64_image_and_document_blocks_before_the_text() {
+        use switchboard_mock::samples;
+        let p = ProviderConfig::custom("an", ProviderKind::Anthropic, "http://127.0.0.1:9");
+        let gif = crate::attach::Attachment::from_bytes(samples::gif(4, 4), None).unwrap();
+        let pdf = crate::attach::Attachment::from_bytes(samples::pdf(1, "x"), None).unwrap();
+        let mut req = ChatRequest::new("claude-x", "");
+        req.messages = vec![crate::chat::Message::user_with(
+            "summarize",
+            vec![pdf.clone(), gif.clone()],
+        )];
+        let w = crate::provider::build_request(&p, Some("k"), &req, false);
+        let content = &w.body["messages"][0]["content"];
+        assert_eq!(
+            content[0],
+            json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf.base64()}})
+        );
+        assert_eq!(
+            content[1],
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/gif", "data": gif.base64()}})
+        );
+        assert_eq!(content[2], json!({"type": "text", "text": "summarize"}));
+        // The model list is authenticated the same way.
+        let m = crate::provider::models_request(&p, Some("k"));
+        assert!(m.headers.contains(&("x-api-key".into(), "k".into())));
+        assert!(
+            m.headers
+                .contains(&("anthropic-version".into(), API_VERSION.into()))
+        );
+    }
+
+    #[test]
     fn requests_put_system_at_the_top_and_always_send_max_tokens() {
         let p = ProviderConfig::custom("an", ProviderKind::Anthropic, "http://127.0.0.1:9");
         let mut req = ChatRequest::new("claude-x", "hi");
@@ -379,7 +471,7 @@ event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"
             stop: vec!["X".into()],
             ..Params::default()
         };
-        let w = build_request(&p, Some("k"), &req, true);
+        let w = crate::provider::build_request(&p, Some("k"), &req, true);
         assert_eq!(w.url, "http://127.0.0.1:9/v1/messages");
         assert_eq!(w.body["system"], "sys");
         assert_eq!(w.body["max_tokens"], DEFAULT_MAX_TOKENS);
@@ -455,7 +547,7 @@ data: {\"type\":\"message_stop\"}\n\n";
     fn cache_writes_without_a_breakdown_are_five_minute_writes() {
         // The non-streaming response of the prompt-caching docs' first call.
         let body = r#"{"id":"msg_01","type":"message","role":"assistant","content":[{"type":"text","text":"ok"}],"model":"claude-sonnet-5-5","stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":21,"cache_creation_input_tokens":188086,"cache_read_input_tokens":0,"output_tokens":393}}"#;
-        let ev = parse_response("an", body).unwrap();
+        let ev = parse_response(body).unwrap();
         let u = last_usage(&ev);
         assert_eq!(u.input_tokens, Some(21 + 188_086));
         assert_eq!(u.cache_write_tokens, Some(188_086));
@@ -489,7 +581,7 @@ data: {\"type\":\"message_stop\"}\n\n";
     #[test]
     fn non_streaming_and_error_bodies() {
         let body = r#"{"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"Hi!"}],"stop_reason":"max_tokens","usage":{"input_tokens":3,"output_tokens":9}}"#;
-        let ev = parse_response("an", body).unwrap();
+        let ev = parse_response(body).unwrap();
         assert_eq!(text(&ev), "Hi!");
         assert!(ev.contains(&StreamEvent::Finish(FinishReason::Length)));
         assert_eq!(last_usage(&ev).output_tokens, Some(9));

@@ -9,64 +9,142 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    ErrorBody, ProviderConfig, WireRequest, classify, finish_reason, interrupted, malformed,
+    ErrorBody, Protocol, ProviderConfig, StreamParser, finish_reason, interrupted, malformed,
+    stream_error,
 };
-use crate::chat::{ChatRequest, FinishReason, Role, StreamEvent, Usage};
+use crate::attach::Attachment;
+use crate::catalog::{ModelInfo, PriceSource};
+use crate::chat::{ChatRequest, FinishReason, Message, Role, StreamEvent, Usage};
 use crate::error::{ProviderError, parse_proto_duration};
 use crate::sse::SseEvent;
 
-pub(super) fn build_request(
-    provider: &ProviderConfig,
-    key: Option<&str>,
-    req: &ChatRequest,
-    stream: bool,
-) -> WireRequest {
-    let contents: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::User => "user",
-                Role::Assistant => "model",
+/// The Gemini `generateContent` protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct Gemini;
+
+impl Protocol for Gemini {
+    fn auth_headers(&self, key: Option<&str>) -> Vec<(String, String)> {
+        key.map(|k| ("x-goog-api-key".to_owned(), k.to_owned()))
+            .into_iter()
+            .collect()
+    }
+
+    fn chat_request(
+        &self,
+        provider: &ProviderConfig,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> (String, Value) {
+        let contents: Vec<Value> = req
+            .messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    Role::User => "user",
+                    Role::Assistant => "model",
+                };
+                json!({ "role": role, "parts": parts(m) })
+            })
+            .collect();
+        let mut body = json!({ "contents": contents });
+        if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
+            body["systemInstruction"] = json!({ "parts": [{ "text": system }] });
+        }
+        let p = &req.params;
+        let mut config = serde_json::Map::new();
+        if let Some(t) = p.temperature {
+            config.insert("temperature".into(), json!(t));
+        }
+        if let Some(t) = p.top_p {
+            config.insert("topP".into(), json!(t));
+        }
+        if let Some(n) = p.max_tokens {
+            config.insert("maxOutputTokens".into(), json!(n));
+        }
+        if !p.stop.is_empty() {
+            config.insert("stopSequences".into(), json!(p.stop));
+        }
+        if !config.is_empty() {
+            body["generationConfig"] = Value::Object(config);
+        }
+        let method = if stream {
+            "streamGenerateContent?alt=sse"
+        } else {
+            "generateContent"
+        };
+        (
+            format!("{}/v1beta/models/{}:{method}", provider.base_url, req.model),
+            body,
+        )
+    }
+
+    fn parser(&self, provider: &ProviderConfig) -> StreamParser {
+        StreamParser::Gemini(Parser::new(provider.id.clone()))
+    }
+
+    fn parse_response(
+        &self,
+        provider: &ProviderConfig,
+        body: &str,
+    ) -> Result<Vec<StreamEvent>, serde_json::Error> {
+        parse_response(&provider.id, body)
+    }
+
+    fn error_body(&self, body: &str) -> ErrorBody {
+        error_body(body)
+    }
+
+    fn models_url(&self, provider: &ProviderConfig) -> String {
+        format!("{}/v1beta/models?pageSize=1000", provider.base_url)
+    }
+
+    /// `{"models": [{"name": "models/x", "displayName", "inputTokenLimit",
+    /// "outputTokenLimit", "supportedGenerationMethods"}]}`; models that
+    /// cannot generate content are left out.
+    fn parse_models(&self, doc: &Value) -> Vec<ModelInfo> {
+        let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let mut out = Vec::new();
+        for item in doc
+            .get("models")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(name) = str_of(item, "name") else {
+                continue;
             };
-            json!({ "role": role, "parts": [{ "text": m.content }] })
-        })
-        .collect();
-    let mut body = json!({ "contents": contents });
-    if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
-        body["systemInstruction"] = json!({ "parts": [{ "text": system }] });
+            let methods = item
+                .get("supportedGenerationMethods")
+                .and_then(Value::as_array);
+            if methods.is_some_and(|m| !m.iter().any(|x| x == "generateContent")) {
+                continue;
+            }
+            out.push(ModelInfo {
+                id: name.trim_start_matches("models/").to_owned(),
+                name: str_of(item, "displayName"),
+                context_window: item.get("inputTokenLimit").and_then(Value::as_u64),
+                max_output_tokens: item.get("outputTokenLimit").and_then(Value::as_u64),
+                price: None,
+                accepts: None,
+                source: PriceSource::Live,
+            });
+        }
+        out
     }
-    let p = &req.params;
-    let mut config = serde_json::Map::new();
-    if let Some(t) = p.temperature {
-        config.insert("temperature".into(), json!(t));
+}
+
+/// A message's parts: each attachment as `inlineData` (its MIME type and
+/// base64 data), then the text.
+fn parts(m: &Message) -> Vec<Value> {
+    let mut parts: Vec<Value> = m.attachments.iter().map(inline_data).collect();
+    if !m.content.is_empty() || parts.is_empty() {
+        parts.push(json!({ "text": m.content }));
     }
-    if let Some(t) = p.top_p {
-        config.insert("topP".into(), json!(t));
-    }
-    if let Some(n) = p.max_tokens {
-        config.insert("maxOutputTokens".into(), json!(n));
-    }
-    if !p.stop.is_empty() {
-        config.insert("stopSequences".into(), json!(p.stop));
-    }
-    if !config.is_empty() {
-        body["generationConfig"] = Value::Object(config);
-    }
-    let method = if stream {
-        "streamGenerateContent?alt=sse"
-    } else {
-        "generateContent"
-    };
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    if let Some(k) = key {
-        headers.push(("x-goog-api-key".to_owned(), k.to_owned()));
-    }
-    WireRequest {
-        url: format!("{}/v1beta/models/{}:{method}", provider.base_url, req.model),
-        headers,
-        body,
-    }
+    parts
+}
+
+fn inline_data(a: &Attachment) -> Value {
+    json!({ "inlineData": { "mimeType": a.media_type.mime(), "data": a.base64() } })
 }
 
 #[derive(Deserialize)]
@@ -138,7 +216,7 @@ impl WireUsage {
 }
 
 /// Reads `{"error":{"code","message","status","details":[{"reason"}]}}`.
-pub(super) fn error_body(body: &str) -> ErrorBody {
+fn error_body(body: &str) -> ErrorBody {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
         return ErrorBody::default();
     };
@@ -189,21 +267,11 @@ fn push_chunk(
     out: &mut Vec<StreamEvent>,
 ) -> Result<(), ProviderError> {
     if let Some(e) = &chunk.error {
-        let body = error_value(e);
         let status = e
             .get("code")
             .and_then(Value::as_u64)
             .and_then(|c| u16::try_from(c).ok());
-        let mut err = ProviderError::new(
-            classify(status.unwrap_or(0), &body),
-            provider,
-            body.message
-                .unwrap_or_else(|| "the provider reported an error mid-stream".into()),
-        )
-        .with_raw(raw);
-        err.status = status;
-        err.retry_after = body.retry_after;
-        return Err(err);
+        return Err(stream_error(provider, status, error_value(e), raw));
     }
     for cand in chunk.candidates.into_iter().take(1) {
         for part in cand.content.map(|c| c.parts).unwrap_or_default() {
@@ -243,7 +311,7 @@ pub struct Parser {
 }
 
 impl Parser {
-    pub(super) fn new(provider: String) -> Self {
+    fn new(provider: String) -> Self {
         Self {
             provider,
             finished: false,
@@ -272,10 +340,7 @@ impl Parser {
     }
 }
 
-pub(super) fn parse_response(
-    provider: &str,
-    body: &str,
-) -> Result<Vec<StreamEvent>, serde_json::Error> {
+fn parse_response(provider: &str, body: &str) -> Result<Vec<StreamEvent>, serde_json::Error> {
     let chunk: Chunk = serde_json::from_str(body)?;
     let mut out = Vec::new();
     let mut finished = false;
@@ -305,6 +370,33 @@ mod tests {
     const STREAM: &str = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"plan\",\"thought\":true}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 10,\"candidatesTokenCount\": 0,\"thoughtsTokenCount\": 4,\"totalTokenCount\": 14},\"modelVersion\": \"gemini-x\"}\r\n\r\n\
 data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Ciao \"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 10,\"candidatesTokenCount\": 2,\"thoughtsTokenCount\": 4,\"totalTokenCount\": 16}}\r\n\r\n\
 data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"mondo ✓\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 10,\"cachedContentTokenCount\": 6,\"candidatesTokenCount\": 5,\"thoughtsTokenCount\": 4,\"totalTokenCount\": 19}}\r\n\r\n";
+
+    #[test]
+    fn attachments_are_inline_data_parts_before_the_text() {
+        use switchboard_mock::samples;
+        let p = ProviderConfig::custom("g", ProviderKind::Gemini, "http://127.0.0.1:9");
+        let webp = crate::attach::Attachment::from_bytes(
+            samples::webp(samples::WebpKind::Lossless, 10, 10),
+            None,
+        )
+        .unwrap();
+        let mut req = ChatRequest::new("gemini-x", "");
+        req.messages = vec![crate::chat::Message::user_with(
+            "describe",
+            vec![webp.clone()],
+        )];
+        let w = crate::provider::build_request(&p, Some("g"), &req, true);
+        assert_eq!(
+            w.body["contents"][0]["parts"],
+            json!([
+                {"inlineData": {"mimeType": "image/webp", "data": webp.base64()}},
+                {"text": "describe"}
+            ])
+        );
+        let m = crate::provider::models_request(&p, Some("g"));
+        assert_eq!(m.url, "http://127.0.0.1:9/v1beta/models?pageSize=1000");
+        assert!(m.headers.contains(&("x-goog-api-key".into(), "g".into())));
+    }
 
     #[test]
     fn running_totals_take_the_last_and_thoughts_count_as_output() {
@@ -481,7 +573,7 @@ data: {{\"candidates\": [{{\"content\": {{\"parts\": [{{\"text\": \"it is long.\
             .insert(0, crate::chat::Message::assistant("earlier"));
         req.system = Some("sys".into());
         req.params.max_tokens = Some(10);
-        let w = build_request(&p, Some("g"), &req, true);
+        let w = crate::provider::build_request(&p, Some("g"), &req, true);
         assert_eq!(
             w.url,
             "http://127.0.0.1:9/v1beta/models/gemini-x:streamGenerateContent?alt=sse"
@@ -490,7 +582,7 @@ data: {{\"candidates\": [{{\"content\": {{\"parts\": [{{\"text\": \"it is long.\
         assert_eq!(w.body["contents"][0]["role"], "model");
         assert_eq!(w.body["generationConfig"]["maxOutputTokens"], 10);
         assert!(w.headers.contains(&("x-goog-api-key".into(), "g".into())));
-        let w = build_request(&p, None, &req, false);
+        let w = crate::provider::build_request(&p, None, &req, false);
         assert!(w.url.ends_with(":generateContent"));
     }
 }

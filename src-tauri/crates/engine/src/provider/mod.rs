@@ -1,9 +1,19 @@
 //! Providers are a closed set of wire protocols ([`ProviderKind`]),
-//! dispatched statically. Vendors that speak a protocol (OpenRouter, Groq,
-//! Ollama, ...) are configuration: a [`ProviderConfig`] built from a preset
-//! in `data/presets.toml` and the user's `config.toml`. Each protocol module
-//! builds requests, parses responses and streams into [`StreamEvent`]s, and
-//! reads error bodies; this module holds what they share.
+//! dispatched from one place ([`protocol`]). Vendors that speak a protocol
+//! (OpenRouter, Groq, Ollama, ...) are configuration: a [`ProviderConfig`]
+//! built from a preset in `data/presets.toml` and the user's `config.toml`.
+//!
+//! Every protocol module has the same shape, the [`Protocol`] trait: the
+//! headers that authenticate a key (used for chat and for model lists
+//! alike), a chat request's URL and body (attachments included), a
+//! streaming parser and a complete-response parser, its error bodies read
+//! into an [`ErrorBody`], and its model list. What they share lives here:
+//! building the HTTP request around a protocol's parts ([`build_request`],
+//! [`models_request`]), turning an error body into a classified
+//! [`ProviderError`] ([`classify_http`] before a stream, [`stream_error`]
+//! inside one), and finish reasons. A fourth protocol (OpenAI's Responses
+//! API, say) is one new module, a [`ProviderKind`] variant and one arm in
+//! [`protocol`] and [`StreamParser`].
 
 pub mod anthropic;
 pub mod gemini;
@@ -14,6 +24,8 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attach::{Accepts, AttachmentLimits};
+use crate::catalog::ModelInfo;
 use crate::chat::{ChatRequest, FinishReason, StreamEvent};
 use crate::error::{ErrorKind, ProviderError, retry_hint, truncate};
 use crate::sse::SseEvent;
@@ -87,6 +99,14 @@ pub struct Preset {
     /// than inside it (xAI); they are billed as output all the same.
     #[serde(default)]
     pub reasoning_outside_completion: bool,
+    /// What the vendor accepts in one request: attachment sizes, pages.
+    #[serde(default)]
+    pub limits: AttachmentLimits,
+    /// What a model of this preset that the catalog does not list takes
+    /// besides text (every current Claude and Gemini model reads images
+    /// and PDFs); a listed model's own `accepts` wins.
+    #[serde(default)]
+    pub accepts: Option<Accepts>,
 }
 
 /// Every bundled preset, by id.
@@ -129,6 +149,9 @@ pub struct ProviderConfig {
     /// never called and its key never read; every target naming it is
     /// skipped with kind `policy`.
     pub enabled: bool,
+    /// What the provider accepts in one request (attachment sizes, pages),
+    /// from its preset; checked before sending.
+    pub limits: AttachmentLimits,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -149,6 +172,7 @@ impl std::fmt::Debug for ProviderConfig {
                 &self.reasoning_outside_completion,
             )
             .field("enabled", &self.enabled)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -174,6 +198,7 @@ impl ProviderConfig {
             live_prices: p.live_prices,
             reasoning_outside_completion: p.reasoning_outside_completion,
             enabled: true,
+            limits: p.limits,
         })
     }
 
@@ -192,6 +217,7 @@ impl ProviderConfig {
             live_prices: false,
             reasoning_outside_completion: false,
             enabled: true,
+            limits: AttachmentLimits::default(),
         }
     }
 
@@ -210,6 +236,12 @@ impl ProviderConfig {
     /// The id whose bundled prices apply: the preset, else the provider id.
     pub fn price_key(&self) -> &str {
         self.preset.as_deref().unwrap_or(&self.id)
+    }
+
+    /// What a model of this provider's preset that the catalog does not
+    /// list takes besides text, when the preset says.
+    pub fn default_accepts(&self) -> Option<Accepts> {
+        presets().get(self.price_key())?.accepts.clone()
     }
 }
 
@@ -254,22 +286,72 @@ impl std::fmt::Debug for WireRequest {
     }
 }
 
-/// Build the HTTP request for `req` in `provider`'s protocol.
+/// One wire protocol. Each protocol module implements it on a unit type;
+/// [`protocol`] is the one place a [`ProviderKind`] is mapped to it.
+pub trait Protocol: Sync {
+    /// The headers that authenticate `key`, with any the protocol wants on
+    /// every call (Anthropic's version). Chat and model lists use the same.
+    fn auth_headers(&self, key: Option<&str>) -> Vec<(String, String)>;
+    /// The URL and JSON body of a chat request. A user turn's attachments
+    /// are sent before its text, in the order they were added.
+    fn chat_request(
+        &self,
+        provider: &ProviderConfig,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> (String, serde_json::Value);
+    /// A streaming parser for one response.
+    fn parser(&self, provider: &ProviderConfig) -> StreamParser;
+    /// A complete (non-streaming) response body as events.
+    fn parse_response(
+        &self,
+        provider: &ProviderConfig,
+        body: &str,
+    ) -> Result<Vec<StreamEvent>, serde_json::Error>;
+    /// What an error body of this protocol says.
+    fn error_body(&self, body: &str) -> ErrorBody;
+    /// Where the model list is.
+    fn models_url(&self, provider: &ProviderConfig) -> String;
+    /// The models of a model list document.
+    fn parse_models(&self, doc: &serde_json::Value) -> Vec<ModelInfo>;
+}
+
+/// The protocol `kind` names.
+pub fn protocol(kind: ProviderKind) -> &'static dyn Protocol {
+    match kind {
+        ProviderKind::OpenAi => &openai::OpenAi,
+        ProviderKind::Anthropic => &anthropic::Anthropic,
+        ProviderKind::Gemini => &gemini::Gemini,
+    }
+}
+
+/// Build the HTTP request for `req` in `provider`'s protocol: its URL and
+/// body, the key's headers, then the provider's own headers.
 pub fn build_request(
     provider: &ProviderConfig,
     key: Option<&str>,
     req: &ChatRequest,
     stream: bool,
 ) -> WireRequest {
-    let mut wire = match provider.kind {
-        ProviderKind::OpenAi => openai::build_request(provider, key, req, stream),
-        ProviderKind::Anthropic => anthropic::build_request(provider, key, req, stream),
-        ProviderKind::Gemini => gemini::build_request(provider, key, req, stream),
-    };
-    for (k, v) in &provider.headers {
-        wire.headers.push((k.clone(), v.clone()));
+    let p = protocol(provider.kind);
+    let (url, body) = p.chat_request(provider, req, stream);
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    headers.extend(p.auth_headers(key));
+    headers.extend(provider.headers.iter().cloned());
+    WireRequest { url, headers, body }
+}
+
+/// The GET request for `provider`'s model list, authenticated like a chat
+/// request (the cheapest call that tells whether a key works).
+pub fn models_request(provider: &ProviderConfig, key: Option<&str>) -> WireRequest {
+    let p = protocol(provider.kind);
+    let mut headers = provider.headers.clone();
+    headers.extend(p.auth_headers(key));
+    WireRequest {
+        url: p.models_url(provider),
+        headers,
+        body: serde_json::Value::Null,
     }
-    wire
 }
 
 /// The streaming parser of one protocol, fed decoded SSE events.
@@ -286,15 +368,7 @@ pub enum StreamParser {
 impl StreamParser {
     /// A parser for `provider`'s protocol.
     pub fn new(provider: &ProviderConfig) -> Self {
-        let id = provider.id.clone();
-        match provider.kind {
-            ProviderKind::OpenAi => Self::OpenAi(openai::Parser::new(
-                id,
-                provider.reasoning_outside_completion,
-            )),
-            ProviderKind::Anthropic => Self::Anthropic(anthropic::Parser::new(id)),
-            ProviderKind::Gemini => Self::Gemini(gemini::Parser::new(id)),
-        }
+        protocol(provider.kind).parser(provider)
     }
 
     /// Turn one SSE event into stream events. An `Err` ends the stream.
@@ -326,23 +400,24 @@ pub fn parse_response(
     provider: &ProviderConfig,
     body: &str,
 ) -> Result<Vec<StreamEvent>, ProviderError> {
-    let malformed = |e: serde_json::Error| {
-        ProviderError::new(
-            ErrorKind::Malformed,
-            &provider.id,
-            format!(
-                "the response is not valid {} JSON: {e}",
-                provider.kind.as_str()
-            ),
-        )
-        .with_raw(body)
-    };
-    match provider.kind {
-        ProviderKind::OpenAi => openai::parse_response(provider.reasoning_outside_completion, body),
-        ProviderKind::Anthropic => anthropic::parse_response(&provider.id, body),
-        ProviderKind::Gemini => gemini::parse_response(&provider.id, body),
-    }
-    .map_err(malformed)
+    protocol(provider.kind)
+        .parse_response(provider, body)
+        .map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Malformed,
+                &provider.id,
+                format!(
+                    "the response is not valid {} JSON: {e}",
+                    provider.kind.as_str()
+                ),
+            )
+            .with_raw(body)
+        })
+}
+
+/// The models of a model list document of `kind`'s protocol.
+pub fn parse_model_list(kind: ProviderKind, doc: &serde_json::Value) -> Vec<ModelInfo> {
+    protocol(kind).parse_models(doc)
 }
 
 /// What a protocol's error body says, normalized.
@@ -377,11 +452,7 @@ pub fn classify_http(
     retry: RetryHeaders<'_>,
     body: &str,
 ) -> ProviderError {
-    let parsed = match provider.kind {
-        ProviderKind::OpenAi => openai::error_body(body),
-        ProviderKind::Anthropic => anthropic::error_body(body),
-        ProviderKind::Gemini => gemini::error_body(body),
-    };
+    let parsed = protocol(provider.kind).error_body(body);
     let kind = classify(status, &parsed);
     let message = parsed.message.clone().unwrap_or_else(|| {
         let text = body.trim();
@@ -406,6 +477,27 @@ pub fn classify_http(
             err.message, provider.id
         );
     }
+    err
+}
+
+/// An error a provider reported inside a stream (OpenRouter's error chunk,
+/// Anthropic's `error` event, a Gemini chunk with an `error`), classified
+/// like an HTTP error: `status` is the one the body carries, if any.
+pub(crate) fn stream_error(
+    provider: &str,
+    status: Option<u16>,
+    body: ErrorBody,
+    raw: &str,
+) -> ProviderError {
+    let mut err = ProviderError::new(
+        classify(status.unwrap_or(0), &body),
+        provider,
+        body.message
+            .unwrap_or_else(|| "the provider reported an error mid-stream".into()),
+    )
+    .with_raw(raw);
+    err.status = status;
+    err.retry_after = body.retry_after;
     err
 }
 

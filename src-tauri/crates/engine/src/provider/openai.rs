@@ -18,60 +18,174 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{
-    ErrorBody, ProviderConfig, WireRequest, classify, finish_reason, interrupted, malformed,
+    ErrorBody, MaxTokensField, Protocol, ProviderConfig, StreamParser, finish_reason, interrupted,
+    malformed, stream_error,
 };
-use crate::chat::{ChatRequest, FinishReason, Role, StreamEvent, Usage};
+use crate::attach::{Accepts, Attachment, MediaKind};
+use crate::catalog::{ModelInfo, ModelPrice, PriceSource};
+use crate::chat::{ChatRequest, FinishReason, Message, Role, StreamEvent, Usage};
 use crate::error::ProviderError;
-use crate::money::Cost;
+use crate::money::{Cost, Price};
 use crate::sse::SseEvent;
 
-pub(super) fn build_request(
-    provider: &ProviderConfig,
-    key: Option<&str>,
-    req: &ChatRequest,
-    stream: bool,
-) -> WireRequest {
-    let mut messages = Vec::with_capacity(req.messages.len() + 1);
-    if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
-        messages.push(json!({ "role": "system", "content": system }));
+/// The OpenAI chat completions protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenAi;
+
+impl Protocol for OpenAi {
+    fn auth_headers(&self, key: Option<&str>) -> Vec<(String, String)> {
+        key.map(|k| ("authorization".to_owned(), format!("Bearer {k}")))
+            .into_iter()
+            .collect()
     }
-    for m in &req.messages {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
+
+    fn chat_request(
+        &self,
+        provider: &ProviderConfig,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> (String, Value) {
+        let mut messages = Vec::with_capacity(req.messages.len() + 1);
+        if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
+            messages.push(json!({ "role": "system", "content": system }));
+        }
+        for m in &req.messages {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            messages.push(json!({ "role": role, "content": content(m) }));
+        }
+        let mut body = json!({ "model": req.model, "messages": messages, "stream": stream });
+        if stream && provider.stream_usage {
+            body["stream_options"] = json!({ "include_usage": true });
+        }
+        let p = &req.params;
+        if let Some(t) = p.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(t) = p.top_p {
+            body["top_p"] = json!(t);
+        }
+        if let Some(n) = p.max_tokens {
+            let field = match provider.max_tokens_field {
+                MaxTokensField::MaxTokens => "max_tokens",
+                MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+            };
+            body[field] = json!(n);
+        }
+        if !p.stop.is_empty() {
+            body["stop"] = json!(p.stop);
+        }
+        (format!("{}/chat/completions", provider.base_url), body)
+    }
+
+    fn parser(&self, provider: &ProviderConfig) -> StreamParser {
+        StreamParser::OpenAi(Parser::new(
+            provider.id.clone(),
+            provider.reasoning_outside_completion,
+        ))
+    }
+
+    fn parse_response(
+        &self,
+        provider: &ProviderConfig,
+        body: &str,
+    ) -> Result<Vec<StreamEvent>, serde_json::Error> {
+        parse_response(provider.reasoning_outside_completion, body)
+    }
+
+    fn error_body(&self, body: &str) -> ErrorBody {
+        error_body(body)
+    }
+
+    fn models_url(&self, provider: &ProviderConfig) -> String {
+        format!("{}/models", provider.base_url)
+    }
+
+    fn parse_models(&self, doc: &Value) -> Vec<ModelInfo> {
+        parse_models(doc)
+    }
+}
+
+/// A message's `content`: the plain string for text alone (what every
+/// compatible server takes), else parts: each attachment (an `image_url`
+/// data URL, or a `file` part with `file_data` for a PDF), then the text.
+fn content(m: &Message) -> Value {
+    if m.attachments.is_empty() {
+        return json!(m.content);
+    }
+    let mut parts: Vec<Value> = m.attachments.iter().map(attachment_part).collect();
+    if !m.content.is_empty() {
+        parts.push(json!({ "type": "text", "text": m.content }));
+    }
+    Value::Array(parts)
+}
+
+fn attachment_part(a: &Attachment) -> Value {
+    match a.kind() {
+        MediaKind::Image => json!({ "type": "image_url", "image_url": { "url": a.data_url() } }),
+        MediaKind::Pdf => json!({
+            "type": "file",
+            "file": { "filename": a.file_name(), "file_data": a.data_url() },
+        }),
+    }
+}
+
+/// An OpenAI-style model list (`{"data": [{"id": ...}]}`). OpenRouter's
+/// entries also carry `pricing` per token, `context_length`, and the
+/// input modalities each model takes (`architecture.input_modalities`:
+/// `image`, `file` for PDFs).
+fn parse_models(doc: &Value) -> Vec<ModelInfo> {
+    let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let per_token = |v: &Value, k: &str| {
+        v.pointer(&format!("/pricing/{k}"))
+            .and_then(Value::as_str)
+            .and_then(|s| Price::from_usd_per_token(s).ok())
+    };
+    let mut out = Vec::new();
+    for item in doc
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(id) = str_of(item, "id") else {
+            continue;
         };
-        messages.push(json!({ "role": role, "content": m.content }));
-    }
-    let mut body = json!({ "model": req.model, "messages": messages, "stream": stream });
-    if stream && provider.stream_usage {
-        body["stream_options"] = json!({ "include_usage": true });
-    }
-    let p = &req.params;
-    if let Some(t) = p.temperature {
-        body["temperature"] = json!(t);
-    }
-    if let Some(t) = p.top_p {
-        body["top_p"] = json!(t);
-    }
-    if let Some(n) = p.max_tokens {
-        let field = match provider.max_tokens_field {
-            super::MaxTokensField::MaxTokens => "max_tokens",
-            super::MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+        let price = match (per_token(item, "prompt"), per_token(item, "completion")) {
+            (Some(input), Some(output)) => Some(ModelPrice {
+                cache_write: per_token(item, "input_cache_write"),
+                ..ModelPrice::new(input, output, per_token(item, "input_cache_read"))
+            }),
+            _ => None,
         };
-        body[field] = json!(n);
+        let accepts = item
+            .pointer("/architecture/input_modalities")
+            .and_then(Value::as_array)
+            .map(|mods| {
+                let mut kinds = Vec::new();
+                if mods.iter().any(|m| m == "image") {
+                    kinds.push(MediaKind::Image);
+                }
+                if mods.iter().any(|m| m == "file") {
+                    kinds.push(MediaKind::Pdf);
+                }
+                Accepts(kinds)
+            });
+        out.push(ModelInfo {
+            name: str_of(item, "name"),
+            context_window: item.get("context_length").and_then(Value::as_u64),
+            max_output_tokens: item
+                .pointer("/top_provider/max_completion_tokens")
+                .and_then(Value::as_u64),
+            price,
+            accepts,
+            source: PriceSource::Live,
+            id,
+        });
     }
-    if !p.stop.is_empty() {
-        body["stop"] = json!(p.stop);
-    }
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    if let Some(k) = key {
-        headers.push(("authorization".to_owned(), format!("Bearer {k}")));
-    }
-    WireRequest {
-        url: format!("{}/chat/completions", provider.base_url),
-        headers,
-        body,
-    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -208,7 +322,7 @@ fn push_content(c: Content, out: &mut Vec<StreamEvent>) {
 
 /// Reads the error object of an OpenAI-style body (`{"error": {...}}`, or a
 /// bare `{"message": ...}` as some compatible servers send).
-pub(super) fn error_body(body: &str) -> ErrorBody {
+fn error_body(body: &str) -> ErrorBody {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
         return ErrorBody::default();
     };
@@ -240,23 +354,14 @@ fn error_value(e: &Value) -> ErrorBody {
     }
 }
 
-fn stream_error(provider: &str, e: &Value, raw: &str) -> ProviderError {
-    let body = error_value(e);
-    // OpenRouter puts the upstream HTTP status in `code`.
+/// OpenRouter's mid-stream error chunk; it puts the upstream HTTP status
+/// in `code`.
+fn chunk_error(provider: &str, e: &Value, raw: &str) -> ProviderError {
     let status = e
         .get("code")
         .and_then(Value::as_u64)
         .and_then(|c| u16::try_from(c).ok());
-    let kind = classify(status.unwrap_or(0), &body);
-    let mut err = ProviderError::new(
-        kind,
-        provider,
-        body.message
-            .unwrap_or_else(|| "the provider reported an error mid-stream".into()),
-    )
-    .with_raw(raw);
-    err.status = status;
-    err
+    stream_error(provider, status, error_value(e), raw)
 }
 
 /// Streaming parser state.
@@ -269,7 +374,7 @@ pub struct Parser {
 }
 
 impl Parser {
-    pub(super) fn new(provider: String, reasoning_outside_completion: bool) -> Self {
+    fn new(provider: String, reasoning_outside_completion: bool) -> Self {
         Self {
             provider,
             reasoning_outside_completion,
@@ -294,7 +399,7 @@ impl Parser {
         let chunk: Chunk =
             serde_json::from_str(data).map_err(|e| malformed(&self.provider, data, &e))?;
         if let Some(e) = &chunk.error {
-            return Err(stream_error(&self.provider, e, data));
+            return Err(chunk_error(&self.provider, e, data));
         }
         for choice in chunk.choices.into_iter().flatten() {
             if let Some(c) = choice.delta.or(choice.message) {
@@ -321,7 +426,7 @@ impl Parser {
     }
 }
 
-pub(super) fn parse_response(
+fn parse_response(
     reasoning_outside_completion: bool,
     body: &str,
 ) -> Result<Vec<StreamEvent>, serde_json::Error> {
@@ -352,9 +457,9 @@ mod tests {
     fn replay(f: &str, size: usize) -> (Vec<StreamEvent>, Result<(), ProviderError>) {
         fixture::replay(ProviderKind::OpenAi, f, size)
     }
-    use crate::chat::{Message, Params};
+    use crate::chat::Params;
     use crate::error::ErrorKind;
-    use crate::provider::ProviderKind;
+    use crate::provider::{ProviderKind, classify};
 
     fn provider() -> ProviderConfig {
         ProviderConfig::custom("oa", ProviderKind::OpenAi, "http://127.0.0.1:9/v1/")
@@ -469,7 +574,7 @@ data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"error\":{\"code\":502
             max_tokens: Some(64),
             stop: vec!["END".into()],
         };
-        let w = build_request(&provider(), Some("sk-1"), &req, true);
+        let w = crate::provider::build_request(&provider(), Some("sk-1"), &req, true);
         assert_eq!(w.url, "http://127.0.0.1:9/v1/chat/completions");
         assert_eq!(
             w.body["messages"][0],
@@ -485,12 +590,61 @@ data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"error\":{\"code\":502
                 .contains(&("authorization".into(), "Bearer sk-1".into()))
         );
         let mut p = provider();
-        p.max_tokens_field = super::super::MaxTokensField::MaxCompletionTokens;
+        p.max_tokens_field = MaxTokensField::MaxCompletionTokens;
         p.stream_usage = false;
-        let w = build_request(&p, None, &req, true);
+        let w = crate::provider::build_request(&p, None, &req, true);
         assert_eq!(w.body["max_completion_tokens"], 64);
         assert!(w.body.get("stream_options").is_none());
         assert!(!w.headers.iter().any(|(k, _)| k == "authorization"));
+    }
+
+    #[test]
+    fn attachments_go_before_the_text_as_data_urls() {
+        use switchboard_mock::samples;
+        let png =
+            crate::attach::Attachment::from_bytes(samples::png(3, 2, 5), Some("a.png")).unwrap();
+        let pdf =
+            crate::attach::Attachment::from_bytes(samples::pdf(2, "x"), Some("r.pdf")).unwrap();
+        let mut req = ChatRequest::new("gpt-x", "");
+        req.messages = vec![
+            crate::chat::Message::user_with("what is this?", vec![png.clone(), pdf.clone()]),
+            crate::chat::Message::assistant("a chart"),
+            crate::chat::Message::user("thanks"),
+        ];
+        let w = crate::provider::build_request(&provider(), None, &req, true);
+        let first = &w.body["messages"][0]["content"];
+        assert_eq!(
+            first[0],
+            json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{}", png.base64())}})
+        );
+        assert_eq!(
+            first[1],
+            json!({"type": "file", "file": {"filename": "r.pdf", "file_data": format!("data:application/pdf;base64,{}", pdf.base64())}})
+        );
+        assert_eq!(first[2], json!({"type": "text", "text": "what is this?"}));
+        assert_eq!(first.as_array().unwrap().len(), 3);
+        // Text-only turns stay plain strings, as every compatible server takes them.
+        assert_eq!(w.body["messages"][1]["content"], "a chart");
+        assert_eq!(w.body["messages"][2]["content"], "thanks");
+    }
+
+    #[test]
+    fn model_lists_use_the_chat_auth_and_read_openrouter_modalities() {
+        let w = crate::provider::models_request(&provider(), Some("sk-9"));
+        assert_eq!(w.url, "http://127.0.0.1:9/v1/models");
+        assert!(
+            w.headers
+                .contains(&("authorization".into(), "Bearer sk-9".into()))
+        );
+        let doc = json!({"data": [
+            {"id": "a/vision", "architecture": {"input_modalities": ["text", "image", "file"]}},
+            {"id": "b/text", "architecture": {"input_modalities": ["text"]}},
+            {"id": "c/unknown"}
+        ]});
+        let models = crate::provider::parse_model_list(ProviderKind::OpenAi, &doc);
+        assert_eq!(models[0].accepts, Some(crate::attach::Accepts::all()));
+        assert_eq!(models[1].accepts, Some(crate::attach::Accepts(vec![])));
+        assert_eq!(models[2].accepts, None);
     }
 
     #[test]

@@ -56,10 +56,10 @@ pub use config::{
 pub use health::{HEALTH_WINDOW, HealthStats, Phase, counts_for_health};
 pub use policy::{Policy, PolicyViolation};
 pub use router::{
-    KeyResolver, RouteAttempt, RouteEvent, RouteOutcome, Router, StaticKeys, backoff_delay,
-    now_unix_ms,
+    KeyResolver, RouteAttempt, RouteEvent, RouteOutcome, Router, SKIP_UNSUPPORTED, StaticKeys,
+    attachment_refusal, backoff_delay, now_unix_ms,
 };
 pub use strategy::{
-    EXPECTED_OUTPUT_TOKENS, Plan, PlanEntry, RequestShape, TEMPLATE_TOKENS_PER_MESSAGE,
-    UNBOUNDED_OUTPUT_TOKENS, estimate_cost, plan, target_price,
+    AttachmentTokens, EXPECTED_OUTPUT_TOKENS, Plan, PlanEntry, RequestShape,
+    TEMPLATE_TOKENS_PER_MESSAGE, UNBOUNDED_OUTPUT_TOKENS, estimate_cost, plan, target_price,
 };

@@ -2,7 +2,10 @@
 //!
 //! For each target in the [plan](super::strategy) order:
 //!
-//! 1. **Policy**: a forbidden target is skipped (`skipped`, kind `policy`).
+//! 1. **Policy**: a forbidden target is skipped (`skipped`, kind `policy`);
+//!    so is one that cannot take the request's images or PDFs (kind
+//!    `unsupported`: the model does not take them, or the provider's size
+//!    limits refuse them), which is never sent the prompt without them.
 //! 2. **Cooldown**: a target cooling down is skipped (kind `cooldown`)
 //!    while anything else can be tried; when nothing else is left, the one
 //!    whose cooldown ends first is tried as a probe. A half-open target's
@@ -87,6 +90,9 @@ pub const SKIP_POLICY: &str = "policy";
 pub const SKIP_BUDGET: &str = "budget";
 /// The kind of a skip in the trace.
 pub const SKIP_COOLDOWN: &str = "cooldown";
+/// The kind of a skip in the trace: the target cannot take the request's
+/// attachments.
+pub const SKIP_UNSUPPORTED: &str = "unsupported";
 
 /// Where the router gets each provider's key. Called on the async task for
 /// every target it runs: implementations must not block (look keys up
@@ -330,16 +336,24 @@ impl Router {
         &self.health
     }
 
-    /// How `route` would order its targets for `request` right now.
+    /// How `route` would order its targets for `request` right now, with
+    /// each target's refusal of the request's attachments, if any.
     pub fn plan(&self, route: &Route, request: &ChatRequest) -> Plan {
-        plan(
+        let mut plan = plan(
             route,
             RequestShape::of(request),
             &self.catalog,
             &self.policy,
             self.health.as_ref(),
             now_unix_ms(),
-        )
+        );
+        let attachments: Vec<&crate::attach::Attachment> = request.attachments().collect();
+        if !attachments.is_empty() {
+            for e in &mut plan.entries {
+                e.unsupported = attachment_refusal(&self.catalog, &e.target, &attachments, request);
+            }
+        }
+        plan
     }
 
     /// Equal jitter: a uniformly random duration in `[d/2, d]`, so retries
@@ -409,6 +423,17 @@ impl Router {
                     entry,
                     SKIP_POLICY,
                     violation.to_string(),
+                    None,
+                    &mut attempts,
+                    &mut on_event,
+                );
+                continue;
+            }
+            if let Some(refusal) = &entry.unsupported {
+                self.skip(
+                    entry,
+                    SKIP_UNSUPPORTED,
+                    refusal.reason.clone(),
                     None,
                     &mut attempts,
                     &mut on_event,
@@ -508,8 +533,10 @@ impl Router {
         let now = now_unix_ms();
         plan.entries.get(i + 1..)?.iter().find_map(|e| {
             let state = self.health.cooldown(&e.target.provider.id, &e.target.model);
-            (e.policy.is_none() && !matches!(phase(&state, now), Phase::CoolingDown { .. }))
-                .then(|| e.target.label())
+            (e.policy.is_none()
+                && e.unsupported.is_none()
+                && !matches!(phase(&state, now), Phase::CoolingDown { .. }))
+            .then(|| e.target.label())
         })
     }
 
@@ -636,7 +663,11 @@ impl Router {
                 // Nothing was sent: the target's health is not in question.
                 let mut acc = Accumulator::new(pid, model);
                 acc.fail(e);
-                let result = acc.finish(Duration::ZERO, entry.price.as_ref(), req.input_chars());
+                let result = acc.finish(
+                    Duration::ZERO,
+                    entry.price.as_ref(),
+                    req.estimated_input_tokens(entry.target.provider.kind),
+                );
                 self.push_ran(
                     &label,
                     &result,
@@ -915,11 +946,33 @@ fn denied_reason(denied: &BudgetDenied, entry: &PlanEntry) -> String {
     )
 }
 
+/// Why `target` cannot be sent `request`'s attachments, if it cannot:
+/// what its model takes (the catalog) and what its provider accepts.
+pub fn attachment_refusal(
+    catalog: &Catalog,
+    target: &super::RouteTarget,
+    attachments: &[&crate::attach::Attachment],
+    request: &ChatRequest,
+) -> Option<crate::attach::Refusal> {
+    crate::attach::check(
+        &target.provider.id,
+        &target.model,
+        catalog.accepts(&target.provider, &target.model).as_ref(),
+        &target.provider.limits,
+        attachments,
+        request.text_bytes(),
+    )
+}
+
 /// The result when no target ran: every one was skipped. A budget refusal
-/// is what the user can most easily change, so it names the kind.
+/// is what the user can most easily change, so it names the kind; then a
+/// target that cannot take the attachments.
 fn nothing_ran(route: &Route, plan: &Plan, attempts: &[RouteAttempt]) -> AttemptResult {
-    let kind = if attempts.iter().any(|a| a.skip_kind() == Some(SKIP_BUDGET)) {
+    let skipped = |kind: &str| attempts.iter().any(|a| a.skip_kind() == Some(kind));
+    let kind = if skipped(SKIP_BUDGET) {
         ErrorKind::Budget
+    } else if skipped(SKIP_UNSUPPORTED) {
+        ErrorKind::Unsupported
     } else {
         ErrorKind::Policy
     };

@@ -26,10 +26,14 @@
 //! change the order; they decide at run time whether a target is skipped,
 //! and the plan carries them so the explanation can say so.
 //!
+//! Images and PDFs count by each vendor's rule ([`crate::attach::tokens`])
+//! at the target's protocol, in the estimate and in the hold.
+//!
 //! What a budget holds for an attempt ([`PlanEntry::reserve`]) is not that
 //! estimate but the most the request can cost: every byte of the prompt
 //! as a token (no tokenizer makes more) plus a chat-template allowance per
-//! message, and the output limit actually sent — the request's or the
+//! message, attachments at the most their vendor's rule can count them,
+//! and the output limit actually sent — the request's or the
 //! target's `max_tokens`, Anthropic's [`DEFAULT_MAX_TOKENS`] when none (the
 //! protocol requires one), else the model's output limit from the catalog,
 //! else its context window, else [`UNBOUNDED_OUTPUT_TOKENS`].
@@ -68,16 +72,72 @@ pub const TEMPLATE_TOKENS_PER_MESSAGE: u64 = 8;
 /// The size of a request, for estimates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RequestShape {
-    /// Estimated input tokens.
+    /// Estimated input tokens of the text.
     pub input_tokens: u64,
-    /// The most input tokens it can be: one per byte of text plus
+    /// The most input tokens the text can be: one per byte plus
     /// [`TEMPLATE_TOKENS_PER_MESSAGE`] per message (what budgets hold).
     pub max_input_tokens: u64,
     /// The request's own output limit.
     pub max_tokens: Option<u32>,
+    /// Its attachments' tokens at each protocol's vendor.
+    #[serde(skip)]
+    pub attachments: AttachmentTokens,
+}
+
+/// The tokens a request's attachments count for at each protocol's
+/// vendor: `(estimate, most)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttachmentTokens {
+    /// At OpenAI-compatible servers.
+    pub openai: (u64, u64),
+    /// At Anthropic.
+    pub anthropic: (u64, u64),
+    /// At Gemini.
+    pub gemini: (u64, u64),
+}
+
+impl AttachmentTokens {
+    /// No attachments.
+    pub const NONE: AttachmentTokens = AttachmentTokens {
+        openai: (0, 0),
+        anthropic: (0, 0),
+        gemini: (0, 0),
+    };
+
+    /// The tokens of `request`'s attachments.
+    pub fn of(request: &ChatRequest) -> Self {
+        let at = |kind: ProviderKind| {
+            request.attachments().fold((0, 0), |(e, m), a| {
+                (e + a.estimated_tokens(kind), m + a.max_tokens(kind))
+            })
+        };
+        Self {
+            openai: at(ProviderKind::OpenAi),
+            anthropic: at(ProviderKind::Anthropic),
+            gemini: at(ProviderKind::Gemini),
+        }
+    }
+
+    fn at(&self, kind: ProviderKind) -> (u64, u64) {
+        match kind {
+            ProviderKind::OpenAi => self.openai,
+            ProviderKind::Anthropic => self.anthropic,
+            ProviderKind::Gemini => self.gemini,
+        }
+    }
 }
 
 impl RequestShape {
+    /// Estimated input tokens at a provider speaking `kind`.
+    pub fn input_tokens_at(&self, kind: ProviderKind) -> u64 {
+        self.input_tokens + self.attachments.at(kind).0
+    }
+
+    /// The most input tokens at a provider speaking `kind`.
+    pub fn max_input_tokens_at(&self, kind: ProviderKind) -> u64 {
+        self.max_input_tokens + self.attachments.at(kind).1
+    }
+
     /// The shape of `request`.
     pub fn of(request: &ChatRequest) -> Self {
         let bytes = request.system.as_deref().map_or(0, str::len)
@@ -91,6 +151,7 @@ impl RequestShape {
             input_tokens: estimate_tokens(request.input_chars()),
             max_input_tokens: bytes as u64 + TEMPLATE_TOKENS_PER_MESSAGE * messages,
             max_tokens: request.params.max_tokens,
+            attachments: AttachmentTokens::of(request),
         }
     }
 
@@ -158,6 +219,9 @@ pub struct PlanEntry {
     pub phase: Phase,
     /// Why policy forbids it, if it does.
     pub policy: Option<PolicyViolation>,
+    /// Why it cannot take the request's attachments, if it cannot (set by
+    /// the router, which has the request: [`crate::attach::check`]).
+    pub unsupported: Option<crate::attach::Refusal>,
     /// Why it sits where it does, for people.
     pub why: String,
 }
@@ -197,6 +261,7 @@ pub fn plan(
             );
             let stats = HealthStats::of(health, &target.provider.id, &target.model);
             let cooldown = health.cooldown(&target.provider.id, &target.model);
+            let kind = target.provider.kind;
             PlanEntry {
                 position,
                 policy: policy
@@ -205,16 +270,17 @@ pub fn plan(
                         &target.model,
                         price
                             .as_ref()
-                            .map(|p| p.rates_for(shape.input_tokens))
+                            .map(|p| p.rates_for(shape.input_tokens_at(kind)))
                             .as_ref(),
                     )
                     .err(),
+                unsupported: None,
                 est_cost: price
                     .as_ref()
-                    .map(|p| estimate_cost(p, shape.input_tokens, output_tokens)),
+                    .map(|p| estimate_cost(p, shape.input_tokens_at(kind), output_tokens)),
                 reserve: price
                     .as_ref()
-                    .map(|p| estimate_cost(p, shape.max_input_tokens, max_output_tokens)),
+                    .map(|p| estimate_cost(p, shape.max_input_tokens_at(kind), max_output_tokens)),
                 max_output_tokens,
                 price,
                 output_tokens,
@@ -253,10 +319,11 @@ pub fn plan(
             for e in &mut entries {
                 e.why = match (e.est_cost, &e.price) {
                     (Some(c), Some(p)) => {
-                        let r = p.rates_for(shape.input_tokens);
+                        let input = shape.input_tokens_at(e.target.provider.kind);
+                        let r = p.rates_for(input);
                         format!(
-                            "est. {c} for this request ({} in + {} out tokens at {} in / {} out)",
-                            shape.input_tokens, e.output_tokens, r.input, r.output
+                            "est. {c} for this request ({input} in + {} out tokens at {} in / {} out)",
+                            e.output_tokens, r.input, r.output
                         )
                     }
                     _ => "price unknown: after the priced targets".to_owned(),
@@ -409,6 +476,7 @@ mod tests {
         input_tokens: 1000,
         max_input_tokens: 4000,
         max_tokens: Some(1000),
+        attachments: AttachmentTokens::NONE,
     };
 
     #[test]
@@ -429,6 +497,7 @@ mod tests {
             input_tokens,
             max_input_tokens: input_tokens,
             max_tokens: Some(100),
+            attachments: AttachmentTokens::NONE,
         };
         let short = plan(&r, shape(1000), &c, &policy, &health, 0);
         // 1000 × $1/M + 100 × $2/M = $0.0012
@@ -658,6 +727,7 @@ mod tests {
             input_tokens: 1,
             max_input_tokens: 1,
             max_tokens: None,
+            attachments: AttachmentTokens::NONE,
         };
         assert_eq!(shape.output_tokens(&t), EXPECTED_OUTPUT_TOKENS);
         t.params.max_tokens = Some(300);

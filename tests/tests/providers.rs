@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use switchboard_engine::Attachment;
 use switchboard_engine::{
     Accumulator, AttemptResult, ChatRequest, Client, CostSource, ErrorKind, FinishReason, Message,
     ModelPrice, Params, Price, ProviderConfig, ProviderKind, Secret, StreamEvent, Timeouts, Usage,
     catalog::list_models, run_attempt,
 };
+use switchboard_mock::samples;
 use switchboard_mock::{Fault, MockServer, MockUsage, OpenAiUsage, Protocol, Scenario, Wire};
 
 /// For each behaviour `async fn name(p: Protocol)`, a module `name` with one
@@ -73,6 +75,8 @@ provider_tests! {
     non_streaming_complete,
     model_list,
     dropping_the_stream_cancels,
+    image_and_pdf_reach_the_wire_byte_for_byte,
+    a_wrongly_typed_attachment_is_refused_like_the_provider_would,
 }
 
 // ---------------------------------------------------------------------------
@@ -923,4 +927,193 @@ async fn openai_without_done_marker_still_completes() {
     };
     let h = Harness::with(Protocol::OpenAi, model, scenario().with_wire(wire)).await;
     assert_full_answer(Protocol::OpenAi, &h.ask(model).await, "Grüße, Welt 🎉!");
+}
+
+// ---------------------------------------------------------------------------
+// Attachments
+// ---------------------------------------------------------------------------
+
+/// The parts of the first user turn as the request's raw bytes carry them,
+/// as `(kind, media type, decoded bytes or text)`; decoded with the mock's
+/// own strict base64 reader, not the engine's.
+fn first_turn_parts(p: Protocol, raw: &[u8]) -> Vec<(String, String, Vec<u8>)> {
+    let body: Value = serde_json::from_slice(raw).expect("the body is JSON");
+    let decode = |s: &str| samples::base64_decode(s).expect("strict base64");
+    let data_url = |url: &str| {
+        let rest = url.strip_prefix("data:").expect("a data URL");
+        let (mime, data) = rest.split_once(";base64,").expect("base64 data URL");
+        (mime.to_owned(), decode(data))
+    };
+    let mut out = Vec::new();
+    match p {
+        Protocol::OpenAi => {
+            for part in body["messages"][0]["content"].as_array().expect("parts") {
+                match part["type"].as_str().unwrap() {
+                    "image_url" => {
+                        let (mime, bytes) = data_url(part["image_url"]["url"].as_str().unwrap());
+                        out.push(("image_url".into(), mime, bytes));
+                    }
+                    "file" => {
+                        let file = &part["file"];
+                        assert_eq!(file["filename"], "report.pdf");
+                        let (mime, bytes) = data_url(file["file_data"].as_str().unwrap());
+                        out.push(("file".into(), mime, bytes));
+                    }
+                    "text" => out.push((
+                        "text".into(),
+                        String::new(),
+                        part["text"].as_str().unwrap().as_bytes().to_vec(),
+                    )),
+                    other => panic!("unexpected part {other}"),
+                }
+            }
+        }
+        Protocol::Anthropic => {
+            for block in body["messages"][0]["content"].as_array().expect("blocks") {
+                let kind = block["type"].as_str().unwrap().to_owned();
+                if kind == "text" {
+                    let text = block["text"].as_str().unwrap().as_bytes().to_vec();
+                    out.push((kind, String::new(), text));
+                    continue;
+                }
+                assert_eq!(block["source"]["type"], "base64");
+                out.push((
+                    kind,
+                    block["source"]["media_type"].as_str().unwrap().to_owned(),
+                    decode(block["source"]["data"].as_str().unwrap()),
+                ));
+            }
+        }
+        Protocol::Gemini => {
+            assert_eq!(body["contents"][0]["role"], "user");
+            for part in body["contents"][0]["parts"].as_array().expect("parts") {
+                if let Some(text) = part["text"].as_str() {
+                    out.push(("text".into(), String::new(), text.as_bytes().to_vec()));
+                    continue;
+                }
+                let inline = &part["inlineData"];
+                out.push((
+                    "inlineData".into(),
+                    inline["mimeType"].as_str().unwrap().to_owned(),
+                    decode(inline["data"].as_str().unwrap()),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// An image and a PDF, then the question: each protocol's parts, in that
+/// order, with the bytes intact and the media types right; sent again,
+/// unchanged, with the next turn.
+async fn image_and_pdf_reach_the_wire_byte_for_byte(p: Protocol) {
+    let model = "m-vision";
+    let h = Harness::with(p, model, scenario()).await;
+    let png = samples::png(64, 48, 3);
+    let pdf = samples::pdf(2, "quarterly numbers");
+    let attachments = vec![
+        Attachment::from_bytes(png.clone(), Some("chart.png")).unwrap(),
+        Attachment::from_bytes(pdf.clone(), Some("report.pdf")).unwrap(),
+    ];
+    let mut request = ChatRequest::new(model, "");
+    request.messages = vec![Message::user_with(
+        "Does the chart match the report?",
+        attachments,
+    )];
+    let result = h.run(&request, RELAXED).await;
+    assert_full_answer(p, &result, "Grüße, Welt 🎉!");
+
+    let (image_kind, pdf_kind) = match p {
+        Protocol::OpenAi => ("image_url", "file"),
+        Protocol::Anthropic => ("image", "document"),
+        Protocol::Gemini => ("inlineData", "inlineData"),
+    };
+    let expected = vec![
+        (image_kind.to_owned(), "image/png".to_owned(), png.clone()),
+        (
+            pdf_kind.to_owned(),
+            "application/pdf".to_owned(),
+            pdf.clone(),
+        ),
+        (
+            "text".to_owned(),
+            String::new(),
+            b"Does the chart match the report?".to_vec(),
+        ),
+    ];
+    let sent = h.last_generation();
+    assert_eq!(first_turn_parts(p, &sent.raw_body), expected);
+    // The base64 is in the bytes on the wire exactly as an independent
+    // encoder writes it (no escaping, no line breaks).
+    let wire = String::from_utf8(sent.raw_body.clone()).unwrap();
+    assert!(wire.contains(&samples::base64_encode(&png)));
+    assert!(wire.contains(&samples::base64_encode(&pdf)));
+
+    // The next turn carries the same attachments again, before its text.
+    request.messages.push(Message::assistant(&result.text));
+    request.messages.push(Message::user("And page 2?"));
+    let again = h.run(&request, RELAXED).await;
+    assert!(again.is_ok(), "{:?}", again.error);
+    let resent = h.last_generation();
+    assert_eq!(first_turn_parts(p, &resent.raw_body), expected);
+}
+
+/// The mock refuses an image whose declared type is not its bytes' type,
+/// as the providers do; the engine reports it as the provider's 400.
+async fn a_wrongly_typed_attachment_is_refused_like_the_provider_would(p: Protocol) {
+    let model = "m-mislabelled";
+    let h = Harness::with(p, model, scenario()).await;
+    let jpeg_as_png = samples::base64_encode(&samples::jpeg(10, 10));
+    let (path, body) = match p {
+        Protocol::OpenAi => (
+            "/v1/chat/completions".to_owned(),
+            json!({"model": model, "stream": false, "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{jpeg_as_png}")}},
+                {"type": "text", "text": "hi"}]}]}),
+        ),
+        Protocol::Anthropic => (
+            "/v1/messages".to_owned(),
+            json!({"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": jpeg_as_png}},
+                {"type": "text", "text": "hi"}]}]}),
+        ),
+        Protocol::Gemini => (
+            format!("/v1beta/models/{model}:generateContent"),
+            json!({"contents": [{"role": "user", "parts": [
+                {"inlineData": {"mimeType": "image/png", "data": jpeg_as_png}},
+                {"text": "hi"}]}]}),
+        ),
+    };
+    let auth = match p {
+        Protocol::OpenAi => ("authorization", format!("Bearer {KEY}")),
+        Protocol::Anthropic => ("x-api-key", KEY.to_owned()),
+        Protocol::Gemini => ("x-goog-api-key", KEY.to_owned()),
+    };
+    let response = reqwest::Client::new()
+        .post(format!("http://{}{path}", h.server.addr()))
+        .header(auth.0, auth.1.clone())
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("does not match the provided media type image/png"),
+        "{text}"
+    );
+    // Broken base64 is refused too.
+    let broken = body.to_string().replace(&jpeg_as_png, "@@not base64@@");
+    let response = reqwest::Client::new()
+        .post(format!("http://{}{path}", h.server.addr()))
+        .header(auth.0, auth.1)
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .body(broken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(h.server.hits(model), 2, "both reached the mock");
 }

@@ -19,6 +19,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("migrations/0003_settle.sql")),
     (PANES_MIGRATION, include_str!("migrations/0004_panes.sql")),
     (5, include_str!("migrations/0005_gateway.sql")),
+    (6, include_str!("migrations/0006_attachments_imports.sql")),
 ];
 
 /// The migration that gave panes rows; conversations written before it get

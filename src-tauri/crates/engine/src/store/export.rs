@@ -3,6 +3,12 @@
 //! cost, timings and the trace of attempts). Import gives everything new
 //! ids and keeps the content and the tree of replies.
 //!
+//! Attachments travel inside the JSON (base64, with their SHA-256, media
+//! type, size and name), so one file is the whole conversation; importing
+//! it stores each once again (checked against its hash). Markdown links
+//! them: to their files in the data directory, or wherever the caller
+//! puts copies ([`markdown_with`]).
+//!
 //! Exports are built only from history rows, and history never holds a
 //! key (keys live in the OS keychain), so no export can contain one.
 
@@ -11,9 +17,11 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::attachments::{AttachmentRef, StoredAttachment, reference_tx};
 use super::history::{NewMessage, insert_attempts, insert_message, set_tags_tx};
 use super::time::format_datetime;
 use super::{ConversationId, MessageId, Store, StoreError};
+use crate::attach::{Attachment, MediaKind, MediaType};
 use crate::chat::{AttemptCost, FinishReason, Role, Usage};
 use crate::error::ErrorKind;
 use crate::hooks::{AttemptOutcome, AttemptRecord};
@@ -21,8 +29,10 @@ use crate::money::Cost;
 
 /// The `format` field of a JSON export.
 pub const EXPORT_FORMAT: &str = "switchboard.conversation";
-/// The newest export version this build reads and the one it writes.
-pub const EXPORT_VERSION: u32 = 1;
+/// The newest export version this build reads. Version 2 added
+/// attachments; an export without any is still written as version 1, so
+/// older Switchboards read it.
+pub const EXPORT_VERSION: u32 = 2;
 
 /// One attempt in an export: the router's record as is.
 pub type ExportedAttempt = AttemptRecord;
@@ -127,12 +137,68 @@ pub struct ExportedMessage {
     /// The attempts behind an answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<ExportedAttempt>,
+    /// Images and PDFs the message carried, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<ExportedAttachment>,
+}
+
+/// An attachment as exported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedAttachment {
+    /// SHA-256 of the bytes (hex).
+    pub sha256: String,
+    /// Its name in the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// MIME type.
+    pub media_type: String,
+    /// Bytes.
+    pub size: u64,
+    /// The bytes, base64 (absent in exports made for Markdown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+impl ExportedAttachment {
+    /// Its file relative to the data directory.
+    pub fn relative_path(&self) -> Option<std::path::PathBuf> {
+        let t = MediaType::from_mime(&self.media_type)?;
+        Some(
+            StoredAttachment {
+                id: self.sha256.clone(),
+                media_type: t,
+                size: self.size,
+                name: None,
+                info: crate::attach::MediaInfo::Pdf { pages: None },
+            }
+            .relative_path(),
+        )
+    }
+
+    /// The name to show.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let ext = MediaType::from_mime(&self.media_type).map_or("bin", MediaType::extension);
+            format!("{}.{ext}", &self.sha256[..12.min(self.sha256.len())])
+        })
+    }
 }
 
 impl Store {
-    /// A conversation with every message and trace, for export.
+    /// A conversation with every message, trace and attachment (its bytes
+    /// in base64), for export.
     pub fn export(&self, id: ConversationId) -> Result<ConversationExport, StoreError> {
+        self.export_with(id, true)
+    }
+
+    /// [`Store::export`]; `with_data`: include the attachments' bytes.
+    pub fn export_with(
+        &self,
+        id: ConversationId,
+        with_data: bool,
+    ) -> Result<ConversationExport, StoreError> {
         let conv = self.conversation(id)?;
+        let mut attached = self.conversation_attachments(id)?;
         let mut messages = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -168,6 +234,12 @@ impl Store {
                     total_ms: m.total_ms,
                     tokens_per_s: m.tokens_per_s,
                     attempts,
+                    attachments: attached
+                        .remove(&m.id)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|a| self.exported_attachment(a, with_data))
+                        .collect::<Result<_, _>>()?,
                 });
             }
             match page.next {
@@ -175,9 +247,10 @@ impl Store {
                 None => break,
             }
         }
+        let has_attachments = messages.iter().any(|m| !m.attachments.is_empty());
         Ok(ConversationExport {
             format: EXPORT_FORMAT.to_owned(),
-            version: EXPORT_VERSION,
+            version: if has_attachments { 2 } else { 1 },
             title: conv.title,
             tags: conv.tags,
             created_at_ms: conv.created_at_ms,
@@ -195,9 +268,35 @@ impl Store {
         serde_json::to_string_pretty(&doc).map_err(|e| StoreError::invalid(e.to_string()))
     }
 
-    /// The conversation as Markdown.
+    fn exported_attachment(
+        &self,
+        a: StoredAttachment,
+        with_data: bool,
+    ) -> Result<ExportedAttachment, StoreError> {
+        let data = if with_data {
+            Some(self.attachment(&a.id, a.name.as_deref())?.base64())
+        } else {
+            None
+        };
+        Ok(ExportedAttachment {
+            sha256: a.id,
+            name: a.name,
+            media_type: a.media_type.mime().to_owned(),
+            size: a.size,
+            data,
+        })
+    }
+
+    /// The conversation as Markdown, attachments linked to their files in
+    /// the data directory by absolute path.
     pub fn export_markdown(&self, id: ConversationId) -> Result<String, StoreError> {
-        Ok(markdown(&self.export(id)?))
+        let root = self.data_root().to_owned();
+        let doc = self.export_with(id, false)?;
+        Ok(markdown_with(&doc, &|a| {
+            a.relative_path()
+                .map(|p| root.join(p).display().to_string())
+                .unwrap_or_default()
+        }))
     }
 
     /// Import a JSON export as a new conversation; returns its id.
@@ -224,6 +323,16 @@ impl Store {
                     doc.version
                 ),
             });
+        }
+        // Every attachment is decoded and checked before anything is written.
+        let mut files: HashMap<i64, Vec<Attachment>> = HashMap::new();
+        for m in &doc.messages {
+            for a in &m.attachments {
+                files
+                    .entry(m.id)
+                    .or_default()
+                    .push(imported_attachment(m.id, a)?);
+            }
         }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -272,6 +381,13 @@ impl Store {
             };
             let id = insert_message(&tx, &new)?;
             insert_attempts(&tx, id, &m.attempts)?;
+            if let Some(attached) = files.get(&m.id) {
+                for a in attached {
+                    self.put_tx(&tx, a, None)?;
+                }
+                let refs: Vec<AttachmentRef> = attached.iter().map(AttachmentRef::from).collect();
+                reference_tx(self, &tx, id, &refs)?;
+            }
             if ids.insert(m.id, id).is_some() {
                 return Err(StoreError::Import {
                     message: format!("message id {} appears twice", m.id),
@@ -284,6 +400,32 @@ impl Store {
         tx.commit()?;
         Ok(conv)
     }
+}
+
+/// An exported attachment decoded and checked against its hash.
+fn imported_attachment(message: i64, a: &ExportedAttachment) -> Result<Attachment, StoreError> {
+    use base64::Engine as _;
+    let bad = |why: String| StoreError::Import {
+        message: format!(
+            "attachment {} of message {message}: {why}",
+            a.display_name()
+        ),
+    };
+    let data = a
+        .data
+        .as_deref()
+        .ok_or_else(|| bad("its data is missing from the file".into()))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.as_bytes())
+        .map_err(|e| bad(format!("its data is not base64 ({e})")))?;
+    let attachment =
+        Attachment::from_bytes(bytes, a.name.as_deref()).map_err(|e| bad(e.to_string()))?;
+    if attachment.id != a.sha256 {
+        return Err(bad(
+            "its data does not match its sha256 (the file was altered or cut)".into(),
+        ));
+    }
+    Ok(attachment)
 }
 
 fn ms_text(ms: f64) -> String {
@@ -314,8 +456,22 @@ fn attempt_line(i: usize, a: &AttemptRecord) -> String {
     )
 }
 
-/// Render an export as Markdown.
+/// Render an export as Markdown, attachments linked by their path
+/// relative to the data directory.
 pub fn markdown(doc: &ConversationExport) -> String {
+    markdown_with(doc, &|a| {
+        a.relative_path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// Render an export as Markdown; `link` gives each attachment's link
+/// target (images are embedded, PDFs linked).
+pub fn markdown_with(
+    doc: &ConversationExport,
+    link: &dyn Fn(&ExportedAttachment) -> String,
+) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# {}\n", doc.title);
     let _ = writeln!(
@@ -380,6 +536,18 @@ pub fn markdown(doc: &ConversationExport) -> String {
                 let _ = writeln!(md, "> {line}");
             }
             let _ = writeln!(md);
+        }
+        for a in &m.attachments {
+            let bang = match MediaType::from_mime(&a.media_type).map(MediaType::kind) {
+                Some(MediaKind::Image) => "!",
+                Some(MediaKind::Pdf) | None => "",
+            };
+            let _ = writeln!(
+                md,
+                "{bang}[{}]({})\n",
+                a.display_name().replace(['[', ']'], ""),
+                link(a).replace(' ', "%20")
+            );
         }
         let _ = writeln!(md, "{}\n", m.content.trim_end());
         if m.role == Role::Assistant {

@@ -238,6 +238,32 @@ impl Recorder {
         Ok(id)
     }
 
+    /// [`Recorder::add_user_message`] carrying `attachments` (stored
+    /// already, by [`Store::put_attachment`]), in order, in the same
+    /// transaction. Incognito: a memory id, nothing written.
+    pub fn add_user_message_with(
+        &self,
+        conversation: ConversationId,
+        parent: Option<MessageId>,
+        content: &str,
+        attachments: &[super::AttachmentRef],
+    ) -> Result<MessageId, StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(MessageId(self.memory_id()));
+        };
+        let message = NewMessage {
+            parent,
+            ..NewMessage::base(conversation, Role::User, content, now_ms())
+        };
+        let mut conn = store.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let id = insert_message(&tx, &message)?;
+        super::attachments::reference_tx(store, &tx, id, attachments)?;
+        touch(&tx, conversation, message.created_at_ms)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
     /// Start one pane's answer to `question` before its request runs: the
     /// row exists from now on, empty and marked as streaming by this
     /// process, so the gate's checkpoints (through
@@ -1043,17 +1069,28 @@ impl Store {
     }
 
     /// Delete a conversation, its messages and their traces (its spend
-    /// stays in the ledger: that money was spent).
+    /// stays in the ledger: that money was spent), and the attachments no
+    /// other conversation uses, files included.
     pub fn delete_conversation(&self, id: ConversationId) -> Result<(), StoreError> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM conversations WHERE id = ?1", [id.0])?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let attached: Vec<String> = tx
+            .prepare_cached(
+                "SELECT DISTINCT ma.attachment_id FROM messages m
+                 JOIN message_attachments ma ON ma.message_id = m.id
+                 WHERE m.conversation_id = ?1",
+            )?
+            .query_map([id.0], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let n = tx.execute("DELETE FROM conversations WHERE id = ?1", [id.0])?;
         if n == 0 {
             return Err(StoreError::NotFound {
                 what: "conversation",
                 id: id.0,
             });
         }
+        self.sweep_tx(&tx, Some(&attached), now_ms())?;
+        tx.commit()?;
         Ok(())
     }
 }

@@ -38,6 +38,11 @@
 //! - [`Conversation`], [`StoredMessage`], [`SearchHit`], [`Page`]: what
 //!   history listings return, a page at a time.
 //! - [`ConversationExport`]: the JSON export/import format.
+//! - [`StoredAttachment`]: an image or PDF a message carries; its bytes
+//!   are a file in the data directory named by their SHA-256, stored once
+//!   however many messages use it ([`Store::put_attachment`],
+//!   [`Recorder::add_user_message_with`]), deleted with the last
+//!   conversation that uses it.
 //!
 //! # Recording a request (what `ask` does)
 //!
@@ -80,6 +85,7 @@
 //! Times are Unix milliseconds; budget periods and spend groups use UTC
 //! boundaries (see [`time`]).
 
+mod attachments;
 mod batch;
 mod db;
 mod export;
@@ -105,11 +111,12 @@ use serde::{Deserialize, Serialize};
 use crate::hooks::HealthStore;
 use crate::paths::DataDir;
 
+pub use attachments::{AttachmentRef, PENDING_LEASE, StoredAttachment};
 pub use batch::{BatchWriter, BatchedGate, CachedHealth, HEALTH_TTL, MAX_BATCH, SYNC_EVERY};
 pub use db::SCHEMA_VERSION;
 pub use export::{
-    ConversationExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedAttempt, ExportedError,
-    ExportedMessage, markdown,
+    ConversationExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedAttachment, ExportedAttempt,
+    ExportedError, ExportedMessage, markdown, markdown_with,
 };
 pub use health::SqliteHealth;
 pub use history::{Answer, Conversation, Page, Recorder, StoredAttempt, StoredMessage, title_of};
@@ -307,8 +314,11 @@ impl Store {
             }),
         };
         // Recovery is housekeeping: a database too busy for it now is
-        // recovered by the next process that opens it.
+        // recovered by the next process that opens it. So are attachments
+        // whose lease ran out unused, and imports a dead process left half
+        // done.
         let _ = store.recover();
+        let _ = store.sweep_attachments();
         Ok(store)
     }
 

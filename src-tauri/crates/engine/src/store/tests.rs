@@ -1404,3 +1404,228 @@ fn migration_2_keeps_every_row_of_a_version_1_file_and_allows_stopped() {
         .unwrap();
     assert_eq!(left, 0, "deleting the answer deletes its trace");
 }
+
+// ---------------------------------------------------------------------------
+// Attachments
+
+fn png_attachment(seed: u8, name: &str) -> crate::attach::Attachment {
+    crate::attach::Attachment::from_bytes(switchboard_mock::samples::png(16, 8, seed), Some(name))
+        .unwrap()
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn attachments_are_stored_once_by_content_and_read_back_verified() {
+    let (tmp, store) = store();
+    let photo = png_attachment(1, "photo.png");
+    let same_bytes =
+        crate::attach::Attachment::from_bytes(photo.data.clone(), Some("copy.png")).unwrap();
+    let pdf = crate::attach::Attachment::from_bytes(
+        switchboard_mock::samples::pdf(3, "minutes"),
+        Some("minutes.pdf"),
+    )
+    .unwrap();
+    for a in [&photo, &same_bytes, &pdf] {
+        store.put_attachment(a).unwrap();
+    }
+    let rec = store.recorder(false);
+    let c1 = rec.start_conversation("one", &[]).unwrap();
+    let refs = vec![AttachmentRef::from(&photo), AttachmentRef::from(&pdf)];
+    let m1 = rec.add_user_message_with(c1, None, "look", &refs).unwrap();
+    let c2 = rec.start_conversation("two", &[]).unwrap();
+    let m2 = rec
+        .add_user_message_with(c2, None, "again", &[AttachmentRef::from(&same_bytes)])
+        .unwrap();
+
+    // One file per distinct content, at attachments/<2 hex>/<62 hex>.<ext>.
+    let files = files_under(&tmp.path().join("attachments"));
+    assert_eq!(files.len(), 2, "{files:?}");
+    let photo_path = tmp
+        .path()
+        .join("attachments")
+        .join(&photo.id[..2])
+        .join(format!("{}.png", &photo.id[2..]));
+    assert_eq!(std::fs::read(&photo_path).unwrap(), photo.data.to_vec());
+    assert_eq!(count(&store, "attachments"), 2);
+
+    // Read back in order, with the name each message gave it.
+    let in_one = store.conversation_attachments(c1).unwrap();
+    let listed = &in_one[&m1];
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].id, photo.id);
+    assert_eq!(listed[0].name.as_deref(), Some("photo.png"));
+    assert_eq!(
+        listed[0].info,
+        crate::attach::MediaInfo::Image {
+            width: 16,
+            height: 8
+        }
+    );
+    assert_eq!(listed[1].media_type, crate::attach::MediaType::Pdf);
+    assert_eq!(
+        listed[1].info,
+        crate::attach::MediaInfo::Pdf { pages: Some(3) }
+    );
+    let in_two = store.conversation_attachments(c2).unwrap();
+    assert_eq!(in_two[&m2][0].name.as_deref(), Some("copy.png"));
+    let back = store.attachment(&photo.id, Some("photo.png")).unwrap();
+    assert_eq!(back, photo);
+
+    // A file changed on disk is noticed, not sent.
+    std::fs::write(&photo_path, b"\x89PNG\r\n\x1a\nsomething else entirely").unwrap();
+    let err = store.attachment(&photo.id, None).unwrap_err();
+    assert!(err.to_string().contains("changed on disk"), "{err}");
+}
+
+#[test]
+fn attachments_go_with_the_last_conversation_that_uses_them() {
+    let (tmp, store) = store();
+    let shared = png_attachment(2, "shared.png");
+    let own = png_attachment(3, "own.png");
+    let pending = png_attachment(4, "not-sent-yet.png");
+    for a in [&shared, &own, &pending] {
+        store.put_attachment(a).unwrap();
+    }
+    let rec = store.recorder(false);
+    let a = rec.start_conversation("a", &[]).unwrap();
+    rec.add_user_message_with(
+        a,
+        None,
+        "x",
+        &[AttachmentRef::from(&shared), AttachmentRef::from(&own)],
+    )
+    .unwrap();
+    let b = rec.start_conversation("b", &[]).unwrap();
+    rec.add_user_message_with(b, None, "y", &[AttachmentRef::from(&shared)])
+        .unwrap();
+    let dir = tmp.path().join("attachments");
+    assert_eq!(files_under(&dir).len(), 3);
+
+    store.delete_conversation(a).unwrap();
+    // `own` went with it; `shared` is still used by b; `pending` is leased.
+    assert_eq!(files_under(&dir).len(), 2);
+    assert!(store.attachment(&shared.id, None).is_ok());
+    assert!(store.attachment(&own.id, None).is_err());
+    assert_eq!(store.sweep_attachments().unwrap(), 0, "the lease holds");
+
+    store.delete_conversation(b).unwrap();
+    assert_eq!(files_under(&dir).len(), 1, "only the pending one is left");
+    assert!(store.attachment(&shared.id, None).is_err());
+
+    // Removed before sending: gone at once.
+    assert!(store.discard_attachment(&pending.id).unwrap());
+    assert!(files_under(&dir).is_empty());
+    assert_eq!(count(&store, "attachments"), 0);
+
+    // An expired lease is swept.
+    store.put_attachment(&pending).unwrap();
+    store
+        .conn()
+        .execute("UPDATE attachments SET lease_until = 1", [])
+        .unwrap();
+    assert_eq!(store.sweep_attachments().unwrap(), 1);
+    assert!(files_under(&dir).is_empty());
+
+    // Referencing something not stored is refused, and writes nothing.
+    let c = rec.start_conversation("c", &[]).unwrap();
+    let err = rec
+        .add_user_message_with(c, None, "z", &[AttachmentRef::from(&own)])
+        .unwrap_err();
+    assert!(err.to_string().contains("not stored"), "{err}");
+    assert_eq!(store.conversation(c).unwrap().message_count, 0);
+}
+
+#[test]
+fn exports_carry_attachments_and_imports_restore_them() {
+    let (_tmp, store) = store();
+    let photo = png_attachment(5, "whiteboard.png");
+    let doc = crate::attach::Attachment::from_bytes(
+        switchboard_mock::samples::pdf(1, "spec"),
+        Some("spec.pdf"),
+    )
+    .unwrap();
+    store.put_attachment(&photo).unwrap();
+    store.put_attachment(&doc).unwrap();
+    let rec = store.recorder(false);
+    let c = rec.start_conversation("diagram", &[]).unwrap();
+    let q = rec
+        .add_user_message_with(
+            c,
+            None,
+            "Is the diagram right?",
+            &[AttachmentRef::from(&photo), AttachmentRef::from(&doc)],
+        )
+        .unwrap();
+    rec.add_answer(
+        c,
+        q,
+        0,
+        "p:m",
+        &answer("p", "m", "Yes.", 10),
+        &RequestTrace::default(),
+    )
+    .unwrap();
+
+    let json = store.export_json(c).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed["version"], 2);
+    let exported = &parsed["messages"][0]["attachments"];
+    assert_eq!(exported[0]["sha256"], photo.id.as_str());
+    assert_eq!(exported[0]["media_type"], "image/png");
+    assert_eq!(exported[0]["name"], "whiteboard.png");
+    let data = exported[0]["data"].as_str().unwrap();
+    assert_eq!(
+        switchboard_mock::samples::base64_decode(data).unwrap(),
+        photo.data.to_vec()
+    );
+
+    let md = store.export_markdown(c).unwrap();
+    let path = store.attachment_path(&photo.id, photo.media_type);
+    assert!(
+        md.contains(&format!("![whiteboard.png]({})", path.display())),
+        "{md}"
+    );
+    assert!(md.contains("[spec.pdf]("), "{md}");
+
+    // Into another data directory: the files come back from the JSON alone.
+    let (other_tmp, other) = store_in_new_dir();
+    let imported = other.import_json(&json).unwrap();
+    let back = other.conversation_attachments(imported).unwrap();
+    let first = back.values().next().unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(other.attachment(&photo.id, None).unwrap().data, photo.data);
+    assert!(
+        other_tmp
+            .path()
+            .join("attachments")
+            .join(&photo.id[..2])
+            .is_dir()
+    );
+
+    // Altered bytes are refused before anything is written.
+    let tampered = json.replacen(data, &data.replace('A', "B"), 1);
+    let before = count(&other, "conversations");
+    let err = other.import_json(&tampered).unwrap_err();
+    assert!(err.to_string().contains("whiteboard.png"), "{err}");
+    assert_eq!(count(&other, "conversations"), before);
+}
+
+fn store_in_new_dir() -> (tempfile::TempDir, Store) {
+    store()
+}

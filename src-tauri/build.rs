@@ -37,6 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "set_local_api",
         "create_client_token",
         "revoke_client_token",
+        "store_attachment",
+        "store_attachment_file",
+        "attachment_data",
+        "discard_attachment",
+        "check_attachments",
+        "import_history",
     ]);
     let attributes = tauri_build::Attributes::new()
         .config_path("../tauri.conf.json")

@@ -15,6 +15,7 @@ use switchboard_protocol::{
     KeychainStatus, LocalServer, PaneEvent, ProviderCheck, RoundIds, SavePanes, SavedConversation,
     SearchResult, Sequenced, SetKeyRequest, StartRound,
 };
+use switchboard_protocol::{AttachmentCheck, AttachmentRef, ImportProgress, ImportSummary};
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
 use switchboard_protocol::{CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken};
 use switchboard_protocol::{NewProvider, SaveRoute};
@@ -217,6 +218,110 @@ async fn export_conversation(
     format: String,
 ) -> Result<String, IpcError> {
     on_store(&state, move |c| c.export_conversation(id, &format)).await
+}
+
+/// A file that is not an attachment (not a PNG, JPEG, WebP, GIF or PDF,
+/// unreadable) is bad input; anything else is the backend's.
+fn attachment_error(e: switchboard_engine::StoreError) -> IpcError {
+    match e {
+        switchboard_engine::StoreError::Invalid { message } => IpcError {
+            kind: IpcErrorKind::InvalidInput,
+            message,
+        },
+        other => internal(other.to_string()),
+    }
+}
+
+/// Runs a blocking attachment call off the IPC thread.
+async fn on_attachments<T: Send + 'static>(
+    state: &tauri::State<'_, AppState>,
+    f: impl FnOnce(&ChatService) -> Result<T, switchboard_engine::StoreError> + Send + 'static,
+) -> Result<T, IpcError> {
+    let chat = Arc::clone(&state.chat);
+    tokio::task::spawn_blocking(move || f(&chat))
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(attachment_error)
+}
+
+/// The file's raw bytes are the request body; its name, percent-encoded,
+/// is the `x-attachment-name` header.
+#[tauri::command]
+async fn store_attachment(
+    state: tauri::State<'_, AppState>,
+    request: tauri::ipc::Request<'_>,
+) -> Result<AttachmentRef, IpcError> {
+    let tauri::ipc::InvokeBody::Raw(bytes) = request.body() else {
+        return Err(IpcError {
+            kind: IpcErrorKind::InvalidInput,
+            message: "store_attachment takes the file's bytes as the raw request body".into(),
+        });
+    };
+    let bytes = bytes.clone();
+    let name = request
+        .headers()
+        .get("x-attachment-name")
+        .and_then(|v| v.to_str().ok())
+        .map(switchboard_engine::attach::percent_decode);
+    on_attachments(&state, move |c| c.store_attachment(bytes, name.as_deref())).await
+}
+
+#[tauri::command]
+async fn store_attachment_file(
+    state: tauri::State<'_, AppState>,
+    path: String,
+) -> Result<AttachmentRef, IpcError> {
+    on_attachments(&state, move |c| c.store_attachment_file(&path)).await
+}
+
+/// The raw bytes (an `ArrayBuffer` in the UI), for a thumbnail.
+#[tauri::command]
+async fn attachment_data(
+    state: tauri::State<'_, AppState>,
+    id: String,
+) -> Result<tauri::ipc::Response, IpcError> {
+    let (bytes, _) = on_attachments(&state, move |c| c.attachment_data(&id)).await?;
+    Ok(tauri::ipc::Response::new(bytes))
+}
+
+#[tauri::command]
+async fn discard_attachment(
+    state: tauri::State<'_, AppState>,
+    id: String,
+) -> Result<bool, IpcError> {
+    on_attachments(&state, move |c| c.discard_attachment(&id)).await
+}
+
+#[tauri::command]
+async fn check_attachments(
+    state: tauri::State<'_, AppState>,
+    requests: Vec<switchboard_protocol::AskRequest>,
+) -> Result<Vec<AttachmentCheck>, IpcError> {
+    let chat = Arc::clone(&state.chat);
+    tokio::task::spawn_blocking(move || chat.check_attachments(&requests))
+        .await
+        .map_err(|e| internal(e.to_string()))
+}
+
+/// Import a ChatGPT or Claude `conversations.json` (or a Switchboard JSON
+/// export) from `path`, reporting progress on `on_progress`.
+#[tauri::command]
+async fn import_history(
+    state: tauri::State<'_, AppState>,
+    path: String,
+    on_progress: Channel<Sequenced<ImportProgress>>,
+) -> Result<ImportSummary, IpcError> {
+    let chat = Arc::clone(&state.chat);
+    tokio::task::spawn_blocking(move || {
+        let mut seq = 0;
+        chat.import_history(std::path::Path::new(&path), &mut |body| {
+            let _ = on_progress.send(Sequenced { seq, body });
+            seq += 1;
+        })
+    })
+    .await
+    .map_err(|e| internal(e.to_string()))?
+    .map_err(attachment_error)
 }
 
 /// A refused config.toml edit: the message names the file, line and field.
@@ -469,7 +574,13 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             local_api_status,
             set_local_api,
             create_client_token,
-            revoke_client_token
+            revoke_client_token,
+            store_attachment,
+            store_attachment_file,
+            attachment_data,
+            discard_attachment,
+            check_attachments,
+            import_history
         ])
         .build(tauri::generate_context!("../tauri.conf.json"))?;
     // SIGTERM (a logout, a system shutdown, `kill`) ends the app the way

@@ -297,7 +297,7 @@ fn seed(home: &Path) -> anyhow::Result<()> {
     for c in 0..CONVERSATIONS {
         let conv = rec.start_conversation(&format!("Conversation {c}"), &[])?;
         for r in 0..3 {
-            let q = rec.add_round(conv, &format!("Question {r} of {c}"), None)?;
+            let q = rec.add_round(conv, &format!("Question {r} of {c}"), &[], None)?;
             for pane in 0..3u32 {
                 let result = AttemptResult {
                     provider: "oa".into(),

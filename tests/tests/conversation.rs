@@ -59,6 +59,7 @@ async fn round(
         .start_round(&StartRound {
             conversation,
             prompt: prompt.into(),
+            attachments: Vec::new(),
             layout: Some(layout.clone()),
         })
         .unwrap();
@@ -75,6 +76,7 @@ async fn round(
         turns.push(Turn {
             role: TurnRole::User,
             content: prompt.into(),
+            attachments: Vec::new(),
         });
         let summary = svc
             .ask(
@@ -372,6 +374,7 @@ async fn a_layout_saved_late_does_not_undo_a_newer_one() {
         .start_round(&StartRound {
             conversation: None,
             prompt: "q".into(),
+            attachments: Vec::new(),
             layout: Some(PaneLayout {
                 rev: 1,
                 panes: vec![spec("a", OA), spec("b", AN)],

@@ -34,6 +34,7 @@ fn request(stream_id: u64, target: &str) -> AskRequest {
         turns: vec![Turn {
             role: TurnRole::User,
             content: "go".into(),
+            attachments: Vec::new(),
         }],
         params: PaneParams::default(),
         record: None,

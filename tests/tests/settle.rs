@@ -68,6 +68,7 @@ fn recorded(svc: &ChatService, stream_id: u64, target: &str) -> AskRequest {
         .start_round(&StartRound {
             conversation: None,
             prompt: "go".into(),
+            attachments: Vec::new(),
             layout: None,
         })
         .unwrap();
@@ -77,6 +78,7 @@ fn recorded(svc: &ChatService, stream_id: u64, target: &str) -> AskRequest {
         turns: vec![Turn {
             role: TurnRole::User,
             content: "go".into(),
+            attachments: Vec::new(),
         }],
         params: PaneParams::default(),
         record: Some(RecordAt {

@@ -57,6 +57,7 @@ mod client;
 mod config;
 mod error;
 pub mod hooks;
+pub mod import;
 mod keys;
 mod money;
 mod paths;

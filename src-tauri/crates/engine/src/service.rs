@@ -46,7 +46,11 @@ use crate::routing::{
 use crate::settings;
 use crate::store::{Answer, ConversationId, MessageId, PaneRef, Store, StoreError};
 
+mod attachments;
+mod import;
 mod spend;
+
+pub use attachments::{MAX_ATTACHMENT_FILE, attachment_ref};
 
 /// How often buffered deltas are sent to the UI while tokens stream.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(16);
@@ -414,8 +418,12 @@ impl ChatService {
             Some(id) => ConversationId(id),
             None => recorder.start_conversation(&crate::store::title_of(&request.prompt), &[])?,
         };
-        let user_message =
-            recorder.add_round(conversation, &request.prompt, request.layout.as_ref())?;
+        let user_message = recorder.add_round(
+            conversation,
+            &request.prompt,
+            &attachments::store_refs(&request.attachments),
+            request.layout.as_ref(),
+        )?;
         Ok(RoundIds {
             conversation: conversation.0,
             user_message: user_message.0,
@@ -477,6 +485,7 @@ impl ChatService {
         let stored = store.panes(ConversationId(id))?;
         let key_of: HashMap<i64, &str> =
             stored.iter().map(|p| (p.id, p.pane.key.as_str())).collect();
+        let mut attached = store.conversation_attachments(ConversationId(id))?;
         let mut rounds: Vec<SavedRound> = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -486,6 +495,12 @@ impl ChatService {
                     crate::chat::Role::User => rounds.push(SavedRound {
                         user_message: m.id.0,
                         prompt: m.content,
+                        attachments: attached
+                            .remove(&m.id)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(attachment_ref)
+                            .collect(),
                         answers: Vec::new(),
                         follows: m.parent.map(|p| p.0),
                     }),
@@ -664,13 +679,25 @@ impl ChatService {
 
     /// Resolve the pane's target, look up keys (off the async threads: the
     /// keychain blocks) and build the router.
-    async fn prepare(&self, request: &AskRequest) -> Result<Prepared, ProviderError> {
+    async fn prepare(self: &Arc<Self>, request: &AskRequest) -> Result<Prepared, ProviderError> {
         let config = self.config();
         let bad_config = |e: crate::config::ConfigError| {
             ProviderError::new(ErrorKind::BadRequest, "", format!("config.toml: {e}"))
         };
         let routing = RoutingConfig::from_config(&config).map_err(bad_config)?;
-        let (route, chat) = resolve(&config, &routing, request)?;
+        let loaded = {
+            let (service, request) = (Arc::clone(self), request.clone());
+            tokio::task::spawn_blocking(move || service.load_attachments(&request))
+                .await
+                .map_err(|e| {
+                    ProviderError::new(
+                        ErrorKind::BadRequest,
+                        "",
+                        format!("reading attachments: {e}"),
+                    )
+                })??
+        };
+        let (route, chat) = resolve(&config, &routing, request, &loaded)?;
         let mut keys = StaticKeys::new();
         let mut looked_up = std::collections::HashSet::new();
         for t in &route.targets {
@@ -964,6 +991,7 @@ fn resolve(
     config: &Config,
     routing: &RoutingConfig,
     request: &AskRequest,
+    attachments: &HashMap<String, crate::attach::Attachment>,
 ) -> Result<(Route, ChatRequest), ProviderError> {
     let route = routing
         .target(config, &request.target)
@@ -978,15 +1006,34 @@ fn resolve(
                 ProviderError::new(ErrorKind::NotFound, provider, e.to_string())
             }
         })?;
-    let messages: Vec<Message> = request
+    let mut messages: Vec<Message> = Vec::new();
+    for t in request
         .turns
         .iter()
-        .filter(|t| !t.content.is_empty())
-        .map(|t| match t.role {
-            TurnRole::User => Message::user(&t.content),
+        .filter(|t| !t.content.is_empty() || !t.attachments.is_empty())
+    {
+        messages.push(match t.role {
+            TurnRole::User => {
+                let files = t
+                    .attachments
+                    .iter()
+                    .map(|r| {
+                        let mut a = attachments.get(&r.id).cloned().ok_or_else(|| {
+                            ProviderError::new(
+                                ErrorKind::BadRequest,
+                                "",
+                                format!("attachment {} was not loaded", r.id),
+                            )
+                        })?;
+                        a.name.clone_from(&r.name);
+                        Ok(a)
+                    })
+                    .collect::<Result<Vec<_>, ProviderError>>()?;
+                Message::user_with(&t.content, files)
+            }
             TurnRole::Assistant => Message::assistant(&t.content),
-        })
-        .collect();
+        });
+    }
     if messages.last().map(|m| m.role) != Some(crate::chat::Role::User) {
         return Err(ProviderError::new(
             ErrorKind::BadRequest,

@@ -169,6 +169,10 @@ pub struct Turn {
     pub role: TurnRole,
     /// What was written.
     pub content: String,
+    /// The images and PDFs a user turn carries, in the order they were
+    /// added (sent before the text, and again with every later turn).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::AttachmentRef>,
 }
 
 /// Per-pane settings.

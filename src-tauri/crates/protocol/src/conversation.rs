@@ -125,6 +125,9 @@ pub struct StartRound {
     pub conversation: Option<i64>,
     /// The prompt.
     pub prompt: String,
+    /// The prompt's images and PDFs (stored already), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::AttachmentRef>,
     /// The panes as they are when the prompt is sent (saved first, so every
     /// answer of the round finds its pane).
     #[serde(default)]
@@ -164,6 +167,9 @@ pub struct SavedRound {
     pub user_message: i64,
     /// The prompt.
     pub prompt: String,
+    /// The prompt's images and PDFs, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::AttachmentRef>,
     /// The latest answer of each pane that answered it.
     pub answers: Vec<SavedAnswer>,
     /// The answer this round continued from (the one chosen with "Continue
@@ -253,6 +259,13 @@ impl ThreadSource for SavedConversation {
         self.rounds.get(round).map(|r| r.prompt.clone())
     }
 
+    fn attachments(&self, round: usize) -> Vec<crate::AttachmentRef> {
+        self.rounds
+            .get(round)
+            .map(|r| r.attachments.clone())
+            .unwrap_or_default()
+    }
+
     fn answer(&self, round: usize, pane: &str) -> Option<String> {
         self.answer(round, pane)
             .filter(|a| a.summary.error.is_none())
@@ -267,6 +280,11 @@ pub trait ThreadSource {
     fn fork(&self, pane: &str) -> Option<PaneFork>;
     /// The prompt of round `round` (0-based).
     fn prompt(&self, round: usize) -> Option<String>;
+    /// The images and PDFs the prompt of round `round` carried, in order
+    /// (every later turn sends them again).
+    fn attachments(&self, _round: usize) -> Vec<crate::AttachmentRef> {
+        Vec::new()
+    }
     /// Pane `pane`'s answer to round `round`, when it has one that ended
     /// well (a failed or stopped answer is not part of any thread).
     fn answer(&self, round: usize, pane: &str) -> Option<String>;
@@ -299,10 +317,12 @@ pub fn thread<S: ThreadSource + ?Sized>(source: &S, pane: &str, before: usize) -
         turns.push(Turn {
             role: TurnRole::User,
             content: prompt,
+            attachments: source.attachments(round),
         });
         turns.push(Turn {
             role: TurnRole::Assistant,
             content: text,
+            attachments: Vec::new(),
         });
     }
     turns
@@ -377,6 +397,7 @@ mod tests {
         SavedRound {
             user_message: 0,
             prompt: prompt.into(),
+            attachments: Vec::new(),
             answers,
             follows: None,
         }

@@ -14,6 +14,9 @@
 //! - [`IpcError`]: the tagged `{ kind, message }` every command returns on
 //!   failure.
 //! - [`LocalApiStatus`] and [`ClientTokenInfo`]: Settings → Local API.
+//! - [`AttachmentRef`]: an image or PDF stored in the data directory, named
+//!   by its SHA-256 in turns, rounds and history; [`ImportProgress`] and
+//!   [`ImportSummary`]: importing ChatGPT and Claude exports.
 //!
 //! - [`SavedConversation`] and [`thread`]: a conversation's panes by
 //!   identity, and what each pane's model is sent.
@@ -27,10 +30,14 @@
 
 use serde::{Deserialize, Serialize};
 
+mod attachments;
 mod chat;
 mod conversation;
 mod local_api;
 
+pub use attachments::{
+    AttachmentCheck, AttachmentRef, ImportProgress, ImportSource, ImportSummary,
+};
 pub use chat::{
     AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
     LocalServer, PaneError, PaneEvent, PaneParams, ProviderCheck, ProviderSummary, RouteSummary,
@@ -118,6 +125,21 @@ pub mod commands {
     pub const CREATE_CLIENT_TOKEN: &str = "create_client_token";
     /// `revoke_client_token(name: String) -> ()`
     pub const REVOKE_CLIENT_TOKEN: &str = "revoke_client_token";
+    /// `store_attachment` with the file's raw bytes as the request body and
+    /// its name percent-encoded in the `x-attachment-name` header ->
+    /// `AttachmentRef` (kind `invalid_input` for a file that is not a PNG,
+    /// JPEG, WebP, GIF or PDF)
+    pub const STORE_ATTACHMENT: &str = "store_attachment";
+    /// `store_attachment_file(path: String) -> AttachmentRef` (a file dropped on the window)
+    pub const STORE_ATTACHMENT_FILE: &str = "store_attachment_file";
+    /// `attachment_data(id: String)` -> the raw bytes (an `ArrayBuffer`), for thumbnails
+    pub const ATTACHMENT_DATA: &str = "attachment_data";
+    /// `discard_attachment(id: String) -> bool` (removed before sending; kept if a message uses it)
+    pub const DISCARD_ATTACHMENT: &str = "discard_attachment";
+    /// `check_attachments(requests: Vec<AskRequest>) -> Vec<AttachmentCheck>` (before sending)
+    pub const CHECK_ATTACHMENTS: &str = "check_attachments";
+    /// `import_history(path: String, on_progress: Channel<Sequenced<ImportProgress>>) -> ImportSummary`
+    pub const IMPORT_HISTORY: &str = "import_history";
 }
 
 /// Facts about the running backend, shown in the status bar.

@@ -336,6 +336,7 @@ impl CompareState {
         turns.push(Turn {
             role: TurnRole::User,
             content: prompt.to_owned(),
+            attachments: Vec::new(),
         });
         turns
     }
@@ -375,6 +376,7 @@ impl CompareState {
                 let request = StartRound {
                     conversation: state.conversation.get_untracked(),
                     prompt: prompt.clone(),
+                    attachments: Vec::new(),
                     layout: Some(layout),
                 };
                 match ipc::start_round(&request).await {

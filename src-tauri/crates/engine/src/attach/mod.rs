@@ -416,6 +416,32 @@ pub struct AttachmentLimits {
     pub max_image_side: Option<u32>,
 }
 
+/// A file name sent percent-encoded (JavaScript's `encodeURIComponent`),
+/// decoded; bytes that do not form UTF-8 are replaced.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Bytes as people read them: `5 MB`, `7.3 MB`, `120 KB`.
 pub fn human_bytes(n: u64) -> String {
     const MB: u64 = 1024 * 1024;

@@ -267,7 +267,8 @@ impl ChatService {
                     warnings: Vec::new(),
                     message: String::new(),
                 };
-                let Ok((route, chat)) = resolve(&config, &routing, request) else {
+                let loaded = self.load_attachments(request).unwrap_or_default();
+                let Ok((route, chat)) = resolve(&config, &routing, request, &loaded) else {
                     return check;
                 };
                 let tags = self.spend_context(request).tags;
@@ -446,6 +447,7 @@ targets = ["a:m", "b:m"]
             stream_id,
             target: target.into(),
             turns: vec![Turn {
+                attachments: Vec::new(),
                 role: TurnRole::User,
                 content: "hi".into(),
             }],

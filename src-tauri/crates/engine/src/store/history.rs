@@ -213,11 +213,14 @@ impl Recorder {
     /// Add the user's message of a new round, and save `layout` as the
     /// conversation's panes in the same transaction (when it is newer than
     /// the saved one). The message follows the answer chosen with "Continue
-    /// with this" in the round before, when there is one.
+    /// with this" in the round before, when there is one. `attachments`
+    /// (stored already, by [`Store::put_attachment`]) are referenced from
+    /// it, in order, in the same transaction.
     pub fn add_round(
         &self,
         conversation: ConversationId,
         content: &str,
+        attachments: &[super::AttachmentRef],
         layout: Option<&PaneLayout>,
     ) -> Result<MessageId, StoreError> {
         let Some(store) = &self.store else {
@@ -233,6 +236,7 @@ impl Recorder {
             ..NewMessage::base(conversation, Role::User, content, now_ms())
         };
         let id = insert_message(&tx, &message)?;
+        super::attachments::reference_tx(store, &tx, id, attachments)?;
         touch(&tx, conversation, message.created_at_ms)?;
         tx.commit()?;
         Ok(id)

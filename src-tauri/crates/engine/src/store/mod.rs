@@ -91,6 +91,7 @@ mod db;
 mod export;
 mod health;
 mod history;
+mod imports;
 mod keyindex;
 mod ledger;
 mod owner;
@@ -120,6 +121,7 @@ pub use export::{
 };
 pub use health::SqliteHealth;
 pub use history::{Answer, Conversation, Page, Recorder, StoredAttempt, StoredMessage, title_of};
+pub use imports::{IMPORT_BATCH, imported_counts};
 pub use keyindex::SqliteKeyIndex;
 pub use ledger::{
     BudgetState, BudgetStatus, DEFAULT_HOLD, DaySpend, GroupPerformance, LEDGER_CSV_HEADER,

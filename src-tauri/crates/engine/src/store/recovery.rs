@@ -149,6 +149,8 @@ pub(crate) fn settle_owner(conn: &mut Connection, owner: &str) -> Result<Recover
         ],
     )?;
     done.answers = answers as u64;
+    // An import the owner was running when it died is removed whole.
+    super::imports::undo_runs_of(&tx, owner)?;
     tx.commit()?;
     Ok(done)
 }

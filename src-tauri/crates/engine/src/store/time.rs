@@ -86,6 +86,55 @@ pub fn format_iso(ms: i64) -> String {
     )
 }
 
+/// An RFC 3339 / ISO 8601 timestamp (`2024-05-01T12:00:00.123456Z`,
+/// `…+02:00`, a space for the `T`, fractions of any length, or a date
+/// alone) as Unix milliseconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let date = parse_date(t.get(..10)?)?;
+    let rest = &t[10..];
+    if rest.is_empty() {
+        return Some(date);
+    }
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    let num = |s: &str| -> Option<i64> {
+        (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let (h, m, sec) = (
+        num(rest.get(0..2)?)?,
+        num(rest.get(3..5)?)?,
+        num(rest.get(6..8)?)?,
+    );
+    if rest.get(2..3) != Some(":") || rest.get(5..6) != Some(":") || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let mut tail = &rest[8..];
+    let mut ms = 0;
+    if let Some(frac) = tail.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let first3 = format!("{:0<3}", &frac[..digits.min(3)]);
+        ms = first3.parse::<i64>().ok()?;
+        tail = &frac[digits..];
+    }
+    let offset_min = match tail {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = match tail.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let oh = num(tail.get(1..3)?)?;
+            let om = num(tail.get(tail.len() - 2..)?)?;
+            sign * (oh * 60 + om)
+        }
+    };
+    Some(date + ((h * 60 + m - offset_min) * 60 + sec) * 1000 + ms)
+}
+
 /// `YYYY-MM-DD HH:MM UTC` of `ms`.
 pub fn format_datetime(ms: i64) -> String {
     let secs = ms.rem_euclid(DAY_MS) / 1000;
@@ -123,6 +172,29 @@ mod tests {
         // One millisecond later it is April.
         assert_eq!(month_start(t + 1), parse_date("2026-04-01").unwrap());
         assert_eq!(day_start(t + 1), t + 1);
+    }
+
+    #[test]
+    fn rfc3339_timestamps_are_read_with_fractions_and_offsets() {
+        let base = parse_date("2024-05-01").unwrap();
+        let at = |h: i64, m: i64, s: i64, ms: i64| base + ((h * 60 + m) * 60 + s) * 1000 + ms;
+        assert_eq!(parse_rfc3339("2024-05-01T12:00:00Z"), Some(at(12, 0, 0, 0)));
+        assert_eq!(
+            parse_rfc3339("2024-05-01T12:00:00.123456Z"),
+            Some(at(12, 0, 0, 123))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-05-01T14:30:05.5+02:00"),
+            Some(at(12, 30, 5, 500))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-05-01 12:00:00.000000+00:00"),
+            Some(at(12, 0, 0, 0))
+        );
+        assert_eq!(parse_rfc3339("2024-05-01"), Some(base));
+        assert_eq!(parse_rfc3339("2024-05-01T25:00:00Z"), None);
+        assert_eq!(parse_rfc3339("yesterday at noon"), None);
+        assert_eq!(parse_rfc3339("2024-05-01T12:00:00.Z"), None);
     }
 
     #[test]

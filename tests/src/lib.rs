@@ -7,12 +7,16 @@
 //!   gnome-keyring, so keychain tests never touch the user's real keyring and
 //!   work where no D-Bus session exists.
 //!
-//! Both start their own helper processes in their own process groups and
+//! - [`history_gen`]: Zipf-distributed text and generated ChatGPT exports,
+//!   for import tests and the history benchmark.
+//!
+//! Both harnesses start their own helper processes in their own process groups and
 //! stop them when dropped, so a failing test leaves nothing running.
 
 #![allow(clippy::print_stderr, reason = "the harness reports to the test log")]
 
 pub mod e2e;
+pub mod history_gen;
 pub mod keychain;
 mod process;
 pub mod store_child;
@@ -58,6 +62,11 @@ impl Rng {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
+        Self(seed | 1)
+    }
+
+    /// Seeded with `seed` (a run that can be repeated exactly).
+    pub fn seeded(seed: u64) -> Self {
         Self(seed | 1)
     }
 

@@ -4,6 +4,13 @@
 //! the attempt trace apply to each (a target named directly is tried once,
 //! even while cooling down; a route retries and falls back as configured).
 //!
+//! `--attach FILE` (repeatable) sends images (PNG, JPEG, WebP, GIF) and PDFs
+//! with the prompt, before its text; a file that is none of these is a
+//! usage error, and a target whose model does not take it (or whose
+//! provider's size limits refuse it) fails with kind `unsupported` without
+//! anything being sent to it. The files are stored once in the data
+//! directory with the conversation (not with `--incognito`).
+//!
 //! Ctrl-C (SIGINT) or SIGTERM stops every target through the router's
 //! cancellation token: each ends as `stopped`, its text so far is printed
 //! and saved in history, its cost (estimated for what arrived) is in the
@@ -26,9 +33,9 @@ use switchboard_engine::routing::{
     Route, RouteAttempt, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
 };
 use switchboard_engine::{
-    AttemptCost, AttemptResult, ChatRequest, Client, Config, ConversationId, DataDir, ErrorKind,
-    KeyStore, MessageId, ProviderConfig, ProviderError, Secret, Store, StoreError, StreamEvent,
-    Usage, key_hint, provider_key, store,
+    Attachment, AttemptCost, AttemptResult, ChatRequest, Client, Config, ConversationId, DataDir,
+    ErrorKind, KeyStore, Message, MessageId, ProviderConfig, ProviderError, Secret, Store,
+    StoreError, StreamEvent, Usage, key_hint, provider_key, store,
 };
 
 use switchboard_engine::catalog::{list_models, save_live};
@@ -66,8 +73,25 @@ pub struct AskArgs {
     /// Tag the conversation for spend attribution (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
+    /// An image (PNG, JPEG, WebP, GIF) or PDF to send with the prompt
+    /// (repeatable; sent in this order, before the text).
+    #[arg(long = "attach", value_name = "FILE")]
+    attach: Vec<std::path::PathBuf>,
     /// The prompt.
     prompt: String,
+}
+
+/// Read the files given with `--attach`, typed from their bytes.
+fn read_attachments(paths: &[std::path::PathBuf]) -> Result<Vec<Attachment>, UsageError> {
+    paths
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(path)
+                .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+            let name = path.file_name().and_then(|n| n.to_str());
+            Attachment::from_bytes(bytes, name).map_err(|e| UsageError(format!("--attach: {e}")))
+        })
+        .collect()
 }
 
 /// One target, resolved: a route, or a single target named directly.
@@ -206,7 +230,8 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
             "give at least one target: -m provider:model or -m @route".into(),
         ));
     }
-    if args.prompt.trim().is_empty() {
+    let attachments = read_attachments(&args.attach)?;
+    if args.prompt.trim().is_empty() && attachments.is_empty() {
         return Err(UsageError("the prompt is empty".into()));
     }
     let dir = DataDir::resolve().map_err(|e| UsageError(e.to_string()))?;
@@ -285,16 +310,38 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
         .with_client(client);
     let recorder = store.recorder(args.incognito);
     let record_error = |e: StoreError| warning(&format!("not saved to history: {e}"));
+    let title = match attachments.first() {
+        Some(a) if args.prompt.trim().is_empty() => a.display_name(),
+        _ => store::title_of(&args.prompt),
+    };
     let conversation = recorder
-        .start_conversation(&store::title_of(&args.prompt), &args.tags)
+        .start_conversation(&title, &args.tags)
         .map_err(record_error)
         .ok();
-    let question = conversation.and_then(|c| {
-        recorder
-            .add_user_message(c, None, &args.prompt)
+    // The files are stored once in the data directory (nothing incognito).
+    let stored: Result<Vec<store::AttachmentRef>, StoreError> = if recorder.is_incognito() {
+        Ok(Vec::new())
+    } else {
+        attachments
+            .iter()
+            .map(|a| {
+                store
+                    .put_attachment(a)
+                    .map(|_| store::AttachmentRef::from(a))
+            })
+            .collect()
+    };
+    let question = match (conversation, stored) {
+        (Some(c), Ok(refs)) => recorder
+            .add_user_message_with(c, None, &args.prompt, &refs)
             .map_err(record_error)
-            .ok()
-    });
+            .ok(),
+        (_, Err(e)) => {
+            record_error(e);
+            None
+        }
+        (None, _) => None,
+    };
     let spend = recorder.spend_context(
         conversation.unwrap_or(ConversationId(0)),
         "",
@@ -328,8 +375,10 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
             message: (*answer).filter(|_| !recorder.is_incognito()).map(|m| m.0),
             ..spend.clone()
         };
+        let attachments = &attachments;
         async move {
             let mut request = ChatRequest::new("", &args.prompt);
+            request.messages = vec![Message::user_with(&args.prompt, attachments.clone())];
             request.system = args.system.clone();
             request.params.max_tokens = args.max_tokens;
             request.params.temperature = args.temperature;

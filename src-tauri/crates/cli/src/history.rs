@@ -1,6 +1,9 @@
 //! `history`: past conversations, a page at a time (`list`), full-text
-//! search with highlighted snippets (`search`), and export to Markdown or
-//! JSON / import from JSON. Exports hold history only, never a key.
+//! search with highlighted snippets (`search`), export to Markdown (images
+//! and PDFs linked to their files in the data directory) or JSON (with
+//! them, base64), and `import`: a Switchboard JSON export, or a ChatGPT or
+//! Claude data export's `conversations.json` (told apart by content), with
+//! progress on stderr. Exports hold history only, never a key.
 
 use std::path::PathBuf;
 
@@ -9,6 +12,7 @@ use serde_json::{Value, json};
 use switchboard_engine::store::time::format_datetime;
 use switchboard_engine::store::{Conversation, SearchHit};
 use switchboard_engine::{ConversationId, DataDir, Store};
+use switchboard_protocol::{ImportProgress, ImportSource, ImportSummary};
 
 use crate::UsageError;
 use crate::output::out;
@@ -72,7 +76,9 @@ enum HistoryCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Import a JSON export as a new conversation (`-` reads stdin).
+    /// Import a Switchboard JSON export, or a ChatGPT or Claude data
+    /// export's conversations.json (`-` reads stdin); importing the same
+    /// export again adds nothing twice.
     Import {
         /// The file.
         file: PathBuf,
@@ -234,13 +240,126 @@ pub fn run(args: HistoryArgs) -> Result<bool, UsageError> {
                 std::fs::read_to_string(&file)
                     .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?
             };
-            let id = store.import_json(&text).map_err(fail)?;
+            let mut progress = Progress::new();
+            let summary = switchboard_engine::import::import_text(&store, &text, &mut |p| {
+                progress.show(&p);
+            });
+            progress.end();
+            let summary = summary.map_err(fail)?;
             if json {
-                print_json(&json!({ "id": id }));
+                print_json(&summary_json(&summary));
             } else {
-                out(&format!("Imported as conversation {id}.\n"));
+                out(&summary_text(&summary));
             }
             Ok(true)
         }
     }
+}
+
+/// Import progress on stderr: one line rewritten in place at a terminal,
+/// a line per batch otherwise (logs, tests).
+struct Progress {
+    terminal: bool,
+    shown: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        Self {
+            terminal: std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, p: &ImportProgress) {
+        use std::io::Write;
+        // A single conversation (a Switchboard export) needs no progress.
+        if p.total <= 1 {
+            return;
+        }
+        let line = format!(
+            "importing {}: {}/{} conversations ({} new)",
+            source_label(p.source),
+            p.done,
+            p.total,
+            p.added
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = if self.terminal {
+            write!(err, "\r{line}")
+        } else {
+            writeln!(err, "{line}")
+        };
+        let _ = err.flush();
+        self.shown = true;
+    }
+
+    fn end(&mut self) {
+        if self.terminal && self.shown {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr().lock());
+        }
+    }
+}
+
+fn source_label(source: ImportSource) -> &'static str {
+    match source {
+        ImportSource::Chatgpt => "ChatGPT export",
+        ImportSource::Claude => "Claude export",
+        ImportSource::Switchboard => "Switchboard export",
+    }
+}
+
+fn summary_json(s: &ImportSummary) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    // What the command printed before imports of other apps existed.
+    if s.source == ImportSource::Switchboard {
+        v["id"] = json!(s.latest);
+    }
+    v
+}
+
+fn summary_text(s: &ImportSummary) -> String {
+    if s.source == ImportSource::Switchboard {
+        return format!(
+            "Imported as conversation {}.\n",
+            s.latest.map(|id| id.to_string()).unwrap_or_default()
+        );
+    }
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut text = format!(
+        "Imported {} from the {}: {} new, {} with new messages, {} already imported; {} written",
+        plural(s.conversations, "conversation", "conversations"),
+        source_label(s.source),
+        s.added,
+        s.updated,
+        s.unchanged,
+        plural(s.messages, "message", "messages"),
+    );
+    if s.skipped_messages > 0 {
+        text.push_str(&format!(
+            ", {} left out (system prompts, tool calls and results, hidden context)",
+            s.skipped_messages
+        ));
+    }
+    text.push_str(".\n");
+    if s.missing_attachments > 0 {
+        text.push_str(&format!(
+            "{} not in the export (noted in their messages): {}{}\n",
+            plural(s.missing_attachments, "attachment is", "attachments are"),
+            s.missing_examples.join(", "),
+            if s.missing_attachments > s.missing_examples.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(id) = s.latest {
+        text.push_str(&format!(
+            "Latest: conversation {id} (history export {id}).\n"
+        ));
+    }
+    text
 }

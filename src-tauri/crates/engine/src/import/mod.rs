@@ -123,16 +123,19 @@ pub fn parse(text: &str) -> Result<Parsed, StoreError> {
             Ok(Parsed::Switchboard(Box::new(export)))
         }
         Value::Array(items) => {
-            let Some(first) = items.iter().find(|v| v.is_object()) else {
+            if !items.iter().any(Value::is_object) {
                 return Err(refuse(if items.is_empty() {
                     "the file is an empty list: it holds no conversations".to_owned()
                 } else {
                     "the file is a list, but not of conversations".to_owned()
                 }));
-            };
-            if first.get("mapping").is_some() {
+            }
+            // Told apart by any entry, so that one broken conversation is
+            // refused as such rather than the file as unknown.
+            let any = |key: &str| items.iter().any(|v| v.get(key).is_some());
+            if any("mapping") {
                 chatgpt::parse(doc).map(Parsed::Vendor)
-            } else if first.get("chat_messages").is_some() {
+            } else if any("chat_messages") {
                 claude::parse(doc).map(Parsed::Vendor)
             } else {
                 Err(refuse(

@@ -447,7 +447,7 @@ pub fn human_bytes(n: u64) -> String {
     const MB: u64 = 1024 * 1024;
     if n >= MB {
         let tenths = (n * 10).div_ceil(MB);
-        if tenths % 10 == 0 {
+        if tenths.is_multiple_of(10) {
             format!("{} MB", tenths / 10)
         } else {
             format!("{}.{} MB", tenths / 10, tenths % 10)

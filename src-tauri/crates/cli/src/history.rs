@@ -127,6 +127,7 @@ fn hit_json(h: &SearchHit) -> Value {
         "snippet_parts": h.snippet,
         "matching_messages": h.matching_messages,
         "score": h.score,
+        "recent_only": h.recent_only,
     })
 }
 
@@ -196,11 +197,16 @@ pub fn run(args: HistoryArgs) -> Result<bool, UsageError> {
             } else {
                 for h in &hits {
                     out(&format!(
-                        "{:>6}  {}  ({} matching message{})\n        {}\n",
+                        "{:>6}  {}  ({} matching message{}{})\n        {}\n",
                         h.conversation,
                         h.title,
                         h.matching_messages,
                         if h.matching_messages == 1 { "" } else { "s" },
+                        if h.recent_only {
+                            " among the newest matches"
+                        } else {
+                            ""
+                        },
                         h.snippet_marked("**", "**").replace('\n', " ")
                     ));
                 }

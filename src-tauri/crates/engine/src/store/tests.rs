@@ -1629,3 +1629,69 @@ fn exports_carry_attachments_and_imports_restore_them() {
 fn store_in_new_dir() -> (tempfile::TempDir, Store) {
     store()
 }
+
+#[test]
+fn phrases_match_adjacent_words_only() {
+    let (_tmp, store) = store();
+    let rec = store.recorder(false);
+    let near = rec.start_conversation("near", &[]).unwrap();
+    rec.add_user_message(near, None, "the borrow checker rejects it")
+        .unwrap();
+    let apart = rec.start_conversation("apart", &[]).unwrap();
+    rec.add_user_message(apart, None, "borrow a book; the checker is out")
+        .unwrap();
+    assert_eq!(store.search("borrow checker", 10, 0).unwrap().len(), 2);
+    let hits = store.search("\"borrow checker\"", 10, 0).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].conversation, near);
+    assert!(!hits[0].recent_only);
+    assert_eq!(
+        hits[0].snippet_marked("[", "]"),
+        "the [borrow checker] rejects it"
+    );
+    // Prefixes of 2 and 3 characters (indexed) and longer ones.
+    for q in ["bo*", "bor*", "borr*"] {
+        assert_eq!(store.search(q, 10, 0).unwrap().len(), 2, "{q}");
+    }
+}
+
+#[test]
+fn a_query_matching_more_than_the_window_ranks_its_newest_matches_by_count_then_recency() {
+    let (_tmp, store) = store();
+    let rec = store.recorder(false);
+    let add = |title: &str, texts: &[String]| {
+        let c = rec.start_conversation(title, &[]).unwrap();
+        for t in texts {
+            rec.add_user_message(c, None, t).unwrap();
+        }
+        c
+    };
+    let many = |n: usize, text: &str| -> Vec<String> { (0..n).map(|_| text.to_owned()).collect() };
+    // Old and all about it, but older than the newest 2,000 matches.
+    let old = add("old", &many(40, "alpha alpha alpha"));
+    for i in 0..(super::search::RANK_WINDOW / 3 + 1) {
+        add(&format!("filler {i}"), &many(3, "alpha and other words"));
+    }
+    let light = add("recent light", &many(1, "alpha"));
+    let heavy = add("recent heavy", &many(5, "alpha here"));
+    let hits = store.search("alpha", 30, 0).unwrap();
+    assert!(hits.iter().all(|h| h.recent_only));
+    assert_eq!(hits[0].conversation, heavy, "most matches among the newest");
+    assert_eq!(hits[0].matching_messages, 5);
+    // Then three-match conversations, newest first.
+    assert_eq!(
+        hits[1].title,
+        format!("filler {}", super::search::RANK_WINDOW / 3)
+    );
+    assert_eq!(hits[1].matching_messages, 3);
+    assert!(
+        hits.iter()
+            .all(|h| h.conversation != old && h.conversation != light)
+    );
+    // A word found in few messages is still ranked by relevance.
+    rec.add_user_message(old, None, "alpha zeta").unwrap();
+    let rare = store.search("alpha zeta", 10, 0).unwrap();
+    assert_eq!(rare.len(), 1);
+    assert_eq!(rare[0].conversation, old);
+    assert!(!rare[0].recent_only);
+}

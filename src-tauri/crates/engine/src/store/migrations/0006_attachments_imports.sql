@@ -55,3 +55,36 @@ CREATE INDEX import_sources_by_run ON import_sources (run_id);
 CREATE INDEX import_sources_by_message ON import_sources (message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX import_sources_by_conversation ON import_sources (conversation_id)
     WHERE conversation_id IS NOT NULL;
+
+-- History at scale. Listing with archived conversations included sorts by
+-- (pinned, updated_at, id) straight from an index.
+CREATE INDEX conversations_by_recency ON conversations (pinned, updated_at, id);
+
+-- The search index gains prefix indexes for 1-, 2- and 3-character
+-- prefixes, so `k*` or `ka*` reads one list instead of merging every word
+-- that starts so (a short prefix's cost no longer grows with the history;
+-- longer prefixes match few words). FTS5 options are
+-- fixed at creation: the index is rebuilt from the messages (the text is
+-- stored once, in `messages`; nothing is lost).
+DROP TRIGGER messages_fts_insert;
+DROP TRIGGER messages_fts_delete;
+DROP TRIGGER messages_fts_update;
+DROP TABLE messages_fts;
+CREATE VIRTUAL TABLE messages_fts USING fts5 (
+    content,
+    content = 'messages',
+    content_rowid = 'id',
+    tokenize = 'porter unicode61 remove_diacritics 2',
+    prefix = '1 2 3'
+);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+END;
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');

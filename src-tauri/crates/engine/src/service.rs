@@ -486,28 +486,35 @@ impl ChatService {
         let key_of: HashMap<i64, &str> =
             stored.iter().map(|p| (p.id, p.pane.key.as_str())).collect();
         let mut attached = store.conversation_attachments(ConversationId(id))?;
+        let mut attempts = store.conversation_attempts(ConversationId(id))?;
+        // Where each round is, by its prompt's id.
+        let mut round_of: HashMap<i64, usize> = HashMap::new();
         let mut rounds: Vec<SavedRound> = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let page = store.messages(ConversationId(id), after.as_deref(), 200)?;
             for m in page.items {
                 match m.role {
-                    crate::chat::Role::User => rounds.push(SavedRound {
-                        user_message: m.id.0,
-                        prompt: m.content,
-                        attachments: attached
-                            .remove(&m.id)
-                            .unwrap_or_default()
-                            .iter()
-                            .map(attachment_ref)
-                            .collect(),
-                        answers: Vec::new(),
-                        follows: m.parent.map(|p| p.0),
-                    }),
+                    crate::chat::Role::User => {
+                        round_of.insert(m.id.0, rounds.len());
+                        rounds.push(SavedRound {
+                            user_message: m.id.0,
+                            prompt: m.content,
+                            attachments: attached
+                                .remove(&m.id)
+                                .unwrap_or_default()
+                                .iter()
+                                .map(attachment_ref)
+                                .collect(),
+                            answers: Vec::new(),
+                            follows: m.parent.map(|p| p.0),
+                        });
+                    }
                     crate::chat::Role::Assistant => {
                         let Some(round) = m
                             .parent
-                            .and_then(|p| rounds.iter_mut().find(|r| r.user_message == p.0))
+                            .and_then(|p| round_of.get(&p.0))
+                            .and_then(|i| rounds.get_mut(*i))
                         else {
                             continue;
                         };
@@ -517,11 +524,11 @@ impl ChatService {
                             continue;
                         };
                         let target = m.target.clone().unwrap_or_default();
-                        let trail = store
-                            .attempts(m.id)
+                        let trail = attempts
+                            .remove(&m.id)
                             .unwrap_or_default()
-                            .into_iter()
-                            .map(|a| trail_step(&a))
+                            .iter()
+                            .map(trail_step)
                             .collect();
                         let answer = SavedAnswer {
                             pane: (*pane).to_owned(),

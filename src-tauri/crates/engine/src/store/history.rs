@@ -814,6 +814,12 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     })
 }
 
+/// The columns [`attempt_row`] reads, in order, of `attempts a`.
+const ATTEMPT_COLUMNS: &str = "a.provider, a.model, a.started_at, a.ttft_ms, a.total_ms,
+    a.outcome, a.error_kind, a.skip_kind, a.message, a.input_tokens, a.output_tokens,
+    a.cached_input_tokens, a.reasoning_tokens, a.cost_nanos, a.cost_source,
+    a.cache_write_tokens, a.cache_write_1h_tokens, a.thinking_ms";
+
 fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
     let outcome: String = r.get(5)?;
     let text: Option<String> = r.get(8)?;
@@ -893,17 +899,28 @@ impl Store {
         let limit = clamp_limit(limit);
         let cursor = after.map(parse_cursor).transpose()?;
         let conn = self.conn();
+        // The page's ids first, straight from an index in listing order;
+        // the counts and sums only for them.
+        let archived = if include_archived {
+            ""
+        } else {
+            "archived = 0 AND"
+        };
+        let after = if cursor.is_some() {
+            "(pinned, updated_at, id) < (?1, ?2, ?3)"
+        } else {
+            "?1 IS NULL AND ?2 IS NULL AND ?3 IS NULL"
+        };
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations c
-             WHERE (?1 OR c.archived = 0)
-               AND (?2 IS NULL OR (c.pinned, c.updated_at, c.id) < (?2, ?3, ?4))
-             ORDER BY c.pinned DESC, c.updated_at DESC, c.id DESC
-             LIMIT ?5"
+            "SELECT {CONVERSATION_COLUMNS} FROM (
+                 SELECT id FROM conversations WHERE {archived} {after}
+                 ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT ?4
+             ) AS page JOIN conversations c ON c.id = page.id
+             ORDER BY c.pinned DESC, c.updated_at DESC, c.id DESC"
         ))?;
         let mut items = stmt
             .query_map(
                 params![
-                    include_archived,
                     cursor.map(|c| c.0),
                     cursor.map(|c| c.1),
                     cursor.map(|c| c.2),
@@ -992,17 +1009,38 @@ impl Store {
     /// The attempts behind an answer, in the order they were made.
     pub fn attempts(&self, message: MessageId) -> Result<Vec<AttemptRecord>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT provider, model, started_at, ttft_ms, total_ms, outcome, error_kind,
-                skip_kind, message, input_tokens, output_tokens, cached_input_tokens,
-                reasoning_tokens, cost_nanos, cost_source, cache_write_tokens,
-                cache_write_1h_tokens, thinking_ms
-             FROM attempts WHERE message_id = ?1 ORDER BY seq",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts a WHERE a.message_id = ?1 ORDER BY a.seq"
+        ))?;
         let rows = stmt
             .query_map([message.0], attempt_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// The attempts behind every answer of `conversation`, by answer, each
+    /// in the order they were made (one query, for opening a long
+    /// conversation).
+    pub fn conversation_attempts(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<std::collections::HashMap<MessageId, Vec<AttemptRecord>>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ATTEMPT_COLUMNS}, a.message_id
+             FROM messages m JOIN attempts a ON a.message_id = m.id
+             WHERE m.conversation_id = ?1 ORDER BY a.message_id, a.seq"
+        ))?;
+        let mut out: std::collections::HashMap<MessageId, Vec<AttemptRecord>> =
+            std::collections::HashMap::new();
+        let rows = stmt.query_map([conversation.0], |r| {
+            Ok((MessageId(r.get(18)?), attempt_row(r)?))
+        })?;
+        for row in rows {
+            let (message, attempt) = row?;
+            out.entry(message).or_default().push(attempt);
+        }
+        Ok(out)
     }
 
     fn update_conversation(

@@ -172,7 +172,7 @@ fn line(what: &str, (p50, p95): (Duration, Duration), goal_ms: f64) {
 /// Print the baseline's median beside `now`'s, and how many times faster.
 fn against(baseline: (Duration, Duration), now: (Duration, Duration)) {
     println!(
-        "{:<64} p50 {:>8.1} ms   (median of {BASELINE_RUNS}): {:.0}× the time of the new p50",
+        "{:<64} p50 {:>8.1} ms   (median of {BASELINE_RUNS} runs)   baseline/new p50 = {:.1}",
         "    baseline (before)",
         ms(baseline.0),
         ms(baseline.0) / ms(now.0).max(0.001)

@@ -14,9 +14,9 @@ use switchboard_protocol::{
     LocalServer, PaneEvent, ProviderCheck, RoundIds, SavePanes, SavedConversation, SearchResult,
     SequenceBuffer, Sequenced, SetKeyRequest, StartRound, commands,
 };
+use switchboard_protocol::{AttachmentCheck, AttachmentRef, NewProvider, SaveRoute};
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
 use switchboard_protocol::{CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken};
-use switchboard_protocol::{NewProvider, SaveRoute};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -63,18 +63,30 @@ fn rejection(value: JsValue) -> IpcError {
 }
 
 async fn invoke<T: DeserializeOwned>(cmd: &str, args: &Object) -> Result<T, IpcError> {
+    from_js(invoke_raw(cmd, args, None).await?)
+}
+
+/// `invoke` returning the reply as it came (an `ArrayBuffer` for raw
+/// bytes); `options` are Tauri's (e.g. request headers).
+async fn invoke_raw(
+    cmd: &str,
+    args: &JsValue,
+    options: Option<&Object>,
+) -> Result<JsValue, IpcError> {
     let core = tauri_core()?;
     let invoke: Function = Reflect::get(&core, &"invoke".into())
         .ok()
         .and_then(|f| f.dyn_into().ok())
         .ok_or_else(|| bridge_error("window.__TAURI__.core.invoke is missing"))?;
-    let promise: Promise = invoke
-        .call2(&core, &cmd.into(), args)
+    let called = match options {
+        Some(options) => invoke.call3(&core, &cmd.into(), args, options),
+        None => invoke.call2(&core, &cmd.into(), args),
+    };
+    let promise: Promise = called
         .map_err(rejection)?
         .dyn_into()
         .map_err(|_| bridge_error("invoke did not return a promise"))?;
-    let value = JsFuture::from(promise).await.map_err(rejection)?;
-    from_js(value)
+    JsFuture::from(promise).await.map_err(rejection)
 }
 
 fn set(obj: &Object, key: &str, value: &JsValue) -> Result<(), IpcError> {
@@ -362,6 +374,42 @@ pub async fn check_budgets(requests: &[AskRequest]) -> Result<Vec<BudgetCheck>, 
     let args = Object::new();
     set(&args, "requests", &to_js(&requests)?)?;
     invoke(commands::CHECK_BUDGETS, &args).await
+}
+
+/// Store an image or PDF's bytes once (by content) and get its reference;
+/// a file that is not one, or too large, is refused with the reason.
+pub async fn store_attachment(
+    bytes: &js_sys::Uint8Array,
+    name: &str,
+) -> Result<AttachmentRef, IpcError> {
+    let headers = Object::new();
+    let encoded: String = js_sys::encode_uri_component(name).into();
+    set(&headers, "x-attachment-name", &JsValue::from_str(&encoded))?;
+    let options = Object::new();
+    set(&options, "headers", &headers)?;
+    from_js(invoke_raw(commands::STORE_ATTACHMENT, bytes, Some(&options)).await?)
+}
+
+/// The stored bytes of an attachment (for a thumbnail).
+pub async fn attachment_data(id: &str) -> Result<js_sys::Uint8Array, IpcError> {
+    let args = Object::new();
+    set(&args, "id", &JsValue::from_str(id))?;
+    let value = invoke_raw(commands::ATTACHMENT_DATA, &args, None).await?;
+    Ok(js_sys::Uint8Array::new(&value))
+}
+
+/// Forget an attachment removed before sending (kept if a message uses it).
+pub async fn discard_attachment(id: &str) -> Result<bool, IpcError> {
+    let args = Object::new();
+    set(&args, "id", &JsValue::from_str(id))?;
+    invoke(commands::DISCARD_ATTACHMENT, &args).await
+}
+
+/// Which requests' targets cannot take their attachments, before sending.
+pub async fn check_attachments(requests: &[AskRequest]) -> Result<Vec<AttachmentCheck>, IpcError> {
+    let args = Object::new();
+    set(&args, "requests", &to_js(&requests)?)?;
+    invoke(commands::CHECK_ATTACHMENTS, &args).await
 }
 
 /// Write the ledger from `from` to `to` (`YYYY-MM-DD`, inclusive) as CSV;

@@ -11,6 +11,7 @@ use leptos::html;
 use leptos::prelude::*;
 use switchboard_protocol::PaneError;
 
+use super::attachments::PromptAttachments;
 use super::controller::stop;
 use super::live::{self, Renderer, SharedRenderer};
 use super::readouts::Readouts;
@@ -217,6 +218,7 @@ pub fn AnswerCard(
             <div class="prompt-bubble">
                 {follows.then(|| view! { <span class="follows" title="This prompt continued from the answer chosen with “Continue with this”">"↳ "</span> })}
                 {round.prompt.clone()}
+                <PromptAttachments attachments=round.attachments.clone() />
             </div>
             {from}
             {reasoning}

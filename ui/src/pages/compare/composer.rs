@@ -2,9 +2,14 @@
 //! Send), Enter to send, Shift+Enter for a new line, Esc to stop. A prompt
 //! leaves the composer only once it is sent; when budgets would stop or
 //! move a pane, the composer asks first ("Send anyway" / "Cancel").
+//! Images and PDFs come with the file button, a drop or a paste (see
+//! [`super::attachments`]); the panes that cannot take them are listed
+//! before sending.
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 
+use super::attachments::{ACCEPT, AttachmentChip, files_of, input_files};
 use super::state::CompareState;
 
 #[component]
@@ -21,7 +26,58 @@ pub fn Composer(state: CompareState) -> impl IntoView {
         _ => {}
     };
     let blocked = move || {
-        state.any_streaming() || state.checking.get() || state.pending.with(Option::is_some)
+        state.any_streaming()
+            || state.checking.get()
+            || state.attaching.get() > 0
+            || state.pending.with(Option::is_some)
+    };
+    // What is attached, checked again whenever it or a pane's model changes.
+    Effect::new(move |_| {
+        state.attached.track();
+        state
+            .panes
+            .with(|ps| ps.iter().for_each(|p| p.target.track()));
+        spawn_local(async move { state.check_attached().await });
+    });
+    let file_input = NodeRef::<leptos::html::Input>::new();
+    let on_drop = move |ev: web_sys::DragEvent| {
+        let files = files_of(ev.data_transfer());
+        if !files.is_empty() {
+            ev.prevent_default();
+            state.add_files(files);
+        }
+    };
+    let on_paste = move |ev: web_sys::ClipboardEvent| {
+        let files = files_of(ev.clipboard_data());
+        // Text pastes as text.
+        if !files.is_empty() {
+            ev.prevent_default();
+            state.add_files(files);
+        }
+    };
+    let chips = move || {
+        state
+            .attached
+            .get()
+            .into_iter()
+            .map(|a| {
+                let id = a.id.clone();
+                view! {
+                    <AttachmentChip attachment=a
+                        on_remove=Callback::new(move |()| state.remove_attachment(&id)) />
+                }
+            })
+            .collect_view()
+    };
+    let refusals = move || {
+        let lines = state.attach_refusals.get();
+        (!lines.is_empty() && !state.attached.with(Vec::is_empty)).then(|| {
+            view! {
+                <ul class="attach-refusals" id="attach-refusals" role="status">
+                    {lines.into_iter().map(|l| view! { <li>{l}</li> }).collect_view()}
+                </ul>
+            }
+        })
     };
     let confirm = move || {
         state.pending.get().map(|p| {
@@ -39,12 +95,30 @@ pub fn Composer(state: CompareState) -> impl IntoView {
     };
     view! {
         {confirm}
-        <div class="composer compare-composer">
-            <textarea id="composer" rows="2" aria-label="Prompt"
-                placeholder="Ask every pane… (Enter sends, Shift+Enter for a new line, Esc stops)"
-                prop:value=move || state.draft.get() on:input=move |ev| state.draft.set(event_target_value(&ev))
-                on:keydown=on_key></textarea>
+        <div class="composer compare-composer" id="composer-box"
+            on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default()
+            on:drop=on_drop>
+            <div class="composer-main">
+                <div class="composer-attachments" id="composer-attachments"
+                    class:empty=move || state.attached.with(Vec::is_empty) && state.attaching.get() == 0>
+                    {chips}
+                    {move || (state.attaching.get() > 0).then(|| view! { <span class="attaching">"Attaching…"</span> })}
+                </div>
+                {refusals}
+                <textarea id="composer" rows="2" aria-label="Prompt"
+                    placeholder="Ask every pane… (Enter sends, Shift+Enter for a new line, Esc stops; drop or paste images and PDFs)"
+                    prop:value=move || state.draft.get() on:input=move |ev| state.draft.set(event_target_value(&ev))
+                    on:keydown=on_key on:paste=on_paste></textarea>
+            </div>
             <div class="composer-side">
+                <input type="file" id="attach-input" multiple accept=ACCEPT hidden node_ref=file_input
+                    on:change=move |ev| state.add_files(input_files(&ev)) />
+                <button id="attach" class="small" title="Attach images or PDFs" aria-label="Attach images or PDFs"
+                    on:click=move |_| {
+                        if let Some(input) = file_input.get() {
+                            input.click();
+                        }
+                    }>"Attach"</button>
                 <select id="send-to" aria-label="Send to"
                     prop:value=move || state.only.get().unwrap_or_else(|| "all".to_owned())
                     on:change=move |ev| {

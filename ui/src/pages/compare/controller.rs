@@ -13,8 +13,8 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use switchboard_protocol::{
-    AnswerSummary, AskRequest, PaneEvent, PaneFork, PaneLayout, PaneSpec, RecordAt, RoundIds,
-    SavePanes, SavedConversation, StartRound, Turn, TurnRole, fork_for_new_pane,
+    AnswerSummary, AskRequest, AttachmentRef, PaneEvent, PaneFork, PaneLayout, PaneSpec, RecordAt,
+    RoundIds, SavePanes, SavedConversation, StartRound, Turn, TurnRole, fork_for_new_pane,
 };
 
 use super::state::{
@@ -69,6 +69,7 @@ impl CompareState {
             .map(|r| Round {
                 id: next_id(),
                 prompt: r.prompt,
+                attachments: r.attachments,
                 answers: r
                     .answers
                     .into_iter()
@@ -247,6 +248,7 @@ impl CompareState {
     pub fn request_send(&self) {
         let prompt = self.draft.get_untracked();
         if prompt.trim().is_empty()
+            || self.attaching.get_untracked() > 0
             || self.checking.get_untracked()
             || self.pending.with_untracked(Option::is_some)
             || !self.streaming().is_empty()
@@ -293,13 +295,14 @@ impl CompareState {
     async fn budget_lines(&self, prompt: &str, panes: &[Pane]) -> Vec<String> {
         let index = self.rounds.with_untracked(Vec::len);
         let conversation = self.conversation.get_untracked();
+        let attached = self.attached.get_untracked();
         let requests: Vec<AskRequest> = panes
             .iter()
             .enumerate()
             .map(|(i, p)| AskRequest {
                 stream_id: i as u64,
                 target: p.target.get_untracked(),
-                turns: self.turns(&p.key, index, prompt),
+                turns: self.turns(&p.key, index, prompt, &attached),
                 params: p.params(),
                 record: conversation.map(|c| RecordAt {
                     conversation: c,
@@ -331,12 +334,18 @@ impl CompareState {
             .collect()
     }
 
-    fn turns(&self, key: &str, before: usize, prompt: &str) -> Vec<Turn> {
+    fn turns(
+        &self,
+        key: &str,
+        before: usize,
+        prompt: &str,
+        attachments: &[AttachmentRef],
+    ) -> Vec<Turn> {
         let mut turns = self.thread(key, before);
         turns.push(Turn {
             role: TurnRole::User,
             content: prompt.to_owned(),
-            attachments: Vec::new(),
+            attachments: attachments.to_vec(),
         });
         turns
     }
@@ -352,9 +361,12 @@ impl CompareState {
             }
         };
         self.draft.set(String::new());
+        let attachments = self.attached.get_untracked();
+        self.attached.set(Vec::new());
         let round = Round {
             id: next_id(),
             prompt: prompt.clone(),
+            attachments: attachments.clone(),
             answers: panes
                 .iter()
                 .map(|p| Answer::new(&p.key, p.target.get_untracked()))
@@ -376,7 +388,7 @@ impl CompareState {
                 let request = StartRound {
                     conversation: state.conversation.get_untracked(),
                     prompt: prompt.clone(),
-                    attachments: Vec::new(),
+                    attachments,
                     layout: Some(layout),
                 };
                 match ipc::start_round(&request).await {
@@ -478,14 +490,18 @@ impl CompareState {
             finish(answer, unsent(&answer.target.get_untracked()));
             return;
         }
-        let index = self
+        let (index, attachments) = self
             .rounds
-            .with_untracked(|rs| rs.iter().position(|r| r.id == round_id))
-            .unwrap_or(0);
+            .with_untracked(|rs| {
+                rs.iter()
+                    .position(|r| r.id == round_id)
+                    .map(|i| (i, rs[i].attachments.clone()))
+            })
+            .unwrap_or_default();
         let request = AskRequest {
             stream_id: answer.stream_id.get_untracked(),
             target: answer.target.get_untracked(),
-            turns: self.turns(&pane.key, index, prompt),
+            turns: self.turns(&pane.key, index, prompt, &attachments),
             params: pane.params(),
             record: ids.map(|i| RecordAt {
                 conversation: i.conversation,

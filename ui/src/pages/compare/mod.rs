@@ -11,6 +11,8 @@
 //!   the pane layout;
 //! - [`live`]: drawing streaming Markdown once per frame, following the
 //!   stream, synchronized scrolling by round;
+//! - [`attachments`]: images and PDFs added to the composer, checked
+//!   against each pane's model before sending, shown in answer cards;
 //! - the views: [`pane`], [`answer`], [`readouts`], [`composer`],
 //!   [`toolbar`], and this page that lays them out and owns its keys.
 //!
@@ -20,6 +22,7 @@
 //! with the view.
 
 mod answer;
+mod attachments;
 mod composer;
 mod controller;
 mod live;

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use leptos::prelude::*;
 use switchboard_protocol::{
-    AnswerSummary, CatalogView, PaneFork, PaneParams, PaneSpec, RoundIds, ThreadSource,
-    TokenCounts, Turn,
+    AnswerSummary, AttachmentRef, CatalogView, PaneFork, PaneParams, PaneSpec, RoundIds,
+    ThreadSource, TokenCounts, Turn,
 };
 
 /// Most panes side by side.
@@ -144,6 +144,9 @@ impl Answer {
 pub struct Round {
     pub id: u64,
     pub prompt: String,
+    /// The prompt's images and PDFs, in order (sent with every later turn
+    /// of each pane's thread).
+    pub attachments: Vec<AttachmentRef>,
     pub answers: Vec<Answer>,
     /// Where the round is recorded in history (none when incognito).
     pub ids: ArcRwSignal<Option<RoundIds>>,
@@ -266,6 +269,13 @@ pub struct CompareState {
     pub tags: RwSignal<Vec<String>>,
     /// The composer's text (kept while other pages are shown).
     pub draft: RwSignal<String>,
+    /// The images and PDFs the next prompt carries, stored already.
+    pub attached: RwSignal<Vec<AttachmentRef>>,
+    /// Files being read and stored (Send waits for them).
+    pub attaching: RwSignal<u32>,
+    /// Panes that cannot take what is attached, in words, checked before
+    /// sending.
+    pub attach_refusals: RwSignal<Vec<String>>,
     /// Send to this pane only (`None`: every pane).
     pub only: RwSignal<Option<String>>,
     /// Budgets were checked and warn: the user decides.
@@ -304,6 +314,9 @@ impl CompareState {
             notice: RwSignal::new(None),
             tags: RwSignal::new(Vec::new()),
             draft: RwSignal::new(String::new()),
+            attached: RwSignal::new(Vec::new()),
+            attaching: RwSignal::new(0),
+            attach_refusals: RwSignal::new(Vec::new()),
             only: RwSignal::new(None),
             pending: RwSignal::new(None),
             checking: RwSignal::new(false),
@@ -406,6 +419,13 @@ impl ThreadSource for Threads<'_> {
 
     fn prompt(&self, round: usize) -> Option<String> {
         self.rounds.get(round).map(|r| r.prompt.clone())
+    }
+
+    fn attachments(&self, round: usize) -> Vec<AttachmentRef> {
+        self.rounds
+            .get(round)
+            .map(|r| r.attachments.clone())
+            .unwrap_or_default()
     }
 
     fn answer(&self, round: usize, pane: &str) -> Option<String> {

@@ -77,6 +77,8 @@ pub fn App() -> impl IntoView {
     // It is a few signals; the conversation's panes, rounds and answers in
     // them are reference-counted and go when they are replaced.
     provide_context(crate::pages::CompareState::new());
+    // An import goes on, and its progress stays, while other pages show.
+    provide_context(crate::pages::ImportState::new());
 
     view! {
         <div class="shell">

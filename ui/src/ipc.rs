@@ -14,7 +14,9 @@ use switchboard_protocol::{
     LocalServer, PaneEvent, ProviderCheck, RoundIds, SavePanes, SavedConversation, SearchResult,
     SequenceBuffer, Sequenced, SetKeyRequest, StartRound, commands,
 };
-use switchboard_protocol::{AttachmentCheck, AttachmentRef, NewProvider, SaveRoute};
+use switchboard_protocol::{
+    AttachmentCheck, AttachmentRef, ImportProgress, ImportSummary, NewProvider, SaveRoute,
+};
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
 use switchboard_protocol::{CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken};
 use wasm_bindgen::JsCast;
@@ -114,19 +116,37 @@ async fn sleep_ms(ms: i32) {
 }
 
 /// Run `cmd` with a fresh channel passed as `onEvent` and `request` as
-/// `request`. Channel messages are put back in order before `on_event` sees
-/// them; the call returns once the command has answered and, when it
-/// succeeded, its last event (`is_last`) has been delivered, or after a
-/// grace period when that message was lost (the caller then has the reply,
-/// which says the same).
+/// `request` (see [`stream_with`]).
 async fn stream<Req, Ev, Res>(
     cmd: &str,
     request: &Req,
-    mut on_event: impl FnMut(Ev) + 'static,
+    on_event: impl FnMut(Ev) + 'static,
     is_last: fn(&Ev) -> bool,
 ) -> Result<Res, IpcError>
 where
     Req: Serialize,
+    Ev: DeserializeOwned + 'static,
+    Res: DeserializeOwned,
+{
+    let args = Object::new();
+    set(&args, "request", &to_js(request)?)?;
+    stream_with(cmd, args, "onEvent", on_event, is_last).await
+}
+
+/// Run `cmd` with `args` and a fresh channel as argument `channel_arg`.
+/// Channel messages are put back in order before `on_event` sees
+/// them; the call returns once the command has answered and, when it
+/// succeeded, its last event (`is_last`) has been delivered, or after a
+/// grace period when that message was lost (the caller then has the reply,
+/// which says the same).
+async fn stream_with<Ev, Res>(
+    cmd: &str,
+    args: Object,
+    channel_arg: &str,
+    mut on_event: impl FnMut(Ev) + 'static,
+    is_last: fn(&Ev) -> bool,
+) -> Result<Res, IpcError>
+where
     Ev: DeserializeOwned + 'static,
     Res: DeserializeOwned,
 {
@@ -156,9 +176,7 @@ where
     });
     set(&channel, "onmessage", handler.as_ref())?;
 
-    let args = Object::new();
-    set(&args, "request", &to_js(request)?)?;
-    set(&args, "onEvent", &channel)?;
+    set(&args, channel_arg, &channel)?;
     let result: Result<Res, IpcError> = invoke(cmd, &args).await;
     if result.is_ok() {
         // The reply can overtake the channel's last messages: wait for them,
@@ -410,6 +428,24 @@ pub async fn check_attachments(requests: &[AskRequest]) -> Result<Vec<Attachment
     let args = Object::new();
     set(&args, "requests", &to_js(&requests)?)?;
     invoke(commands::CHECK_ATTACHMENTS, &args).await
+}
+
+/// Import a ChatGPT or Claude export (or a Switchboard JSON export) from
+/// `path`; `on_progress` sees how far it is, in order.
+pub async fn import_history(
+    path: &str,
+    on_progress: impl FnMut(ImportProgress) + 'static,
+) -> Result<ImportSummary, IpcError> {
+    let args = Object::new();
+    set(&args, "path", &JsValue::from_str(path))?;
+    stream_with(
+        commands::IMPORT_HISTORY,
+        args,
+        "onProgress",
+        on_progress,
+        |p: &ImportProgress| p.done >= p.total,
+    )
+    .await
 }
 
 /// Write the ledger from `from` to `to` (`YYYY-MM-DD`, inclusive) as CSV;

@@ -1,9 +1,11 @@
 //! One module per page of the main area.
 
 mod compare;
+mod import;
 mod settings;
 mod spend;
 
 pub use compare::{ComparePage, CompareState};
+pub use import::ImportState;
 pub use settings::SettingsPage;
 pub use spend::SpendPage;

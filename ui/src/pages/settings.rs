@@ -6,7 +6,8 @@
 //! OpenAI-compatible server) and routes. Every config edit is validated and
 //! written atomically by the engine; a refused one is shown inline with the
 //! file, line and field, and the file is left as it was. The Local API
-//! section is its own component ([`LocalApiSettings`]).
+//! section is its own component ([`LocalApiSettings`]); Import brings
+//! history from ChatGPT and Claude exports ([`super::import`]).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -18,6 +19,7 @@ use switchboard_protocol::{
 use crate::components::{ConfirmButton, LocalApiSettings, ModelPicker};
 use crate::ipc;
 use crate::pages::CompareState;
+use crate::pages::import::ImportSection;
 
 fn key_label(k: &KeyState) -> (String, &'static str) {
     match k {
@@ -500,6 +502,8 @@ pub fn SettingsPage() -> impl IntoView {
             <p class="dim small-note">"Saved to [routes.<name>] in config.toml; pick one in a pane as @name."</p>
             <RoutesEditor catalog=shared reload=reload />
             <LocalApiSettings />
+            <h2 class="section-title" id="import-title">"Import"</h2>
+            <ImportSection />
         </section>
     }
 }

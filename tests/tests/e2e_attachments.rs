@@ -26,41 +26,37 @@ const MAKE_TRANSFER: &str = "const [b64, name, type] = arguments; \
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i); \
     const dt = new DataTransfer(); dt.items.add(new File([bytes], name, {type})); ";
 
-async fn drop_file(app: &App, bytes: &[u8], name: &str, mime: &str) -> anyhow::Result<()> {
+/// Hand the page a file the way `how` does: `drop` (on the composer),
+/// `paste` (into it) or `choose` (the file button's dialog).
+async fn give_file(
+    app: &App,
+    how: &str,
+    bytes: &[u8],
+    name: &str,
+    mime: &str,
+) -> anyhow::Result<()> {
+    let deliver = match how {
+        "drop" => {
+            "document.querySelector('#composer-box').dispatchEvent(\
+                   new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));"
+        }
+        "paste" => {
+            "document.querySelector('#composer').dispatchEvent(\
+                    new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true}));"
+        }
+        _ => {
+            "const input = document.querySelector('#attach-input'); \
+              input.files = dt.files; input.dispatchEvent(new Event('change', {bubbles: true}));"
+        }
+    };
     app.client()
         .execute(
-            &format!(
-                "{MAKE_TRANSFER} document.querySelector('#composer-box').dispatchEvent(\
-                 new DragEvent('drop', {{dataTransfer: dt, bubbles: true, cancelable: true}}));"
-            ),
-            args(bytes, name, mime),
-        )
-        .await?;
-    Ok(())
-}
-
-async fn paste_file(app: &App, bytes: &[u8], name: &str, mime: &str) -> anyhow::Result<()> {
-    app.client()
-        .execute(
-            &format!(
-                "{MAKE_TRANSFER} document.querySelector('#composer').dispatchEvent(\
-                 new ClipboardEvent('paste', {{clipboardData: dt, bubbles: true, cancelable: true}}));"
-            ),
-            args(bytes, name, mime),
-        )
-        .await?;
-    Ok(())
-}
-
-/// What choosing `name` in the file button's dialog does to its input.
-async fn choose_file(app: &App, bytes: &[u8], name: &str, mime: &str) -> anyhow::Result<()> {
-    app.client()
-        .execute(
-            &format!(
-                "{MAKE_TRANSFER} const input = document.querySelector('#attach-input'); \
-                 input.files = dt.files; input.dispatchEvent(new Event('change', {{bubbles: true}}));"
-            ),
-            args(bytes, name, mime),
+            &format!("{MAKE_TRANSFER} {deliver}"),
+            vec![
+                Value::from(samples::base64_encode(bytes)),
+                Value::from(name),
+                Value::from(mime),
+            ],
         )
         .await?;
     Ok(())
@@ -87,14 +83,6 @@ fn vision_home(server: &MockServer) -> anyhow::Result<tempfile::TempDir> {
     }
     std::fs::write(home.path().join("config.toml"), config)?;
     Ok(home)
-}
-
-fn args(bytes: &[u8], name: &str, mime: &str) -> Vec<Value> {
-    vec![
-        Value::from(samples::base64_encode(bytes)),
-        Value::from(name),
-        Value::from(mime),
-    ]
 }
 
 /// The names on the composer's attachment chips.
@@ -182,7 +170,7 @@ async fn an_image_dropped_on_the_composer_reaches_two_panes_and_comes_back_reope
         app.pick_model(2, "gm-model").await?;
         app.pick_model(3, "oa-model").await?;
 
-        drop_file(&app, &png, "chart.png", "image/png").await?;
+        give_file(&app, "drop", &png, "chart.png", "image/png").await?;
         let thumb = "#composer-attachments .attachment-chip[data-name=\"chart.png\"] img.attachment-thumb";
         app.wait_for(thumb).await?;
         wait_until("the composer thumbnail shows the image", || {
@@ -298,8 +286,9 @@ async fn pasted_and_chosen_files_show_as_thumbnails_that_can_be_removed() -> any
     app.check(async {
         app.wait_for("#compare").await?;
         app.pick_model(1, "gm-model").await?;
-        paste_file(
+        give_file(
             &app,
+            "paste",
             &samples::pdf(3, "quarterly report"),
             "report.pdf",
             "application/pdf",
@@ -320,14 +309,21 @@ async fn pasted_and_chosen_files_show_as_thumbnails_that_can_be_removed() -> any
             title.as_str().unwrap_or_default().contains("3 pages"),
             "{title:?}"
         );
-        choose_file(&app, &samples::jpeg(32, 32), "photo.jpg", "image/jpeg").await?;
+        give_file(
+            &app,
+            "choose",
+            &samples::jpeg(32, 32),
+            "photo.jpg",
+            "image/jpeg",
+        )
+        .await?;
         wait_until("two chips", || async {
             Ok(composer_chips(&app).await? == ["report.pdf", "photo.jpg"])
         })
         .await?;
         // A file that is neither an image nor a PDF is refused, whatever
         // its name says.
-        choose_file(&app, b"just some notes", "notes.png", "image/png").await?;
+        give_file(&app, "choose", b"just some notes", "notes.png", "image/png").await?;
         let notice = app
             .wait_for_text(".notice", |t| t.contains("notes.png"))
             .await?;
@@ -373,7 +369,7 @@ async fn an_image_over_a_providers_size_limit_is_refused_in_that_pane_before_sen
         app.wait_for("#compare").await?;
         app.pick_model(1, "an-model").await?;
         app.pick_model(2, "gm-model").await?;
-        drop_file(&app, &big, "big.png", "image/png").await?;
+        give_file(&app, "drop", &big, "big.png", "image/png").await?;
         let refusals = app
             .wait_for_text("#attach-refusals", |t| t.contains("Pane 1"))
             .await?;

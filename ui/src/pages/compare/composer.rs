@@ -111,7 +111,7 @@ pub fn Composer(state: CompareState) -> impl IntoView {
                     on:keydown=on_key on:paste=on_paste></textarea>
             </div>
             <div class="composer-side">
-                <input type="file" id="attach-input" multiple accept=ACCEPT hidden node_ref=file_input
+                <input type="file" id="attach-input" multiple accept=ACCEPT hidden node_ref=file_input aria-label="Images or PDFs to attach"
                     on:change=move |ev| state.add_files(input_files(&ev)) />
                 <button id="attach" class="small" title="Attach images or PDFs" aria-label="Attach images or PDFs"
                     on:click=move |_| {

@@ -393,3 +393,60 @@ async fn an_image_over_a_providers_size_limit_is_refused_in_that_pane_before_sen
     .await?;
     app.close().await
 }
+
+/// The files under the data directory's `attachments/`.
+fn stored_files(home: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![home.join("attachments")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incognito_rounds_image_leaves_the_data_directory_when_its_answers_end()
+-> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    server.script(
+        "gm-model",
+        Scenario::default().with_text(&["A small chart."]),
+    );
+    let home = vision_home(&server)?;
+    let app = App::launch(Launch::new("attach-incognito").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "gm-model").await?;
+        app.click("#incognito").await?;
+        give_file(
+            &app,
+            "drop",
+            &samples::png(20, 20, 1),
+            "chart.png",
+            "image/png",
+        )
+        .await?;
+        app.wait_for("#composer-attachments .attachment-chip[data-name=\"chart.png\"]")
+            .await?;
+        // Stored to be sent (the request names it by id).
+        assert_eq!(stored_files(home.path()).len(), 1);
+        app.type_into("#composer", "What is it?\u{E007}").await?;
+        app.wait_for(".pane:nth-of-type(1) .answer-card[data-status=\"done\"]")
+            .await?;
+        assert_eq!(server.hits("gm-model"), 1);
+        wait_until("the file is gone", || async {
+            Ok(stored_files(home.path()).is_empty())
+        })
+        .await?;
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}

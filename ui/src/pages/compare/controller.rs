@@ -512,6 +512,7 @@ impl CompareState {
         answer.sent_at.set(Some(now_ms()));
         let (history, spend) = (self.history_version, self.spend_changed);
         let answer = answer.clone();
+        let state = *self;
         spawn_local(async move {
             let stream = request.stream_id;
             let sink = answer.clone();
@@ -528,9 +529,40 @@ impl CompareState {
             }
             if request.record.is_some() {
                 history.update(|v| *v += 1);
+            } else {
+                state.forget_unrecorded_files(round_id);
             }
             spend.update(|v| *v += 1);
         });
+    }
+
+    /// A round not recorded (incognito, or history refused it): once none
+    /// of its answers streams, its files leave the data directory, unless
+    /// the composer holds them again or a recorded message uses them (the
+    /// backend keeps those). Regenerating such a round then says the file
+    /// is gone.
+    fn forget_unrecorded_files(&self, round_id: u64) {
+        let Some((streaming, files)) = self.rounds.with_untracked(|rs| {
+            rs.iter().find(|r| r.id == round_id).map(|r| {
+                (
+                    r.answers.iter().any(Answer::is_streaming),
+                    r.attachments.clone(),
+                )
+            })
+        }) else {
+            return;
+        };
+        if streaming {
+            return;
+        }
+        let held = self.attached.get_untracked();
+        for file in files {
+            if !held.iter().any(|h| h.id == file.id) {
+                spawn_local(async move {
+                    let _ = ipc::discard_attachment(&file.id).await;
+                });
+            }
+        }
     }
 
     /// Ask the pane's current model again for round `round_id`.

@@ -28,6 +28,7 @@ use anyhow::{Context, bail};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 
+use crate::dbus::PrivateBus;
 use crate::process::{Group, free_port, wait_for_port};
 
 /// How long UI waits give up after, by default.
@@ -41,6 +42,7 @@ pub struct Launch {
     name: String,
     env: Vec<(String, String)>,
     data_dir: Option<PathBuf>,
+    binary: Option<PathBuf>,
 }
 
 impl Launch {
@@ -50,7 +52,15 @@ impl Launch {
             name: name.into(),
             env: Vec::new(),
             data_dir: None,
+            binary: None,
         }
+    }
+
+    /// Start this app binary instead of [`app_binary`] (e.g. the one
+    /// unpacked from the `.deb`).
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
     }
 
     /// Set an environment variable for the app.
@@ -67,6 +77,19 @@ impl Launch {
     }
 }
 
+/// What Settings → About shows.
+#[derive(Debug, Clone)]
+pub struct About {
+    /// The version line: `0.1.0 (git abc1234, 2026-12-02)`.
+    pub version: String,
+    /// The data directory in use.
+    pub data_dir: String,
+    /// Where keys are kept, in words.
+    pub keys: String,
+    /// Whether the keychain answered.
+    pub keychain: String,
+}
+
 /// The running app and the WebDriver session that drives it.
 #[derive(Debug)]
 pub struct App {
@@ -74,8 +97,10 @@ pub struct App {
     client: Client,
     data_dir: PathBuf,
     display: String,
-    // Dropped in this order: the driver (and with it the app), then the display.
+    // Dropped in this order: the driver (and with it the app), the app's
+    // session bus, then the display.
     _driver: Group,
+    _bus: Option<PrivateBus>,
     _display: Group,
     _home: tempfile::TempDir,
 }
@@ -130,10 +155,25 @@ fn start_display() -> anyhow::Result<(Group, String)> {
 impl App {
     /// Start a display, WebKitWebDriver and the app, and open a WebDriver session.
     pub async fn launch(launch: Launch) -> anyhow::Result<Self> {
-        let app = app_binary()?;
+        let app = match &launch.binary {
+            Some(path) => path.clone(),
+            None => app_binary()?,
+        };
         let home = tempfile::Builder::new()
             .prefix("switchboard-e2e-")
             .tempdir()?;
+        // Without a session bus of its own, WebKitGTK would autolaunch one
+        // (with portals and an accessibility bus) that outlives the test. A
+        // test that gives the app a bus (a keyring's) owns that one.
+        let bus = if launch
+            .env
+            .iter()
+            .any(|(k, _)| k == "DBUS_SESSION_BUS_ADDRESS")
+        {
+            None
+        } else {
+            Some(PrivateBus::start(home.path())?)
+        };
         let data_dir = match &launch.data_dir {
             Some(d) => d.clone(),
             None => home.path().join("data"),
@@ -153,12 +193,21 @@ impl App {
             .env("XDG_CONFIG_HOME", home.path().join("xdg-config"))
             .env("XDG_CACHE_HOME", home.path().join("xdg-cache"))
             .env("SWITCHBOARD_HOME", &data_dir)
+            // No accessibility bus, portals or GVfs daemons: the tests do
+            // not use them, and each would be one more process to stop.
             .env("NO_AT_BRIDGE", "1")
-            // A window that must not reach a real keyring unless a test gives it one.
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("GTK_A11Y", "none")
+            .env("GTK_USE_PORTAL", "0")
+            .env("GIO_USE_VFS", "local")
+            .env("GSETTINGS_BACKEND", "memory")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // A window that must not reach a real keyring unless a test gives it
+        // one: its own bus, with nothing on it.
+        if let Some(bus) = &bus {
+            cmd.env("DBUS_SESSION_BUS_ADDRESS", bus.address());
+        }
         for (k, v) in &launch.env {
             cmd.env(k, v);
         }
@@ -185,6 +234,7 @@ impl App {
             data_dir,
             display: display_name,
             _driver: driver,
+            _bus: bus,
             _display: display,
             _home: home,
         };
@@ -192,6 +242,26 @@ impl App {
             .await
             .context("the Leptos shell did not render")?;
         Ok(app)
+    }
+
+    /// Every process this app's test started that is still running (the
+    /// display, the driver, the app and its web processes, its bus and
+    /// whatever those started), as `(pid, command line)`.
+    pub fn processes(&self) -> Vec<(i32, String)> {
+        crate::process::running(&self.markers())
+    }
+
+    /// The markers of this app's process groups, to check after it is gone
+    /// that nothing of it survived ([`crate::process::marked`]).
+    pub fn markers(&self) -> Vec<String> {
+        let mut markers = vec![
+            self._driver.marker().to_owned(),
+            self._display.marker().to_owned(),
+        ];
+        if let Some(bus) = &self._bus {
+            markers.push(bus.marker().to_owned());
+        }
+        markers
     }
 
     /// The WebDriver client, for anything the helpers below do not cover.
@@ -324,6 +394,27 @@ impl App {
             .await?;
         self.wait_for("#provider-list").await?;
         Ok(())
+    }
+
+    /// Open Settings → About and read what it says.
+    pub async fn about(&self) -> anyhow::Result<About> {
+        self.open_settings().await?;
+        self.center("#about").await?;
+        let version = self
+            .wait_for_content("#about-version", |t| !t.trim().is_empty())
+            .await?;
+        Ok(About {
+            version: version.trim().to_owned(),
+            data_dir: self
+                .text_content("#about-data-dir")
+                .await?
+                .unwrap_or_default(),
+            keys: self.text_content("#about-keys").await?.unwrap_or_default(),
+            keychain: self
+                .text_content("#about-keychain")
+                .await?
+                .unwrap_or_default(),
+        })
     }
 
     /// Choose a model (or `@route`) in pane `pane` (1-based) of the compare

@@ -3,7 +3,9 @@
 //! created and unlocked in a temporary directory.
 //!
 //! It never uses the session bus of the person running the tests, so their
-//! keyring is untouched, and it works on machines with no D-Bus session.
+//! keyring is untouched, and it works on machines with no D-Bus session. The
+//! bus activates nothing (see [`crate::dbus`]), so the keyring is all that
+//! runs on it, and both stop with the guard.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{ChildStdin, Command, Stdio};
@@ -19,7 +21,7 @@ use crate::process::Group;
 /// ends without dropping it.
 const SUPERVISOR: &str = r#"
 bus="unix:path=$SB_DIR/bus"
-dbus-daemon --session --nofork --nopidfile --address="$bus" &
+dbus-daemon --config-file="$SB_DIR/session-bus.conf" --nofork --nopidfile &
 bus_pid=$!
 i=0
 while [ ! -S "$SB_DIR/bus" ]; do
@@ -56,6 +58,9 @@ impl SecretService {
         for sub in ["data", "config", "runtime"] {
             std::fs::create_dir_all(home.join(sub))?;
         }
+        // A bus that starts nothing by itself: the keyring is the only
+        // service on it, and it goes with the bus.
+        crate::dbus::write_config(home)?;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(SUPERVISOR)
@@ -87,6 +92,12 @@ impl SecretService {
         };
         service.wait_until_served(Duration::from_secs(20))?;
         Ok(service)
+    }
+
+    /// The marker of its processes (the bus and the keyring), to check that
+    /// none survives it ([`crate::process::marked`]).
+    pub fn marker(&self) -> String {
+        self._supervisor.marker().to_owned()
     }
 
     /// The address of the private session bus (`DBUS_SESSION_BUS_ADDRESS`).

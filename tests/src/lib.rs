@@ -7,18 +7,23 @@
 //!   gnome-keyring, so keychain tests never touch the user's real keyring and
 //!   work where no D-Bus session exists.
 //!
+//! - [`dbus::PrivateBus`]: a session bus on which nothing is activated, so
+//!   no portal, accessibility bus or keyring starts behind a test's back.
+//!
 //! - [`history_gen`]: Zipf-distributed text and generated ChatGPT exports,
 //!   for import tests and the history benchmark.
 //!
-//! Both harnesses start their own helper processes in their own process groups and
-//! stop them when dropped, so a failing test leaves nothing running.
+//! The harnesses start their helper processes in their own process groups,
+//! marked in their environment, and stop every process carrying the mark
+//! when dropped, so a failing test leaves nothing running ([`process`]).
 
 #![allow(clippy::print_stderr, reason = "the harness reports to the test log")]
 
+pub mod dbus;
 pub mod e2e;
 pub mod history_gen;
 pub mod keychain;
-mod process;
+pub mod process;
 pub mod store_child;
 
 use std::path::PathBuf;
@@ -230,4 +235,20 @@ pub fn request_turns(body: &serde_json::Value) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The `switchboard-cli` binary: `$SWITCHBOARD_CLI`, else the one beside
+/// the test's build profile directory.
+pub fn cli_binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SWITCHBOARD_CLI") {
+        return Ok(PathBuf::from(p));
+    }
+    let bin = bin_dir()?.join("switchboard-cli");
+    if !bin.is_file() {
+        anyhow::bail!(
+            "{} does not exist: build it first with `cargo build -p switchboard-cli`",
+            bin.display()
+        );
+    }
+    Ok(bin)
 }

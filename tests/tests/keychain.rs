@@ -81,6 +81,9 @@ fn without_a_keychain_the_error_names_the_environment_variable() -> anyhow::Resu
     // names the alternative, never a silent plaintext fallback.
     let out = keyprobe("openai")
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        // With an X display, libdbus would autolaunch a session bus (and
+        // through it a keyring) that outlives the test.
+        .env_remove("DISPLAY")
         .env_remove("SWITCHBOARD_KEY_OPENAI")
         .env("XDG_RUNTIME_DIR", "/nonexistent")
         .output()?;
@@ -98,6 +101,9 @@ fn without_a_keychain_the_error_names_the_environment_variable() -> anyhow::Resu
 fn the_environment_variable_provides_a_key_without_a_keychain() -> anyhow::Result<()> {
     let out = keyprobe("my-lab.gpu")
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        // With an X display, libdbus would autolaunch a session bus (and
+        // through it a keyring) that outlives the test.
+        .env_remove("DISPLAY")
         .env("SWITCHBOARD_KEY_MY_LAB_GPU", "sk-from-env-9876")
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -55,8 +55,11 @@ async fn app_info(state: tauri::State<'_, AppState>) -> Result<AppInfo, IpcError
     };
     Ok(AppInfo {
         version: switchboard_engine::VERSION.to_owned(),
+        version_line: switchboard_engine::VERSION_LINE.to_owned(),
         data_dir: state.data_dir.path().display().to_string(),
         keychain,
+        keychain_backend: switchboard_engine::KEYCHAIN_BACKEND.to_owned(),
+        key_service: switchboard_engine::KEY_SERVICE.to_owned(),
     })
 }
 

@@ -7,7 +7,8 @@
 //! written atomically by the engine; a refused one is shown inline with the
 //! file, line and field, and the file is left as it was. The Local API
 //! section is its own component ([`LocalApiSettings`]); Import brings
-//! history from ChatGPT and Claude exports ([`super::import`]).
+//! history from ChatGPT and Claude exports ([`super::import`]). The page
+//! ends with the About panel (version, data directory, where keys are kept).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -16,7 +17,7 @@ use switchboard_protocol::{
     RouteSummary, SaveRoute,
 };
 
-use crate::components::{ConfirmButton, LocalApiSettings, ModelPicker};
+use crate::components::{AboutPanel, ConfirmButton, LocalApiSettings, ModelPicker};
 use crate::ipc;
 use crate::pages::CompareState;
 use crate::pages::import::ImportSection;
@@ -504,6 +505,7 @@ pub fn SettingsPage() -> impl IntoView {
             <LocalApiSettings />
             <h2 class="section-title" id="import-title">"Import"</h2>
             <ImportSection />
+            <AboutPanel />
         </section>
     }
 }

@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 
 /// Chat with many LLMs from the terminal.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard-cli", version, about)]
+#[command(name = "switchboard-cli", version = switchboard_engine::VERSION_LINE, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

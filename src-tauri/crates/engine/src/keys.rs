@@ -16,6 +16,16 @@ use zeroize::Zeroizing;
 /// Keychain service name under which every provider key is stored.
 pub const SERVICE: &str = "switchboard";
 
+/// The keychain this build keeps keys in, named the way a person finds it on
+/// their system (the About panel shows it).
+pub const KEYCHAIN_BACKEND: &str = if cfg!(target_os = "macos") {
+    "macOS Keychain"
+} else if cfg!(windows) {
+    "Windows Credential Manager"
+} else {
+    "Secret Service over D-Bus (GNOME Keyring, KWallet or KeePassXC)"
+};
+
 /// An API key in memory. `Debug` and `Display` never show it; the bytes are
 /// wiped when it is dropped.
 #[derive(Clone)]

@@ -28,6 +28,8 @@
 //!   [`SqliteHealth`]); [`Recorder`] writes a conversation as it happens,
 //!   and what a crashed process left in flight is settled when the next
 //!   store opens ([`Store::recover`]).
+//! - [`VERSION_LINE`]: the version and the commit it was built from, the
+//!   same for the app and the CLI.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -83,8 +85,8 @@ pub use config::{
 };
 pub use error::{ErrorKind, MAX_RETRY_HINT, ProviderError, retry_hint};
 pub use keys::{
-    KeyError, KeyIndex, KeyListing, KeySource, KeyStore, Secret, env_var_for, key_hint,
-    provider_key,
+    KEYCHAIN_BACKEND, KeyError, KeyIndex, KeyListing, KeySource, KeyStore, SERVICE as KEY_SERVICE,
+    Secret, env_var_for, key_hint, provider_key,
 };
 pub use money::{AmountError, Cost, Price};
 pub use paths::{DataDir, DataDirError, HOME_ENV};
@@ -95,5 +97,64 @@ pub use store::{
     StoreError,
 };
 
-/// The engine's version, shown by the app and the CLI.
+/// The engine's version number (`0.1.0`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Which source this build came from: `git abc1234, 2026-12-02` (the
+/// commit's short hash and date), worked out once by the engine's build
+/// script, from git or, in a source tarball, from `build-stamp.txt`.
+pub const BUILD: &str = env!("SWITCHBOARD_BUILD");
+
+/// The version as every Switchboard binary reports it (`switchboard-cli
+/// --version`, the app's About panel): `0.1.0 (git abc1234, 2026-12-02)`.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SWITCHBOARD_BUILD"),
+    ")"
+);
+
+#[cfg(test)]
+#[path = "../build_stamp.rs"]
+mod build_stamp;
+
+#[cfg(test)]
+mod version_tests {
+    use super::build_stamp::describe;
+
+    #[test]
+    fn a_checkout_is_described_by_git() {
+        assert_eq!(
+            describe("$Format:%h %cs$\n", Some("51371f7 2026-12-02")),
+            "git 51371f7, 2026-12-02"
+        );
+    }
+
+    #[test]
+    fn a_tarball_is_described_by_its_stamp_even_inside_another_repository() {
+        assert_eq!(
+            describe("0a1b2c3d 2026-11-30\n", Some("fffffff 2027-01-01")),
+            "git 0a1b2c3d, 2026-11-30"
+        );
+        assert_eq!(
+            describe("0a1b2c3 2026-11-30", None),
+            "git 0a1b2c3, 2026-11-30"
+        );
+    }
+
+    #[test]
+    fn without_git_or_stamp_the_build_says_so() {
+        assert_eq!(describe("$Format:%h %cs$", None), "unknown commit");
+        assert_eq!(
+            describe("", Some("fatal: not a git repository")),
+            "unknown commit"
+        );
+        assert_eq!(describe("garbage here", Some("")), "unknown commit");
+    }
+
+    #[test]
+    fn the_version_line_carries_the_number_and_the_build() {
+        assert!(super::VERSION_LINE.starts_with(&format!("{} (", super::VERSION)));
+        assert!(super::VERSION_LINE.ends_with(&format!("{})", super::BUILD)));
+    }
+}

@@ -5,7 +5,8 @@
 //! definitions and a change to one side breaks the build of the other instead
 //! of failing at run time. Main types:
 //!
-//! - [`AppInfo`]: what the status bar shows about the running backend.
+//! - [`AppInfo`]: what the status bar and the About panel show about the
+//!   running backend.
 //! - [`Sequenced`]: an envelope with a sequence number for every message sent
 //!   over a `tauri::ipc::Channel`, because large channel messages can overtake
 //!   each other and the UI must put them back in order.
@@ -145,12 +146,19 @@ pub mod commands {
 /// Facts about the running backend, shown in the status bar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppInfo {
-    /// The app's version (from Cargo).
+    /// The app's version number (`0.1.0`).
     pub version: String,
+    /// Version and build, exactly as `switchboard-cli --version` prints it
+    /// after the program name: `0.1.0 (git abc1234, 2026-12-02)`.
+    pub version_line: String,
     /// The data directory in use (`SWITCHBOARD_HOME` or the OS data dir).
     pub data_dir: String,
     /// Whether the OS keychain answered when the app started.
     pub keychain: KeychainStatus,
+    /// Which keychain keeps the keys on this system (e.g. the Secret Service).
+    pub keychain_backend: String,
+    /// The keychain service name the keys are stored under (`switchboard`).
+    pub key_service: String,
 }
 
 /// Whether keys can be stored in the OS keychain on this machine.

@@ -1,6 +1,7 @@
 # Switchboard's two entry points (see README.md):
 #   make run    set up a Debian/Ubuntu machine, build and launch the app
 #   make test   set up everything the tests need, then every check and test
+#   make package   a .deb of the release build (target/package/)
 #
 # PROFILE=release (the default) builds the app and the wasm UI as users get
 # them; PROFILE=debug builds faster, for development (`make dev` is
@@ -15,13 +16,17 @@ endif
 PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 APP := target/$(PROFILE)/switchboard
 
-.PHONY: run dev test setup-app setup-test ui app screenshot fmt bench
+.PHONY: run dev test setup-app setup-test build ui app package screenshot fmt bench
 
-run: setup-app ui app
-	$(APP)
+# Builds (printing each phase's time, and the total), then opens the window.
+run:
+	@start=$$(date +%s); $(MAKE) --no-print-directory build && \
+	  echo "==> ready in $$(( $$(date +%s) - start ))s: starting $(APP)" && exec $(APP)
 
 dev:
 	$(MAKE) --no-print-directory run PROFILE=debug
+
+build: setup-app ui app
 
 test: setup-test
 	.ci/test
@@ -36,10 +41,18 @@ setup-test:
 # ui/build, a workspace tool that calls wasm-bindgen as a library; its own
 # binary is cached in target/debug after the first run.
 ui:
-	cargo run --locked -p switchboard-uibuild -- $(PROFILE_FLAG)
+	.ci/timed "build ui ($(PROFILE))" cargo run --locked -p switchboard-uibuild -- $(PROFILE_FLAG)
 
+# The app and the CLI together: the same dependency features as the app
+# alone, so `make package` after `make run` only adds the CLI.
 app: ui
-	cargo build -p switchboard-app --locked $(PROFILE_FLAG)
+	.ci/timed "build app and cli ($(PROFILE))" cargo build -p switchboard-app -p switchboard-cli --locked $(PROFILE_FLAG)
+
+# target/package/switchboard_<version>_<arch>.deb from release binaries, by
+# src-tauri/packaging/build-deb (dpkg-deb; no tauri-cli). Not part of `run`.
+package: setup-app
+	$(MAKE) --no-print-directory ui app PROFILE=release
+	.ci/timed "package (.deb)" src-tauri/packaging/build-deb target/release target/package
 
 # A PNG of the app window under a virtual display, without any desktop:
 # artifacts/screenshots/app-window.png

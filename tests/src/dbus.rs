@@ -8,11 +8,10 @@
 //! of them outlived it. This bus lists no service directory, so the only
 //! services on it are the ones a test starts itself.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::process::Group;
 
@@ -63,14 +62,7 @@ impl PrivateBus {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut daemon = Group::spawn("dbus-daemon", &mut cmd)?;
-        let stdout = daemon
-            .child_mut()
-            .stdout
-            .take()
-            .context("dbus-daemon has no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let address = line.trim().to_owned();
+        let address = daemon.first_line()?;
         if address.is_empty() {
             bail!("dbus-daemon did not print its address (is the dbus package installed?)");
         }

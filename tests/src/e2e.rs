@@ -18,7 +18,6 @@
 //! ```
 
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -138,15 +137,8 @@ fn start_display() -> anyhow::Result<(Group, String)> {
     .stdout(Stdio::piped())
     .stderr(Stdio::null());
     let mut xvfb = Group::spawn("Xvfb", &mut cmd)?;
-    let stdout = xvfb
-        .child_mut()
-        .stdout
-        .take()
-        .context("Xvfb has no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
+    let line = xvfb.first_line()?;
     let n: u32 = line
-        .trim()
         .parse()
         .with_context(|| format!("Xvfb printed {line:?}, not a display"))?;
     Ok((xvfb, format!(":{n}")))

@@ -7,7 +7,7 @@
 //! bus activates nothing (see [`crate::dbus`]), so the keyring is all that
 //! runs on it, and both stop with the guard.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use crate::process::Group;
 /// ends without dropping it.
 const SUPERVISOR: &str = r#"
 bus="unix:path=$SB_DIR/bus"
-dbus-daemon --config-file="$SB_DIR/session-bus.conf" --nofork --nopidfile &
+dbus-daemon --config-file="$SB_DIR/session-bus.conf" --nofork --nopidfile 2>"$SB_DIR/bus.log" &
 bus_pid=$!
 i=0
 while [ ! -S "$SB_DIR/bus" ]; do
@@ -74,12 +74,9 @@ impl SecretService {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         let mut supervisor = Group::spawn("dbus-daemon + gnome-keyring-daemon", &mut cmd)?;
-        let child = supervisor.child_mut();
-        let stdin = child.stdin.take().context("no stdin")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let Some(address) = line.trim().strip_prefix("ready ").map(str::to_owned) else {
+        let stdin = supervisor.child_mut().stdin.take().context("no stdin")?;
+        let line = supervisor.first_line()?;
+        let Some(address) = line.strip_prefix("ready ").map(str::to_owned) else {
             bail!(
                 "the private D-Bus session did not start: {line:?} (is the dbus package installed?)"
             );

@@ -60,6 +60,19 @@ impl Group {
         &mut self.child
     }
 
+    /// The first line the child writes to its stdout (which must be piped),
+    /// trimmed: how Xvfb and dbus-daemon say where they listen.
+    pub fn first_line(&mut self) -> anyhow::Result<String> {
+        let stdout = self
+            .child
+            .stdout
+            .take()
+            .with_context(|| format!("{} has no stdout", self.name))?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+        Ok(line.trim().to_owned())
+    }
+
     /// Fail if the process has already exited.
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {

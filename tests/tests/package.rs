@@ -1,8 +1,9 @@
 //! The `.deb`: built by the same script as `make package`
 //! (`src-tauri/packaging/build-deb`), from the binaries of this test's build
 //! profile, or `$SWITCHBOARD_DEB` when set (e.g. the release package
-//! `make package` made). It is unpacked into a temporary root, never
-//! installed, and the packaged CLI and app are run from there.
+//! `make package` made). apt simulates installing it; it is unpacked into
+//! a temporary root, never installed, and the packaged CLI and app are run
+//! from there.
 
 #![allow(
     clippy::unwrap_used,
@@ -144,6 +145,21 @@ fn the_package_is_small_declares_its_libraries_and_installs_app_cli_entry_and_ic
     dep("libjavascriptcoregtk-4.1-0");
     dep("libsoup-3.0-0");
     assert!(fields["Recommends"].contains("gnome-keyring"), "{fields:?}");
+    // apt would install it here, its dependencies resolved (a simulation:
+    // nothing is changed, and it needs no root).
+    let apt = Command::new("apt-get")
+        .args(["--simulate", "install"])
+        .arg(&p.deb)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&apt.stdout);
+    assert!(
+        apt.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&apt.stderr)
+    );
+    let inst = format!("Inst switchboard ({} ", switchboard_engine::VERSION);
+    assert!(said.contains(&inst), "{said}");
 
     for bin in ["switchboard", "switchboard-cli"] {
         let path = p.root.join("usr/bin").join(bin);

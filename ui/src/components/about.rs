@@ -15,14 +15,20 @@ const TERM: &str = "color: var(--text-dim);";
 const FACT: &str = "margin: 0; overflow-wrap: anywhere;";
 
 fn facts(info: AppInfo) -> impl IntoView {
-    let keychain = match &info.keychain {
-        KeychainStatus::Available => "answering".to_owned(),
-        KeychainStatus::Unavailable { reason } => format!("not reachable: {reason}"),
+    // The detail (a D-Bus error) is for the tooltip; the line says what to do.
+    let (keychain, why) = match &info.keychain {
+        KeychainStatus::Available => ("answering".to_owned(), String::new()),
+        KeychainStatus::Unavailable { reason } => (
+            "not reachable: start a Secret Service (e.g. gnome-keyring), or give a key for \
+             one run as SWITCHBOARD_KEY_<ID>"
+                .to_owned(),
+            reason.clone(),
+        ),
     };
     let keys = format!(
-        "In the {} under the service \"{}\", one entry per provider. Switchboard never writes \
-         them to the data directory, config, history, logs or exports; a key leaves the keychain \
-         only in requests to its own provider.",
+        "Kept in the {}, under the service \"{}\", one entry per provider. Switchboard never \
+         writes them to the data directory, config, history, logs or exports; a key leaves the \
+         keychain only in requests to its own provider.",
         info.keychain_backend, info.key_service
     );
     view! {
@@ -34,7 +40,7 @@ fn facts(info: AppInfo) -> impl IntoView {
             <dt style=TERM>"API keys"</dt>
             <dd style=FACT id="about-keys">{keys}</dd>
             <dt style=TERM>"Keychain"</dt>
-            <dd style=FACT id="about-keychain">{keychain}</dd>
+            <dd style=FACT id="about-keychain" title=why>{keychain}</dd>
         </dl>
     }
 }

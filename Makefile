@@ -16,7 +16,7 @@ endif
 PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 APP := target/$(PROFILE)/switchboard
 
-.PHONY: run dev test setup-app setup-test build ui app package screenshot fmt bench
+.PHONY: run dev test setup-app setup-test build ui app package screenshot screenshots fmt bench
 
 # Builds (printing each phase's time, and the total), then opens the window.
 run:
@@ -61,6 +61,12 @@ screenshot: app
 	SWITCHBOARD_HOME=$${SWITCHBOARD_HOME:-$$(mktemp -d)} xvfb-run -a -s "-screen 0 1280x800x24" \
 	  sh -c '$(APP) & pid=$$!; sleep $${WAIT:-6}; import -window root artifacts/screenshots/app-window.png; kill $$pid'
 	@echo "saved artifacts/screenshots/app-window.png"
+
+# The README's pictures (tests/screenshots/), taken by the end-to-end test
+# of the main views from the current UI.
+screenshots:
+	$(MAKE) --no-print-directory app PROFILE=debug
+	SWITCHBOARD_README_SCREENSHOTS=1 cargo test --locked -p switchboard-tests --test e2e_screenshots
 
 fmt:
 	cargo fmt --all

@@ -55,6 +55,14 @@ fn spawn(home: &std::path::Path, prompt: &str) -> Cli {
     }
 }
 
+// A test that fails mid-round leaves no `switchboard-cli` running.
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Cli {
     /// The text shown for `target` so far (its labelled lines).
     fn shown(&self, target: &str) -> String {

@@ -30,6 +30,9 @@
 //!   store opens ([`Store::recover`]).
 //! - [`VERSION_LINE`]: the version and the commit it was built from, the
 //!   same for the app and the CLI.
+//! - [`rating`] and [`judge`]: a Bradley–Terry fit of the user's blind votes
+//!   for the leaderboard ([`Store::leaderboard`]), and the prompt a judge
+//!   model is sent.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -60,10 +63,12 @@ mod config;
 mod error;
 pub mod hooks;
 pub mod import;
+pub mod judge;
 mod keys;
 mod money;
 mod paths;
 pub mod provider;
+pub mod rating;
 pub mod redact;
 pub mod routing;
 mod runner;

@@ -21,6 +21,8 @@
 //!
 //! - [`SavedConversation`] and [`thread`]: a conversation's panes by
 //!   identity, and what each pane's model is sent.
+//! - [`Vote`], [`JudgeTask`] and [`Leaderboard`]: deciding which model is
+//!   best from the user's own blind votes.
 //!
 //! ```
 //! use switchboard_protocol::{PaneEvent, Sequenced};
@@ -34,6 +36,7 @@ use serde::{Deserialize, Serialize};
 mod attachments;
 mod chat;
 mod conversation;
+mod decide;
 mod local_api;
 
 pub use attachments::{
@@ -57,6 +60,7 @@ pub use conversation::{
 pub use local_api::{
     ClientTokenInfo, CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken,
 };
+pub use decide::{JudgeTask, Leaderboard, LeaderboardQuery, LeaderboardRow, Verdict, Vote};
 
 /// Names of the IPC commands, shared so the UI cannot misspell one.
 pub mod commands {

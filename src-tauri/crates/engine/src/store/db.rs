@@ -20,6 +20,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (PANES_MIGRATION, include_str!("migrations/0004_panes.sql")),
     (5, include_str!("migrations/0005_gateway.sql")),
     (6, include_str!("migrations/0006_attachments_imports.sql")),
+    (7, include_str!("migrations/0007_votes.sql")),
 ];
 
 /// The migration that gave panes rows; conversations written before it get

@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::attachments::{AttachmentRef, StoredAttachment, reference_tx};
+use super::decide::{Judgment, insert_judgment};
 use super::history::{NewMessage, insert_attempts, insert_message, set_tags_tx};
 use super::time::format_datetime;
 use super::{ConversationId, MessageId, Store, StoreError};
@@ -26,6 +27,7 @@ use crate::chat::{AttemptCost, FinishReason, Role, Usage};
 use crate::error::ErrorKind;
 use crate::hooks::{AttemptOutcome, AttemptRecord};
 use crate::money::Cost;
+use switchboard_protocol::Vote;
 
 /// The `format` field of a JSON export.
 pub const EXPORT_FORMAT: &str = "switchboard.conversation";
@@ -64,6 +66,13 @@ pub struct ConversationExport {
     pub cost_usd: String,
     /// The messages, oldest first.
     pub messages: Vec<ExportedMessage>,
+    /// Votes on rounds; ids are message ids inside this file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<Vote>,
+    /// What judges said about rounds (`round` is a message id inside this
+    /// file); their cost is in `cost_usd`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub judgments: Vec<Judgment>,
 }
 
 /// A failure as exported.
@@ -259,6 +268,8 @@ impl Store {
             archived: conv.archived,
             cost_usd: conv.cost.usd(),
             messages,
+            votes: self.votes(id)?,
+            judgments: self.judgments(id)?,
         })
     }
 
@@ -393,6 +404,61 @@ impl Store {
                     message: format!("message id {} appears twice", m.id),
                 });
             }
+        }
+        let local = |id: i64, what: &str| {
+            ids.get(&id).map(|m| m.0).ok_or_else(|| StoreError::Import {
+                message: format!("{what} names message {id}, which is not in the file"),
+            })
+        };
+        for v in &doc.votes {
+            let round = local(v.round, "a vote")?;
+            let answers = v
+                .answers
+                .iter()
+                .map(|a| local(*a, "a vote"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let winner = v.winner.map(|w| local(w, "a vote")).transpose()?;
+            if winner.is_some_and(|w| !answers.contains(&w)) {
+                return Err(StoreError::Import {
+                    message: format!(
+                        "the vote on round {} has a winner it did not compare",
+                        v.round
+                    ),
+                });
+            }
+            tx.execute(
+                "INSERT INTO votes (conversation_id, round_id, at, blind, verdict, winner_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![conv.0, round, v.at_ms, v.blind, v.verdict.as_str(), winner],
+            )
+            .map_err(|e| StoreError::Import {
+                message: format!("the vote on round {}: {e}", v.round),
+            })?;
+            let vote = tx.last_insert_rowid();
+            for a in answers {
+                tx.execute(
+                    "INSERT OR IGNORE INTO vote_answers (vote_id, message_id) VALUES (?1, ?2)",
+                    rusqlite::params![vote, a],
+                )?;
+            }
+        }
+        for j in &doc.judgments {
+            let round = local(j.round, "a judgment")?;
+            let source = j.cost_nanos.map(|_| {
+                if j.cost_estimated {
+                    "estimated"
+                } else {
+                    "computed"
+                }
+            });
+            insert_judgment(
+                &tx,
+                conv,
+                &Judgment { round, ..j.clone() },
+                None,
+                source,
+                None,
+            )?;
         }
         // Exports name panes by position; the panes are derived from the
         // answers as for conversations older than pane rows.

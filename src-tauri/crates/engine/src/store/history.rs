@@ -749,7 +749,8 @@ const CONVERSATION_COLUMNS: &str =
     (SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM conversation_tags
         WHERE conversation_id = c.id ORDER BY tag)),
     (SELECT count(*) FROM messages WHERE conversation_id = c.id),
-    (SELECT coalesce(sum(cost_nanos), 0) FROM messages WHERE conversation_id = c.id)";
+    (SELECT coalesce(sum(cost_nanos), 0) FROM messages WHERE conversation_id = c.id)
+      + (SELECT coalesce(sum(cost_nanos), 0) FROM judgments WHERE conversation_id = c.id)";
 
 fn conversation_row(r: &Row<'_>) -> rusqlite::Result<Conversation> {
     let tags: Option<String> = r.get(6)?;

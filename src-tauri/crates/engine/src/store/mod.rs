@@ -37,7 +37,10 @@
 //! - [`ClientToken`]: the Local API's client tokens, kept as hashes.
 //! - [`Conversation`], [`StoredMessage`], [`SearchHit`], [`Page`]: what
 //!   history listings return, a page at a time.
-//! - [`ConversationExport`]: the JSON export/import format.
+//! - [`ConversationExport`]: the JSON export/import format (votes and
+//!   judgments included).
+//! - [`Store::record_vote`], [`Judgment`] and [`Store::leaderboard`]:
+//!   deciding which model is best from the user's own blind votes.
 //! - [`StoredAttachment`]: an image or PDF a message carries; its bytes
 //!   are a file in the data directory named by their SHA-256, stored once
 //!   however many messages use it ([`Store::put_attachment`],
@@ -88,6 +91,7 @@
 mod attachments;
 mod batch;
 mod db;
+mod decide;
 mod export;
 mod health;
 mod history;
@@ -115,6 +119,7 @@ use crate::paths::DataDir;
 pub use attachments::{AttachmentRef, PENDING_LEASE, StoredAttachment};
 pub use batch::{BatchWriter, BatchedGate, CachedHealth, HEALTH_TTL, MAX_BATCH, SYNC_EVERY};
 pub use db::SCHEMA_VERSION;
+pub use decide::Judgment;
 pub use export::{
     ConversationExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedAttachment, ExportedAttempt,
     ExportedError, ExportedMessage, markdown, markdown_with,

@@ -1695,3 +1695,217 @@ fn a_query_matching_more_than_the_window_ranks_its_newest_matches_by_count_then_
     assert_eq!(rare[0].conversation, old);
     assert!(!rare[0].recent_only);
 }
+
+/// A round answered by `models` (provider `p`, model names given), each
+/// answer in the ledger at `nanos` with timings; returns the question and
+/// the answers' ids.
+fn voted_round(
+    store: &Store,
+    conv: ConversationId,
+    models: &[(&str, i64)],
+) -> (MessageId, Vec<MessageId>) {
+    let rec = store.recorder(false);
+    let q = rec.add_user_message(conv, None, "Which is best?").unwrap();
+    let mut ids = Vec::new();
+    for (pane, (model, nanos)) in models.iter().enumerate() {
+        let mut result = answer("p", model, &format!("{model} says hi"), *nanos);
+        result.timing.ttft = Some(Duration::from_millis(100 * (pane as u64 + 1)));
+        let id = rec
+            .add_answer(
+                conv,
+                q,
+                pane as u32,
+                &format!("p:{model}"),
+                &result,
+                &RequestTrace::default(),
+            )
+            .unwrap();
+        let spend = SpendContext {
+            provider: "p".into(),
+            model: (*model).into(),
+            route: None,
+            tags: Vec::new(),
+            conversation: Some(conv.to_string()),
+            message: Some(id.0),
+        };
+        store
+            .record_spend(&spend, &settled(*nanos).unwrap())
+            .unwrap();
+        ids.push(id);
+    }
+    (q, ids)
+}
+
+fn vote(
+    round: MessageId,
+    answers: &[MessageId],
+    winner: Option<MessageId>,
+    blind: bool,
+) -> switchboard_protocol::Vote {
+    switchboard_protocol::Vote {
+        round: round.0,
+        answers: answers.iter().map(|a| a.0).collect(),
+        verdict: if winner.is_some() {
+            switchboard_protocol::Verdict::Best
+        } else {
+            switchboard_protocol::Verdict::Tie
+        },
+        winner: winner.map(|w| w.0),
+        blind,
+        at_ms: 0,
+    }
+}
+
+#[test]
+fn blind_votes_rank_the_winner_first_with_the_ledgers_numbers() {
+    use switchboard_protocol::LeaderboardQuery;
+    let (_tmp, store) = store();
+    let rec = store.recorder(false);
+    let work = rec.start_conversation("work", &["work".into()]).unwrap();
+    let other = rec.start_conversation("play", &[]).unwrap();
+    // "strong" wins six blind rounds against "weak"; "mid" ties "weak" once.
+    let costs = [
+        (1_000, 3_000),
+        (2_000, 3_000),
+        (3_000, 3_000),
+        (4_000, 3_000),
+        (5_000, 3_000),
+        (6_000, 3_000),
+    ];
+    for (strong_cost, weak_cost) in costs {
+        let (q, a) = voted_round(
+            &store,
+            work,
+            &[("strong", strong_cost), ("weak", weak_cost)],
+        );
+        store.record_vote(&vote(q, &a, Some(a[0]), true)).unwrap();
+    }
+    let (q, a) = voted_round(&store, other, &[("mid", 10), ("weak", 3_000)]);
+    store.record_vote(&vote(q, &a, None, true)).unwrap();
+    // Votes that saw the names count for nothing.
+    for _ in 0..5 {
+        let (q, a) = voted_round(&store, other, &[("strong", 7), ("weak", 7)]);
+        store.record_vote(&vote(q, &a, Some(a[1]), false)).unwrap();
+    }
+
+    let board = store.leaderboard(&LeaderboardQuery::default()).unwrap();
+    assert_eq!(board.votes, 7);
+    let names: Vec<&str> = board.rows.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(names, ["p:strong", "p:weak", "p:mid"], "{board:#?}");
+    let strong = &board.rows[0];
+    assert_eq!(
+        (strong.rank, strong.votes, strong.wins, strong.ties),
+        (Some(1), 6, 6, 0)
+    );
+    assert_eq!(strong.win_rate, 1.0);
+    assert!(strong.rating_low < strong.rating && strong.rating < strong.rating_high);
+    assert!(strong.rating_low > board.rows[1].rating, "{board:#?}");
+    // Median of 7 ×5 (unblind rounds still cost money) and 1000..6000:
+    // the sixth of eleven, exact integer nanos.
+    assert_eq!(strong.median_cost_nanos, Some(1_000));
+    assert_eq!(strong.answers, 11);
+    assert_eq!(strong.median_ttft_ms, Some(100.0));
+    assert_eq!(strong.median_tokens_per_s, Some(42.5));
+    let weak = &board.rows[1];
+    assert_eq!(
+        (weak.rank, weak.votes, weak.wins, weak.ties),
+        (Some(2), 7, 0, 1)
+    );
+    let mid = &board.rows[2];
+    assert!(
+        mid.too_few_votes && mid.rank.is_none(),
+        "one vote is not a ranking"
+    );
+    assert_eq!(mid.ties, 1);
+    // Best value: "mid" answers for 10 nanos.
+    let value: Vec<&str> = board.by_value().iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(value[0], "p:mid");
+
+    // By tag: only the work conversation's votes and answers.
+    let work_board = store
+        .leaderboard(&LeaderboardQuery {
+            tag: Some("work".into()),
+            ..LeaderboardQuery::default()
+        })
+        .unwrap();
+    assert_eq!(work_board.votes, 6);
+    assert_eq!(work_board.rows.len(), 2);
+    assert_eq!(work_board.rows[0].median_cost_nanos, Some(3_500));
+    // By time: nothing before the votes were cast.
+    let empty = store
+        .leaderboard(&LeaderboardQuery {
+            to_ms: Some(1),
+            ..LeaderboardQuery::default()
+        })
+        .unwrap();
+    assert!(empty.rows.is_empty() && empty.votes == 0);
+}
+
+#[test]
+fn a_vote_is_checked_replaced_unblind_and_travels_with_the_export() {
+    let (_tmp, store) = store();
+    let rec = store.recorder(false);
+    let conv = rec.start_conversation("t", &[]).unwrap();
+    let (q, a) = voted_round(&store, conv, &[("x", 5), ("y", 7)]);
+    let (q2, b) = voted_round(&store, conv, &[("x", 5), ("y", 7)]);
+    // Malformed votes are refused with a reason and store nothing.
+    for (bad, why) in [
+        (vote(q, &a[..1], None, true), "at least two"),
+        (vote(q, &a, Some(b[0]), true), "winner"),
+        (vote(q, &[a[0], b[1]], None, true), "not an answer of round"),
+        (vote(a[0], &a, None, true), "no round"),
+    ] {
+        let err = store.record_vote(&bad).unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
+    }
+    assert_eq!(count(&store, "votes"), 0);
+    let first = store.record_vote(&vote(q, &a, Some(a[1]), true)).unwrap();
+    assert!(first.blind);
+    // Voting again after the reveal replaces it, and is not blind.
+    let again = store.record_vote(&vote(q, &a, Some(a[0]), true)).unwrap();
+    assert!(!again.blind);
+    store.record_vote(&vote(q2, &b, None, true)).unwrap();
+    let votes = store.votes(conv).unwrap();
+    assert_eq!(votes.len(), 2);
+    assert_eq!(votes[0].winner, Some(a[0].0));
+    assert!(!votes[0].blind && votes[1].blind);
+
+    // A judge's verdict: its cost is in the conversation's total, not a vote.
+    let before = store.conversation(conv).unwrap().cost;
+    let j = store
+        .record_judgment(
+            q,
+            switchboard_protocol::JudgeTask::Verdict,
+            "Which answer is best?",
+            "p:judge",
+            &answer("p", "judge", "Answer A is best.", 900),
+        )
+        .unwrap();
+    assert_eq!(j.cost_nanos, Some(900));
+    assert_eq!(
+        store.conversation(conv).unwrap().cost.nanos(),
+        before.nanos() + 900
+    );
+    assert_eq!(store.votes(conv).unwrap().len(), 2);
+
+    // Exported and imported with new ids pointing at the same answers.
+    let json = store.export_json(conv).unwrap();
+    let copy = store.import_json(&json).unwrap();
+    let copied = store.votes(copy).unwrap();
+    assert_eq!(copied.len(), 2);
+    let winner = store.message(MessageId(copied[0].winner.unwrap())).unwrap();
+    assert_eq!(winner.content, "x says hi");
+    assert_eq!(winner.conversation, copy);
+    assert!(copied[1].blind && copied[1].winner.is_none());
+    let judged = store.judgments(copy).unwrap();
+    assert_eq!(judged.len(), 1);
+    assert_eq!(judged[0].content, "Answer A is best.");
+    assert_eq!(
+        store.conversation(copy).unwrap().cost,
+        store.conversation(conv).unwrap().cost
+    );
+    // Deleting the conversation deletes its votes.
+    store.delete_conversation(conv).unwrap();
+    assert_eq!(count(&store, "votes"), 2);
+    assert_eq!(count(&store, "judgments"), 1);
+}

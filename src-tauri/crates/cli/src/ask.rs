@@ -18,6 +18,11 @@
 //! signal exits at once. Each answer's history row exists from the start
 //! and is checkpointed while it streams, so even `kill -9` loses at most a
 //! second of it (the next Switchboard process marks it `interrupted`).
+//!
+//! `--judge TARGET` then asks one more target which answer is best (or,
+//! with `--merge`, to write one from the best parts). It sees the answers
+//! as "Answer A", "Answer B"…; its cost goes to the ledger and the
+//! conversation like any answer's, and its verdict is never a vote.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -39,6 +44,8 @@ use switchboard_engine::{
 };
 
 use switchboard_engine::catalog::{list_models, save_live};
+use switchboard_engine::judge;
+use switchboard_protocol::JudgeTask;
 
 use crate::UsageError;
 use crate::output::{out, warning};
@@ -77,6 +84,20 @@ pub struct AskArgs {
     /// (repeatable; sent in this order, before the text).
     #[arg(long = "attach", value_name = "FILE")]
     attach: Vec<std::path::PathBuf>,
+    /// After the answers, ask this target (`provider:model` or `@route`)
+    /// which is best and why. It sees them as "Answer A", "Answer B"…,
+    /// never by model; its cost is recorded like any answer's and its
+    /// verdict is never counted as a vote.
+    #[arg(long, value_name = "TARGET")]
+    judge: Option<String>,
+    /// With --judge: ask it to write one answer from the best parts of all
+    /// of them instead of a verdict.
+    #[arg(long, requires = "judge")]
+    merge: bool,
+    /// With --judge: the judge's instructions (the default asks for a
+    /// verdict line and reasons).
+    #[arg(long, value_name = "TEXT", requires = "judge")]
+    judge_prompt: Option<String>,
     /// The prompt.
     prompt: String,
 }
@@ -248,6 +269,15 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
         .iter()
         .map(|t| parse_target(&config, &routing, t))
         .collect::<Result<Vec<_>, _>>()?;
+    let judge = match &args.judge {
+        Some(_) if targets.len() < 2 => {
+            return Err(UsageError(
+                "--judge compares answers: give at least two targets".into(),
+            ));
+        }
+        Some(raw) => Some(parse_target(&config, &routing, raw)?),
+        None => None,
+    };
     let mut catalog = config.catalog();
     catalog.load_live_cache(&crate::models::cache_dir(&dir));
     let client = Client::new();
@@ -258,6 +288,7 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
         let mut seen = HashSet::new();
         targets
             .iter()
+            .chain(&judge)
             .flat_map(|t| &t.route.targets)
             .map(|rt| &rt.provider)
             .filter(|p| seen.insert(p.id.clone()))
@@ -277,6 +308,7 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
     // when a target's price is unknown and a key is at hand.
     let pairs: BTreeSet<(String, String)> = targets
         .iter()
+        .chain(&judge)
         .flat_map(|t| &t.route.targets)
         .map(|rt| (rt.provider.id.clone(), rt.model.clone()))
         .collect();
@@ -449,16 +481,55 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
             record_error(e);
         }
     }
-    let all_ok = outcomes.iter().all(RouteOutcome::is_ok);
+    let judged = match &judge {
+        Some(j) if signalled.load(Ordering::SeqCst) == 0 => {
+            let labels: Vec<&str> = targets.iter().map(|t| t.label.as_str()).collect();
+            let run = JudgeRun {
+                judge: j,
+                router: &router,
+                cancel: &cancel,
+                spend: &spend,
+                streaming_text,
+            };
+            let judged = run.judge(&args, &labels, &outcomes).await;
+            if let (Some(j), Some(q), false) = (&judged, question, recorder.is_incognito()) {
+                let mut result = j.outcome.result.clone();
+                // The judgment costs what all its billed attempts did.
+                result.cost = j.outcome.cost();
+                if let Err(e) = store.record_judgment(q, j.task, &j.prompt, &j.label, &result) {
+                    record_error(e);
+                }
+            }
+            judged
+        }
+        _ => None,
+    };
+    let all_ok = outcomes.iter().all(RouteOutcome::is_ok)
+        && judged.as_ref().is_none_or(|j| j.outcome.is_ok());
     if args.json {
         let array: Vec<Value> = targets
             .iter()
             .zip(&outcomes)
             .map(|(t, o)| outcome_json(&t.label, o))
             .collect();
+        // With a judge, an object: the answers as without one, and the judge.
+        let doc = match &judged {
+            Some(j) => {
+                let mut verdict = outcome_json(&j.label, &j.outcome);
+                verdict["task"] = json!(j.task.as_str());
+                verdict["answers"] = json!(
+                    j.answers
+                        .iter()
+                        .map(|(letter, target)| json!({ "label": letter, "target": target }))
+                        .collect::<Vec<_>>()
+                );
+                json!({ "answers": array, "judge": verdict })
+            }
+            None => Value::Array(array),
+        };
         out(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&Value::Array(array)).unwrap_or_default()
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
         ));
     } else {
         if !multi {
@@ -467,10 +538,98 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
         for (t, o) in targets.iter().zip(&outcomes) {
             out(&summary(&t.label, o));
         }
+        if let Some(j) = &judged {
+            for (letter, target) in &j.answers {
+                out(&format!("Answer {letter} = {target}\n"));
+            }
+            out(&summary(&format!("judge {}", j.label), &j.outcome));
+        }
     }
     match signalled.load(Ordering::SeqCst) {
         0 => Ok(Ended::Ran(all_ok)),
         code => Ok(Ended::Signalled(code)),
+    }
+}
+
+/// What a judge said, and which answer each of its labels stood for.
+struct Judged {
+    label: String,
+    task: JudgeTask,
+    prompt: String,
+    answers: Vec<(String, String)>,
+    outcome: RouteOutcome,
+}
+
+/// The judge and what it runs with.
+struct JudgeRun<'a> {
+    judge: &'a Target,
+    router: &'a Router,
+    cancel: &'a CancellationToken,
+    spend: &'a switchboard_engine::hooks::SpendContext,
+    streaming_text: bool,
+}
+
+impl JudgeRun<'_> {
+    /// Ask the judge about the answers that have text (`None`, with a
+    /// warning, when fewer than two have).
+    async fn judge(
+        &self,
+        args: &AskArgs,
+        labels: &[&str],
+        outcomes: &[RouteOutcome],
+    ) -> Option<Judged> {
+        let answered: Vec<(&str, &str)> = labels
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, o)| !o.result.text.trim().is_empty())
+            .map(|(l, o)| (*l, o.result.text.as_str()))
+            .collect();
+        if answered.len() < 2 {
+            warning("--judge: fewer than two answers have text; nothing to judge");
+            return None;
+        }
+        let task = if args.merge {
+            JudgeTask::Merge
+        } else {
+            JudgeTask::Verdict
+        };
+        let prompt = args
+            .judge_prompt
+            .clone()
+            .unwrap_or_else(|| judge::default_prompt(task).to_owned());
+        let texts: Vec<&str> = answered.iter().map(|(_, t)| *t).collect();
+        let request = ChatRequest::new("", judge::judge_message(&prompt, &args.prompt, &texts));
+        let spend = switchboard_engine::hooks::SpendContext {
+            message: None,
+            ..self.spend.clone()
+        };
+        let label = self.judge.label.clone();
+        let mut printer = LinePrinter::new(Some(format!("judge {label}")));
+        let outcome = self
+            .router
+            .run_until(&self.judge.route, &request, &spend, self.cancel, |ev| {
+                if self.streaming_text
+                    && let RouteEvent::Stream { event, .. } = ev
+                    && let StreamEvent::TextDelta(text) = &event.event
+                {
+                    printer.push(text);
+                }
+            })
+            .await;
+        if self.streaming_text {
+            printer.flush();
+        }
+        Some(Judged {
+            label,
+            task,
+            prompt,
+            answers: answered
+                .iter()
+                .enumerate()
+                .map(|(i, (l, _))| (judge::label(i), (*l).to_owned()))
+                .collect(),
+            outcome,
+        })
     }
 }
 

@@ -11,6 +11,7 @@ mod ask;
 mod budget;
 mod history;
 mod keys;
+mod leaderboard;
 mod models;
 mod output;
 mod routes;
@@ -50,6 +51,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Client tokens of the Local API: create (shown once), list, revoke.
     Tokens(tokens::TokensArgs),
+    /// Which model wins your blind votes: ratings with intervals, cost and speed.
+    Leaderboard(leaderboard::LeaderboardArgs),
 }
 
 /// A failure that is the user's to fix (bad flags, bad config): exit 2.
@@ -83,6 +86,7 @@ async fn main() -> ExitCode {
         Command::Budget(args) => budget::run(args),
         Command::Serve(args) => serve::run(args).await,
         Command::Tokens(args) => tokens::run(args),
+        Command::Leaderboard(args) => leaderboard::run(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

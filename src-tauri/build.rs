@@ -43,6 +43,9 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "discard_attachment",
         "check_attachments",
         "import_history",
+        "record_vote",
+        "judge_round",
+        "leaderboard",
     ]);
     let attributes = tauri_build::Attributes::new()
         .config_path("../tauri.conf.json")

@@ -17,6 +17,9 @@ use switchboard_protocol::{
 };
 use switchboard_protocol::{AttachmentCheck, AttachmentRef, ImportProgress, ImportSummary};
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
+use switchboard_protocol::{
+    CastVote, JudgeRequest, JudgeVerdict, Leaderboard, LeaderboardQuery, Vote,
+};
 use switchboard_protocol::{CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken};
 use switchboard_protocol::{NewProvider, SaveRoute};
 use tauri::ipc::Channel;
@@ -520,6 +523,27 @@ async fn revoke_client_token(
         .map_err(local_api_error)
 }
 
+#[tauri::command]
+async fn record_vote(state: tauri::State<'_, AppState>, vote: CastVote) -> Result<Vote, IpcError> {
+    on_store(&state, move |c| c.record_vote(&vote)).await
+}
+
+#[tauri::command]
+async fn judge_round(
+    state: tauri::State<'_, AppState>,
+    request: JudgeRequest,
+) -> Result<JudgeVerdict, IpcError> {
+    state.chat.judge_round(request).await.map_err(history_error)
+}
+
+#[tauri::command]
+async fn leaderboard(
+    state: tauri::State<'_, AppState>,
+    query: LeaderboardQuery,
+) -> Result<Leaderboard, IpcError> {
+    on_store(&state, move |c| c.leaderboard(&query)).await
+}
+
 /// How long the app waits, when it exits, for running answers to settle.
 const SETTLE_ON_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -583,7 +607,10 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             attachment_data,
             discard_attachment,
             check_attachments,
-            import_history
+            import_history,
+            record_vote,
+            judge_round,
+            leaderboard
         ])
         .build(tauri::generate_context!("../tauri.conf.json"))?;
     // SIGTERM (a logout, a system shutdown, `kill`) ends the app the way

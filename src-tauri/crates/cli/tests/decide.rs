@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchboard_engine::{ConversationId, DataDir, MessageId, Store};
-use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
+use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_protocol::{Verdict, Vote};
+use switchboard_tests::mock_home;
 
 struct Run {
     code: Option<i32>,
@@ -41,45 +42,6 @@ async fn cli(home: &Path, args: &[&str]) -> Run {
     }
 }
 
-fn home_for(server: &MockServer) -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
-    let config = format!(
-        r#"
-[providers.oa]
-kind = "openai"
-base_url = "{oa}"
-
-[[providers.oa.models]]
-id = "oa-model"
-input_usd_per_mtok = "2"
-output_usd_per_mtok = "10"
-
-[providers.an]
-kind = "anthropic"
-base_url = "{an}"
-
-[[providers.an.models]]
-id = "an-model"
-input_usd_per_mtok = "3"
-output_usd_per_mtok = "15"
-
-[providers.gm]
-kind = "gemini"
-base_url = "{gm}"
-
-[[providers.gm.models]]
-id = "judge-model"
-input_usd_per_mtok = "1"
-output_usd_per_mtok = "4"
-"#,
-        oa = server.base_url(Protocol::OpenAi),
-        an = server.base_url(Protocol::Anthropic),
-        gm = server.base_url(Protocol::Gemini),
-    );
-    std::fs::write(home.path().join("config.toml"), config).unwrap();
-    home
-}
-
 fn usage(input: u64, output: u64) -> MockUsage {
     MockUsage {
         input,
@@ -103,7 +65,7 @@ fn script(server: &MockServer) {
     );
     server.script("an-model", s(&["Hallo ", "Welt"], usage(100, 40), "k-an"));
     server.script(
-        "judge-model",
+        "gm-model",
         s(
             &["Verdict: Answer A\n", "- It is French.\n"],
             usage(300, 50),
@@ -112,10 +74,11 @@ fn script(server: &MockServer) {
     );
 }
 
-// Exact costs in nano-dollars: micro-dollars per million tokens / 1000.
-const OA_NANOS: i64 = (100 * 2_000_000 + 20 * 10_000_000) / 1000;
+// Exact costs in nano-dollars at `mock_home`'s prices (micro-dollars per
+// million tokens / 1000).
+const OA_NANOS: i64 = (100 * 2_500_000 + 20 * 10_000_000) / 1000;
 const AN_NANOS: i64 = (100 * 3_000_000 + 40 * 15_000_000) / 1000;
-const JUDGE_NANOS: i64 = (300 * 1_000_000 + 50 * 4_000_000) / 1000;
+const JUDGE_NANOS: i64 = (300 * 300_000 + 50 * 2_500_000) / 1000;
 
 fn body_text(v: &Value) -> String {
     v.to_string()
@@ -125,7 +88,7 @@ fn body_text(v: &Value) -> String {
 async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote() {
     let server = MockServer::start().await.unwrap();
     script(&server);
-    let home = home_for(&server);
+    let home = mock_home(&server).unwrap();
     let run = cli(
         home.path(),
         &[
@@ -136,7 +99,7 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
             "-m",
             "an:an-model",
             "--judge",
-            "gm:judge-model",
+            "gm:gm-model",
             "--tag",
             "greetings",
             "Say hello",
@@ -149,7 +112,7 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
     assert_eq!(answers.len(), 2);
     assert_eq!(answers[0]["cost_nanos"], OA_NANOS);
     let judge = &doc["judge"];
-    assert_eq!(judge["target"], "gm:judge-model");
+    assert_eq!(judge["target"], "gm:gm-model");
     assert_eq!(judge["task"], "verdict");
     assert_eq!(judge["text"], "Verdict: Answer A\n- It is French.\n");
     assert_eq!(judge["cost_nanos"], JUDGE_NANOS);
@@ -161,7 +124,7 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
     let sent: Vec<String> = server
         .requests()
         .iter()
-        .filter(|r| r.path.contains("judge-model"))
+        .filter(|r| r.path.contains("gm-model"))
         .filter_map(|r| r.body.as_ref().map(body_text))
         .collect();
     assert_eq!(sent.len(), 1);
@@ -183,7 +146,7 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
     let judged = store.judgments(conv).unwrap();
     assert_eq!(judged.len(), 1);
     assert_eq!(judged[0].cost_nanos, Some(JUDGE_NANOS));
-    assert_eq!(judged[0].target, "gm:judge-model");
+    assert_eq!(judged[0].target, "gm:gm-model");
     assert_eq!(
         store.conversation(conv).unwrap().cost.nanos(),
         OA_NANOS + AN_NANOS + JUDGE_NANOS
@@ -205,15 +168,14 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
             "-m",
             "an:an-model",
             "--judge",
-            "gm:judge-model",
+            "gm:gm-model",
             "Hi",
         ],
     )
     .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
-        run.stdout
-            .contains("judge gm:judge-model │ Verdict: Answer A"),
+        run.stdout.contains("judge gm:gm-model │ Verdict: Answer A"),
         "{}",
         run.stdout
     );
@@ -225,14 +187,7 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
     // A judge needs something to compare.
     let run = cli(
         home.path(),
-        &[
-            "ask",
-            "-m",
-            "oa:oa-model",
-            "--judge",
-            "gm:judge-model",
-            "Hi",
-        ],
+        &["ask", "-m", "oa:oa-model", "--judge", "gm:gm-model", "Hi"],
     )
     .await;
     assert_eq!(run.code, Some(2));
@@ -247,7 +202,7 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
 async fn the_leaderboard_ranks_the_blind_winner_with_exact_median_cost() {
     let server = MockServer::start().await.unwrap();
     script(&server);
-    let home = home_for(&server);
+    let home = mock_home(&server).unwrap();
     for i in 0..6 {
         let tag = if i < 5 { "greetings" } else { "other" };
         let run = cli(

@@ -9,17 +9,7 @@
 
 use switchboard_protocol::JudgeTask;
 
-/// The default instructions for a verdict.
-pub const DEFAULT_VERDICT_PROMPT: &str = "You are judging answers to the same question, \
-written by different assistants. Decide which answer is best for the person who asked: \
-correct first, then complete, clear and concise. Start with one line \"Verdict: Answer X\" \
-(or \"Verdict: tie\"), then give your reasons in a few short points, naming any mistakes.";
-
-/// The default instructions for a merge.
-pub const DEFAULT_MERGE_PROMPT: &str = "You are given answers to the same question, written \
-by different assistants. Write one answer that keeps the best and correct parts of each, \
-drops their mistakes, and reads as a single answer to the person who asked. Do not mention \
-the other answers.";
+pub use switchboard_protocol::{DEFAULT_MERGE_PROMPT, DEFAULT_VERDICT_PROMPT};
 
 /// The default instructions for `task`.
 pub fn default_prompt(task: JudgeTask) -> &'static str {

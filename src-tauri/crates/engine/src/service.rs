@@ -47,6 +47,7 @@ use crate::settings;
 use crate::store::{Answer, ConversationId, MessageId, PaneRef, Store, StoreError};
 
 mod attachments;
+mod decide;
 mod import;
 mod spend;
 

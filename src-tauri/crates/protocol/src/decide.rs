@@ -59,6 +59,24 @@ pub struct Vote {
     pub at_ms: i64,
 }
 
+/// A vote as the compare view casts it: by pane key, since a live answer's
+/// message id is the engine's to know. The engine turns it into a [`Vote`]
+/// on each pane's latest answer to the round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CastVote {
+    /// The round's question (its user message id).
+    pub round: i64,
+    /// The panes whose answers were compared.
+    pub panes: Vec<String>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The pane whose answer is best, when the verdict is `best`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner: Option<String>,
+    /// Names were hidden until this vote.
+    pub blind: bool,
+}
+
 /// What a judge was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,6 +105,58 @@ impl JudgeTask {
         }
     }
 }
+
+/// Ask a judge about a round: which of the panes' answers is best (or to
+/// merge them). The judge sees them as "Answer A", "Answer B"… in the order
+/// of `panes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JudgeRequest {
+    /// The round's question (its user message id).
+    pub round: i64,
+    /// The panes whose answers it judges, in order.
+    pub panes: Vec<String>,
+    /// The judge: `provider:model` or a route name.
+    pub target: String,
+    /// Verdict or merge.
+    pub task: JudgeTask,
+    /// The instructions (`None`: the default for the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+}
+
+/// What a judge said, for the view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgeVerdict {
+    /// The judge as named.
+    pub target: String,
+    /// Verdict or merge.
+    pub task: JudgeTask,
+    /// Its text (untrusted model output).
+    pub text: String,
+    /// What it cost (nano-dollars), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_nanos: Option<i64>,
+    /// That cost is an estimate.
+    #[serde(default)]
+    pub cost_estimated: bool,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Which pane each label stood for: `("A", pane key)`.
+    pub labels: Vec<(String, String)>,
+}
+
+/// The default instructions for a verdict.
+pub const DEFAULT_VERDICT_PROMPT: &str = "You are judging answers to the same question, \
+written by different assistants. Decide which answer is best for the person who asked: \
+correct first, then complete, clear and concise. Start with one line \"Verdict: Answer X\" \
+(or \"Verdict: tie\"), then give your reasons in a few short points, naming any mistakes.";
+
+/// The default instructions for a merge.
+pub const DEFAULT_MERGE_PROMPT: &str = "You are given answers to the same question, written \
+by different assistants. Write one answer that keeps the best and correct parts of each, \
+drops their mistakes, and reads as a single answer to the person who asked. Do not mention \
+the other answers.";
 
 /// Which votes and ledger rows a leaderboard counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

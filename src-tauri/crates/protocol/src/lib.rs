@@ -57,10 +57,13 @@ pub use conversation::{
     SavedPane, SavedRound, StartRound, ThreadSource, answerer, fork_for_new_pane, thread,
     valid_pane_key,
 };
+pub use decide::{
+    CastVote, DEFAULT_MERGE_PROMPT, DEFAULT_VERDICT_PROMPT, JudgeRequest, JudgeTask, JudgeVerdict,
+    Leaderboard, LeaderboardQuery, LeaderboardRow, Verdict, Vote,
+};
 pub use local_api::{
     ClientTokenInfo, CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken,
 };
-pub use decide::{JudgeTask, Leaderboard, LeaderboardQuery, LeaderboardRow, Verdict, Vote};
 
 /// Names of the IPC commands, shared so the UI cannot misspell one.
 pub mod commands {
@@ -145,6 +148,12 @@ pub mod commands {
     pub const CHECK_ATTACHMENTS: &str = "check_attachments";
     /// `import_history(path: String, on_progress: Channel<Sequenced<ImportProgress>>) -> ImportSummary`
     pub const IMPORT_HISTORY: &str = "import_history";
+    /// `record_vote(vote: CastVote) -> Vote` (as stored; a re-vote is not blind)
+    pub const RECORD_VOTE: &str = "record_vote";
+    /// `judge_round(request: JudgeRequest) -> JudgeVerdict` (recorded with the round; never a vote)
+    pub const JUDGE_ROUND: &str = "judge_round";
+    /// `leaderboard(query: LeaderboardQuery) -> Leaderboard`
+    pub const LEADERBOARD: &str = "leaderboard";
 }
 
 /// Facts about the running backend, shown in the status bar.

@@ -393,6 +393,47 @@ impl ChatService {
         store.set_tags(ConversationId(id), tags)?;
         Ok(store.conversation(ConversationId(id))?.tags)
     }
+
+    /// Record the user's vote on a round; returns it as stored (a second
+    /// vote on a round replaces the first and is never blind).
+    pub fn record_vote(
+        &self,
+        vote: &switchboard_protocol::CastVote,
+    ) -> Result<switchboard_protocol::Vote, StoreError> {
+        let store = self.store()?;
+        let round = crate::MessageId(vote.round);
+        let answer = |key: &str| -> Result<i64, StoreError> {
+            store
+                .answer_of_pane(round, key)?
+                .map(|m| m.0)
+                .ok_or_else(|| {
+                    StoreError::invalid(format!("pane {key} has no answer to this round"))
+                })
+        };
+        let answers = vote
+            .panes
+            .iter()
+            .map(|k| answer(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let winner = vote.winner.as_deref().map(answer).transpose()?;
+        store.record_vote(&switchboard_protocol::Vote {
+            round: vote.round,
+            answers,
+            verdict: vote.verdict,
+            winner,
+            blind: vote.blind,
+            at_ms: 0,
+        })
+    }
+
+    /// The personal leaderboard (the same numbers as `switchboard-cli
+    /// leaderboard`).
+    pub fn leaderboard(
+        &self,
+        query: &switchboard_protocol::LeaderboardQuery,
+    ) -> Result<switchboard_protocol::Leaderboard, StoreError> {
+        self.store()?.leaderboard(query)
+    }
 }
 
 fn quoted(names: &[String]) -> String {

@@ -171,6 +171,24 @@ impl Store {
         })
     }
 
+    /// The latest answer of the pane `key` to `round`, if it has one.
+    pub fn answer_of_pane(
+        &self,
+        round: MessageId,
+        key: &str,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "SELECT m.id FROM messages m JOIN panes p ON p.id = m.pane_id
+                 WHERE m.parent_id = ?1 AND m.role = 'assistant' AND p.key = ?2
+                 ORDER BY m.id DESC LIMIT 1",
+                params![round.0, key],
+                |r| r.get(0).map(MessageId),
+            )
+            .optional()?)
+    }
+
     /// The votes of a conversation, oldest round first.
     pub fn votes(&self, conversation: ConversationId) -> Result<Vec<Vote>, StoreError> {
         let conn = self.conn();

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::components::{Sidebar, StatusBar};
-use crate::pages::{ComparePage, SettingsPage, SpendPage};
+use crate::pages::{ComparePage, LeaderboardPage, SettingsPage, SpendPage};
 
 /// The page shown in the main area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub enum Page {
     Settings,
     /// Spend, budgets, ledger export.
     Spend,
+    /// Ratings from the user's blind votes.
+    Leaderboard,
 }
 
 /// Light or dark, remembered in `localStorage` and applied as
@@ -88,6 +90,7 @@ pub fn App() -> impl IntoView {
                     Page::Compare => view! { <ComparePage /> }.into_any(),
                     Page::Settings => view! { <SettingsPage /> }.into_any(),
                     Page::Spend => view! { <SpendPage /> }.into_any(),
+                    Page::Leaderboard => view! { <LeaderboardPage /> }.into_any(),
                 }}
             </main>
             <StatusBar />

@@ -489,3 +489,30 @@ pub async fn revoke_client_token(name: &str) -> Result<(), IpcError> {
     set(&args, "name", &JsValue::from_str(name))?;
     invoke(commands::REVOKE_CLIENT_TOKEN, &args).await
 }
+
+/// Record a vote on a round; returns it as stored.
+pub async fn record_vote(
+    vote: &switchboard_protocol::CastVote,
+) -> Result<switchboard_protocol::Vote, IpcError> {
+    let args = Object::new();
+    set(&args, "vote", &to_js(vote)?)?;
+    invoke(commands::RECORD_VOTE, &args).await
+}
+
+/// The personal leaderboard.
+pub async fn leaderboard(
+    query: &switchboard_protocol::LeaderboardQuery,
+) -> Result<switchboard_protocol::Leaderboard, IpcError> {
+    let args = Object::new();
+    set(&args, "query", &to_js(query)?)?;
+    invoke(commands::LEADERBOARD, &args).await
+}
+
+/// Ask a judge about a round; its verdict is recorded with the round.
+pub async fn judge_round(
+    request: &switchboard_protocol::JudgeRequest,
+) -> Result<switchboard_protocol::JudgeVerdict, IpcError> {
+    let args = Object::new();
+    set(&args, "request", &to_js(request)?)?;
+    invoke(commands::JUDGE_ROUND, &args).await
+}

@@ -328,6 +328,7 @@ pub fn Sidebar() -> impl IntoView {
             <ul class="nav">
                 {item(Page::Compare, "nav-compare", "Compare")}
                 {item(Page::Spend, "nav-spend", "Spend")}
+                {item(Page::Leaderboard, "nav-leaderboard", "Leaderboard")}
                 {item(Page::Settings, "nav-settings", "Settings")}
             </ul>
             <input class="history-search" id="history-search" type="search" placeholder="Search history (Ctrl+K)"

@@ -2,10 +2,12 @@
 
 mod compare;
 mod import;
+mod leaderboard;
 mod settings;
 mod spend;
 
 pub use compare::{ComparePage, CompareState};
 pub use import::ImportState;
+pub use leaderboard::LeaderboardPage;
 pub use settings::SettingsPage;
 pub use spend::SpendPage;

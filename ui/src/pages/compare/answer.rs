@@ -13,9 +13,11 @@ use switchboard_protocol::PaneError;
 
 use super::attachments::PromptAttachments;
 use super::controller::stop;
+use super::diff::DiffWith;
 use super::live::{self, Renderer, SharedRenderer};
 use super::readouts::Readouts;
 use super::state::{Answer, CompareState, Round, Status};
+use super::vote::VoteBar;
 
 #[component]
 fn ErrorCard(
@@ -204,8 +206,9 @@ pub fn AnswerCard(
     let total = answer.summary.clone();
     let ttft = answer.summary.clone();
     let ids = round.ids.clone();
+    let blind = move || state.hides(Some(round_id));
     view! {
-        <article class="answer-card" class:chosen=is_chosen class:inherited=inherited
+        <article class="answer-card" class:chosen=is_chosen class:inherited=inherited class:blind=blind
             data-round=round.id.to_string() data-pane=key.clone()
             data-status=data_status
             data-message=move || message.get().map(|m| m.to_string())
@@ -228,6 +231,8 @@ pub fn AnswerCard(
                 <Readouts answer=answer.clone() />
                 <div class="answer-actions">{actions}</div>
             </footer>
+            {(!inherited).then(|| view! { <VoteBar state=state round=round.clone() answer=answer.clone() /> })}
+            {(!inherited).then(|| view! { <DiffWith state=state round=round.clone() answer=answer.clone() /> })}
         </article>
     }
 }

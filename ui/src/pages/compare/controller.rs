@@ -36,6 +36,7 @@ impl CompareState {
         }
         self.closed.set(Vec::new());
         self.rounds.set(Vec::new());
+        self.judged.set(Vec::new());
         self.conversation.set(None);
         self.title.set(String::new());
         self.tags.set(Vec::new());
@@ -103,6 +104,7 @@ impl CompareState {
         self.panes.set(open);
         self.closed.set(closed);
         self.rounds.set(rounds);
+        self.judged.set(Vec::new());
         self.conversation.set(Some(saved.id));
         self.title.set(saved.title);
         self.tags.set(saved.tags);

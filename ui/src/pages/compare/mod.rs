@@ -13,8 +13,10 @@
 //!   stream, synchronized scrolling by round;
 //! - [`attachments`]: images and PDFs added to the composer, checked
 //!   against each pane's model before sending, shown in answer cards;
-//! - the views: [`pane`], [`answer`], [`readouts`], [`composer`],
-//!   [`toolbar`], and this page that lays them out and owns its keys.
+//! - the views: [`pane`], [`answer`], [`diff`] ("Diff with…"), [`vote`]
+//!   (blind votes), [`judge`] ("Ask a judge", "Merge"), [`readouts`],
+//!   [`composer`], [`toolbar`], and this page that lays them out and owns
+//!   its keys.
 //!
 //! Esc belongs to this view: it stops the streams when pressed in the
 //! composer or anywhere in the view (or with nothing focused), never when
@@ -25,11 +27,14 @@ mod answer;
 mod attachments;
 mod composer;
 mod controller;
+mod diff;
+mod judge;
 mod live;
 mod pane;
 mod readouts;
 mod state;
 mod toolbar;
+mod vote;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -192,6 +197,7 @@ pub fn ComparePage() -> impl IntoView {
                     <pane::PaneColumn state=state pane=pane />
                 </For>
             </div>
+            <judge::JudgePanel state=state />
             <composer::Composer state=state />
         </section>
     }

@@ -175,10 +175,32 @@ pub fn PaneColumn(state: CompareState, pane: Pane) -> impl IntoView {
             format!("Pane {}: {model} {provider}", number2())
         }
     };
+    let blind = move || state.hides(None);
+    let order = {
+        let key = key.clone();
+        move || {
+            if !state.hides(None) {
+                return String::new();
+            }
+            state
+                .blind_order
+                .with(|o| o.iter().position(|k| *k == key))
+                .map(|i| format!("order: {i}"))
+                .unwrap_or_default()
+        }
+    };
+    let header_label = move || {
+        if state.hides(None) {
+            "Pane (model hidden until you vote)".to_owned()
+        } else {
+            header_label()
+        }
+    };
     view! {
-        <section class="pane" class:hidden=hidden data-pane=key.clone() aria-label=header_label>
+        <section class="pane" class:hidden=hidden class:blind=blind style=order data-pane=key.clone() aria-label=header_label>
             <header class="pane-head">
                 <span class="pane-number" title="Pane number (as in “Send to”)">{number}</span>
+                <span class="blind-name" title="Blind mode: the model is revealed once you vote">"Model hidden"</span>
                 <ModelPicker target=pane.target.clone() catalog=state.catalog />
                 <div class="pane-tools">
                     <button class="icon" title="Pane settings" aria-label="Pane settings"

@@ -288,6 +288,17 @@ pub struct CompareState {
     pub saved_layout: StoredValue<Vec<PaneSpec>>,
     /// Bumped by each layout change; a save runs once changes settle.
     pub layout_tick: StoredValue<u64>,
+    /// Blind mode: names, readouts and costs hidden, panes shuffled, until
+    /// the round is voted on.
+    pub blind: RwSignal<bool>,
+    /// The shuffled order of the pane keys while blind.
+    pub blind_order: RwSignal<Vec<String>>,
+    /// Rounds voted on in this window (round id, verdict name).
+    pub voted: RwSignal<Vec<(u64, &'static str)>>,
+    /// The pane picked best, per round voted "best" in this window.
+    pub voted_best: RwSignal<Vec<(u64, String)>>,
+    /// What judges said in this window (round id, verdict).
+    pub judged: RwSignal<Vec<(u64, switchboard_protocol::JudgeVerdict)>>,
 }
 
 impl Default for CompareState {
@@ -323,7 +334,47 @@ impl CompareState {
             layout_rev: StoredValue::new(0),
             saved_layout: StoredValue::new(Vec::new()),
             layout_tick: StoredValue::new(0),
+            blind: RwSignal::new(false),
+            blind_order: RwSignal::new(Vec::new()),
+            voted: RwSignal::new(Vec::new()),
+            voted_best: RwSignal::new(Vec::new()),
+            judged: RwSignal::new(Vec::new()),
         }
+    }
+
+    /// Turn blind mode on (shuffling the panes) or off.
+    pub fn set_blind(&self, on: bool) {
+        if on {
+            let mut keys: Vec<String> = self
+                .panes
+                .with_untracked(|ps| ps.iter().map(|p| p.key.clone()).collect());
+            // Fisher–Yates with the page's random numbers.
+            for i in (1..keys.len()).rev() {
+                let j = (js_sys::Math::random() * (i + 1) as f64) as usize;
+                keys.swap(i, j.min(i));
+            }
+            self.blind_order.set(keys);
+        }
+        self.blind.set(on);
+    }
+
+    /// Whether names are hidden for round `round` (`None`: the newest
+    /// round, or the empty view before the first).
+    pub fn hides(&self, round: Option<u64>) -> bool {
+        if !self.blind.get() {
+            return false;
+        }
+        let round = round.or_else(|| self.rounds.with(|rs| rs.last().map(|r| r.id)));
+        match round {
+            Some(id) => !self.voted.with(|v| v.iter().any(|(r, _)| *r == id)),
+            None => true,
+        }
+    }
+
+    /// The verdict given on `round` in this window.
+    pub fn verdict(&self, round: u64) -> Option<&'static str> {
+        self.voted
+            .with(|v| v.iter().find(|(r, _)| *r == round).map(|(_, v)| *v))
     }
 
     /// Every pane, open then closed.

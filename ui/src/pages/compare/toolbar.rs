@@ -1,5 +1,5 @@
 //! The compare toolbar: add a pane, the layout (columns or grid),
-//! synchronized scrolling, incognito, a new conversation, its title and
+//! synchronized scrolling, blind mode, incognito, a new conversation, its title and
 //! tags, what it has cost so far, and "Stop all".
 
 use leptos::prelude::*;
@@ -21,6 +21,14 @@ fn total(state: CompareState) -> Option<String> {
                 any = true;
                 estimated |= s.cost_estimated;
             }
+        }
+    }
+    // Judges' verdicts cost money too.
+    for (_, v) in state.judged.get() {
+        if let Some(n) = v.cost_nanos {
+            nanos += n;
+            any = true;
+            estimated |= v.cost_estimated;
         }
     }
     any.then(|| {
@@ -48,6 +56,7 @@ pub fn Toolbar(state: CompareState) -> impl IntoView {
                 </select>
             </label>
             <label class="toggle" title="Scrolling one pane shows the same round in the others"><input type="checkbox" id="sync-scroll" prop:checked=move || state.sync_scroll.get() on:change=move |ev| state.sync_scroll.set(event_target_checked(&ev)) />"Sync scroll"</label>
+            <label class="toggle" title="Hide models, readouts and costs and shuffle the panes until you vote on the round"><input type="checkbox" id="blind-toggle" prop:checked=move || state.blind.get() on:change=move |ev| state.set_blind(event_target_checked(&ev)) />"Blind"</label>
             <label class="toggle" title="Nothing of this conversation is written to disk"><input type="checkbox" id="incognito" prop:checked=move || state.incognito.get() on:change=move |ev| state.incognito.set(event_target_checked(&ev)) />"Incognito"</label>
             <button class="small" id="new-conversation" on:click=move |_| state.new_conversation()>"New"</button>
             <span class="conversation-title" id="conversation-title">{move || state.title.get()}</span>
@@ -63,7 +72,7 @@ pub fn Toolbar(state: CompareState) -> impl IntoView {
                         .collect(),
                 ) />
             <span class="spacer"></span>
-            <span class="conversation-total" id="conversation-total" title="Cost of every answer in this conversation">
+            <span class="conversation-total" id="conversation-total" class:blind-hidden=move || state.hides(None) title="Cost of every answer (and judge) in this conversation">
                 {move || total(state).map(|t| format!("Conversation: {t}")).unwrap_or_default()}
             </span>
             <Show when=move || state.any_streaming() || state.checking.get()>

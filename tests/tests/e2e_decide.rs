@@ -1,0 +1,369 @@
+//! Deciding between answers in the real window: "Diff with…" marks the
+//! word that changed between two panes' answers, inline and side by side,
+//! in both themes, and again after the conversation is reopened from
+//! history.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use switchboard_mock::{MockServer, Scenario};
+use switchboard_tests::e2e::{App, Launch};
+use switchboard_tests::mock_home;
+
+async fn diff_with_pane_2(app: &App) -> anyhow::Result<()> {
+    let select = ".pane:nth-of-type(1) .answer-card select.diff-with";
+    app.wait_for(select).await?;
+    // Chosen as the page sees a choice (value, then `change`): WebKitWebDriver
+    // does not always click an <option> of a select below a code block.
+    let chosen = app
+        .client()
+        .execute(
+            "const s = document.querySelector(arguments[0]); \
+             const key = document.querySelector('.pane:nth-of-type(2)').dataset.pane; \
+             s.value = key; s.dispatchEvent(new Event('change', {bubbles: true})); return s.value === key;",
+            vec![serde_json::Value::String(select.to_owned())],
+        )
+        .await?;
+    anyhow::ensure!(
+        chosen == serde_json::json!(true),
+        "pane 2 is not offered under \"Diff with…\""
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diff_highlights_the_changed_word_inline_and_side_by_side() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    server.script(
+        "oa-model",
+        Scenario::default().with_text(&["The sky is ", "blue today.\n\n```\nlet x = 1;\n```\n"]),
+    );
+    server.script(
+        "an-model",
+        Scenario::default().with_text(&["The sky is ", "grey today.\n\n```\nlet x = 2;\n```\n"]),
+    );
+    server.script(
+        "gm-model",
+        Scenario::default().with_text(&["The sky is blue today."]),
+    );
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("decide-diff").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "oa-model").await?;
+        app.pick_model(2, "an-model").await?;
+        app.type_into("#composer", "What colour is the sky?\u{E007}")
+            .await?;
+        for n in 1..=2 {
+            app.wait_for(&format!(
+                ".pane:nth-of-type({n}) .answer-card[data-status=\"done\"]"
+            ))
+            .await?;
+        }
+        diff_with_pane_2(&app).await?;
+        let panel = ".pane:nth-of-type(1) .diff-panel";
+        app.wait_for_text(&format!("{panel} .diff-inline del.diff-del"), |t| t == "blue")
+            .await?;
+        assert_eq!(
+            app.text(&format!("{panel} .diff-inline ins.diff-ins")).await?,
+            "grey"
+        );
+        // The code line is marked as a whole line, monospaced.
+        let code = app
+            .client()
+            .execute(
+                "return [...document.querySelectorAll('.pane:nth-of-type(1) .diff-panel .diff-code')]\
+                 .filter(e => e.tagName !== 'CODE').map(e => e.textContent)",
+                vec![],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the code segments: {e}"))?;
+        assert_eq!(code, serde_json::json!(["let x = 1;\n", "let x = 2;\n"]));
+        app.screenshot("diff-inline-dark").await?;
+
+        app.click(&format!("{panel} .diff-side-btn")).await?;
+        app.wait_for_text(&format!("{panel} .diff-left del.diff-del"), |t| t == "blue")
+            .await?;
+        assert_eq!(
+            app.text(&format!("{panel} .diff-right ins.diff-ins")).await?,
+            "grey"
+        );
+        let left_has_ins = app
+            .client()
+            .execute(
+                "return document.querySelector('.pane:nth-of-type(1) .diff-left ins') !== null",
+                vec![],
+            )
+            .await?;
+        assert_eq!(left_has_ins, serde_json::json!(false));
+        app.screenshot("diff-side-dark").await?;
+        app.click("#theme-toggle").await?;
+        app.screenshot("diff-side-light").await?;
+        app.click(&format!("{panel} .diff-close")).await?;
+
+        // Reopened from history, the same diff.
+        app.click("#new-conversation").await?;
+        app.click("#history-list .history-item .history-open").await?;
+        app.wait_for(".pane:nth-of-type(2) .answer-card[data-status=\"done\"]")
+            .await?;
+        diff_with_pane_2(&app).await?;
+        app.wait_for_text(&format!("{panel} del.diff-del"), |t| t == "blue")
+            .await?;
+        app.screenshot("diff-reopened-light").await?;
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_answers_say_so() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    for m in ["oa-model", "an-model"] {
+        server.script(m, Scenario::default().with_text(&["Same ", "words."]));
+    }
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("decide-identical").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "oa-model").await?;
+        app.pick_model(2, "an-model").await?;
+        app.type_into("#composer", "Say it\u{E007}").await?;
+        for n in 1..=2 {
+            app.wait_for(&format!(
+                ".pane:nth-of-type({n}) .answer-card[data-status=\"done\"]"
+            ))
+            .await?;
+        }
+        diff_with_pane_2(&app).await?;
+        app.wait_for_text(".pane:nth-of-type(1) .diff-panel .diff-identical", |t| {
+            t == "The answers are identical."
+        })
+        .await?;
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+async fn displayed(app: &App, css: &str) -> anyhow::Result<bool> {
+    let v = app
+        .client()
+        .execute(
+            "const e = document.querySelector(arguments[0]); \
+             if (!e) return false; const s = getComputedStyle(e); \
+             return e.getClientRects().length > 0 && s.visibility !== 'hidden';",
+            vec![serde_json::Value::String(css.to_owned())],
+        )
+        .await?;
+    Ok(v == serde_json::json!(true))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blind_round_hides_names_until_the_vote_and_the_leaderboard_shows_the_winner()
+-> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    server.script(
+        "oa-model",
+        Scenario::default().with_text(&["Answer ", "one."]),
+    );
+    server.script(
+        "an-model",
+        Scenario::default().with_text(&["Answer ", "two."]),
+    );
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("decide-blind").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "oa-model").await?;
+        app.pick_model(2, "an-model").await?;
+        app.click("#blind-toggle").await?;
+        // Names are hidden before the prompt is even sent.
+        assert!(!displayed(&app, ".pane:nth-of-type(1) .pane-head .picker").await?);
+        assert!(displayed(&app, ".pane:nth-of-type(1) .blind-name").await?);
+        app.type_into("#composer", "Which is better?\u{E007}")
+            .await?;
+        for n in 1..=2 {
+            app.wait_for(&format!(
+                ".pane:nth-of-type({n}) .answer-card[data-status=\"done\"]"
+            ))
+            .await?;
+        }
+        app.wait_for(".pane:nth-of-type(1) .vote-best").await?;
+        for n in 1..=2 {
+            let card = format!(".pane:nth-of-type({n}) .answer-card");
+            assert!(
+                !displayed(&app, &format!("{card} .readouts")).await?,
+                "pane {n}"
+            );
+            assert!(!displayed(&app, &format!(".pane:nth-of-type({n}) .pane-head .picker")).await?);
+        }
+        assert!(!displayed(&app, "#conversation-total").await?);
+        let visible = app.text(".panes").await?;
+        assert!(
+            !visible.contains("oa-model") && !visible.contains("an-model"),
+            "no model name on screen: {visible}"
+        );
+        app.screenshot("blind-dark").await?;
+
+        // Vote: the first pane's answer (oa-model) is best. Then all is revealed.
+        app.click(".pane:nth-of-type(1) .vote-best").await?;
+        app.wait_for_text(".pane:nth-of-type(1) .vote-result", |t| {
+            t == "Your pick: best"
+        })
+        .await?;
+        assert!(displayed(&app, ".pane:nth-of-type(1) .answer-card .readouts").await?);
+        assert_eq!(
+            app.text(".pane:nth-of-type(1) .ro-served").await?,
+            "oa/oa-model"
+        );
+        assert!(displayed(&app, ".pane:nth-of-type(2) .pane-head .picker").await?);
+        assert!(displayed(&app, "#conversation-total").await?);
+        assert!(!displayed(&app, ".pane:nth-of-type(2) .vote-best").await?);
+        app.screenshot("blind-revealed-dark").await?;
+
+        // The vote is stored with the round, blind.
+        let store = switchboard_engine::Store::open_at(&home.path().join("switchboard.sqlite3"))?;
+        let votes = store.votes(switchboard_engine::ConversationId(1))?;
+        assert_eq!(votes.len(), 1);
+        assert!(votes[0].blind);
+        assert_eq!(votes[0].verdict, switchboard_protocol::Verdict::Best);
+        let winner = store.message(switchboard_engine::MessageId(votes[0].winner.unwrap()))?;
+        assert_eq!(winner.model.as_deref(), Some("oa-model"));
+        drop(store);
+
+        // The leaderboard shows the winner first, marked as too few votes.
+        app.click("#nav-leaderboard").await?;
+        app.wait_for("#leaderboard tr.lb-row").await?;
+        let first = app
+            .client()
+            .execute(
+                "return document.querySelector('#leaderboard tr.lb-row').dataset.model",
+                vec![],
+            )
+            .await?;
+        assert_eq!(first, serde_json::json!("oa:oa-model"));
+        assert_eq!(app.text("#leaderboard tr.lb-row .lb-wins").await?, "1");
+        assert_eq!(
+            app.text("#leaderboard tr.lb-row .lb-winrate").await?,
+            "100%"
+        );
+        assert!(displayed(&app, "#leaderboard tr.lb-row .lb-few").await?);
+        assert_eq!(
+            app.text("#leaderboard-votes").await?,
+            "1 blind vote counted"
+        );
+        app.screenshot("leaderboard-dark").await?;
+        app.click("#theme-toggle").await?;
+        app.screenshot("leaderboard-light").await?;
+        // A tag no conversation has: nothing counted.
+        app.type_into("#lb-tag", "nope\u{E007}").await?;
+        app.wait_for("#leaderboard-empty").await?;
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+/// Exact cost in nano-dollars for prices in micro-dollars per Mtok.
+fn nanos(input: u64, output: u64, input_micro: u64, output_micro: u64) -> i64 {
+    i64::try_from((input * input_micro + output * output_micro + 500) / 1000).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judges_verdict_shows_beside_the_panes_with_its_cost_in_the_total() -> anyhow::Result<()>
+{
+    use switchboard_mock::MockUsage;
+    use switchboard_protocol::format_usd;
+    let usage = |input, output| MockUsage {
+        input,
+        cached_input: 0,
+        output,
+        reasoning: 0,
+    };
+    let server = MockServer::start().await?;
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_text(&["Paris."])
+            .with_usage(usage(100, 10)),
+    );
+    server.script(
+        "an-model",
+        Scenario::default()
+            .with_text(&["Lyon."])
+            .with_usage(usage(100, 10)),
+    );
+    server.script(
+        "gm-model",
+        Scenario::default()
+            .with_text(&["Verdict: Answer A\n", "- Paris is the capital."])
+            .with_usage(usage(400, 20)),
+    );
+    let oa = nanos(100, 10, 2_500_000, 10_000_000);
+    let an = nanos(100, 10, 3_000_000, 15_000_000);
+    let judge = nanos(400, 20, 300_000, 2_500_000);
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("decide-judge").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "oa-model").await?;
+        app.pick_model(2, "an-model").await?;
+        app.type_into("#composer", "Capital of France?\u{E007}")
+            .await?;
+        for n in 1..=2 {
+            app.wait_for(&format!(
+                ".pane:nth-of-type({n}) .answer-card[data-status=\"done\"]"
+            ))
+            .await?;
+        }
+        app.wait_for_text("#conversation-total", |t| {
+            t == format!("Conversation: {}", format_usd(oa + an))
+        })
+        .await?;
+        app.click("#judge-panel summary").await?;
+        app.type_into("#judge-target", "gm:gm-model").await?;
+        app.click("#judge-ask").await?;
+        app.wait_for_text(".judge-result .judge-text", |t| {
+            t.starts_with("Verdict: Answer A")
+        })
+        .await?;
+        assert_eq!(
+            app.text(".judge-result .judge-cost").await?,
+            format_usd(judge)
+        );
+        assert!(
+            app.text(".judge-result .judge-labels")
+                .await?
+                .contains("Answer A = pane 1")
+        );
+        app.wait_for_text("#conversation-total", |t| {
+            t == format!("Conversation: {}", format_usd(oa + an + judge))
+        })
+        .await?;
+        app.screenshot("judge-dark").await?;
+        // The judge was sent labels, not model names.
+        let sent = server
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("gm-model"))
+            .filter_map(|r| r.body.as_ref().map(ToString::to_string))
+            .collect::<Vec<_>>();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].contains("Answer A") && sent[0].contains("Paris."));
+        assert!(!sent[0].contains("oa-model"));
+        // Recorded with the round, in the conversation's total, not a vote.
+        let store = switchboard_engine::Store::open_at(&home.path().join("switchboard.sqlite3"))?;
+        let c = switchboard_engine::ConversationId(1);
+        assert_eq!(store.judgments(c)?.len(), 1);
+        assert!(store.votes(c)?.is_empty());
+        assert_eq!(store.conversation(c)?.cost.nanos(), oa + an + judge);
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}

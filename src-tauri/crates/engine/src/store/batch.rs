@@ -25,6 +25,10 @@
 //! from the database and reloaded after [`HEALTH_TTL`], so other
 //! processes' samples and cooldowns are seen within that time), because
 //! the router reads health several times per request on async threads.
+//! Inside a tokio runtime an expired target is reloaded once, on a
+//! blocking thread, while reads go on answering from what it held: a
+//! database read on an async thread, by every request running when the
+//! time ran out, was a latency spike once a second under load.
 //!
 //! Both tell the router that they only queue writes
 //! ([`BudgetGate::queues_writes`], [`HealthStore::queues_writes`]), so it
@@ -199,7 +203,7 @@ impl BatchWriter {
     pub fn health(&self) -> CachedHealth {
         CachedHealth {
             writer: self.clone(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -653,14 +657,29 @@ struct CachedTarget {
     /// Newest first, at most [`KEEP_SAMPLES`].
     samples: VecDeque<HealthSample>,
     cooldown: CooldownState,
+    /// A reload of it is under way in the background.
+    reloading: bool,
 }
+
+type HealthCache = Arc<Mutex<HashMap<(String, String), CachedTarget>>>;
 
 /// The [`HealthStore`] over a [`BatchWriter`]: writes are queued, reads
 /// come from memory (see the module docs).
 #[derive(Debug)]
 pub struct CachedHealth {
     writer: BatchWriter,
-    cache: Mutex<HashMap<(String, String), CachedTarget>>,
+    cache: HealthCache,
+}
+
+/// One target's health as the database has it now.
+fn load_target(store: &Store, provider: &str, model: &str) -> CachedTarget {
+    let db = super::SqliteHealth::new(store.clone());
+    CachedTarget {
+        loaded: Instant::now(),
+        samples: db.recent(provider, model, KEEP_SAMPLES).into(),
+        cooldown: db.cooldown(provider, model),
+        reloading: false,
+    }
 }
 
 impl CachedHealth {
@@ -671,19 +690,29 @@ impl CachedHealth {
         read: impl FnOnce(&CachedTarget) -> T,
     ) -> T {
         let key = (provider.to_owned(), model.to_owned());
-        if let Ok(cache) = self.cache.lock()
-            && let Some(t) = cache.get(&key)
-            && t.loaded.elapsed() < HEALTH_TTL
+        if let Ok(mut cache) = self.cache.lock()
+            && let Some(t) = cache.get_mut(&key)
         {
-            return read(t);
+            if t.loaded.elapsed() < HEALTH_TTL {
+                return read(t);
+            }
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                if !t.reloading {
+                    t.reloading = true;
+                    let (cache, store) = (Arc::clone(&self.cache), self.writer.store().clone());
+                    let key = key.clone();
+                    runtime.spawn_blocking(move || {
+                        let loaded = load_target(&store, &key.0, &key.1);
+                        if let Ok(mut cache) = cache.lock() {
+                            cache.insert(key, loaded);
+                        }
+                    });
+                }
+                return read(t);
+            }
         }
         // Read outside the lock: other targets' reads need not wait.
-        let db = super::SqliteHealth::new(self.writer.store().clone());
-        let loaded = CachedTarget {
-            loaded: Instant::now(),
-            samples: db.recent(provider, model, KEEP_SAMPLES).into(),
-            cooldown: db.cooldown(provider, model),
-        };
+        let loaded = load_target(self.writer.store(), provider, model);
         let answer = read(&loaded);
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(key, loaded);
@@ -886,5 +915,35 @@ mod tests {
         assert_eq!(health.cooldown("p", "m"), state, "cached");
         std::thread::sleep(HEALTH_TTL + Duration::from_millis(50));
         assert_eq!(health.cooldown("p", "m"), CooldownState::default());
+    }
+
+    #[test]
+    fn in_a_runtime_an_expired_target_is_reloaded_in_the_background_once() {
+        let (_dir, store) = store();
+        let writer = store.batch_writer().unwrap();
+        let health = writer.health();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let _entered = rt.enter();
+        let state = CooldownState {
+            consecutive_failures: 2,
+            until_unix_ms: Some(7),
+            level: 1,
+        };
+        assert_eq!(health.cooldown("p", "m"), CooldownState::default());
+        // Another process sets a cooldown.
+        store.health().set_cooldown("p", "m", state);
+        std::thread::sleep(HEALTH_TTL + Duration::from_millis(50));
+        // The first read after the time runs out answers at once from
+        // memory, and the reload it started brings the other process's
+        // state soon after.
+        assert_eq!(health.cooldown("p", "m"), CooldownState::default());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while health.cooldown("p", "m") != state {
+            assert!(Instant::now() < deadline, "never reloaded");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

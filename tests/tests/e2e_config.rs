@@ -3,7 +3,7 @@
 //! `[routes.<name>]`; a provider turned off leaves the pane picker; a bad
 //! base URL is refused inline and the file is left byte for byte as it was.
 //! And the sidebar: a pinned conversation moves to the top of a long,
-//! virtualized list.
+//! virtualized list. And `[ui] layout`: the compare view opens in it.
 
 #![allow(
     clippy::unwrap_used,
@@ -301,6 +301,50 @@ async fn a_pinned_conversation_moves_to_the_top_of_a_virtualized_list() -> anyho
         let unpin = "document.querySelector('#history-list .history-item .history-pin').click(); return true;";
         app.client().execute(unpin, Vec::new()).await?;
         app.wait_for_content(first, |t| t == "Conversation 0600").await?;
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compare_view_opens_in_the_layout_of_the_ui_table() -> anyhow::Result<()> {
+    let home = tempfile::tempdir()?;
+    std::fs::write(home.path().join("config.toml"), "[ui]\nlayout = \"grid\"\n")?;
+    let app = App::launch(Launch::new("ui-layout").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare .panes.grid").await?;
+        eventually(
+            &app,
+            "the layout picker shows the grid",
+            "return document.querySelector('#layout').value === 'grid';",
+        )
+        .await?;
+        // Changed in the view, the layout stays for the session: coming
+        // back from Settings does not bring config.toml's back.
+        app.client()
+            .execute(
+                "const s = document.querySelector('#layout'); s.value = 'rows'; \
+                 s.dispatchEvent(new Event('change')); return true;",
+                Vec::new(),
+            )
+            .await?;
+        app.wait_for("#compare .panes.rows").await?;
+        app.open_settings().await?;
+        app.click("#nav-compare").await?;
+        app.wait_for("#compare .panes.rows").await?;
+        assert!(
+            app.client()
+                .execute(
+                    "return document.querySelector('#compare .panes.grid') === null \
+                     && document.querySelector('#layout').value === 'rows';",
+                    Vec::new(),
+                )
+                .await?
+                .as_bool()
+                == Some(true),
+            "the layout chosen in the view was replaced"
+        );
         Ok(())
     })
     .await?;

@@ -22,7 +22,7 @@ use switchboard_protocol::{
     AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
     LocalServer, NewProvider, PaneError, PaneEvent, ProviderCheck, ProviderSummary, RoundIds,
     RouteSummary, SavePanes, SaveRoute, SavedAnswer, SavedConversation, SavedRound, SearchResult,
-    StartRound, TokenCounts, TrailStep, TurnRole,
+    StartRound, TokenCounts, TrailStep, TurnRole, ViewLayout,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -158,6 +158,15 @@ impl ChatService {
         };
         if let Err(e) = &self.store {
             view.config_problems.push(format!("history is off: {e}"));
+        }
+        // A `[ui]` table that does not parse made the whole config fail to
+        // load (reported above): the default layout stands then.
+        if let Ok(ui) = config.ui_settings() {
+            view.layout = match ui.layout {
+                crate::config::PaneLayout::Columns => ViewLayout::Columns,
+                crate::config::PaneLayout::Rows => ViewLayout::Rows,
+                crate::config::PaneLayout::Grid => ViewLayout::Grid,
+            };
         }
         match RoutingConfig::from_config(&config) {
             Ok(routing) => {

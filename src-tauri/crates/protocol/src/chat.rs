@@ -150,6 +150,23 @@ pub struct CatalogView {
     pub models: Vec<CatalogModel>,
     /// Problems with config.toml (the app keeps running on defaults).
     pub config_problems: Vec<String>,
+    /// How the compare view lays its panes out when it opens
+    /// (`[ui] layout` in config.toml).
+    #[serde(default)]
+    pub layout: ViewLayout,
+}
+
+/// How the compare view lays its panes out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViewLayout {
+    /// Side by side.
+    #[default]
+    Columns,
+    /// One above the other.
+    Rows,
+    /// A grid (at most three across).
+    Grid,
 }
 
 /// Who wrote a turn.

@@ -77,6 +77,11 @@ pub fn ComparePage() -> impl IntoView {
                     }
                 }
             }
+            // The layout of config.toml's `[ui]` when the view first opens
+            // in this session; coming back to it keeps the one chosen since.
+            if state.catalog.with_untracked(Option::is_none) {
+                state.layout.set(view.layout);
+            }
             state.catalog.set(Some(view));
         }
     });
@@ -129,11 +134,13 @@ pub fn ComparePage() -> impl IntoView {
         };
         let columns = match state.layout.get() {
             Layout::Columns => n,
+            Layout::Rows => 1,
             Layout::Grid => n.min(3),
         };
         format!("grid-template-columns: repeat({columns}, minmax({PANE_MIN_PX}px, 1fr))")
     };
     let grid = move || state.layout.get() == Layout::Grid;
+    let rows = move || state.layout.get() == Layout::Rows;
 
     // First run: which local servers answer right now (they need no key).
     let local = RwSignal::new(None::<Vec<switchboard_protocol::LocalServer>>);
@@ -192,7 +199,7 @@ pub fn ComparePage() -> impl IntoView {
                 <div class="notice" role="status">{n}<button class="icon" aria-label="Dismiss" on:click=move |_| state.notice.set(None)>"×"</button></div>
             })}
             {onboarding}
-            <div class="panes" class:grid=grid style=panes_style>
+            <div class="panes" class:grid=grid class:rows=rows style=panes_style>
                 <For each=move || state.panes.get() key=|p| p.key.clone() let:pane>
                     <pane::PaneColumn state=state pane=pane />
                 </For>

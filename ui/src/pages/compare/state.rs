@@ -220,14 +220,10 @@ impl Pane {
     }
 }
 
-/// How the panes are laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// Side by side, scrolling sideways past the minimum width.
-    Columns,
-    /// Rows of up to three.
-    Grid,
-}
+/// How the panes are laid out: side by side (scrolling sideways past the
+/// minimum width), one above the other, or in rows of up to three. The
+/// view opens in config.toml's `[ui] layout`.
+pub use switchboard_protocol::ViewLayout as Layout;
 
 /// A prompt waiting for "Send anyway" because budgets would stop or move
 /// some of its panes.

@@ -46,12 +46,17 @@ pub fn Toolbar(state: CompareState) -> impl IntoView {
     view! {
         <div class="compare-toolbar" role="toolbar" aria-label="Compare">
             <button class="small" id="add-pane" on:click=move |_| state.add_pane() disabled=full>"+ Pane"</button>
-            <label class="toggle" title="Panes side by side (scrolling sideways beyond the minimum width) or in rows of three">
+            <label class="toggle" title="Panes side by side (scrolling sideways beyond the minimum width), one above the other, or in rows of three">
                 "Layout "
                 <select id="layout" aria-label="Layout of the panes"
-                    prop:value=move || match state.layout.get() { Layout::Columns => "columns", Layout::Grid => "grid" }
-                    on:change=move |ev| state.layout.set(if event_target_value(&ev) == "grid" { Layout::Grid } else { Layout::Columns })>
+                    prop:value=move || match state.layout.get() { Layout::Columns => "columns", Layout::Rows => "rows", Layout::Grid => "grid" }
+                    on:change=move |ev| state.layout.set(match event_target_value(&ev).as_str() {
+                        "grid" => Layout::Grid,
+                        "rows" => Layout::Rows,
+                        _ => Layout::Columns,
+                    })>
                     <option value="columns">"Columns"</option>
+                    <option value="rows">"Rows"</option>
                     <option value="grid">"Grid"</option>
                 </select>
             </label>

@@ -352,14 +352,30 @@ impl App {
     /// Scroll the first element matching `css` to the middle of its scroll
     /// area: WebKitWebDriver does not always scroll an element inside a
     /// nested scroll area far enough to interact with it.
+    ///
+    /// WebKitWebDriver now and then answers a script run in a page that is
+    /// still settling with "Could not parse script result" (seen once in a
+    /// full run, right after the app started); the scroll is tried again
+    /// before that is reported.
     async fn center(&self, css: &str) -> anyhow::Result<()> {
-        self.client
-            .execute(
-                "const e = document.querySelector(arguments[0]); if (e) e.scrollIntoView({block: 'center'});",
-                vec![serde_json::Value::String(css.to_owned())],
-            )
-            .await?;
-        Ok(())
+        let script = "const e = document.querySelector(arguments[0]); \
+                      if (e) e.scrollIntoView({block: 'center'}); return true;";
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self
+                .client
+                .execute(script, vec![serde_json::Value::String(css.to_owned())])
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if tries < 3 => {
+                    eprintln!("scrolling {css:?} into view failed ({e}); trying again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("scrolling {css:?} into view")),
+            }
+        }
     }
 
     /// Replace the value of the input or textarea matching `css` by typing `text`.

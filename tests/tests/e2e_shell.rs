@@ -39,11 +39,18 @@ async fn shell_renders_with_its_status_bar_and_navigates() -> anyhow::Result<()>
             .await?;
         assert_eq!(
             nav,
-            serde_json::json!(["nav-compare", "nav-spend", "nav-settings"])
+            serde_json::json!([
+                "nav-compare",
+                "nav-spend",
+                "nav-leaderboard",
+                "nav-settings"
+            ])
         );
         app.open_settings().await?;
         app.click("#nav-spend").await?;
         app.wait_for("#spend").await?;
+        app.click("#nav-leaderboard").await?;
+        app.wait_for("#leaderboard-page").await?;
         app.click("#nav-compare").await?;
         app.wait_for("#compare #composer").await?;
         app.screenshot("shell").await?;

@@ -63,10 +63,11 @@ screenshot: app
 	@echo "saved artifacts/screenshots/app-window.png"
 
 # The README's pictures (tests/screenshots/), taken by the end-to-end test
-# of the main views from the current UI.
+# of the main views and the deciding tests (diff, blind, leaderboard)
+# from the current UI.
 screenshots:
 	$(MAKE) --no-print-directory app PROFILE=debug
-	SWITCHBOARD_README_SCREENSHOTS=1 cargo test --locked -p switchboard-tests --test e2e_screenshots
+	SWITCHBOARD_README_SCREENSHOTS=1 cargo test --locked -p switchboard-tests --test e2e_screenshots --test e2e_decide
 
 fmt:
 	cargo fmt --all

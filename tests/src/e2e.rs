@@ -329,6 +329,27 @@ impl App {
         Ok(path)
     }
 
+    /// A picture for the README: the pointer parked on the logo (else the
+    /// tooltip of whatever is under it would be in the picture), then
+    /// [`App::screenshot`]; with `SWITCHBOARD_README_SCREENSHOTS=1` (`make
+    /// screenshots`) it is also copied over `tests/screenshots/<label>.png`.
+    pub async fn readme_screenshot(&self, label: &str) -> anyhow::Result<PathBuf> {
+        use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+        let park = MouseActions::new("pointer".to_owned()).then(PointerAction::MoveTo {
+            duration: None,
+            x: 2.0,
+            y: 2.0,
+        });
+        self.client.perform_actions(park).await?;
+        let png = self.screenshot(label).await?;
+        if std::env::var_os("SWITCHBOARD_README_SCREENSHOTS").is_some() {
+            let dir = crate::workspace_root().join("tests/screenshots");
+            std::fs::create_dir_all(&dir)?;
+            std::fs::copy(&png, dir.join(format!("{label}.png")))?;
+        }
+        Ok(png)
+    }
+
     /// Wait until an element matching `css` exists.
     pub async fn wait_for(&self, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
         self.client

@@ -1,7 +1,10 @@
 //! Deciding between answers in the real window: "Diff with…" marks the
 //! word that changed between two panes' answers, inline and side by side,
 //! in both themes, and again after the conversation is reopened from
-//! history.
+//! history; a blind round, its vote and the leaderboard; a judge's verdict
+//! and its cost; a reopened conversation with its vote and verdict. With
+//! `SWITCHBOARD_README_SCREENSHOTS=1` (`make screenshots`) the diff, blind
+//! mode and the leaderboard, in both themes, replace the README's pictures.
 
 #![allow(
     clippy::unwrap_used,
@@ -100,9 +103,9 @@ async fn a_diff_highlights_the_changed_word_inline_and_side_by_side() -> anyhow:
             )
             .await?;
         assert_eq!(left_has_ins, serde_json::json!(false));
-        app.screenshot("diff-side-dark").await?;
+        app.readme_screenshot("diff-side-dark").await?;
         app.click("#theme-toggle").await?;
-        app.screenshot("diff-side-light").await?;
+        app.readme_screenshot("diff-side-light").await?;
         app.click(&format!("{panel} .diff-close")).await?;
 
         // Reopened from history, the same diff.
@@ -208,7 +211,11 @@ async fn a_blind_round_hides_names_until_the_vote_and_the_leaderboard_shows_the_
             !visible.contains("oa-model") && !visible.contains("an-model"),
             "no model name on screen: {visible}"
         );
-        app.screenshot("blind-dark").await?;
+        app.readme_screenshot("blind-dark").await?;
+        app.click("#theme-toggle").await?;
+        assert!(!displayed(&app, ".pane:nth-of-type(1) .answer-card .readouts").await?);
+        app.readme_screenshot("blind-light").await?;
+        app.click("#theme-toggle").await?;
 
         // Vote: the first pane's answer (oa-model) is best. Then all is revealed.
         app.click(".pane:nth-of-type(1) .vote-best").await?;
@@ -257,9 +264,9 @@ async fn a_blind_round_hides_names_until_the_vote_and_the_leaderboard_shows_the_
             app.text("#leaderboard-votes").await?,
             "1 blind vote counted"
         );
-        app.screenshot("leaderboard-dark").await?;
+        app.readme_screenshot("leaderboard-dark").await?;
         app.click("#theme-toggle").await?;
-        app.screenshot("leaderboard-light").await?;
+        app.readme_screenshot("leaderboard-light").await?;
         // A tag no conversation has: nothing counted.
         app.type_into("#lb-tag", "nope\u{E007}").await?;
         app.wait_for("#leaderboard-empty").await?;
@@ -274,11 +281,22 @@ fn nanos(input: u64, output: u64, input_micro: u64, output_micro: u64) -> i64 {
     i64::try_from((input * input_micro + output * output_micro + 500) / 1000).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_judges_verdict_shows_beside_the_panes_with_its_cost_in_the_total() -> anyhow::Result<()>
-{
+/// Ask gm-model for a verdict on the newest round and wait for it.
+async fn ask_gm_to_judge(app: &App) -> anyhow::Result<()> {
+    app.click("#judge-panel summary").await?;
+    app.type_into("#judge-target", "gm:gm-model").await?;
+    app.click("#judge-ask").await?;
+    app.wait_for_text(".judge-result .judge-text", |t| {
+        t.starts_with("Verdict: Answer A")
+    })
+    .await?;
+    Ok(())
+}
+
+/// A mock where oa-model answers "Paris.", an-model "Lyon." and gm-model
+/// (the judge) picks Answer A, all priced; returns the three costs.
+async fn judge_scenario() -> anyhow::Result<(MockServer, i64, i64, i64)> {
     use switchboard_mock::MockUsage;
-    use switchboard_protocol::format_usd;
     let usage = |input, output| MockUsage {
         input,
         cached_input: 0,
@@ -307,6 +325,14 @@ async fn a_judges_verdict_shows_beside_the_panes_with_its_cost_in_the_total() ->
     let oa = nanos(100, 10, 2_500_000, 10_000_000);
     let an = nanos(100, 10, 3_000_000, 15_000_000);
     let judge = nanos(400, 20, 300_000, 2_500_000);
+    Ok((server, oa, an, judge))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judges_verdict_shows_beside_the_panes_with_its_cost_in_the_total() -> anyhow::Result<()>
+{
+    use switchboard_protocol::format_usd;
+    let (server, oa, an, judge) = judge_scenario().await?;
     let home = mock_home(&server)?;
     let app = App::launch(Launch::new("decide-judge").data_dir(home.path())).await?;
     app.check(async {
@@ -325,13 +351,7 @@ async fn a_judges_verdict_shows_beside_the_panes_with_its_cost_in_the_total() ->
             t == format!("Conversation: {}", format_usd(oa + an))
         })
         .await?;
-        app.click("#judge-panel summary").await?;
-        app.type_into("#judge-target", "gm:gm-model").await?;
-        app.click("#judge-ask").await?;
-        app.wait_for_text(".judge-result .judge-text", |t| {
-            t.starts_with("Verdict: Answer A")
-        })
-        .await?;
+        ask_gm_to_judge(&app).await?;
         assert_eq!(
             app.text(".judge-result .judge-cost").await?,
             format_usd(judge)
@@ -362,6 +382,88 @@ async fn a_judges_verdict_shows_beside_the_panes_with_its_cost_in_the_total() ->
         assert_eq!(store.judgments(c)?.len(), 1);
         assert!(store.votes(c)?.is_empty());
         assert_eq!(store.conversation(c)?.cost.nanos(), oa + an + judge);
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+/// Decided in one sitting, reopened in the next: a voted round shows the
+/// vote (names revealed, no vote buttons), the judge's verdict with its
+/// cost, and a total that includes the judge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_conversation_shows_its_vote_and_verdict_and_counts_the_judge()
+-> anyhow::Result<()> {
+    use switchboard_protocol::format_usd;
+    let (server, oa, an, judge) = judge_scenario().await?;
+    let all = format!("Conversation: {}", format_usd(oa + an + judge));
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("decide-reopen").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "oa-model").await?;
+        app.pick_model(2, "an-model").await?;
+        app.click("#blind-toggle").await?;
+        app.type_into("#composer", "Capital of France?\u{E007}")
+            .await?;
+        app.wait_for(".pane:nth-of-type(1) .vote-best").await?;
+        app.click(".pane:nth-of-type(1) .vote-best").await?;
+        app.wait_for_text(".pane:nth-of-type(1) .vote-result", |t| {
+            t == "Your pick: best"
+        })
+        .await?;
+        ask_gm_to_judge(&app).await?;
+        app.wait_for_text("#conversation-total", |t| t == all)
+            .await?;
+
+        // Start over (blind mode still on), then reopen from the sidebar.
+        app.click("#new-conversation").await?;
+        app.wait_for_content("#judge-results", str::is_empty)
+            .await?;
+        app.click("#history-list .history-item .history-open")
+            .await?;
+        app.wait_for(".pane:nth-of-type(2) .answer-card[data-status=\"done\"]")
+            .await?;
+        app.wait_for_text(".pane:nth-of-type(1) .vote-result", |t| {
+            t == "Your pick: best"
+        })
+        .await?;
+        for n in 1..=2 {
+            assert!(
+                !displayed(&app, &format!(".pane:nth-of-type({n}) .vote-best")).await?,
+                "pane {n} offers a second vote"
+            );
+            assert!(
+                displayed(
+                    &app,
+                    &format!(".pane:nth-of-type({n}) .answer-card .readouts")
+                )
+                .await?,
+                "pane {n} still hides its readouts"
+            );
+        }
+        assert!(displayed(&app, ".pane:nth-of-type(1) .pane-head .picker").await?);
+        assert!(
+            app.text(".judge-result .judge-text")
+                .await?
+                .starts_with("Verdict: Answer A")
+        );
+        assert_eq!(
+            app.text(".judge-result .judge-cost").await?,
+            format_usd(judge)
+        );
+        assert!(displayed(&app, "#conversation-total").await?);
+        app.wait_for_text("#conversation-total", |t| t == all)
+            .await?;
+        // Reopening asked no model anything.
+        assert_eq!(
+            server
+                .requests()
+                .iter()
+                .filter(|r| r.path.contains("gm-model"))
+                .count(),
+            1
+        );
         Ok(())
     })
     .await?;

@@ -15,7 +15,6 @@
 
 use std::time::Duration;
 
-use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_tests::e2e::{App, Launch};
 use switchboard_tests::keychain::SecretService;
@@ -54,21 +53,7 @@ const ANSWERS: [(&str, &[&str]); 3] = [
 
 /// Save `label` and, when asked, copy it over the README's picture.
 async fn shoot(app: &App, label: &str) -> anyhow::Result<()> {
-    // The pointer rests where the last click left it, and the tooltip of
-    // whatever is under it would be in the picture: park it on the logo.
-    let park = MouseActions::new("pointer".to_owned()).then(PointerAction::MoveTo {
-        duration: None,
-        x: 2.0,
-        y: 2.0,
-    });
-    app.client().perform_actions(park).await?;
-    let png = app.screenshot(label).await?;
-    if std::env::var_os("SWITCHBOARD_README_SCREENSHOTS").is_some() {
-        let dir = switchboard_tests::workspace_root().join("tests/screenshots");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::copy(&png, dir.join(format!("{label}.png")))?;
-    }
-    Ok(())
+    app.readme_screenshot(label).await.map(drop)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -518,6 +518,8 @@ impl ChatService {
                                 .collect(),
                             answers: Vec::new(),
                             follows: m.parent.map(|p| p.0),
+                            vote: None,
+                            judgments: Vec::new(),
                         });
                     }
                     crate::chat::Role::Assistant => {
@@ -557,6 +559,18 @@ impl ChatService {
             match page.next {
                 Some(n) => after = Some(n),
                 None => break,
+            }
+        }
+        // Votes and judges' verdicts are kept by round, so a reopened
+        // round shows what was decided and the total includes the judges.
+        for vote in store.votes(ConversationId(id))? {
+            if let Some(round) = round_of.get(&vote.round).and_then(|i| rounds.get_mut(*i)) {
+                round.vote = Some(vote);
+            }
+        }
+        for j in store.judgments(ConversationId(id))? {
+            if let Some(round) = round_of.get(&j.round).and_then(|i| rounds.get_mut(*i)) {
+                round.judgments.push(j.into_verdict(Vec::new()));
             }
         }
         Ok(SavedConversation {

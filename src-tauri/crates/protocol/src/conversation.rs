@@ -176,6 +176,14 @@ pub struct SavedRound {
     /// with this" in the round before), when there is one.
     #[serde(default)]
     pub follows: Option<i64>,
+    /// The user's vote on this round, when there is one (a reopened
+    /// round shows it instead of the vote buttons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote: Option<crate::Vote>,
+    /// What judges said about this round, oldest first, with their costs
+    /// (part of the conversation's total). Labels are not kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub judgments: Vec<crate::JudgeVerdict>,
 }
 
 /// A pane as saved: open ones are shown, closed ones keep their answers
@@ -400,6 +408,8 @@ mod tests {
             attachments: Vec::new(),
             answers,
             follows: None,
+            vote: None,
+            judgments: Vec::new(),
         }
     }
 

@@ -64,34 +64,51 @@ impl CompareState {
             .filter(|p| !p.open)
             .map(|p| Pane::from_spec(&p.spec()))
             .collect();
+        // What was decided on each round, keyed by the rounds' new ids.
+        let mut voted = Vec::new();
+        let mut voted_best = Vec::new();
+        let mut judged = Vec::new();
         let rounds: Vec<Round> = saved
             .rounds
             .into_iter()
-            .map(|r| Round {
-                id: next_id(),
-                prompt: r.prompt,
-                attachments: r.attachments,
-                answers: r
-                    .answers
-                    .into_iter()
-                    .map(|a| {
-                        let answer = Answer::new(&a.pane, a.target);
-                        answer.text.set(a.text);
-                        answer.reasoning.set(a.reasoning);
-                        answer.message.set(Some(a.message));
-                        let failed = a.summary.error.is_some();
-                        answer.summary.set(Some(a.summary));
-                        answer
-                            .status
-                            .set(if failed { Status::Failed } else { Status::Done });
-                        answer
-                    })
-                    .collect(),
-                ids: ArcRwSignal::new(Some(RoundIds {
-                    conversation: saved.id,
-                    user_message: r.user_message,
-                })),
-                follows: r.follows,
+            .map(|r| {
+                let id = next_id();
+                if let Some(vote) = &r.vote {
+                    voted.push((id, vote.verdict.as_str()));
+                    if let Some(pane) = vote
+                        .winner
+                        .and_then(|w| r.answers.iter().find(|a| a.message == w))
+                    {
+                        voted_best.push((id, pane.pane.clone()));
+                    }
+                }
+                judged.extend(r.judgments.iter().cloned().map(|j| (id, j)));
+                Round {
+                    id,
+                    prompt: r.prompt,
+                    attachments: r.attachments,
+                    answers: r
+                        .answers
+                        .into_iter()
+                        .map(|a| {
+                            let answer = Answer::new(&a.pane, a.target);
+                            answer.text.set(a.text);
+                            answer.reasoning.set(a.reasoning);
+                            answer.message.set(Some(a.message));
+                            let failed = a.summary.error.is_some();
+                            answer.summary.set(Some(a.summary));
+                            answer
+                                .status
+                                .set(if failed { Status::Failed } else { Status::Done });
+                            answer
+                        })
+                        .collect(),
+                    ids: ArcRwSignal::new(Some(RoundIds {
+                        conversation: saved.id,
+                        user_message: r.user_message,
+                    })),
+                    follows: r.follows,
+                }
             })
             .collect();
         self.saved_layout
@@ -103,8 +120,10 @@ impl CompareState {
         self.checking.set(false);
         self.panes.set(open);
         self.closed.set(closed);
+        self.voted.set(voted);
+        self.voted_best.set(voted_best);
         self.rounds.set(rounds);
-        self.judged.set(Vec::new());
+        self.judged.set(judged);
         self.conversation.set(Some(saved.id));
         self.title.set(saved.title);
         self.tags.set(saved.tags);

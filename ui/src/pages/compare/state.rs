@@ -289,11 +289,12 @@ pub struct CompareState {
     pub blind: RwSignal<bool>,
     /// The shuffled order of the pane keys while blind.
     pub blind_order: RwSignal<Vec<String>>,
-    /// Rounds voted on in this window (round id, verdict name).
+    /// Rounds voted on (round id, verdict name): in this window, or
+    /// stored with a reopened conversation.
     pub voted: RwSignal<Vec<(u64, &'static str)>>,
-    /// The pane picked best, per round voted "best" in this window.
+    /// The pane picked best, per round voted "best".
     pub voted_best: RwSignal<Vec<(u64, String)>>,
-    /// What judges said in this window (round id, verdict).
+    /// What judges said (round id, verdict), reopened ones included.
     pub judged: RwSignal<Vec<(u64, switchboard_protocol::JudgeVerdict)>>,
 }
 

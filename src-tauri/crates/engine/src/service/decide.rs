@@ -88,19 +88,12 @@ impl ChatService {
             .await
             .map_err(|e| StoreError::invalid(e.to_string()))??
         };
-        Ok(JudgeVerdict {
-            target: request.target,
-            task: request.task,
-            text: judged.content,
-            cost_nanos: judged.cost_nanos,
-            cost_estimated: judged.cost_estimated,
-            error: judged.error,
-            labels: request
-                .panes
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (judge::label(i), k.clone()))
-                .collect(),
-        })
+        let labels = request
+            .panes
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (judge::label(i), k.clone()))
+            .collect();
+        Ok(judged.into_verdict(labels))
     }
 }

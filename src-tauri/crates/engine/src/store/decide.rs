@@ -77,6 +77,22 @@ pub struct Judgment {
     pub total_ms: Option<f64>,
 }
 
+impl Judgment {
+    /// As the compare view shows it; `labels` says which pane each answer
+    /// label stood for (not stored, so empty for a reopened round).
+    pub fn into_verdict(self, labels: Vec<(String, String)>) -> switchboard_protocol::JudgeVerdict {
+        switchboard_protocol::JudgeVerdict {
+            target: self.target,
+            task: self.task,
+            text: self.content,
+            cost_nanos: self.cost_nanos,
+            cost_estimated: self.cost_estimated,
+            error: self.error,
+            labels,
+        }
+    }
+}
+
 fn is_answer_of(conn: &rusqlite::Connection, answer: i64, round: i64) -> Result<bool, StoreError> {
     Ok(conn
         .query_row(

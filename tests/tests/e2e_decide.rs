@@ -281,11 +281,33 @@ fn nanos(input: u64, output: u64, input_micro: u64, output_micro: u64) -> i64 {
     i64::try_from((input * input_micro + output * output_micro + 500) / 1000).unwrap()
 }
 
-/// Ask gm-model for a verdict on the newest round and wait for it.
-async fn ask_gm_to_judge(app: &App) -> anyhow::Result<()> {
+/// Pane 1 on oa-model and pane 2 on an-model answer `prompt`.
+async fn two_answers(app: &App, prompt: &str) -> anyhow::Result<()> {
+    app.wait_for("#compare").await?;
+    app.pick_model(1, "oa-model").await?;
+    app.pick_model(2, "an-model").await?;
+    app.type_into("#composer", &format!("{prompt}\u{E007}"))
+        .await?;
+    for n in 1..=2 {
+        app.wait_for(&format!(
+            ".pane:nth-of-type({n}) .answer-card[data-status=\"done\"]"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Ask gm-model for a verdict on the newest round.
+async fn start_gm_judge(app: &App) -> anyhow::Result<()> {
     app.click("#judge-panel summary").await?;
     app.type_into("#judge-target", "gm:gm-model").await?;
     app.click("#judge-ask").await?;
+    Ok(())
+}
+
+/// Ask gm-model for a verdict on the newest round and wait for it.
+async fn ask_gm_to_judge(app: &App) -> anyhow::Result<()> {
+    start_gm_judge(app).await?;
     app.wait_for_text(".judge-result .judge-text", |t| {
         t.starts_with("Verdict: Answer A")
     })
@@ -336,17 +358,7 @@ async fn a_judges_verdict_shows_beside_the_panes_with_its_cost_in_the_total() ->
     let home = mock_home(&server)?;
     let app = App::launch(Launch::new("decide-judge").data_dir(home.path())).await?;
     app.check(async {
-        app.wait_for("#compare").await?;
-        app.pick_model(1, "oa-model").await?;
-        app.pick_model(2, "an-model").await?;
-        app.type_into("#composer", "Capital of France?\u{E007}")
-            .await?;
-        for n in 1..=2 {
-            app.wait_for(&format!(
-                ".pane:nth-of-type({n}) .answer-card[data-status=\"done\"]"
-            ))
-            .await?;
-        }
+        two_answers(&app, "Capital of France?").await?;
         app.wait_for_text("#conversation-total", |t| {
             t == format!("Conversation: {}", format_usd(oa + an))
         })
@@ -464,6 +476,71 @@ async fn a_reopened_conversation_shows_its_vote_and_verdict_and_counts_the_judge
                 .count(),
             1
         );
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+/// A judge that is taking too long is stopped: what it wrote stays on
+/// screen, marked stopped, with the (estimated) cost of what arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_a_running_judge_and_keeps_what_it_wrote() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    server.script("oa-model", Scenario::default().with_text(&["Paris."]));
+    server.script("an-model", Scenario::default().with_text(&["Lyon."]));
+    let verdict = switchboard_tests::pieces(400, ' ');
+    let refs: Vec<&str> = verdict.iter().map(String::as_str).collect();
+    server.script(
+        "gm-model",
+        Scenario::default()
+            .with_text(&refs)
+            .with_gap(std::time::Duration::from_millis(25)),
+    );
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("decide-judge-stop").data_dir(home.path())).await?;
+    app.check(async {
+        two_answers(&app, "Capital of France?").await?;
+        start_gm_judge(&app).await?;
+        app.wait_for("#judge-stop").await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while server
+            .pieces_sent("gm-model")
+            .first()
+            .is_none_or(|n| *n <= 3)
+        {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the judge never wrote"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        app.click("#judge-stop").await?;
+        let text = app
+            .wait_for_text(".judge-result .judge-text", |t| !t.is_empty())
+            .await?;
+        assert!(verdict.concat().starts_with(&text));
+        assert!(
+            text.len() < verdict.concat().len(),
+            "the judge ran to its end"
+        );
+        assert!(displayed(&app, ".judge-result .pane-error").await?);
+        assert!(
+            app.text(".judge-result .judge-cost")
+                .await?
+                .ends_with("est.")
+        );
+        assert!(
+            app.text("#conversation-total")
+                .await?
+                .contains("(incl. est.)")
+        );
+        assert!(!displayed(&app, "#judge-stop").await?);
+        let store = switchboard_engine::Store::open_at(&home.path().join("switchboard.sqlite3"))?;
+        let judged = store.judgments(switchboard_engine::ConversationId(1))?;
+        assert_eq!(judged.len(), 1);
+        assert_eq!(judged[0].content, text);
+        assert!(judged[0].cost_nanos.is_some_and(|n| n > 0));
         Ok(())
     })
     .await?;

@@ -2,7 +2,8 @@
 //! against a mock provider over real HTTP and a real SQLite file, stopped
 //! the ways people stop answers (Stop at a random moment, Stop pressed
 //! right after Send, the window going away, the app closing), and run
-//! while another process holds the database's write lock.
+//! while another process holds the database's write lock. A judge stopped
+//! mid-verdict settles the same way.
 //!
 //! Each text piece the mock streams is four ASCII characters, so the
 //! engine's estimate for `n` pieces is exactly `n` output tokens, and the
@@ -557,5 +558,98 @@ async fn a_process_holding_the_write_lock_does_not_freeze_a_stream() {
     assert_eq!(
         store.message(answer_id(&svc, &request)).unwrap().content,
         all.concat()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judge_stopped_mid_verdict_keeps_its_text_and_settles_its_cost() {
+    use switchboard_protocol::{JudgeRequest, JudgeTask};
+    let mut rng = Rng::new();
+    let seed = rng.seed();
+    let server = MockServer::start().await.unwrap();
+    let all = pieces(200, ' ');
+    server.script("other", Scenario::default().with_text(&["Fine."]));
+    server.script("slow", scenario(&all, 8));
+    let (home, svc) = service(&server, "");
+    // Two panes answer one round.
+    let first = recorded(&svc, 1, "oa:other");
+    let at = first.record.clone().unwrap();
+    let mut second = first.clone();
+    second.stream_id = 2;
+    second.record = Some(RecordAt {
+        pane: "p-1".into(),
+        ..at.clone()
+    });
+    for request in [first, second] {
+        let summary = svc.ask(request, |_| true).await;
+        assert!(summary.error.is_none());
+    }
+    let judge = {
+        let svc = Arc::clone(&svc);
+        tokio::spawn(async move {
+            svc.judge_round(JudgeRequest {
+                round: at.user_message,
+                panes: vec!["p-0".into(), "p-1".into()],
+                target: "oa:slow".into(),
+                task: JudgeTask::Verdict,
+                prompt: None,
+                stream_id: 77,
+            })
+            .await
+        })
+    };
+    wait_for("the judge's first pieces", || {
+        server.pieces_sent("slow").first().is_some_and(|n| *n > 2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
+    assert!(svc.stop(77), "the judge was not running");
+    let verdict = tokio::time::timeout(Duration::from_secs(5), judge)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(verdict.error.is_some(), "seed {seed}: {verdict:?}");
+    // The partial verdict is kept...
+    let received = verdict.text.len() / 4;
+    assert!(
+        received > 0 && received < all.len(),
+        "seed {seed}: {received}"
+    );
+    assert!(all.concat().starts_with(&verdict.text), "seed {seed}");
+    let kind: String = db(&home)
+        .query_row("SELECT error_kind FROM judgments", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kind, "stopped");
+    // ...and billed for what arrived, in the ledger and the total.
+    let rows = ledger(&home);
+    assert_eq!(rows.len(), 3);
+    let row = &rows[2];
+    assert_eq!(row.model, "slow");
+    assert_eq!(row.output_tokens, Some(received as i64), "seed {seed}");
+    assert!(row.cost_nanos > 0);
+    assert_eq!(verdict.cost_nanos, Some(row.cost_nanos));
+    let store = Store::open_at(&home.path().join("switchboard.sqlite3")).unwrap();
+    let total: i64 = rows.iter().map(|r| r.cost_nanos).sum();
+    assert_eq!(
+        store
+            .conversation(switchboard_engine::ConversationId(at.conversation))
+            .unwrap()
+            .cost
+            .nanos(),
+        total
+    );
+    assert_eq!(count(&home, "SELECT count(*) FROM reservations"), 0);
+    // Reopened, the round shows the stopped verdict with its cost.
+    let saved = svc.open_conversation(at.conversation).unwrap();
+    assert_eq!(
+        saved.rounds[0].judgments,
+        vec![verdict.clone()]
+            .into_iter()
+            .map(|mut v| {
+                v.labels.clear();
+                v
+            })
+            .collect::<Vec<_>>()
     );
 }

@@ -122,6 +122,10 @@ pub struct JudgeRequest {
     /// The instructions (`None`: the default for the task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    /// A stream id that stops it (`stop_stream`, like a pane's answer); 0:
+    /// only the app's exit stops it.
+    #[serde(default)]
+    pub stream_id: u64,
 }
 
 /// What a judge said, for the view.

@@ -3,13 +3,14 @@
 //! with reasons, or writes one answer from the best parts. Its instructions
 //! are editable. What it says is shown beside the panes with its cost,
 //! which the conversation's total includes; it is never counted as the
-//! user's vote. The judge's text is model output: shown as text only.
+//! user's vote. "Stop" ends a running judge: what it wrote so far is
+//! kept and billed. The judge's text is model output: shown as text only.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use switchboard_protocol::{DEFAULT_VERDICT_PROMPT, JudgeRequest, JudgeTask, format_usd};
 
-use super::state::{CompareState, Status};
+use super::state::{CompareState, Status, next_id};
 use crate::ipc;
 
 #[component]
@@ -17,6 +18,8 @@ pub fn JudgePanel(state: CompareState) -> impl IntoView {
     let target = RwSignal::new(String::new());
     let prompt = RwSignal::new(DEFAULT_VERDICT_PROMPT.to_owned());
     let busy = RwSignal::new(false);
+    // The running judge's stream id, for Stop.
+    let running = RwSignal::new(None::<u64>);
     let error = RwSignal::new(None::<String>);
     // The newest round, when it is recorded and every answer is in (and
     // blind mode no longer hides it).
@@ -55,13 +58,16 @@ pub fn JudgePanel(state: CompareState) -> impl IntoView {
             task,
             prompt: (task == JudgeTask::Verdict || instructions != DEFAULT_VERDICT_PROMPT)
                 .then_some(instructions),
+            stream_id: next_id(),
         };
+        running.set(Some(request.stream_id));
         busy.set(true);
         error.set(None);
         let round_id = round.id;
         spawn_local(async move {
             let result = ipc::judge_round(&request).await;
             let _ = busy.try_set(false);
+            let _ = running.try_set(None);
             match result {
                 Ok(v) => {
                     state.judged.update(|j| j.push((round_id, v)));
@@ -130,7 +136,17 @@ pub fn JudgePanel(state: CompareState) -> impl IntoView {
                         <button class="small" id="judge-merge" disabled=move || busy.get()
                             title="Write one answer from the best parts of all of them"
                             on:click=move |_| run(JudgeTask::Merge)>"Merge"</button>
-                        {move || busy.get().then(|| view! { <span class="dim">"Judging…"</span> })}
+                        {move || busy.get().then(|| view! {
+                            <span class="dim">"Judging…"</span>
+                            <button class="small" id="judge-stop" title="Stop the judge (what it wrote so far is kept and billed)"
+                                on:click=move |_| {
+                                    if let Some(id) = running.get_untracked() {
+                                        spawn_local(async move {
+                                            let _ = ipc::stop_stream(id).await;
+                                        });
+                                    }
+                                }>"Stop"</button>
+                        })}
                     </div>
                     {move || error.get().map(|e| view! { <p class="pane-error" role="alert">{e}</p> })}
                 </div>

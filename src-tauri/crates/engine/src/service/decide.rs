@@ -1,16 +1,16 @@
 //! The app's judge: run a chosen model over a round's answers (labelled,
 //! never named) and record what it said with its cost, in the ledger and
-//! the conversation's total, never as a vote.
+//! the conversation's total, never as a vote. A judge given a stream id
+//! stops like a pane's answer ([`ChatService::stop`]): `stopped`, with its
+//! partial text and the cost of what arrived recorded.
 
 use std::sync::Arc;
 
-use switchboard_protocol::{AskRequest, JudgeRequest, JudgeVerdict, PaneParams, Turn, TurnRole};
-use tokio_util::sync::CancellationToken;
-
-use super::{ChatService, Prepared};
+use super::{ChatService, Prepared, Registered};
 use crate::hooks::SpendContext;
 use crate::judge;
 use crate::store::{MessageId, StoreError};
+use switchboard_protocol::{AskRequest, JudgeRequest, JudgeVerdict, PaneParams, Turn, TurnRole};
 
 impl ChatService {
     /// Ask `request.target` about the round's answers and record its
@@ -74,9 +74,16 @@ impl ChatService {
             conversation: Some(question.conversation.to_string()),
             ..SpendContext::default()
         };
+        // Stoppable by its stream id like a pane's answer (and by the app's
+        // exit): it ends `stopped`, its partial text and cost kept.
+        let registered = (request.stream_id != 0).then(|| Registered::new(self, request.stream_id));
+        let cancel = registered
+            .as_ref()
+            .map_or_else(|| self.shutdown.child_token(), |r| r.cancel.clone());
         let outcome = router
-            .run_until(&route, &chat, &spend, &CancellationToken::new(), |_| {})
+            .run_until(&route, &chat, &spend, &cancel, |_| {})
             .await;
+        drop(registered);
         let mut result = outcome.result.clone();
         result.cost = outcome.cost();
         let judged = {

@@ -151,16 +151,26 @@ fn history_error(e: switchboard_engine::StoreError) -> IpcError {
     internal(e.to_string())
 }
 
-/// Runs a blocking history call off the IPC thread.
-async fn on_store<T: Send + 'static>(
+/// Runs a blocking store call off the IPC thread, its error told as `error`
+/// says.
+async fn off_ipc_thread<T: Send + 'static>(
     state: &tauri::State<'_, AppState>,
     f: impl FnOnce(&ChatService) -> Result<T, switchboard_engine::StoreError> + Send + 'static,
+    error: fn(switchboard_engine::StoreError) -> IpcError,
 ) -> Result<T, IpcError> {
     let chat = Arc::clone(&state.chat);
     tokio::task::spawn_blocking(move || f(&chat))
         .await
         .map_err(|e| internal(e.to_string()))?
-        .map_err(history_error)
+        .map_err(error)
+}
+
+/// Runs a blocking history call off the IPC thread.
+async fn on_store<T: Send + 'static>(
+    state: &tauri::State<'_, AppState>,
+    f: impl FnOnce(&ChatService) -> Result<T, switchboard_engine::StoreError> + Send + 'static,
+) -> Result<T, IpcError> {
+    off_ipc_thread(state, f, history_error).await
 }
 
 #[tauri::command]
@@ -243,11 +253,7 @@ async fn on_attachments<T: Send + 'static>(
     state: &tauri::State<'_, AppState>,
     f: impl FnOnce(&ChatService) -> Result<T, switchboard_engine::StoreError> + Send + 'static,
 ) -> Result<T, IpcError> {
-    let chat = Arc::clone(&state.chat);
-    tokio::task::spawn_blocking(move || f(&chat))
-        .await
-        .map_err(|e| internal(e.to_string()))?
-        .map_err(attachment_error)
+    off_ipc_thread(state, f, attachment_error).await
 }
 
 /// The file's raw bytes are the request body; its name, percent-encoded,

@@ -351,13 +351,30 @@ impl App {
     }
 
     /// Wait until an element matching `css` exists.
+    ///
+    /// While the page is still loading, WebKitWebDriver sometimes answers a
+    /// lookup with "Could not parse element info" instead of "no such
+    /// element" (seen right after the app started, in full runs); that
+    /// answer is waited out like a missing element, within the same time.
     pub async fn wait_for(&self, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
-        self.client
-            .wait()
-            .at_most(DEFAULT_WAIT)
-            .for_element(Locator::Css(css))
-            .await
-            .with_context(|| format!("no element matches {css:?}"))
+        let deadline = std::time::Instant::now() + DEFAULT_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self
+                .client
+                .wait()
+                .at_most(left)
+                .for_element(Locator::Css(css))
+                .await
+            {
+                Ok(el) => return Ok(el),
+                Err(e) if e.to_string().contains("Could not parse") && !left.is_zero() => {
+                    eprintln!("looking for {css:?}: {e}; looking again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("no element matches {css:?}")),
+            }
+        }
     }
 
     /// Click the element matching `css`.

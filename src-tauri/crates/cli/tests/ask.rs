@@ -14,27 +14,8 @@ use std::time::Duration;
 use serde_json::Value;
 use switchboard_mock::{Fault, MockServer, MockUsage, Protocol, Scenario};
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-async fn cli(home: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-cli"));
-    cmd.args(args)
-        .env("SWITCHBOARD_HOME", home)
-        .env_remove("DBUS_SESSION_BUS_ADDRESS");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().await.unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+mod common;
+use common::cli;
 
 /// A data directory whose config points three providers at the mock.
 fn home_for(server: &MockServer) -> tempfile::TempDir {

@@ -16,29 +16,22 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario, samples};
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::Run;
 
+/// The CLI with every mock provider's key in its environment.
 async fn cli(home: &Path, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-cli"))
-        .args(args)
-        .env("SWITCHBOARD_HOME", home)
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env("SWITCHBOARD_KEY_OA", "k-oa")
-        .env("SWITCHBOARD_KEY_AN", "k-an")
-        .env("SWITCHBOARD_KEY_GM", "k-gm")
-        .env("SWITCHBOARD_KEY_WORK", "k-an")
-        .output()
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::cli(
+        home,
+        &[
+            ("SWITCHBOARD_KEY_OA", "k-oa"),
+            ("SWITCHBOARD_KEY_AN", "k-an"),
+            ("SWITCHBOARD_KEY_GM", "k-gm"),
+            ("SWITCHBOARD_KEY_WORK", "k-an"),
+        ],
+        args,
+    )
+    .await
 }
 
 fn json(run: &Run) -> Value {

@@ -18,28 +18,21 @@ use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_protocol::{Verdict, Vote};
 use switchboard_tests::mock_home;
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::Run;
 
+/// The CLI with every mock provider's key in its environment.
 async fn cli(home: &Path, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-cli"))
-        .args(args)
-        .env("SWITCHBOARD_HOME", home)
-        .env("SWITCHBOARD_KEY_OA", "k-oa")
-        .env("SWITCHBOARD_KEY_AN", "k-an")
-        .env("SWITCHBOARD_KEY_GM", "k-gm")
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .output()
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::cli(
+        home,
+        &[
+            ("SWITCHBOARD_KEY_OA", "k-oa"),
+            ("SWITCHBOARD_KEY_AN", "k-an"),
+            ("SWITCHBOARD_KEY_GM", "k-gm"),
+        ],
+        args,
+    )
+    .await
 }
 
 fn usage(input: u64, output: u64) -> MockUsage {

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use switchboard_engine::hooks::SpendContext;
 use switchboard_engine::routing::{Route, RouteEvent, RouteOutcome};
 use switchboard_engine::store::{Answer, PaneRef, title_of};
-use switchboard_engine::{ChatRequest, ConversationId, MessageId, Role, StreamEvent, Usage};
+use switchboard_engine::{
+    ChatRequest, ConversationId, ErrorKind, MessageId, Role, StreamEvent, Usage,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -135,6 +137,16 @@ pub(crate) fn spawn(
             })
             .await;
         state.stats.settled(&outcome);
+        // A provider that refused its key has it looked up again next
+        // time, whether another target then served (streamed or not) or not.
+        for a in &outcome.attempts {
+            if a.error
+                .as_ref()
+                .is_some_and(|e| e.kind == ErrorKind::Auth && e.status.is_some())
+            {
+                state.keys.forget(&a.record.provider);
+            }
+        }
         if committed && !outcome.is_ok() {
             state.stats.stream_failed();
         }

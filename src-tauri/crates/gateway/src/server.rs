@@ -23,7 +23,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchboard_engine::hooks::SpendContext;
-use switchboard_engine::{DataDir, ErrorKind, KeyStore};
+use switchboard_engine::{DataDir, KeyStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -455,15 +455,6 @@ fn finished(
     include_usage: bool,
     route: Option<&str>,
 ) -> Result<Response<GatewayBody>, ApiError> {
-    for a in &f.outcome.attempts {
-        if a.error
-            .as_ref()
-            .is_some_and(|e| e.kind == ErrorKind::Auth && e.status.is_some())
-        {
-            // The provider refused the key: look it up again next time.
-            state.keys.forget(&a.record.provider);
-        }
-    }
     if !f.outcome.is_ok() {
         if f.outcome.is_stopped() && state.shutdown.is_cancelled() {
             return Err(ApiError::new(

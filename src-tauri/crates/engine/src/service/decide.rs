@@ -83,7 +83,6 @@ impl ChatService {
         let outcome = router
             .run_until(&route, &chat, &spend, &cancel, |_| {})
             .await;
-        drop(registered);
         let mut result = outcome.result.clone();
         result.cost = outcome.cost();
         let judged = {
@@ -95,6 +94,9 @@ impl ChatService {
             .await
             .map_err(|e| StoreError::invalid(e.to_string()))??
         };
+        // Only now is the judge done: the app's shutdown waits for running
+        // streams, and this one's verdict and cost are in history.
+        drop(registered);
         let labels = request
             .panes
             .iter()

@@ -38,7 +38,6 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "create_client_token",
         "revoke_client_token",
         "store_attachment",
-        "store_attachment_file",
         "attachment_data",
         "discard_attachment",
         "check_attachments",

@@ -278,14 +278,6 @@ async fn store_attachment(
     on_attachments(&state, move |c| c.store_attachment(bytes, name.as_deref())).await
 }
 
-#[tauri::command]
-async fn store_attachment_file(
-    state: tauri::State<'_, AppState>,
-    path: String,
-) -> Result<AttachmentRef, IpcError> {
-    on_attachments(&state, move |c| c.store_attachment_file(&path)).await
-}
-
 /// The raw bytes (an `ArrayBuffer` in the UI), for a thumbnail.
 #[tauri::command]
 async fn attachment_data(
@@ -609,7 +601,6 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             create_client_token,
             revoke_client_token,
             store_attachment,
-            store_attachment_file,
             attachment_data,
             discard_attachment,
             check_attachments,

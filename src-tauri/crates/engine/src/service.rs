@@ -51,7 +51,7 @@ mod decide;
 mod import;
 mod spend;
 
-pub use attachments::{MAX_ATTACHMENT_FILE, attachment_ref};
+pub use attachments::attachment_ref;
 
 /// How often buffered deltas are sent to the UI while tokens stream.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(16);

@@ -1,8 +1,7 @@
 //! Images and PDFs in prompts, and importing history from other apps, as
 //! they cross IPC. The bytes of an attachment do not travel inside these
-//! types: the UI stores a file once (`store_attachment` with the raw bytes,
-//! or `store_attachment_file` with a path dropped on the window), gets an
-//! [`AttachmentRef`] back, and names it by `id` from then on (in a
+//! types: the UI stores a file once (`store_attachment` with the raw bytes
+//! of a dropped, pasted or chosen file), gets an [`AttachmentRef`] back, and names it by `id` from then on (in a
 //! [`crate::Turn`], a [`crate::StartRound`]); `attachment_data` returns the
 //! raw bytes for a thumbnail.
 

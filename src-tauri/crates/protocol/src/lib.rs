@@ -139,8 +139,6 @@ pub mod commands {
     /// `AttachmentRef` (kind `invalid_input` for a file that is not a PNG,
     /// JPEG, WebP, GIF or PDF)
     pub const STORE_ATTACHMENT: &str = "store_attachment";
-    /// `store_attachment_file(path: String) -> AttachmentRef` (a file dropped on the window)
-    pub const STORE_ATTACHMENT_FILE: &str = "store_attachment_file";
     /// `attachment_data(id: String)` -> the raw bytes (an `ArrayBuffer`), for thumbnails
     pub const ATTACHMENT_DATA: &str = "attachment_data";
     /// `discard_attachment(id: String) -> bool` (removed before sending; kept if a message uses it)

@@ -14,10 +14,6 @@ use crate::error::{ErrorKind, ProviderError};
 use crate::routing::{RoutingConfig, attachment_refusal};
 use crate::store::{StoreError, StoredAttachment};
 
-/// The largest file `store_attachment_file` reads (larger than any
-/// provider takes, so the provider's own limit is what the user hears).
-pub const MAX_ATTACHMENT_FILE: u64 = 64 * 1024 * 1024;
-
 /// An attachment as the UI sees it.
 pub fn attachment_ref(a: &StoredAttachment) -> AttachmentRef {
     let (width, height, pages) = match a.info {
@@ -57,24 +53,6 @@ impl ChatService {
             Attachment::from_bytes(bytes, name).map_err(|e| StoreError::invalid(e.to_string()))?;
         let stored = self.store()?.put_attachment(&a)?;
         Ok(attachment_ref(&stored))
-    }
-
-    /// Store the file at `path` (dropped on the window).
-    pub fn store_attachment_file(&self, path: &str) -> Result<AttachmentRef, StoreError> {
-        let path = std::path::Path::new(path);
-        let cannot =
-            |e: std::io::Error| StoreError::invalid(format!("cannot read {}: {e}", path.display()));
-        let size = std::fs::metadata(path).map_err(cannot)?.len();
-        if size > MAX_ATTACHMENT_FILE {
-            return Err(StoreError::invalid(format!(
-                "{} is {}: larger than any provider takes",
-                path.display(),
-                crate::attach::human_bytes(size)
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(cannot)?;
-        let name = path.file_name().and_then(|n| n.to_str());
-        self.store_attachment(bytes, name)
     }
 
     /// The bytes of attachment `id` and its MIME type (checked against its

@@ -285,11 +285,13 @@ impl CompareState {
             }
         };
         self.checking.set(true);
+        let seq = self.check_seq.get_value() + 1;
+        self.check_seq.set_value(seq);
         let state = *self;
         spawn_local(async move {
             let lines = state.budget_lines(&prompt, &panes).await;
-            if !state.checking.get_untracked() {
-                return; // cancelled (Esc) while checking
+            if !state.checking.get_untracked() || state.check_seq.get_value() != seq {
+                return; // cancelled (Esc) while checking, maybe sent again since
             }
             state.checking.set(false);
             if lines.is_empty() {
@@ -413,6 +415,11 @@ impl CompareState {
                     layout: Some(layout),
                 };
                 match ipc::start_round(&request).await {
+                    // The user started a new conversation or opened another
+                    // one while this round was being recorded (its answers
+                    // were stopped then): the view's conversation is no
+                    // longer this round's, so nothing here may change it.
+                    Ok(ids) if !state.holds_round(round_id) => Some(ids),
                     Ok(ids) => {
                         if state.conversation.get_untracked().is_none() {
                             state
@@ -586,6 +593,13 @@ impl CompareState {
         }
     }
 
+    /// Whether round `round_id` is still one of the rounds on screen (not
+    /// cleared by a new conversation or replaced by an opened one).
+    pub(super) fn holds_round(&self, round_id: u64) -> bool {
+        self.rounds
+            .with_untracked(|rs| rs.iter().any(|r| r.id == round_id))
+    }
+
     /// Ask the pane's current model again for round `round_id`.
     pub fn regenerate(&self, key: &str, round_id: u64) {
         let Some(pane) = self.pane(key) else {
@@ -631,6 +645,11 @@ impl CompareState {
         self.checking.set(false);
         for a in self.streaming() {
             stop(&a);
+        }
+        if let Some(id) = self.judging.get_value() {
+            spawn_local(async move {
+                let _ = ipc::stop_stream(id).await;
+            });
         }
     }
 }

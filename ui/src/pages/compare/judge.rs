@@ -61,6 +61,7 @@ pub fn JudgePanel(state: CompareState) -> impl IntoView {
             stream_id: next_id(),
         };
         running.set(Some(request.stream_id));
+        state.judging.set_value(Some(request.stream_id));
         busy.set(true);
         error.set(None);
         let round_id = round.id;
@@ -68,11 +69,17 @@ pub fn JudgePanel(state: CompareState) -> impl IntoView {
             let result = ipc::judge_round(&request).await;
             let _ = busy.try_set(false);
             let _ = running.try_set(None);
+            if state.judging.get_value() == Some(request.stream_id) {
+                state.judging.set_value(None);
+            }
             match result {
-                Ok(v) => {
+                // Its round is still on screen: the verdict goes beside it
+                // (else it is in history, with the conversation it judged).
+                Ok(v) if state.holds_round(round_id) => {
                     state.judged.update(|j| j.push((round_id, v)));
                     state.spend_changed.update(|n| *n += 1);
                 }
+                Ok(_) => state.spend_changed.update(|n| *n += 1),
                 Err(e) => {
                     let _ = error.try_set(Some(e.message));
                 }

@@ -278,6 +278,9 @@ pub struct CompareState {
     pub pending: RwSignal<Option<PendingSend>>,
     /// A send is being checked against budgets.
     pub checking: RwSignal<bool>,
+    /// Which send the budget check running now belongs to: a check that
+    /// was cancelled (Esc) and then overtaken by a new Send must not send too.
+    pub check_seq: StoredValue<u64>,
     /// The revision of the last layout sent to history.
     pub layout_rev: StoredValue<u64>,
     /// The layout history has, to save only changes.
@@ -296,6 +299,9 @@ pub struct CompareState {
     pub voted_best: RwSignal<Vec<(u64, String)>>,
     /// What judges said (round id, verdict), reopened ones included.
     pub judged: RwSignal<Vec<(u64, switchboard_protocol::JudgeVerdict)>>,
+    /// The stream id of the judge running now, so Esc, a new conversation
+    /// or opening another one stops it like the answers.
+    pub judging: StoredValue<Option<u64>>,
 }
 
 impl Default for CompareState {
@@ -328,6 +334,7 @@ impl CompareState {
             only: RwSignal::new(None),
             pending: RwSignal::new(None),
             checking: RwSignal::new(false),
+            check_seq: StoredValue::new(0),
             layout_rev: StoredValue::new(0),
             saved_layout: StoredValue::new(Vec::new()),
             layout_tick: StoredValue::new(0),
@@ -336,6 +343,7 @@ impl CompareState {
             voted: RwSignal::new(Vec::new()),
             voted_best: RwSignal::new(Vec::new()),
             judged: RwSignal::new(Vec::new()),
+            judging: StoredValue::new(None),
         }
     }
 

@@ -11,7 +11,8 @@
 //! marks only the word. The matching itself is `similar`'s Myers diff.
 //!
 //! It is plain Rust (no DOM), so `cargo test` runs its tests on the host;
-//! the wasm UI uses it as is. HTML it returns escapes all model text.
+//! the wasm UI uses it as is. HTML it returns escapes all model text, with
+//! the same escape as the rendered answers ([`switchboard_markdown::escape`]).
 //!
 //! ```
 //! use switchboard_diff::{diff, Change};
@@ -24,6 +25,7 @@
 //! ```
 
 use similar::{Algorithm, DiffTag, capture_diff_slices};
+use switchboard_markdown::escape_into;
 
 /// What a segment is to the second answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,19 +127,6 @@ impl Diff {
             out.push_str(close);
         }
         out
-    }
-}
-
-fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
 }
 

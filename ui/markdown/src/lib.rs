@@ -21,4 +21,4 @@ mod blocks;
 mod render;
 
 pub use blocks::{BlockSplitter, split_all};
-pub use render::{escape, highlight, render};
+pub use render::{escape, escape_into, highlight, render};

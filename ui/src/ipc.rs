@@ -174,7 +174,7 @@ where
             }
         }
     });
-    set(&channel, "onmessage", handler.as_ref())?;
+    let listener = Listener::attach(&channel, handler)?;
 
     set(&args, channel_arg, &channel)?;
     let result: Result<Res, IpcError> = invoke(cmd, &args).await;
@@ -196,8 +196,44 @@ where
         })
         .await;
     }
-    drop(handler);
+    drop(listener);
     result
+}
+
+thread_local! {
+    /// What a channel calls once its listener is gone: one no-op for the
+    /// page's life, so a late message is dropped rather than calling a
+    /// freed closure.
+    static IGNORE: Closure<dyn FnMut(JsValue)> = Closure::new(|_: JsValue| {});
+}
+
+/// A channel's `onmessage` handler and its owner: the handler lives as
+/// long as this value (the stream call that made it, even when that call's
+/// future is dropped mid-way), and is released only after the channel has
+/// been pointed at [`IGNORE`]. Tauri keeps a channel registered after its
+/// stream ends, so a message can still arrive after the call is over.
+struct Listener {
+    channel: Object,
+    _handler: Closure<dyn FnMut(JsValue)>,
+}
+
+impl Listener {
+    fn attach(channel: &Object, handler: Closure<dyn FnMut(JsValue)>) -> Result<Self, IpcError> {
+        set(channel, "onmessage", handler.as_ref())?;
+        Ok(Self {
+            channel: channel.clone(),
+            _handler: handler,
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // Detach first; the handler itself is freed after this returns.
+        IGNORE.with(|ignore| {
+            let _ = set(&self.channel, "onmessage", ignore.as_ref());
+        });
+    }
 }
 
 /// Providers and models for the picker.

@@ -4,7 +4,9 @@
 //! [`switchboard_diff::diff`], plain Rust tested on the host; its HTML
 //! escapes all model text, so it is safe to set as inner HTML. It reads the
 //! answers' text signals, so it works on reopened conversations and
-//! follows an answer that is regenerated.
+//! follows an answer that is regenerated; while either answer streams it
+//! is recomputed at most once per animation frame, and only while the
+//! comparison is open (its panel owns the effect that watches the texts).
 
 use leptos::prelude::*;
 
@@ -53,9 +55,9 @@ pub fn DiffWith(state: CompareState, round: Round, answer: Answer) -> impl IntoV
             let key = other.get()?;
             let theirs = others.iter().find(|a| a.pane == key)?.clone();
             let title = label(&theirs);
-            let mine = answer.clone();
+            let texts = latest_per_frame(answer.clone(), theirs);
             let body = move || {
-                let d = switchboard_diff::diff(&mine.text.get(), &theirs.text.get());
+                let d = texts.with(|(mine, theirs)| switchboard_diff::diff(mine, theirs));
                 if d.identical() {
                     return view! { <p class="diff-identical" role="status">"The answers are identical."</p> }.into_any();
                 }
@@ -116,4 +118,28 @@ pub fn DiffWith(state: CompareState, round: Round, answer: Answer) -> impl IntoV
             {panel}
         </div>
     })
+}
+
+/// The texts of `mine` and `theirs`, refreshed at most once per animation
+/// frame however many tokens arrive in between. Made under the diff
+/// panel's owner, its effect ends when the panel closes.
+fn latest_per_frame(mine: Answer, theirs: Answer) -> RwSignal<(String, String)> {
+    let texts = RwSignal::new((mine.text.get_untracked(), theirs.text.get_untracked()));
+    let scheduled = StoredValue::new(false);
+    Effect::new(move |_| {
+        mine.text.track();
+        theirs.text.track();
+        if scheduled.get_value() {
+            return;
+        }
+        scheduled.set_value(true);
+        let (mine, theirs) = (mine.clone(), theirs.clone());
+        request_animation_frame(move || {
+            // The panel may have closed since: then there is nothing to set.
+            if scheduled.try_update_value(|s| *s = false).is_some() {
+                let _ = texts.try_set((mine.text.get_untracked(), theirs.text.get_untracked()));
+            }
+        });
+    });
+    texts
 }

@@ -52,7 +52,8 @@ pub struct Vote {
     /// The best answer (one of `answers`) when the verdict is `best`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub winner: Option<i64>,
-    /// Names, costs and speeds were hidden until this vote.
+    /// Names, costs and speeds were hidden when the round was first voted
+    /// on (a changed vote replaces the round's and keeps this).
     pub blind: bool,
     /// When it was cast (Unix ms); set by the store.
     #[serde(default)]

@@ -37,6 +37,7 @@ impl CompareState {
         self.closed.set(Vec::new());
         self.rounds.set(Vec::new());
         self.judged.set(Vec::new());
+        self.revoting.set(None);
         self.conversation.set(None);
         self.title.set(String::new());
         self.tags.set(Vec::new());
@@ -122,6 +123,7 @@ impl CompareState {
         self.closed.set(closed);
         self.voted.set(voted);
         self.voted_best.set(voted_best);
+        self.revoting.set(None);
         self.rounds.set(rounds);
         self.judged.set(judged);
         self.conversation.set(Some(saved.id));

@@ -297,6 +297,9 @@ pub struct CompareState {
     pub voted: RwSignal<Vec<(u64, &'static str)>>,
     /// The pane picked best, per round voted "best".
     pub voted_best: RwSignal<Vec<(u64, String)>>,
+    /// The round whose vote is being changed ("Change vote"): its cards
+    /// offer the vote buttons again.
+    pub revoting: RwSignal<Option<u64>>,
     /// What judges said (round id, verdict), reopened ones included.
     pub judged: RwSignal<Vec<(u64, switchboard_protocol::JudgeVerdict)>>,
     /// The stream id of the judge running now, so Esc, a new conversation
@@ -342,6 +345,7 @@ impl CompareState {
             blind_order: RwSignal::new(Vec::new()),
             voted: RwSignal::new(Vec::new()),
             voted_best: RwSignal::new(Vec::new()),
+            revoting: RwSignal::new(None),
             judged: RwSignal::new(Vec::new()),
             judging: StoredValue::new(None),
         }

@@ -1,7 +1,10 @@
 //! Blind votes: while blind mode hides a round's names, readouts and
 //! costs, each of its cards offers "Best", "Tie" and "All bad" once every
 //! answer is in. The vote is stored with the round (by pane, the engine
-//! finds the answers) and then the round is revealed.
+//! finds the answers) and then the round is revealed. "Change vote" beside
+//! what was said offers the buttons again: the latest vote of a round is
+//! the one that counts (on the leaderboard too, where a round first voted
+//! blind stays blind).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -21,16 +24,26 @@ fn cast(state: CompareState, round: &Round, verdict: Verdict, winner: Option<Str
         round: ids.user_message,
         panes: round.answers.iter().map(|a| a.pane.clone()).collect(),
         verdict,
-        winner,
+        winner: winner.clone(),
         blind: state.hides(Some(round.id)),
     };
     let id = round.id;
     spawn_local(async move {
         match ipc::record_vote(&vote).await {
-            Ok(_) => state.voted.update(|v| {
-                v.retain(|(r, _)| *r != id);
-                v.push((id, verdict.as_str()));
-            }),
+            Ok(_) => {
+                // The new vote replaces what the round showed.
+                state.voted_best.update(|w| {
+                    w.retain(|(r, _)| *r != id);
+                    w.extend(winner.map(|p| (id, p)));
+                });
+                state.voted.update(|v| {
+                    v.retain(|(r, _)| *r != id);
+                    v.push((id, verdict.as_str()));
+                });
+                if state.revoting.get_untracked() == Some(id) {
+                    state.revoting.set(None);
+                }
+            }
             Err(e) => state
                 .notice
                 .set(Some(format!("Vote not saved: {}", e.message))),
@@ -43,8 +56,9 @@ fn cast(state: CompareState, round: &Round, verdict: Verdict, winner: Option<Str
 pub fn VoteBar(state: CompareState, round: Round, answer: Answer) -> impl IntoView {
     let round_id = round.id;
     let answers = round.answers.clone();
+    let changing = move || state.revoting.get() == Some(round_id);
     let ready = move || {
-        state.hides(Some(round_id))
+        (state.hides(Some(round_id)) || changing())
             && answers.len() >= 2
             && answers.iter().all(|a| a.status.get() != Status::Streaming)
     };
@@ -53,6 +67,9 @@ pub fn VoteBar(state: CompareState, round: Round, answer: Answer) -> impl IntoVi
     let voted = {
         let pane = pane.clone();
         move || {
+            if changing() {
+                return None;
+            }
             let v = state.verdict(round_id)?;
             let text = match v {
                 "best" => {
@@ -69,7 +86,11 @@ pub fn VoteBar(state: CompareState, round: Round, answer: Answer) -> impl IntoVi
                 "tie" => "You voted: tie",
                 _ => "You voted: all bad",
             };
-            Some(view! { <span class="vote-result">{text}</span> })
+            Some(view! {
+                <span class="vote-result">{text}</span>
+                <button class="small vote-change" title="Vote again on this round: the latest vote counts"
+                    on:click=move |_| state.revoting.set(Some(round_id))>"Change vote"</button>
+            })
         }
     };
     view! {
@@ -79,12 +100,12 @@ pub fn VoteBar(state: CompareState, round: Round, answer: Answer) -> impl IntoVi
                 view! {
                     <div class="vote-bar" role="group" aria-label="Vote on this round">
                         <button class="small vote-best" title="This answer is the best of the round"
-                            on:click=move |_| {
-                                state.voted_best.update(|w| w.push((r1.id, pane.clone())));
-                                cast(state, &r1, Verdict::Best, Some(pane.clone()));
-                            }>"Best"</button>
+                            on:click=move |_| cast(state, &r1, Verdict::Best, Some(pane.clone()))>"Best"</button>
                         <button class="small vote-tie" on:click=move |_| cast(state, &r2, Verdict::Tie, None)>"Tie"</button>
                         <button class="small vote-bad" on:click=move |_| cast(state, &r3, Verdict::AllBad, None)>"All bad"</button>
+                        {move || changing().then(|| view! {
+                            <button class="small vote-cancel" on:click=move |_| state.revoting.set(None)>"Keep my vote"</button>
+                        })}
                     </div>
                 }
             }

@@ -4,8 +4,10 @@
 //! A vote is stored with its round (the user message the answers reply
 //! to) and names the answers it compared, so a later regenerate or a
 //! closed pane does not change what was judged. One vote per round: voting
-//! again replaces it, and the replacement is never blind (the first vote
-//! revealed the names). Only blind votes count on the leaderboard.
+//! again replaces it (the latest vote counts), and the replacement is as
+//! blind as the round's first vote was. Only blind votes count on the
+//! leaderboard. Every vote written, from the window or from an imported
+//! export, is checked the same way ([`checked_vote`]).
 //!
 //! A judge's output is a row of `judgments`, not a message: it is no
 //! pane's answer and no vote, but its cost is in the conversation's total
@@ -104,6 +106,74 @@ fn is_answer_of(conn: &rusqlite::Connection, answer: i64, round: i64) -> Result<
         .is_some())
 }
 
+/// Check `vote` against the database inside the transaction that writes
+/// it, and return its round's conversation and its answers (sorted, each
+/// once). Every path that writes a vote goes through here (the window's
+/// vote, an imported export): a vote compares at least two answers, all of
+/// them answers of its own round, and only a "best" vote names a winner,
+/// one of them.
+pub(crate) fn checked_vote(
+    conn: &rusqlite::Connection,
+    vote: &Vote,
+) -> Result<(ConversationId, Vec<i64>), StoreError> {
+    let mut answers = vote.answers.clone();
+    answers.sort_unstable();
+    answers.dedup();
+    if answers.len() < 2 {
+        return Err(StoreError::invalid("a vote compares at least two answers"));
+    }
+    match (vote.verdict, vote.winner) {
+        (Verdict::Best, Some(w)) if answers.contains(&w) => {}
+        (Verdict::Best, _) => {
+            return Err(StoreError::invalid(
+                "a \"best\" vote names one of the compared answers as the winner",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(StoreError::invalid("only a \"best\" vote has a winner"));
+        }
+        (_, None) => {}
+    }
+    let conversation = Store::round_conversation(conn, vote.round)?;
+    for a in &answers {
+        if !is_answer_of(conn, *a, vote.round)? {
+            return Err(StoreError::invalid(format!(
+                "message {a} is not an answer of round {}",
+                vote.round
+            )));
+        }
+    }
+    Ok((conversation, answers))
+}
+
+/// Write a checked vote (see [`checked_vote`]) and its answers.
+pub(crate) fn insert_vote(
+    tx: &rusqlite::Transaction<'_>,
+    conversation: ConversationId,
+    vote: &Vote,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO votes (conversation_id, round_id, at, blind, verdict, winner_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            conversation.0,
+            vote.round,
+            vote.at_ms,
+            vote.blind,
+            vote.verdict.as_str(),
+            vote.winner
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    for a in &vote.answers {
+        tx.execute(
+            "INSERT INTO vote_answers (vote_id, message_id) VALUES (?1, ?2)",
+            params![id, a],
+        )?;
+    }
+    Ok(id)
+}
+
 impl Store {
     /// The conversation of the round `round` (a user message).
     fn round_conversation(
@@ -122,69 +192,34 @@ impl Store {
         })
     }
 
-    /// Record a vote on a round, replacing an earlier one (which makes the
-    /// new one not blind). Returns the vote as stored.
+    /// Record a vote on a round, replacing an earlier one: the latest vote
+    /// of a round is the one that counts. A replacement is as blind as the
+    /// round's first vote (changing one's mind after the reveal corrects
+    /// the round's vote; it does not make a round blind that was not).
+    /// Returns the vote as stored.
     pub fn record_vote(&self, vote: &Vote) -> Result<Vote, StoreError> {
-        let mut answers = vote.answers.clone();
-        answers.sort_unstable();
-        answers.dedup();
-        if answers.len() < 2 {
-            return Err(StoreError::invalid("a vote compares at least two answers"));
-        }
-        match (vote.verdict, vote.winner) {
-            (Verdict::Best, Some(w)) if answers.contains(&w) => {}
-            (Verdict::Best, _) => {
-                return Err(StoreError::invalid(
-                    "a \"best\" vote names one of the compared answers as the winner",
-                ));
-            }
-            (_, Some(_)) => {
-                return Err(StoreError::invalid("only a \"best\" vote has a winner"));
-            }
-            (_, None) => {}
-        }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let conversation = Self::round_conversation(&tx, vote.round)?;
-        for a in &answers {
-            if !is_answer_of(&tx, *a, vote.round)? {
-                return Err(StoreError::invalid(format!(
-                    "message {a} is not an answer of round {}",
-                    vote.round
-                )));
-            }
-        }
-        let earlier = tx.execute("DELETE FROM votes WHERE round_id = ?1", [vote.round])?;
-        let blind = vote.blind && earlier == 0;
-        let at = now_ms();
-        tx.execute(
-            "INSERT INTO votes (conversation_id, round_id, at, blind, verdict, winner_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                conversation.0,
-                vote.round,
-                at,
-                blind,
-                vote.verdict.as_str(),
-                vote.winner
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        for a in &answers {
-            tx.execute(
-                "INSERT INTO vote_answers (vote_id, message_id) VALUES (?1, ?2)",
-                params![id, a],
-            )?;
-        }
-        tx.commit()?;
-        Ok(Vote {
+        let (conversation, answers) = checked_vote(&tx, vote)?;
+        let earlier: Option<bool> = tx
+            .query_row(
+                "SELECT blind FROM votes WHERE round_id = ?1 ORDER BY id LIMIT 1",
+                [vote.round],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.execute("DELETE FROM votes WHERE round_id = ?1", [vote.round])?;
+        let stored = Vote {
             round: vote.round,
             answers,
             verdict: vote.verdict,
             winner: vote.winner,
-            blind,
-            at_ms: at,
-        })
+            blind: earlier.unwrap_or(vote.blind),
+            at_ms: now_ms(),
+        };
+        insert_vote(&tx, conversation, &stored)?;
+        tx.commit()?;
+        Ok(stored)
     }
 
     /// The latest answer of the pane `key` to `round`, if it has one.

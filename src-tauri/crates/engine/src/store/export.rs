@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::attachments::{AttachmentRef, StoredAttachment, reference_tx};
-use super::decide::{Judgment, insert_judgment};
+use super::decide::{Judgment, checked_vote, insert_judgment, insert_vote};
 use super::history::{NewMessage, insert_attempts, insert_message, set_tags_tx};
 use super::time::format_datetime;
 use super::{ConversationId, MessageId, Store, StoreError};
@@ -418,29 +418,25 @@ impl Store {
                 .map(|a| local(*a, "a vote"))
                 .collect::<Result<Vec<_>, _>>()?;
             let winner = v.winner.map(|w| local(w, "a vote")).transpose()?;
-            if winner.is_some_and(|w| !answers.contains(&w)) {
+            let vote = Vote {
+                round,
+                answers,
+                winner,
+                ..v.clone()
+            };
+            // Checked as a vote cast in the window is: an edited or
+            // hand-made file cannot count a vote on answers of another
+            // round, or a winner it did not compare.
+            let (checked_conv, answers) =
+                checked_vote(&tx, &vote).map_err(|e| StoreError::Import {
+                    message: format!("the vote on round {}: {e}", v.round),
+                })?;
+            if checked_conv != conv {
                 return Err(StoreError::Import {
-                    message: format!(
-                        "the vote on round {} has a winner it did not compare",
-                        v.round
-                    ),
+                    message: format!("the vote on round {} is not in this conversation", v.round),
                 });
             }
-            tx.execute(
-                "INSERT INTO votes (conversation_id, round_id, at, blind, verdict, winner_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![conv.0, round, v.at_ms, v.blind, v.verdict.as_str(), winner],
-            )
-            .map_err(|e| StoreError::Import {
-                message: format!("the vote on round {}: {e}", v.round),
-            })?;
-            let vote = tx.last_insert_rowid();
-            for a in answers {
-                tx.execute(
-                    "INSERT OR IGNORE INTO vote_answers (vote_id, message_id) VALUES (?1, ?2)",
-                    rusqlite::params![vote, a],
-                )?;
-            }
+            insert_vote(&tx, conv, &Vote { answers, ..vote })?;
         }
         for j in &doc.judgments {
             let round = local(j.round, "a judgment")?;

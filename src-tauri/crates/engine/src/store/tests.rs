@@ -1842,7 +1842,7 @@ fn blind_votes_rank_the_winner_first_with_the_ledgers_numbers() {
 }
 
 #[test]
-fn a_vote_is_checked_replaced_unblind_and_travels_with_the_export() {
+fn a_vote_is_checked_replaced_and_travels_with_the_export() {
     let (_tmp, store) = store();
     let rec = store.recorder(false);
     let conv = rec.start_conversation("t", &[]).unwrap();
@@ -1861,14 +1861,17 @@ fn a_vote_is_checked_replaced_unblind_and_travels_with_the_export() {
     assert_eq!(count(&store, "votes"), 0);
     let first = store.record_vote(&vote(q, &a, Some(a[1]), true)).unwrap();
     assert!(first.blind);
-    // Voting again after the reveal replaces it, and is not blind.
-    let again = store.record_vote(&vote(q, &a, Some(a[0]), true)).unwrap();
-    assert!(!again.blind);
-    store.record_vote(&vote(q2, &b, None, true)).unwrap();
+    // Voting again (after the reveal, so the window says not blind)
+    // replaces it, as blind as the round's first vote.
+    let again = store.record_vote(&vote(q, &a, Some(a[0]), false)).unwrap();
+    assert!(again.blind);
+    store.record_vote(&vote(q2, &b, None, false)).unwrap();
+    // A round first voted with the names shown stays so.
+    assert!(!store.record_vote(&vote(q2, &b, None, true)).unwrap().blind);
     let votes = store.votes(conv).unwrap();
     assert_eq!(votes.len(), 2);
     assert_eq!(votes[0].winner, Some(a[0].0));
-    assert!(!votes[0].blind && votes[1].blind);
+    assert!(votes[0].blind && !votes[1].blind);
 
     // A judge's verdict: its cost is in the conversation's total, not a vote.
     let before = store.conversation(conv).unwrap().cost;
@@ -1896,7 +1899,7 @@ fn a_vote_is_checked_replaced_unblind_and_travels_with_the_export() {
     let winner = store.message(MessageId(copied[0].winner.unwrap())).unwrap();
     assert_eq!(winner.content, "x says hi");
     assert_eq!(winner.conversation, copy);
-    assert!(copied[1].blind && copied[1].winner.is_none());
+    assert!(!copied[1].blind && copied[1].winner.is_none());
     let judged = store.judgments(copy).unwrap();
     assert_eq!(judged.len(), 1);
     assert_eq!(judged[0].content, "Answer A is best.");
@@ -1908,4 +1911,89 @@ fn a_vote_is_checked_replaced_unblind_and_travels_with_the_export() {
     store.delete_conversation(conv).unwrap();
     assert_eq!(count(&store, "votes"), 2);
     assert_eq!(count(&store, "judgments"), 1);
+}
+
+#[test]
+fn a_changed_vote_is_the_one_the_leaderboard_counts() {
+    use switchboard_protocol::LeaderboardQuery;
+    let (_tmp, store) = store();
+    let conv = store.recorder(false).start_conversation("t", &[]).unwrap();
+    let (q, a) = voted_round(&store, conv, &[("first", 5), ("second", 7)]);
+    store.record_vote(&vote(q, &a, Some(a[0]), true)).unwrap();
+    let board = store.leaderboard(&LeaderboardQuery::default()).unwrap();
+    let wins = |b: &switchboard_protocol::Leaderboard, m: &str| {
+        b.rows.iter().find(|r| r.model == m).map(|r| r.wins)
+    };
+    assert_eq!((board.votes, wins(&board, "p:first")), (1, Some(1)));
+    // Changed from the window after the reveal: the latest vote counts,
+    // once, and the round is still a blind one.
+    store.record_vote(&vote(q, &a, Some(a[1]), false)).unwrap();
+    let board = store.leaderboard(&LeaderboardQuery::default()).unwrap();
+    assert_eq!(board.votes, 1);
+    assert_eq!(wins(&board, "p:first"), Some(0));
+    assert_eq!(wins(&board, "p:second"), Some(1));
+    assert_eq!(board.rows[0].model, "p:second", "{board:#?}");
+    // And to a tie.
+    store.record_vote(&vote(q, &a, None, false)).unwrap();
+    let board = store.leaderboard(&LeaderboardQuery::default()).unwrap();
+    assert_eq!(board.votes, 1);
+    assert!(
+        board.rows.iter().all(|r| r.wins == 0 && r.ties == 1),
+        "{board:#?}"
+    );
+    assert_eq!(count(&store, "votes"), 1);
+}
+
+#[test]
+fn an_imported_vote_is_checked_like_one_cast_in_the_window() {
+    let (_tmp, store) = store();
+    let conv = store.recorder(false).start_conversation("t", &[]).unwrap();
+    let (q, a) = voted_round(&store, conv, &[("x", 5), ("y", 7)]);
+    let (q2, b) = voted_round(&store, conv, &[("x", 5), ("y", 7)]);
+    store.record_vote(&vote(q, &a, Some(a[0]), true)).unwrap();
+    let good = store.export(conv).unwrap();
+    type Edit = fn(&mut switchboard_protocol::Vote, &[MessageId], &[MessageId], MessageId);
+    let edits: [(Edit, &str); 5] = [
+        // An answer of the next round, and a winner among them.
+        (
+            |v, a, b, _| v.answers = vec![a[0].0, b[1].0],
+            "is not an answer of round",
+        ),
+        // The next round's prompt as an answer.
+        (
+            |v, a, _, q2| v.answers = vec![a[0].0, q2.0],
+            "is not an answer of round",
+        ),
+        // An answer named as the round.
+        (|v, a, _, _| v.round = a[1].0, "round"),
+        (|v, _, b, _| v.winner = Some(b[0].0), "winner"),
+        (
+            |v, a, _, _| v.answers = vec![a[0].0, a[0].0],
+            "at least two",
+        ),
+    ];
+    let before = count(&store, "conversations");
+    for (edit, why) in edits {
+        let mut doc = good.clone();
+        edit(&mut doc.votes[0], &a, &b, q2);
+        let err = store.import(&doc).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, StoreError::Import { .. }) && text.contains(why),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("the vote on round {}", doc.votes[0].round)),
+            "{text}"
+        );
+    }
+    // Refused whole: nothing of a refused file is written.
+    assert_eq!(count(&store, "conversations"), before);
+    assert_eq!(count(&store, "votes"), 1);
+    // The export as written still imports, its vote pointing at the copy.
+    let copy = store.import(&good).unwrap();
+    let votes = store.votes(copy).unwrap();
+    assert_eq!(votes.len(), 1);
+    let round = store.message(MessageId(votes[0].round)).unwrap();
+    assert_eq!(round.conversation, copy);
 }

@@ -5,7 +5,6 @@
 //! stop and settle whatever still streams ([`ChatService::shutdown`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use switchboard_engine::service::ChatService;
 use switchboard_engine::{DataDir, KeyError, KeyStore};
@@ -81,15 +80,21 @@ async fn ask(
     request: AskRequest,
     on_event: Channel<Sequenced<PaneEvent>>,
 ) -> Result<AnswerSummary, IpcError> {
-    let seq = AtomicU64::new(0);
-    let sink = |body: PaneEvent| {
-        let msg = Sequenced {
-            seq: seq.fetch_add(1, Ordering::Relaxed),
-            body,
-        };
+    Ok(state.chat.ask(request, sequenced(&on_event)).await)
+}
+
+/// A stream's sink: each event numbered (channel messages can overtake
+/// each other; the UI puts them back in order); false once the window no
+/// longer listens.
+fn sequenced(
+    on_event: &Channel<Sequenced<PaneEvent>>,
+) -> impl FnMut(PaneEvent) -> bool + Send + '_ {
+    let mut seq = 0u64;
+    move |body: PaneEvent| {
+        let msg = Sequenced { seq, body };
+        seq += 1;
         on_event.send(msg).is_ok()
-    };
-    Ok(state.chat.ask(request, sink).await)
+    }
 }
 
 #[tauri::command]
@@ -530,8 +535,13 @@ async fn record_vote(state: tauri::State<'_, AppState>, vote: CastVote) -> Resul
 async fn judge_round(
     state: tauri::State<'_, AppState>,
     request: JudgeRequest,
+    on_event: Channel<Sequenced<PaneEvent>>,
 ) -> Result<JudgeVerdict, IpcError> {
-    state.chat.judge_round(request).await.map_err(history_error)
+    state
+        .chat
+        .judge_round(request, sequenced(&on_event))
+        .await
+        .map_err(history_error)
 }
 
 #[tauri::command]

@@ -245,14 +245,7 @@ async fn a_blind_round_hides_names_until_the_vote_and_the_leaderboard_shows_the_
 
         // The leaderboard shows the winner first, marked as too few votes.
         app.click("#nav-leaderboard").await?;
-        app.wait_for("#leaderboard tr.lb-row").await?;
-        let first = app
-            .client()
-            .execute(
-                "return document.querySelector('#leaderboard tr.lb-row').dataset.model",
-                vec![],
-            )
-            .await?;
+        let first = leaderboard_first(&app).await?;
         assert_eq!(first, serde_json::json!("oa:oa-model"));
         assert_eq!(app.text("#leaderboard tr.lb-row .lb-wins").await?, "1");
         assert_eq!(
@@ -274,6 +267,18 @@ async fn a_blind_round_hides_names_until_the_vote_and_the_leaderboard_shows_the_
     })
     .await?;
     app.close().await
+}
+
+/// The model on the leaderboard's first row, once it shows one.
+async fn leaderboard_first(app: &App) -> anyhow::Result<serde_json::Value> {
+    app.wait_for("#leaderboard tr.lb-row").await?;
+    Ok(app
+        .client()
+        .execute(
+            "return document.querySelector('#leaderboard tr.lb-row').dataset.model",
+            vec![],
+        )
+        .await?)
 }
 
 /// Exact cost in nano-dollars for prices in micro-dollars per Mtok.
@@ -402,7 +407,8 @@ async fn a_judges_verdict_shows_beside_the_panes_with_its_cost_in_the_total() ->
 
 /// Decided in one sitting, reopened in the next: a voted round shows the
 /// vote (names revealed, no vote buttons), the judge's verdict with its
-/// cost, and a total that includes the judge.
+/// cost and which pane each answer was, and a total that includes the
+/// judge; the vote is then changed, and the leaderboard counts the new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopened_conversation_shows_its_vote_and_verdict_and_counts_the_judge()
 -> anyhow::Result<()> {
@@ -464,6 +470,11 @@ async fn a_reopened_conversation_shows_its_vote_and_verdict_and_counts_the_judge
             app.text(".judge-result .judge-cost").await?,
             format_usd(judge)
         );
+        // Which pane (and model) each anonymous answer was, as it said live.
+        assert_eq!(
+            app.text(".judge-result .judge-labels").await?,
+            "Answer A = pane 1 / oa-model · Answer B = pane 2 / an-model"
+        );
         assert!(displayed(&app, "#conversation-total").await?);
         app.wait_for_text("#conversation-total", |t| t == all)
             .await?;
@@ -476,14 +487,40 @@ async fn a_reopened_conversation_shows_its_vote_and_verdict_and_counts_the_judge
                 .count(),
             1
         );
+
+        // The vote is changed from the window: pane 2 was best after all.
+        app.click(".pane:nth-of-type(1) .vote-change").await?;
+        app.wait_for(".pane:nth-of-type(2) .vote-best").await?;
+        app.click(".pane:nth-of-type(2) .vote-best").await?;
+        app.wait_for_text(".pane:nth-of-type(2) .vote-result", |t| {
+            t == "Your pick: best"
+        })
+        .await?;
+        assert!(!displayed(&app, ".pane:nth-of-type(1) .vote-result").await?);
+        assert!(!displayed(&app, ".pane:nth-of-type(1) .vote-best").await?);
+        let store = switchboard_engine::Store::open_at(&home.path().join("switchboard.sqlite3"))?;
+        let votes = store.votes(switchboard_engine::ConversationId(1))?;
+        assert_eq!(votes.len(), 1);
+        assert!(votes[0].blind, "the round was voted blind first");
+        let winner = store.message(switchboard_engine::MessageId(votes[0].winner.unwrap()))?;
+        assert_eq!(winner.model.as_deref(), Some("an-model"));
+        // The leaderboard counts the latest vote, once.
+        app.click("#nav-leaderboard").await?;
+        let first = leaderboard_first(&app).await?;
+        assert_eq!(first, serde_json::json!("an:an-model"));
+        assert_eq!(
+            app.text("#leaderboard-votes").await?,
+            "1 blind vote counted"
+        );
         Ok(())
     })
     .await?;
     app.close().await
 }
 
-/// A judge that is taking too long is stopped: what it wrote stays on
-/// screen, marked stopped, with the (estimated) cost of what arrived.
+/// A judge's text streams into its card; one that is taking too long is
+/// stopped: what it wrote stays on screen, marked stopped, with the
+/// (estimated) cost of what arrived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_ends_a_running_judge_and_keeps_what_it_wrote() -> anyhow::Result<()> {
     let server = MockServer::start().await?;
@@ -503,18 +540,13 @@ async fn stop_ends_a_running_judge_and_keeps_what_it_wrote() -> anyhow::Result<(
         two_answers(&app, "Capital of France?").await?;
         start_gm_judge(&app).await?;
         app.wait_for("#judge-stop").await?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while server
-            .pieces_sent("gm-model")
-            .first()
-            .is_none_or(|n| *n <= 3)
-        {
-            anyhow::ensure!(
-                std::time::Instant::now() < deadline,
-                "the judge never wrote"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        // Its text streams into its card while it runs.
+        let streamed = app
+            .wait_for_text("#judge-live .judge-text", |t| t.len() >= 12)
+            .await?;
+        assert!(verdict.concat().starts_with(&streamed), "{streamed:?}");
+        assert!(displayed(&app, "#judge-stop").await?, "it is still running");
+        assert!(!displayed(&app, ".judge-result").await?);
         app.click("#judge-stop").await?;
         let text = app
             .wait_for_text(".judge-result .judge-text", |t| !t.is_empty())

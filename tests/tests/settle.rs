@@ -3,7 +3,8 @@
 //! the ways people stop answers (Stop at a random moment, Stop pressed
 //! right after Send, the window going away, the app closing), and run
 //! while another process holds the database's write lock. A judge stopped
-//! mid-verdict settles the same way.
+//! mid-verdict, or whose caller went away, settles the same way, and one
+//! whose verdict cannot be saved leaves history and the ledger agreeing.
 //!
 //! Each text piece the mock streams is four ASCII characters, so the
 //! engine's estimate for `n` pieces is exactly `n` output tokens, and the
@@ -176,6 +177,16 @@ fn ledger(home: &tempfile::TempDir) -> Vec<LedgerRow> {
 
 fn count(home: &tempfile::TempDir, sql: &str) -> i64 {
     db(home).query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// The conversation's total as history has it (answers and judges).
+fn conversation_nanos(home: &tempfile::TempDir, conversation: i64) -> i64 {
+    let store = Store::open_at(&home.path().join("switchboard.sqlite3")).unwrap();
+    store
+        .conversation(switchboard_engine::ConversationId(conversation))
+        .unwrap()
+        .cost
+        .nanos()
 }
 
 /// The id of the answer recorded for `request`.
@@ -563,7 +574,6 @@ async fn a_process_holding_the_write_lock_does_not_freeze_a_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_judge_stopped_mid_verdict_keeps_its_text_and_settles_its_cost() {
-    use switchboard_protocol::{JudgeRequest, JudgeTask};
     let mut rng = Rng::new();
     let seed = rng.seed();
     let server = MockServer::start().await.unwrap();
@@ -571,32 +581,10 @@ async fn a_judge_stopped_mid_verdict_keeps_its_text_and_settles_its_cost() {
     server.script("other", Scenario::default().with_text(&["Fine."]));
     server.script("slow", scenario(&all, 8));
     let (home, svc) = service(&server, "");
-    // Two panes answer one round.
-    let first = recorded(&svc, 1, "oa:other");
-    let at = first.record.clone().unwrap();
-    let mut second = first.clone();
-    second.stream_id = 2;
-    second.record = Some(RecordAt {
-        pane: "p-1".into(),
-        ..at.clone()
-    });
-    for request in [first, second] {
-        let summary = svc.ask(request, |_| true).await;
-        assert!(summary.error.is_none());
-    }
+    let (at, request) = judged_round(&svc, "oa:slow", 77).await;
     let judge = {
         let svc = Arc::clone(&svc);
-        tokio::spawn(async move {
-            svc.judge_round(JudgeRequest {
-                round: at.user_message,
-                panes: vec!["p-0".into(), "p-1".into()],
-                target: "oa:slow".into(),
-                task: JudgeTask::Verdict,
-                prompt: None,
-                stream_id: 77,
-            })
-            .await
-        })
+        tokio::spawn(async move { svc.judge_round(request, |_| true).await })
     };
     wait_for("the judge's first pieces", || {
         server.pieces_sent("slow").first().is_some_and(|n| *n > 2)
@@ -629,27 +617,171 @@ async fn a_judge_stopped_mid_verdict_keeps_its_text_and_settles_its_cost() {
     assert_eq!(row.output_tokens, Some(received as i64), "seed {seed}");
     assert!(row.cost_nanos > 0);
     assert_eq!(verdict.cost_nanos, Some(row.cost_nanos));
-    let store = Store::open_at(&home.path().join("switchboard.sqlite3")).unwrap();
     let total: i64 = rows.iter().map(|r| r.cost_nanos).sum();
-    assert_eq!(
-        store
-            .conversation(switchboard_engine::ConversationId(at.conversation))
-            .unwrap()
-            .cost
-            .nanos(),
-        total
-    );
+    assert_eq!(conversation_nanos(&home, at.conversation), total);
     assert_eq!(count(&home, "SELECT count(*) FROM reservations"), 0);
-    // Reopened, the round shows the stopped verdict with its cost.
+    // Reopened, the round shows the stopped verdict with its cost, and
+    // which pane each answer was, as it did live.
     let saved = svc.open_conversation(at.conversation).unwrap();
     assert_eq!(
-        saved.rounds[0].judgments,
-        vec![verdict.clone()]
-            .into_iter()
-            .map(|mut v| {
-                v.labels.clear();
-                v
-            })
-            .collect::<Vec<_>>()
+        verdict.labels,
+        [("A".into(), "p-0".into()), ("B".into(), "p-1".into())]
     );
+    assert_eq!(saved.rounds[0].judgments, vec![verdict]);
+}
+
+/// A round of `svc` answered by two panes ("p-0", "p-1"), and a request
+/// for a judge of it.
+async fn judged_round(
+    svc: &Arc<ChatService>,
+    judge: &str,
+    stream_id: u64,
+) -> (RecordAt, switchboard_protocol::JudgeRequest) {
+    let first = recorded(svc, stream_id * 10, "oa:other");
+    let at = first.record.clone().unwrap();
+    let mut second = first.clone();
+    second.stream_id = stream_id * 10 + 1;
+    second.record = Some(RecordAt {
+        pane: "p-1".into(),
+        ..at.clone()
+    });
+    for request in [first, second] {
+        let summary = svc.ask(request, |_| true).await;
+        assert!(summary.error.is_none());
+    }
+    let request = switchboard_protocol::JudgeRequest {
+        round: at.user_message,
+        panes: vec!["p-0".into(), "p-1".into()],
+        target: judge.into(),
+        task: switchboard_protocol::JudgeTask::Verdict,
+        prompt: None,
+        stream_id,
+    };
+    (at, request)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judge_streams_its_text_and_a_caller_that_goes_away_still_settles_it() {
+    let server = MockServer::start().await.unwrap();
+    let all = pieces(400, ' ');
+    server.script("other", Scenario::default().with_text(&["Fine."]));
+    server.script("slow", scenario(&all, 10));
+    let (home, svc) = service(&server, "");
+    let (at, request) = judged_round(&svc, "oa:slow", 81).await;
+    let shown = Arc::new(Mutex::new(String::new()));
+    let judge = {
+        let (svc, shown) = (Arc::clone(&svc), Arc::clone(&shown));
+        tokio::spawn(async move {
+            svc.judge_round(request, move |e| {
+                if let PaneEvent::Delta { text } = e {
+                    shown.lock().unwrap().push_str(&text);
+                }
+                true
+            })
+            .await
+        })
+    };
+    // Its text arrives while it runs, not only at the end.
+    wait_for("the judge's text to stream", || {
+        shown.lock().unwrap().len() >= 40
+    })
+    .await;
+    let so_far = shown.lock().unwrap().clone();
+    assert!(all.concat().starts_with(&so_far), "{so_far:?}");
+    assert!(so_far.len() < all.concat().len(), "it is still running");
+    assert_eq!(count(&home, "SELECT count(*) FROM judgments"), 0);
+    // The window goes away: the IPC future is dropped mid-verdict.
+    judge.abort();
+    assert!(judge.await.unwrap_err().is_cancelled());
+    // The judge stops and still lands in history with its cost.
+    wait_for("the dropped judge to be recorded", || {
+        count(&home, "SELECT count(*) FROM judgments") == 1
+    })
+    .await;
+    let (kind, text, cost): (String, String, i64) = db(&home)
+        .query_row(
+            "SELECT error_kind, content, cost_nanos FROM judgments",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(kind, "stopped");
+    assert!(text.len() >= so_far.len() && all.concat().starts_with(&text));
+    assert!(
+        text.len() < all.concat().len(),
+        "it was stopped, not finished"
+    );
+    let rows = ledger(&home);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!((rows[2].model.as_str(), rows[2].cost_nanos), ("slow", cost));
+    assert_eq!(rows[2].output_tokens, Some((text.len() / 4) as i64));
+    assert_eq!(count(&home, "SELECT count(*) FROM reservations"), 0);
+    // And it ends: no longer registered as running.
+    wait_for("the judge to end", || !svc.stop(81)).await;
+    let total: i64 = rows.iter().map(|r| r.cost_nanos).sum();
+    assert_eq!(conversation_nanos(&home, at.conversation), total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verdict_that_cannot_be_saved_leaves_history_and_ledger_agreeing() {
+    let server = MockServer::start().await.unwrap();
+    server.script("other", Scenario::default().with_text(&["Fine."]));
+    server.script(
+        "slow",
+        Scenario::default().with_text(&["Verdict: ", "Answer A"]),
+    );
+    let (home, svc) = service(&server, "");
+    let (at, request) = judged_round(&svc, "oa:slow", 91).await;
+    let attributed = |home: &tempfile::TempDir| -> i64 {
+        db(home)
+            .query_row(
+                "SELECT coalesce(sum(cost_nanos), 0) FROM ledger WHERE conversation = ?1",
+                [at.conversation.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let before = conversation_nanos(&home, at.conversation);
+    assert_eq!(before, attributed(&home));
+    // The verdict's write fails (after the judge ran and was billed).
+    db(&home)
+        .execute_batch(
+            "CREATE TRIGGER refuse_verdicts BEFORE INSERT ON judgments
+             BEGIN SELECT RAISE(ABORT, 'forced failure'); END;",
+        )
+        .unwrap();
+    let err = svc
+        .judge_round(request.clone(), |_| true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("could not be saved") && err.contains("forced failure"),
+        "{err}"
+    );
+    assert!(err.contains("spend ledger"), "{err}");
+    // Nothing half-written: no verdict, and no ledger row of it counted in
+    // the conversation, whose total still matches its ledger rows...
+    assert_eq!(count(&home, "SELECT count(*) FROM judgments"), 0);
+    assert_eq!(conversation_nanos(&home, at.conversation), before);
+    assert_eq!(attributed(&home), before);
+    // ...while the money it cost is in the spend, once, and no hold is left.
+    let rows = ledger(&home);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[2].model, "slow");
+    assert!(rows[2].cost_nanos > 0);
+    assert_eq!(count(&home, "SELECT count(*) FROM reservations"), 0);
+
+    // Once the database takes it, verdict and cost land together.
+    db(&home)
+        .execute_batch("DROP TRIGGER refuse_verdicts;")
+        .unwrap();
+    let verdict = svc.judge_round(request, |_| true).await.unwrap();
+    assert_eq!(verdict.text, "Verdict: Answer A");
+    let rows = ledger(&home);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(verdict.cost_nanos, Some(rows[3].cost_nanos));
+    let after = conversation_nanos(&home, at.conversation);
+    assert_eq!(after, before + rows[3].cost_nanos);
+    assert_eq!(attributed(&home), after);
 }

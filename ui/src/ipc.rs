@@ -544,11 +544,14 @@ pub async fn leaderboard(
     invoke(commands::LEADERBOARD, &args).await
 }
 
-/// Ask a judge about a round; its verdict is recorded with the round.
+/// Ask a judge about a round; `on_event` sees its text as it streams (as a
+/// pane's events), and its verdict is recorded with the round.
 pub async fn judge_round(
     request: &switchboard_protocol::JudgeRequest,
+    on_event: impl FnMut(PaneEvent) + 'static,
 ) -> Result<switchboard_protocol::JudgeVerdict, IpcError> {
-    let args = Object::new();
-    set(&args, "request", &to_js(request)?)?;
-    invoke(commands::JUDGE_ROUND, &args).await
+    stream(commands::JUDGE_ROUND, request, on_event, |e| {
+        matches!(e, PaneEvent::Finished(_))
+    })
+    .await
 }

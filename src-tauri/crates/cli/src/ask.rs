@@ -496,7 +496,16 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
                 let mut result = j.outcome.result.clone();
                 // The judgment costs what all its billed attempts did.
                 result.cost = j.outcome.cost();
-                if let Err(e) = store.record_judgment(q, j.task, &j.prompt, &j.label, &result) {
+                let new = switchboard_engine::store::NewJudgment {
+                    round: q,
+                    task: j.task,
+                    prompt: &j.prompt,
+                    target: &j.label,
+                    result: &result,
+                    labels: &[],
+                };
+                // Its cost is in the ledger already, through the router.
+                if let Err(e) = store.record_judgment(&new, &[]) {
                     record_error(e);
                 }
             }

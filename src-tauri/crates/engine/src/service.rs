@@ -499,6 +499,9 @@ impl ChatService {
         let mut attempts = store.conversation_attempts(ConversationId(id))?;
         // Where each round is, by its prompt's id.
         let mut round_of: HashMap<i64, usize> = HashMap::new();
+        // The pane of every answer, replaced ones included (a verdict may
+        // have judged an answer regenerated since).
+        let mut pane_of: HashMap<i64, String> = HashMap::new();
         let mut rounds: Vec<SavedRound> = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -535,6 +538,7 @@ impl ChatService {
                         let Some(pane) = m.pane_id.and_then(|p| key_of.get(&p)) else {
                             continue;
                         };
+                        pane_of.insert(m.id.0, (*pane).to_owned());
                         let target = m.target.clone().unwrap_or_default();
                         let trail = attempts
                             .remove(&m.id)
@@ -568,9 +572,15 @@ impl ChatService {
                 round.vote = Some(vote);
             }
         }
+        // A verdict says which pane each of its labels stood for, as live.
         for j in store.judgments(ConversationId(id))? {
             if let Some(round) = round_of.get(&j.round).and_then(|i| rounds.get_mut(*i)) {
-                round.judgments.push(j.into_verdict(Vec::new()));
+                let labels = j
+                    .labels
+                    .iter()
+                    .filter_map(|(l, m)| Some((l.clone(), pane_of.get(m)?.clone())))
+                    .collect();
+                round.judgments.push(j.into_verdict(labels));
             }
         }
         Ok(SavedConversation {
@@ -639,15 +649,14 @@ impl ChatService {
                 return outcome;
             }
         };
-        let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
         // The request runs on its own task, so it settles and is recorded
         // even if this future is dropped; a stop reaches it through
         // `cancel`, never as an abort.
-        let task = {
+        let work = {
             let cancel = cancel.clone();
             let service = Arc::clone(self);
             let request = request.clone();
-            tokio::spawn(async move {
+            move |tx: mpsc::UnboundedSender<Progress>| async move {
                 let Prepared {
                     router,
                     route,
@@ -660,57 +669,37 @@ impl ChatService {
                     ..spend
                 };
                 let outcome = router
-                    .run_until(&route, &chat, &spend, &cancel, |ev| match ev {
-                        RouteEvent::Sending { target, .. } => {
-                            let _ = tx.send(Progress::Attempt(target.to_owned()));
-                        }
-                        RouteEvent::Stream { event, .. } => {
-                            let _ = tx.send(Progress::Event(event.clone()));
-                        }
-                        RouteEvent::Waiting { .. } | RouteEvent::Finished(_) => {}
-                    })
+                    .run_until(&route, &chat, &spend, &cancel, |ev| report(&tx, &ev))
                     .await;
                 service.finish_answer(&request, answer, &outcome).await;
                 outcome
-            })
-        };
-        tokio::pin!(task);
-        let mut pending = Pending::default();
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                Some(p) = rx.recv() => pending.take(p, sink),
-                _ = tick.tick() => {
-                    if !pending.flush(sink) {
-                        // The window stopped listening: stop, and settle.
-                        cancel.cancel();
-                    }
-                }
-                joined = &mut task => {
-                    // Everything the router sent is already in the channel.
-                    while let Ok(p) = rx.try_recv() {
-                        pending.take(p, sink);
-                    }
-                    pending.flush(sink);
-                    return joined.unwrap_or_else(|e| {
-                        failed_outcome(
-                            request,
-                            ProviderError::new(
-                                ErrorKind::Malformed,
-                                "",
-                                format!("the request failed inside Switchboard: {e}"),
-                            ),
-                        )
-                    });
-                }
             }
-        }
+        };
+        drive(cancel, sink, work).await.unwrap_or_else(|e| {
+            failed_outcome(
+                request,
+                ProviderError::new(
+                    ErrorKind::Malformed,
+                    "",
+                    format!("the request failed inside Switchboard: {e}"),
+                ),
+            )
+        })
     }
 
     /// Resolve the pane's target, look up keys (off the async threads: the
     /// keychain blocks) and build the router.
     async fn prepare(self: &Arc<Self>, request: &AskRequest) -> Result<Prepared, ProviderError> {
+        self.prepare_with(request, |gate| gate).await
+    }
+
+    /// [`ChatService::prepare`] with the budget gate passed through `gate`
+    /// (the judge defers its settles to write them with its verdict).
+    async fn prepare_with(
+        self: &Arc<Self>,
+        request: &AskRequest,
+        gate: impl FnOnce(Arc<dyn BudgetGate>) -> Arc<dyn BudgetGate>,
+    ) -> Result<Prepared, ProviderError> {
         let config = self.config();
         let bad_config = |e: crate::config::ConfigError| {
             ProviderError::new(ErrorKind::BadRequest, "", format!("config.toml: {e}"))
@@ -736,7 +725,7 @@ impl ChatService {
                 keys.insert(&t.provider.id, self.key_for(&t.provider).await);
             }
         }
-        let (health, gate): (Arc<dyn HealthStore>, Arc<dyn BudgetGate>) = match &self.store {
+        let (health, budget): (Arc<dyn HealthStore>, Arc<dyn BudgetGate>) = match &self.store {
             Ok(store) => (
                 store.health(),
                 store.budget_gate(&config).map_err(bad_config)?,
@@ -746,7 +735,7 @@ impl ChatService {
                 Arc::new(NoBudgets::default()),
             ),
         };
-        let router = Router::new(self.catalog(&config), health, gate, Arc::new(keys))
+        let router = Router::new(self.catalog(&config), health, gate(budget), Arc::new(keys))
             .with_policy(routing.policy.clone())
             .with_client(self.client.clone());
         Ok(Prepared {
@@ -888,14 +877,14 @@ impl Streams {
 /// A stream registered as running, for as long as its `ask` runs. Dropped
 /// early (the `ask` future dropped), it stops the stream, which still
 /// settles and records on its own task.
-struct Registered<'a> {
-    service: &'a ChatService,
+struct Registered {
+    service: Arc<ChatService>,
     id: u64,
     cancel: CancellationToken,
 }
 
-impl<'a> Registered<'a> {
-    fn new(service: &'a ChatService, id: u64) -> Self {
+impl Registered {
+    fn new(service: &Arc<ChatService>, id: u64) -> Self {
         let mut streams = service.streams();
         let cancel = service.shutdown.child_token();
         if streams.take_stopped(id, std::time::Instant::now()) {
@@ -904,18 +893,72 @@ impl<'a> Registered<'a> {
         streams.running.insert(id, cancel.clone());
         drop(streams);
         Self {
-            service,
+            service: Arc::clone(service),
             id,
             cancel,
         }
     }
 }
 
-impl Drop for Registered<'_> {
+impl Drop for Registered {
     fn drop(&mut self) {
         // After a normal end this cancels a finished token: no effect.
         self.cancel.cancel();
         self.service.streams().running.remove(&self.id);
+    }
+}
+
+/// Run `work` on its own task, so that it settles and records even if
+/// this future is dropped (the window closed, the IPC call went away), and
+/// pass what it reports to `sink`, coalesced on the [`FLUSH_EVERY`] tick.
+/// A sink that stops listening cancels `cancel`: the work then ends as
+/// stopped, through its own bookkeeping. Returns the work's output.
+async fn drive<T, F>(
+    cancel: &CancellationToken,
+    sink: &mut (impl FnMut(PaneEvent) -> bool + Send),
+    work: impl FnOnce(mpsc::UnboundedSender<Progress>) -> F,
+) -> Result<T, tokio::task::JoinError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+    let task = tokio::spawn(work(tx));
+    tokio::pin!(task);
+    let mut pending = Pending::default();
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            Some(p) = rx.recv() => pending.take(p, sink),
+            _ = tick.tick() => {
+                if !pending.flush(sink) {
+                    // The window stopped listening: stop, and settle.
+                    cancel.cancel();
+                }
+            }
+            joined = &mut task => {
+                // Everything the work sent is already in the channel.
+                while let Ok(p) = rx.try_recv() {
+                    pending.take(p, sink);
+                }
+                pending.flush(sink);
+                return joined;
+            }
+        }
+    }
+}
+
+/// Pass a router event on to [`drive`]'s loop.
+fn report(tx: &mpsc::UnboundedSender<Progress>, ev: &RouteEvent<'_>) {
+    match ev {
+        RouteEvent::Sending { target, .. } => {
+            let _ = tx.send(Progress::Attempt((*target).to_owned()));
+        }
+        RouteEvent::Stream { event, .. } => {
+            let _ = tx.send(Progress::Event((*event).clone()));
+        }
+        RouteEvent::Waiting { .. } | RouteEvent::Finished(_) => {}
     }
 }
 

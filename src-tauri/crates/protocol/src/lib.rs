@@ -147,9 +147,11 @@ pub mod commands {
     pub const CHECK_ATTACHMENTS: &str = "check_attachments";
     /// `import_history(path: String, on_progress: Channel<Sequenced<ImportProgress>>) -> ImportSummary`
     pub const IMPORT_HISTORY: &str = "import_history";
-    /// `record_vote(vote: CastVote) -> Vote` (as stored; a re-vote is not blind)
+    /// `record_vote(vote: CastVote) -> Vote` (as stored; a re-vote replaces the round's vote
+    /// and is as blind as its first one)
     pub const RECORD_VOTE: &str = "record_vote";
-    /// `judge_round(request: JudgeRequest) -> JudgeVerdict` (recorded with the round; never a vote)
+    /// `judge_round(request: JudgeRequest, on_event: Channel<Sequenced<PaneEvent>>) ->
+    /// JudgeVerdict` (its text streams as a pane's does; recorded with the round; never a vote)
     pub const JUDGE_ROUND: &str = "judge_round";
     /// `leaderboard(query: LeaderboardQuery) -> Leaderboard`
     pub const LEADERBOARD: &str = "leaderboard";

@@ -21,6 +21,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("migrations/0005_gateway.sql")),
     (6, include_str!("migrations/0006_attachments_imports.sql")),
     (7, include_str!("migrations/0007_votes.sql")),
+    (8, include_str!("migrations/0008_judgment_labels.sql")),
 ];
 
 /// The migration that gave panes rows; conversations written before it get

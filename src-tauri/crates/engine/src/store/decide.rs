@@ -11,7 +11,10 @@
 //!
 //! A judge's output is a row of `judgments`, not a message: it is no
 //! pane's answer and no vote, but its cost is in the conversation's total
-//! and, through the router, in the ledger like any answer's.
+//! and in the ledger like any answer's; the app writes its ledger rows in
+//! the transaction that writes it ([`Store::record_judgment`]), so one is
+//! never without the other. It keeps which answer each of its anonymous
+//! labels stood for.
 //!
 //! The leaderboard fits ratings to blind votes ([`crate::rating`]) and
 //! joins per-model numbers from the ledger: the median cost of an answer
@@ -27,6 +30,7 @@ use switchboard_protocol::{
 };
 
 use super::history::cost_source_name;
+use super::ledger::{PendingSettle, settle_in};
 use super::time::now_ms;
 use super::{ConversationId, MessageId, Store, StoreError, to_sql_u64};
 use crate::chat::AttemptResult;
@@ -77,11 +81,33 @@ pub struct Judgment {
     /// Total time (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_ms: Option<f64>,
+    /// Which answer each label stood for: `("A", answer message id)`
+    /// (empty for verdicts recorded before labels were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(String, i64)>,
+}
+
+/// What a judge said about a round, to record ([`Store::record_judgment`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewJudgment<'a> {
+    /// The round (its user message).
+    pub round: MessageId,
+    /// Verdict or merge.
+    pub task: JudgeTask,
+    /// The instructions it was given.
+    pub prompt: &'a str,
+    /// The judge as the user named it.
+    pub target: &'a str,
+    /// How it went, its cost being that of all its billed attempts.
+    pub result: &'a AttemptResult,
+    /// Which answer each label stood for: `("A", answer message id)`.
+    pub labels: &'a [(String, i64)],
 }
 
 impl Judgment {
     /// As the compare view shows it; `labels` says which pane each answer
-    /// label stood for (not stored, so empty for a reopened round).
+    /// label stood for (the caller maps [`Judgment::labels`]' answers to
+    /// their panes).
     pub fn into_verdict(self, labels: Vec<(String, String)>) -> switchboard_protocol::JudgeVerdict {
         switchboard_protocol::JudgeVerdict {
             target: self.target,
@@ -275,16 +301,25 @@ impl Store {
         Ok(out.into_iter().map(|(_, v)| v).collect())
     }
 
-    /// Record what a judge said about a round (its cost is already in the
-    /// ledger through the router). Returns the stored row.
+    /// Record what a judge said about a round and, in the same
+    /// transaction, settle its attempts into the ledger (`settles`: the
+    /// holds the router settled for it, deferred until now). Either both
+    /// are written or neither: the ledger never has a judge's row without
+    /// its verdict in history. With no settles, its cost must already be
+    /// in the ledger. Returns the stored row.
     pub fn record_judgment(
         &self,
-        round: MessageId,
-        task: JudgeTask,
-        prompt: &str,
-        target: &str,
-        result: &AttemptResult,
+        new: &NewJudgment<'_>,
+        settles: &[PendingSettle],
     ) -> Result<Judgment, StoreError> {
+        let NewJudgment {
+            round,
+            task,
+            prompt,
+            target,
+            result,
+            labels,
+        } = *new;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let conversation = Self::round_conversation(&tx, round.0)?;
@@ -306,7 +341,11 @@ impl Store {
             cost_estimated: result.cost.is_some_and(|c| c.estimated()),
             ttft_ms: result.timing.ttft.map(ms),
             total_ms: Some(ms(result.timing.total)),
+            labels: labels.to_vec(),
         };
+        for s in settles {
+            settle_in(&tx, &s.reservation, s.actual.as_ref(), s.at)?;
+        }
         let id = insert_judgment(
             &tx,
             conversation,
@@ -329,7 +368,7 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT id, round_id, task, prompt, created_at, target, provider, model, content,
                     error_message, input_tokens, output_tokens, cost_nanos, cost_source,
-                    ttft_ms, total_ms
+                    ttft_ms, total_ms, labels
              FROM judgments WHERE conversation_id = ?1 ORDER BY id",
         )?;
         let rows = stmt
@@ -353,6 +392,11 @@ impl Store {
                     cost_estimated: source.as_deref() == Some("estimated"),
                     ttft_ms: r.get(14)?,
                     total_ms: r.get(15)?,
+                    // Unreadable labels only cost the "Answer A = …" line.
+                    labels: r
+                        .get::<_, Option<String>>(16)?
+                        .and_then(|l| serde_json::from_str(&l).ok())
+                        .unwrap_or_default(),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -632,8 +676,9 @@ pub(crate) fn insert_judgment(
     tx.execute(
         "INSERT INTO judgments (conversation_id, round_id, task, prompt, created_at, target,
             provider, model, content, error_kind, error_message, input_tokens, output_tokens,
-            cost_nanos, cost_source, ttft_ms, total_ms, tokens_per_s)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            cost_nanos, cost_source, ttft_ms, total_ms, tokens_per_s, labels)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19)",
         params![
             conversation.0,
             j.round,
@@ -653,6 +698,9 @@ pub(crate) fn insert_judgment(
             j.ttft_ms,
             j.total_ms,
             tokens_per_s,
+            (!j.labels.is_empty())
+                .then(|| serde_json::to_string(&j.labels).ok())
+                .flatten(),
         ],
     )?;
     Ok(tx.last_insert_rowid())

@@ -447,10 +447,19 @@ impl Store {
                     "computed"
                 }
             });
+            let labels = j
+                .labels
+                .iter()
+                .map(|(l, a)| Ok((l.clone(), local(*a, "a judgment's label")?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
             insert_judgment(
                 &tx,
                 conv,
-                &Judgment { round, ..j.clone() },
+                &Judgment {
+                    round,
+                    labels,
+                    ..j.clone()
+                },
                 None,
                 source,
                 None,

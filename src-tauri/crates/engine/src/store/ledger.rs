@@ -692,13 +692,18 @@ pub(crate) fn settle_in(
     Ok(())
 }
 
-/// A settle that could not be written yet (the database was busy or
-/// failing); retried on the gate's next call.
-#[derive(Debug)]
-struct PendingSettle {
-    reservation: Reservation,
-    actual: Option<SettledCost>,
-    at: i64,
+/// A settle not written yet: one that failed (the database was busy or
+/// failing; the gate retries it on its next call), or one deferred to be
+/// written with what it paid for (a judge's verdict:
+/// [`Store::record_judgment`]).
+#[derive(Debug, Clone)]
+pub struct PendingSettle {
+    /// The hold to release.
+    pub reservation: Reservation,
+    /// What the attempt cost (`None`: not billed).
+    pub actual: Option<SettledCost>,
+    /// When it ended (Unix ms), the ledger row's time.
+    pub at: i64,
 }
 
 /// The [`BudgetGate`] over the ledger: enforces the hard budgets of

@@ -119,7 +119,7 @@ use crate::paths::DataDir;
 pub use attachments::{AttachmentRef, PENDING_LEASE, StoredAttachment};
 pub use batch::{BatchWriter, BatchedGate, CachedHealth, HEALTH_TTL, MAX_BATCH, SYNC_EVERY};
 pub use db::SCHEMA_VERSION;
-pub use decide::Judgment;
+pub use decide::{Judgment, NewJudgment};
 pub use export::{
     ConversationExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedAttachment, ExportedAttempt,
     ExportedError, ExportedMessage, markdown, markdown_with,
@@ -130,7 +130,7 @@ pub use imports::{IMPORT_BATCH, imported_counts};
 pub use keyindex::SqliteKeyIndex;
 pub use ledger::{
     BudgetState, BudgetStatus, DEFAULT_HOLD, DaySpend, GroupPerformance, LEDGER_CSV_HEADER,
-    SpendGroup, SpendGrouping, SpendTotal, SqliteBudgetGate, period_start,
+    PendingSettle, SpendGroup, SpendGrouping, SpendTotal, SqliteBudgetGate, period_start,
 };
 pub use panes::{PaneRef, StoredPane};
 pub use recovery::Recovered;

@@ -1877,11 +1877,15 @@ fn a_vote_is_checked_replaced_and_travels_with_the_export() {
     let before = store.conversation(conv).unwrap().cost;
     let j = store
         .record_judgment(
-            q,
-            switchboard_protocol::JudgeTask::Verdict,
-            "Which answer is best?",
-            "p:judge",
-            &answer("p", "judge", "Answer A is best.", 900),
+            &NewJudgment {
+                round: q,
+                task: switchboard_protocol::JudgeTask::Verdict,
+                prompt: "Which answer is best?",
+                target: "p:judge",
+                result: &answer("p", "judge", "Answer A is best.", 900),
+                labels: &[("A".into(), a[0].0), ("B".into(), a[1].0)],
+            },
+            &[],
         )
         .unwrap();
     assert_eq!(j.cost_nanos, Some(900));
@@ -1903,6 +1907,16 @@ fn a_vote_is_checked_replaced_and_travels_with_the_export() {
     let judged = store.judgments(copy).unwrap();
     assert_eq!(judged.len(), 1);
     assert_eq!(judged[0].content, "Answer A is best.");
+    // Its labels name the copy's answers.
+    let a_copy = store.message(MessageId(judged[0].labels[0].1)).unwrap();
+    assert_eq!(
+        (
+            judged[0].labels[0].0.as_str(),
+            a_copy.conversation,
+            a_copy.content.as_str()
+        ),
+        ("A", copy, "x says hi")
+    );
     assert_eq!(
         store.conversation(copy).unwrap().cost,
         store.conversation(conv).unwrap().cost

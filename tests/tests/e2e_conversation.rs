@@ -277,11 +277,15 @@ async fn esc_in_the_history_search_leaves_streams_running_esc_in_the_composer_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_right_after_send_stops_the_request() -> anyhow::Result<()> {
+    // The first token is far away, so "stopped" can only come from Stop;
+    // the bounds below are generous (a loaded machine is slow to draw and
+    // click), what is asserted is the outcome a person sees.
+    let first_token = Duration::from_secs(60);
     let server = MockServer::start().await?;
     server.script(
         "oa-model",
         Scenario::default()
-            .with_ttft(Duration::from_secs(4))
+            .with_ttft(first_token)
             .with_text(&["too ", "late"]),
     );
     let home = mock_home(&server)?;
@@ -299,23 +303,21 @@ async fn stop_right_after_send_stops_the_request() -> anyhow::Result<()> {
                  (function poll() { \
                    const b = document.querySelector('.pane:nth-of-type(1) .answer-card .stop'); \
                    if (b) { b.click(); done(performance.now() - t0); } \
-                   else if (performance.now() - t0 > 5000) done(-1); \
+                   else if (performance.now() - t0 > 20000) done(-1); \
                    else setTimeout(poll, 0); \
                  })();",
             )
             .await?;
         let after_ms = clicked.as_f64().unwrap_or(-1.0);
-        assert!(
-            (0.0..1000.0).contains(&after_ms),
-            "Stop was there {after_ms} ms after Send"
-        );
+        assert!(after_ms >= 0.0, "no Stop button within 20 s of Send");
         let started = Instant::now();
         let card = ".pane:nth-of-type(1) .answer-card";
         app.wait_for(&format!("{card}[data-status=\"failed\"]"))
             .await?;
+        // Stopped, not timed out or answered: well before the first token.
         assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "the request ran on for {:?} (its first token was 4 s away)",
+            started.elapsed() < first_token / 2,
+            "the request ran on for {:?}",
             started.elapsed()
         );
         assert_eq!(
@@ -330,6 +332,22 @@ async fn stop_right_after_send_stops_the_request() -> anyhow::Result<()> {
                 .unwrap_or_default(),
             "",
             "nothing arrived"
+        );
+        // The stream stopped for good: no Stop button, and nothing more
+        // arrives in the card.
+        assert!(
+            app.client()
+                .find_all(fantoccini::Locator::Css(&format!("{card} .stop")))
+                .await?
+                .is_empty(),
+            "Stop is still offered"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            app.text_content(&format!("{card} .answer-text"))
+                .await?
+                .unwrap_or_default(),
+            ""
         );
         Ok(())
     })

@@ -535,6 +535,78 @@ impl BudgetGate for RefusingGate {
     }
 }
 
+/// A gate on a busy disk: its first checkpoint write takes `slow`. It logs
+/// the text of every checkpoint written, and the settle.
+#[derive(Debug)]
+struct SlowFirstCheckpoint {
+    slow: Duration,
+    log: Mutex<Vec<String>>,
+}
+
+impl BudgetGate for SlowFirstCheckpoint {
+    fn reserve(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Result<Reservation, BudgetDenied> {
+        Ok(Reservation {
+            id: 1,
+            amount: estimate.unwrap_or(Cost::ZERO),
+            context: ctx.clone(),
+        })
+    }
+
+    fn checkpoint(&self, _reservation: &Reservation, progress: &switchboard_engine::AttemptResult) {
+        if self.log.lock().unwrap().is_empty() {
+            std::thread::sleep(self.slow);
+        }
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("checkpoint {:?}", progress.text));
+    }
+
+    fn settle(&self, _reservation: Reservation, _actual: Option<SettledCost>) {
+        self.log.lock().unwrap().push("settle".into());
+    }
+}
+
+// The race behind an answer saved without text after `kill -9`: the
+// checkpoint at the send (no text yet) is slow to write, and the
+// checkpoints that come meanwhile, the first ones with text, must be
+// written after it, not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_that_come_during_a_slow_write_are_written_after_it() {
+    let server = MockServer::start().await.unwrap();
+    let pieces: Vec<String> = (0..40).map(|i| format!("{i:03} ")).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    // About a second of text, all of it during the slow first write.
+    server.script(
+        "a-model",
+        Scenario::default()
+            .with_text(&refs)
+            .with_gap(Duration::from_millis(25)),
+    );
+    let gate = Arc::new(SlowFirstCheckpoint {
+        slow: Duration::from_secs(4),
+        log: Mutex::new(Vec::new()),
+    });
+    let router = router(Arc::new(MemoryHealth::default()), gate.clone());
+    let outcome = run(&router, &route(Strategy::Ordered, targets(&server, &["a"]))).await;
+    assert_eq!(seq(&outcome), ["a:a-model ok"]);
+    let log = gate.log.lock().unwrap().clone();
+    assert_eq!(
+        log.first().map(String::as_str),
+        Some("checkpoint \"\""),
+        "{log:?}"
+    );
+    assert_eq!(log.last().map(String::as_str), Some("settle"), "{log:?}");
+    // What streamed meanwhile was saved as soon as the slow write ended
+    // (the newest of it, in one write), before the settle.
+    assert!(log.len() >= 3, "{log:?}");
+    assert!(log[1].starts_with("checkpoint \"000 001 "), "{log:?}");
+}
+
 #[tokio::test]
 async fn budget_refusals_are_skipped_and_every_attempt_is_reserved_then_settled() {
     let server = MockServer::start().await.unwrap();

@@ -730,8 +730,13 @@ impl Router {
                 probe,
             });
             let started = now_unix_ms();
-            // At most one checkpoint write in flight: a slow disk skips
-            // checkpoints rather than piling them up.
+            // At most one checkpoint write in flight; one that comes while
+            // a write runs waits for it (the newest replacing an older one)
+            // and is written as soon as it ends. Dropping it instead lost
+            // text under load: the write at the send (no text yet) was slow,
+            // the next checkpoint, the first with text, was skipped, and a
+            // kill before the one after left an answer saved empty.
+            let checkpoints = Arc::new(CheckpointSlot::default());
             let mut checkpoint: Option<tokio::task::JoinHandle<()>> = None;
             let result = run_attempt_until(
                 &self.client,
@@ -749,11 +754,13 @@ impl Router {
                     AttemptEvent::Checkpoint(progress) => {
                         if self.budget.queues_writes() {
                             self.budget.checkpoint(&reservation, progress);
-                        } else if checkpoint.as_ref().is_none_or(|h| h.is_finished()) {
+                        } else if checkpoints.offer(progress) {
                             let gate = Arc::clone(&self.budget);
-                            let (held, progress) = (reservation.clone(), progress.clone());
+                            let (held, slot) = (reservation.clone(), Arc::clone(&checkpoints));
                             checkpoint = Some(tokio::task::spawn_blocking(move || {
-                                gate.checkpoint(&held, &progress);
+                                while let Some(progress) = slot.next() {
+                                    gate.checkpoint(&held, &progress);
+                                }
                             }));
                         }
                     }
@@ -1002,9 +1009,65 @@ fn nothing_ran(route: &Route, plan: &Plan, attempts: &[RouteAttempt]) -> Attempt
     acc.finish(Duration::ZERO, None, 0)
 }
 
+/// The checkpoint waiting to be written while another one is, and
+/// whether a writer is running (it takes checkpoints until none is left).
+#[derive(Debug, Default)]
+struct CheckpointSlot(std::sync::Mutex<(Option<AttemptResult>, bool)>);
+
+impl CheckpointSlot {
+    /// Keep `progress` to be written; true when no writer is running, so
+    /// the caller must start one.
+    fn offer(&self, progress: &AttemptResult) -> bool {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.0 = Some(progress.clone());
+        !std::mem::replace(&mut slot.1, true)
+    }
+
+    /// The writer's next checkpoint; `None` (and the writer is done) when
+    /// none is waiting.
+    fn next(&self) -> Option<AttemptResult> {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = slot.0.take();
+        slot.1 = next.is_some();
+        next
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkpoint_offered_during_a_write_waits_for_it_and_only_the_newest_is_written() {
+        let progress = |text: &str| {
+            let mut acc = Accumulator::new("p", "m");
+            acc.push(&Timed {
+                at: Duration::ZERO,
+                event: crate::chat::StreamEvent::TextDelta(text.into()),
+            });
+            acc.progress(Duration::ZERO, None, 1)
+        };
+        let slot = CheckpointSlot::default();
+        // The first starts a writer, which takes it.
+        assert!(slot.offer(&progress("")));
+        assert_eq!(slot.next().map(|p| p.text), Some(String::new()));
+        // While it writes, two more come: no second writer, and the newer
+        // replaces the older.
+        assert!(!slot.offer(&progress("000 ")));
+        assert!(!slot.offer(&progress("000 001 ")));
+        assert_eq!(slot.next().map(|p| p.text), Some("000 001 ".into()));
+        // Nothing left: the writer ends, and the next offer starts one.
+        assert!(slot.next().is_none());
+        assert!(slot.offer(&progress("000 001 002 ")));
+        assert_eq!(slot.next().map(|p| p.text), Some("000 001 002 ".into()));
+        assert!(slot.next().is_none());
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_jitter_stays_in_the_upper_half() {

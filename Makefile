@@ -64,8 +64,9 @@ screenshot: app
 
 # The README's pictures (tests/screenshots/), taken by the end-to-end test
 # of the main views and the deciding tests (diff, blind, leaderboard)
-# from the current UI.
-screenshots:
+# from the current UI. Those run the app under Xvfb through WebKitWebDriver
+# with a keyring: what setup-test installs.
+screenshots: setup-test
 	$(MAKE) --no-print-directory app PROFILE=debug
 	SWITCHBOARD_README_SCREENSHOTS=1 cargo test --locked -p switchboard-tests --test e2e_screenshots --test e2e_decide
 

@@ -45,6 +45,7 @@ use switchboard_engine::{
 
 use switchboard_engine::catalog::{list_models, save_live};
 use switchboard_engine::judge;
+use switchboard_engine::store::{DeferredSettles, NewJudgment};
 use switchboard_protocol::JudgeTask;
 
 use crate::UsageError;
@@ -337,7 +338,7 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
     let gate = store
         .budget_gate(&config)
         .map_err(|e| UsageError(e.to_string()))?;
-    let router = Router::new(catalog, store.health(), gate, Arc::new(keys))
+    let router = Router::new(catalog, store.health(), Arc::clone(&gate), Arc::new(keys))
         .with_policy(routing.policy.clone())
         .with_client(client);
     let recorder = store.recorder(args.incognito);
@@ -484,9 +485,13 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
     let judged = match &judge {
         Some(j) if signalled.load(Ordering::SeqCst) == 0 => {
             let labels: Vec<&str> = targets.iter().map(|t| t.label.as_str()).collect();
+            // Its ledger rows are written with its verdict, in one
+            // transaction (or through the gate when no verdict is kept).
+            let deferred = Arc::new(DeferredSettles::new(Arc::clone(&gate)));
+            let judge_router = router.clone().with_budget(Arc::clone(&deferred) as _);
             let run = JudgeRun {
                 judge: j,
-                router: &router,
+                router: &judge_router,
                 cancel: &cancel,
                 spend: &spend,
                 streaming_text,
@@ -496,7 +501,7 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
                 let mut result = j.outcome.result.clone();
                 // The judgment costs what all its billed attempts did.
                 result.cost = j.outcome.cost();
-                let new = switchboard_engine::store::NewJudgment {
+                let new = NewJudgment {
                     round: q,
                     task: j.task,
                     prompt: &j.prompt,
@@ -504,8 +509,7 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
                     result: &result,
                     labels: &[],
                 };
-                // Its cost is in the ledger already, through the router.
-                if let Err(e) = store.record_judgment(&new, &[]) {
+                if let Err(e) = store.record_judged(&new, &deferred) {
                     record_error(e);
                 }
             }

@@ -73,6 +73,18 @@ const OA_NANOS: i64 = (100 * 2_500_000 + 20 * 10_000_000) / 1000;
 const AN_NANOS: i64 = (100 * 3_000_000 + 40 * 15_000_000) / 1000;
 const JUDGE_NANOS: i64 = (300 * 300_000 + 50 * 2_500_000) / 1000;
 
+/// Two answers and a judge, in text mode.
+const TEXT_JUDGE: [&str; 8] = [
+    "ask",
+    "-m",
+    "oa:oa-model",
+    "-m",
+    "an:an-model",
+    "--judge",
+    "gm:gm-model",
+    "Hi",
+];
+
 fn body_text(v: &Value) -> String {
     v.to_string()
 }
@@ -152,20 +164,7 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
     assert_eq!(board["votes"], 0, "a verdict is not a vote");
 
     // In text mode the verdict streams labelled, then says who was who.
-    let run = cli(
-        home.path(),
-        &[
-            "ask",
-            "-m",
-            "oa:oa-model",
-            "-m",
-            "an:an-model",
-            "--judge",
-            "gm:gm-model",
-            "Hi",
-        ],
-    )
-    .await;
+    let run = cli(home.path(), &TEXT_JUDGE).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
         run.stdout.contains("judge gm:gm-model │ Verdict: Answer A"),
@@ -176,6 +175,27 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
         run.stdout.contains("Answer A = oa:oa-model"),
         "{}",
         run.stdout
+    );
+    // Incognito: no verdict is kept, but what the judge cost is in the
+    // spend like the answers', and no hold is left.
+    let spent = |store: &Store| store.spend_total(None).unwrap().cost.nanos();
+    let before = spent(&store);
+    let mut incognito = TEXT_JUDGE.to_vec();
+    incognito.insert(1, "--incognito");
+    let run = cli(home.path(), &incognito).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(spent(&store) - before, OA_NANOS + AN_NANOS + JUDGE_NANOS);
+    let db = rusqlite::Connection::open(home.path().join("switchboard.sqlite3")).unwrap();
+    let holds: i64 = db
+        .query_row("SELECT count(*) FROM reservations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(holds, 0);
+    let verdicts: i64 = db
+        .query_row("SELECT count(*) FROM judgments", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        verdicts, 2,
+        "the two recorded runs' verdicts, not the incognito one"
     );
     // A judge needs something to compare.
     let run = cli(

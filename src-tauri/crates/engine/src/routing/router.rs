@@ -325,6 +325,13 @@ impl Router {
         self
     }
 
+    /// With `budget` as its gate instead (a judge's router defers its
+    /// settles to write them with its verdict: `store::DeferredSettles`).
+    pub fn with_budget(mut self, budget: Arc<dyn BudgetGate>) -> Self {
+        self.budget = budget;
+        self
+    }
+
     /// With a shared HTTP client.
     pub fn with_client(mut self, client: Client) -> Self {
         self.client = client;

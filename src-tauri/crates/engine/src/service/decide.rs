@@ -11,37 +11,18 @@
 //!
 //! Its ledger rows and its verdict are written in one transaction: the
 //! router's settles go to a [`DeferredSettles`] gate, and
-//! [`Store::record_judgment`] writes them with the verdict, so history and
-//! the ledger cannot disagree because one write failed after the other.
-//! When the verdict cannot be written at all (its round was deleted
-//! meanwhile, the disk keeps failing), the cost is still written, alone
-//! and not attributed to the conversation: money spent is never dropped
-//! from the ledger, the conversation's total still matches its ledger
-//! rows, and the caller is told.
+//! [`crate::Store::record_judged`] writes them with the verdict (see
+//! there for a verdict that cannot be written).
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use super::{ChatService, Prepared, Registered, drive, report, summarize_outcome};
-use crate::chat::AttemptResult;
-use crate::hooks::{
-    BudgetDenied, BudgetGate, PendingReservation, Reservation, SettledCost, SpendContext,
-};
+use crate::hooks::SpendContext;
 use crate::judge;
-use crate::money::Cost;
-use crate::store::{
-    Judgment, MessageId, NewJudgment, PendingSettle, Store, StoreError, time::now_ms,
-};
+use crate::store::{DeferredSettles, MessageId, NewJudgment, StoreError};
 use switchboard_protocol::{
     AskRequest, JudgeRequest, JudgeVerdict, PaneEvent, PaneParams, Turn, TurnRole,
 };
-
-/// How many times the verdict and its cost are offered to the database
-/// (a busy or briefly failing one) before the cost is written alone.
-const RECORD_TRIES: u32 = 3;
-
-/// The wait before the second try, doubled for each one after.
-const RECORD_RETRY: Duration = Duration::from_millis(100);
 
 impl ChatService {
     /// Ask `request.target` about the round's answers and record its
@@ -147,7 +128,7 @@ impl ChatService {
                         result: &result,
                         labels: &labels,
                     };
-                    record_verdict(&store, &deferred, &new)
+                    store.record_judged(&new, &deferred)
                 })
                 .await
                 .map_err(|e| StoreError::invalid(e.to_string()))
@@ -172,114 +153,5 @@ impl ChatService {
             .map(|(i, k)| (judge::label(i), k.clone()))
             .collect();
         Ok(recorded?.into_verdict(labels))
-    }
-}
-
-/// Write the verdict with its ledger rows in one transaction, trying a
-/// busy database again; when that cannot be done, write the cost alone
-/// (through the gate, which keeps retrying a failing database) and say so.
-fn record_verdict(
-    store: &Store,
-    deferred: &DeferredSettles,
-    new: &NewJudgment<'_>,
-) -> Result<Judgment, StoreError> {
-    let settles = deferred.take();
-    let mut tries = 1;
-    loop {
-        match store.record_judgment(new, &settles) {
-            Ok(j) => return Ok(j),
-            // A busy or failing database may recover; a round that is
-            // gone will not come back.
-            Err(StoreError::Sqlite(_)) if tries < RECORD_TRIES => {
-                std::thread::sleep(RECORD_RETRY * 2u32.pow(tries - 1));
-                tries += 1;
-            }
-            Err(e) => {
-                let cost = new.result.cost.map_or_else(
-                    || "an unknown amount".to_owned(),
-                    |c| format!("${}", c.total.usd()),
-                );
-                deferred.settle_alone(settles);
-                return Err(StoreError::invalid(format!(
-                    "the judge's verdict could not be saved ({e}); what it cost ({cost}) is in \
-                     the spend ledger"
-                )));
-            }
-        }
-    }
-}
-
-/// A budget gate that holds and checkpoints through another one but keeps
-/// its settles, to be written with what they paid for.
-#[derive(Debug)]
-struct DeferredSettles {
-    inner: Arc<dyn BudgetGate>,
-    settled: Mutex<Vec<PendingSettle>>,
-}
-
-impl DeferredSettles {
-    fn new(inner: Arc<dyn BudgetGate>) -> Self {
-        Self {
-            inner,
-            settled: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The settles kept so far (and forget them).
-    fn take(&self) -> Vec<PendingSettle> {
-        self.settled
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default()
-    }
-
-    /// Write `settles` through the gate after all, each on its own, no
-    /// longer attributed to the conversation: its history could not take
-    /// the verdict, so its total and its ledger rows still agree, while
-    /// the spend (and any budget's count, tags included) keeps the money.
-    fn settle_alone(&self, settles: Vec<PendingSettle>) {
-        for mut s in settles {
-            s.reservation.context.conversation = None;
-            self.inner.settle(s.reservation, s.actual);
-        }
-    }
-}
-
-impl BudgetGate for DeferredSettles {
-    fn reserve(
-        &self,
-        ctx: &SpendContext,
-        estimate: Option<Cost>,
-    ) -> Result<Reservation, BudgetDenied> {
-        self.inner.reserve(ctx, estimate)
-    }
-
-    fn checkpoint(&self, reservation: &Reservation, progress: &AttemptResult) {
-        self.inner.checkpoint(reservation, progress);
-    }
-
-    fn settle(&self, reservation: Reservation, actual: Option<SettledCost>) {
-        let kept = PendingSettle {
-            reservation,
-            actual,
-            at: now_ms(),
-        };
-        match self.settled.lock() {
-            Ok(mut s) => s.push(kept),
-            // Never lose a settle: write it now instead.
-            Err(_) => self.inner.settle(kept.reservation, kept.actual),
-        }
-    }
-
-    fn queues_writes(&self) -> bool {
-        self.inner.queues_writes()
-    }
-
-    fn reserve_queued(
-        &self,
-        ctx: &SpendContext,
-        estimate: Option<Cost>,
-    ) -> Option<PendingReservation> {
-        self.inner.reserve_queued(ctx, estimate)
     }
 }

@@ -23,6 +23,8 @@
 //! answers.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::{OptionalExtension, params};
 use switchboard_protocol::{
@@ -34,6 +36,10 @@ use super::ledger::{PendingSettle, settle_in};
 use super::time::now_ms;
 use super::{ConversationId, MessageId, Store, StoreError, to_sql_u64};
 use crate::chat::AttemptResult;
+use crate::hooks::{
+    BudgetDenied, BudgetGate, PendingReservation, Reservation, SettledCost, SpendContext,
+};
+use crate::money::Cost;
 use crate::rating::{self, Game, MIN_VOTES};
 
 /// A judge's verdict or merged answer, as stored.
@@ -360,6 +366,44 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(Judgment { id, ..j })
+    }
+
+    /// Record a judge's verdict with the settles `deferred` kept for it
+    /// (see [`Store::record_judgment`]), trying a busy database again.
+    /// When the verdict cannot be written at all (its round was deleted
+    /// meanwhile, the disk keeps failing), its cost is written alone, not
+    /// attributed to the conversation: money spent is never dropped from
+    /// the ledger, the conversation's total still matches its ledger rows,
+    /// and the error says where the cost went.
+    pub fn record_judged(
+        &self,
+        new: &NewJudgment<'_>,
+        deferred: &DeferredSettles,
+    ) -> Result<Judgment, StoreError> {
+        let settles = deferred.take();
+        let mut tries = 1;
+        loop {
+            match self.record_judgment(new, &settles) {
+                Ok(j) => return Ok(j),
+                // A busy or failing database may recover; a round that is
+                // gone will not come back.
+                Err(StoreError::Sqlite(_)) if tries < RECORD_TRIES => {
+                    std::thread::sleep(RECORD_RETRY * 2u32.pow(tries - 1));
+                    tries += 1;
+                }
+                Err(e) => {
+                    let cost = new.result.cost.map_or_else(
+                        || "an unknown amount".to_owned(),
+                        |c| format!("${}", c.total.usd()),
+                    );
+                    deferred.settle_unattributed(settles);
+                    return Err(StoreError::invalid(format!(
+                        "the judge's verdict could not be saved ({e}); what it cost ({cost}) is \
+                         in the spend ledger"
+                    )));
+                }
+            }
+        }
     }
 
     /// The judgments of a conversation, oldest first.
@@ -704,6 +748,99 @@ pub(crate) fn insert_judgment(
         ],
     )?;
     Ok(tx.last_insert_rowid())
+}
+
+/// How many times a verdict and its cost are offered to the database (a
+/// busy or briefly failing one) before the cost is written alone.
+const RECORD_TRIES: u32 = 3;
+
+/// The wait before the second try, doubled for each one after.
+const RECORD_RETRY: Duration = Duration::from_millis(100);
+
+/// A budget gate for a judge's router: it holds and checkpoints through
+/// `inner` but keeps the settles, for [`Store::record_judged`] to write
+/// with the verdict. Settles nobody took (no verdict is recorded: an
+/// incognito run) are written through `inner` when it is dropped.
+#[derive(Debug)]
+pub struct DeferredSettles {
+    inner: Arc<dyn BudgetGate>,
+    settled: Mutex<Vec<PendingSettle>>,
+}
+
+impl DeferredSettles {
+    /// Defer the settles of `inner`.
+    pub fn new(inner: Arc<dyn BudgetGate>) -> Self {
+        Self {
+            inner,
+            settled: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The settles kept so far (and forget them).
+    fn take(&self) -> Vec<PendingSettle> {
+        self.settled
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+
+    /// Write `settles` through the gate after all, each on its own, no
+    /// longer attributed to the conversation: its history could not take
+    /// the verdict, so its total and its ledger rows still agree, while
+    /// the spend (and any budget's count, tags included) keeps the money.
+    fn settle_unattributed(&self, settles: Vec<PendingSettle>) {
+        for mut s in settles {
+            s.reservation.context.conversation = None;
+            self.inner.settle(s.reservation, s.actual);
+        }
+    }
+}
+
+impl Drop for DeferredSettles {
+    fn drop(&mut self) {
+        for s in self.take() {
+            self.inner.settle(s.reservation, s.actual);
+        }
+    }
+}
+
+impl BudgetGate for DeferredSettles {
+    fn reserve(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Result<Reservation, BudgetDenied> {
+        self.inner.reserve(ctx, estimate)
+    }
+
+    fn checkpoint(&self, reservation: &Reservation, progress: &AttemptResult) {
+        self.inner.checkpoint(reservation, progress);
+    }
+
+    fn settle(&self, reservation: Reservation, actual: Option<SettledCost>) {
+        let kept = PendingSettle {
+            reservation,
+            actual,
+            at: now_ms(),
+        };
+        match self.settled.lock() {
+            Ok(mut s) => s.push(kept),
+            // Never lose a settle: write it now instead.
+            Err(_) => self.inner.settle(kept.reservation, kept.actual),
+        }
+    }
+
+    fn queues_writes(&self) -> bool {
+        self.inner.queues_writes()
+    }
+
+    fn reserve_queued(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Option<PendingReservation> {
+        self.inner.reserve_queued(ctx, estimate)
+    }
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ use crate::paths::DataDir;
 pub use attachments::{AttachmentRef, PENDING_LEASE, StoredAttachment};
 pub use batch::{BatchWriter, BatchedGate, CachedHealth, HEALTH_TTL, MAX_BATCH, SYNC_EVERY};
 pub use db::SCHEMA_VERSION;
-pub use decide::{Judgment, NewJudgment};
+pub use decide::{DeferredSettles, Judgment, NewJudgment};
 pub use export::{
     ConversationExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedAttachment, ExportedAttempt,
     ExportedError, ExportedMessage, markdown, markdown_with,

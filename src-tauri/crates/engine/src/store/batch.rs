@@ -4,22 +4,51 @@
 //! [`SqliteHealth`](super::SqliteHealth) write, written by one thread in
 //! one transaction per batch instead of one transaction each.
 //!
-//! Why it keeps the guarantees of the per-call gate:
-//! - A hold is committed before its attempt is sent: [`BatchedGate`]'s
-//!   `reserve` waits for the batch that holds it, and the budget check
-//!   runs inside that batch's transaction, in order, so requests in one
-//!   batch see each other's holds exactly as if they had run one by one.
-//! - Checkpoints, settles and health samples are queued and return at
-//!   once; the writer applies them in the order they came. A process that
-//!   dies with some of them queued leaves its holds behind, and the next
-//!   Switchboard process settles those from their last checkpoint, as
-//!   after any crash.
+//! What a request waits for, and what it does not:
+//! - **No hard budget covers the attempt** (the common case): its hold is
+//!   decided at once in memory (nothing can refuse it) and the request goes
+//!   upstream without waiting for any disk write. The hold row is queued
+//!   and written by the writer thread concurrently with the upstream
+//!   request. [`BatchWriter::queued`] and [`BatchWriter::written`] let a
+//!   caller wait until it is committed: the Local API waits, before the
+//!   first byte of any response, for the hold and the checkpoint that
+//!   marks the attempt sent, so **every request whose client received a
+//!   byte has a committed hold (billed if the process dies) or ledger
+//!   row**, and crash recovery finds it after a kill. A process killed
+//!   after an attempt was sent but before its hold committed (the writer's
+//!   next batch, normally well under a millisecond after the send) leaves
+//!   no record of it; no response had begun. A hold and the settle of the same attempt that land in one
+//!   batch are written as the ledger row alone (one transaction: a crash
+//!   keeps both or neither).
+//! - **A hard budget covers it**: the budget check needs every other
+//!   process's holds, so it runs inside a batch's transaction, in queue
+//!   order, and the attempt waits for that batch to commit before it is
+//!   sent: requests in one batch see each other's holds exactly as if they
+//!   had run one by one, and two processes can never both pass a budget
+//!   that has room for one. Holds decided in memory are never of a hard
+//!   budget, so they cannot make a hard budget's check wrong.
+//! - Checkpoints, settles, health samples and token touches are queued
+//!   and return at once without waking the writer: they go with the next
+//!   batch, which the caller triggers with [`BatchWriter::kick`] once its
+//!   response is out (the Local API does so when a response body is done),
+//!   so a stream's last bytes and `[DONE]` reach the client before the
+//!   settle's commit competes with them. A request's hold is always queued
+//!   before its settle, and the writer applies the queue in order, so each
+//!   ended attempt settles exactly once. If nothing kicks, the log syncer
+//!   wakes the writer within [`SYNC_EVERY`].
+//! - A process that dies with writes queued leaves its committed holds
+//!   behind, and the next Switchboard process settles those from their
+//!   last checkpoint, as after any crash.
 //! - Its connection commits with `synchronous = NORMAL` (no fsync per
 //!   commit; in WAL mode a process crash loses nothing committed) and
 //!   never checkpoints; a thread of its own checkpoints the log (which
 //!   syncs it first) every [`SYNC_EVERY`] while there are writes, so a
 //!   power cut loses at most that much of them and no commit waits on a
 //!   disk flush.
+//! - If the writer thread is gone (it cannot keep running), a settle is
+//!   written on a blocking thread, never on the async thread that called
+//!   it, and one that cannot be written is kept and retried with the next
+//!   one and when the writer is dropped.
 //!
 //! [`CachedHealth`] answers the router's health reads from memory (loaded
 //! from the database and reloaded after [`HEALTH_TTL`], so other
@@ -39,17 +68,18 @@
 //! dropped (or on [`BatchWriter::flush`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::health::{KEEP_SAMPLES, record_in, set_cooldown_in, trim_in};
 use super::ledger::{
-    DEFAULT_HOLD, checkpoint_in, reserve_in, settle_in, sweep_in, unbounded_denial,
+    DEFAULT_HOLD, checkpoint_in, hard_budgets, insert_hold, reserve_in, settle_in, sweep_in,
+    unbounded_denial, unchecked_reservation,
 };
 use super::time::now_ms;
 use super::tokens::touch_token;
@@ -66,20 +96,34 @@ use crate::money::Cost;
 pub const MAX_BATCH: usize = 512;
 
 /// How often the write-ahead log is synced (and checkpointed) while there
-/// are writes.
+/// are writes; also the longest a queued write waits when nothing wakes
+/// the writer.
 pub const SYNC_EVERY: Duration = Duration::from_millis(200);
 
 /// How long health read from the database is trusted before it is read
 /// again (to see other processes' samples and cooldowns).
 pub const HEALTH_TTL: Duration = Duration::from_secs(1);
 
+/// Ids of holds decided in memory ([`Op::Hold`]) have this bit set, so
+/// they never collide with database row ids; the writer maps them to the
+/// rows it writes.
+const IN_MEMORY: u64 = 1 << 62;
+
 /// One queued write.
 enum Op {
+    /// A hold a hard budget must check, decided in the batch.
     Reserve {
         ctx: SpendContext,
         estimate: Option<Cost>,
         budgets: Arc<[Budget]>,
         reply: oneshot::Sender<Result<Reservation, BudgetDenied>>,
+    },
+    /// A hold decided in memory (no hard budget covers it): only written.
+    Hold {
+        id: u64,
+        ctx: SpendContext,
+        amount: Cost,
+        at: i64,
     },
     Checkpoint {
         reservation: Reservation,
@@ -110,6 +154,75 @@ enum Op {
     },
 }
 
+impl Op {
+    /// Someone waits for it: the writer is woken for it. The others go
+    /// with the next batch (see the module docs).
+    fn is_urgent(&self) -> bool {
+        match self {
+            Op::Reserve { .. } | Op::Hold { .. } | Op::Flush { .. } => true,
+            Op::Checkpoint { .. }
+            | Op::Settle { .. }
+            | Op::Sample { .. }
+            | Op::Cooldown { .. }
+            | Op::Touch { .. } => false,
+        }
+    }
+}
+
+/// The queue between every caller and the writer thread.
+#[derive(Default)]
+struct Queue {
+    ops: VecDeque<Op>,
+    /// Ops ever queued: the sequence number of the newest.
+    queued: u64,
+    /// The writer sleeps, waiting to be woken.
+    idle: bool,
+    /// No more ops will come (the last [`BatchWriter`] is gone).
+    closed: bool,
+    /// The writer thread has ended: nothing queued would be applied.
+    ended: bool,
+}
+
+/// What callers and the writer thread share.
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// Ops taken off the queue and applied (committed, or given up on), in
+    /// queue order; `u64::MAX` once the writer has ended.
+    written: watch::Sender<u64>,
+    /// In-memory hold id → its row, once written (the writer fills it; a
+    /// settle written without the writer reads it).
+    rows: Mutex<HashMap<u64, i64>>,
+    /// Settles that could not go through the writer and could not be
+    /// written yet.
+    orphans: Mutex<Vec<Orphan>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wake the writer if it sleeps with something queued.
+    fn kick(&self) {
+        let mut q = self.lock();
+        if q.idle && !q.ops.is_empty() {
+            q.idle = false;
+            drop(q);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// A settle written without the writer thread.
+struct Orphan {
+    reservation: Reservation,
+    actual: Option<SettledCost>,
+    at: i64,
+}
+
 /// The writer thread, shared by every [`BatchedGate`] and
 /// [`CachedHealth`] made from it. Cheap to clone; the thread ends (after
 /// applying everything queued) when the last clone is dropped.
@@ -125,17 +238,24 @@ impl std::fmt::Debug for BatchWriter {
 }
 
 struct WriterInner {
-    tx: Option<mpsc::Sender<Op>>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     syncer: Option<JoinHandle<()>>,
     stop_sync: Option<mpsc::Sender<()>>,
     store: Store,
+    /// Source of in-memory hold ids.
+    next_hold: AtomicU64,
 }
 
 impl Drop for WriterInner {
     fn drop(&mut self) {
-        // Closing the channel ends the thread once the queue is applied.
-        self.tx = None;
+        // Closing the queue ends the thread once the queue is applied.
+        {
+            let mut q = self.shared.lock();
+            q.closed = true;
+            q.idle = false;
+        }
+        self.shared.wake.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -143,6 +263,8 @@ impl Drop for WriterInner {
         if let Some(t) = self.syncer.take() {
             let _ = t.join();
         }
+        // Last try for settles the writer never took.
+        write_orphans(&self.store, &self.shared);
     }
 }
 
@@ -151,7 +273,13 @@ impl Store {
     /// threads of its own).
     pub fn batch_writer(&self) -> Result<BatchWriter, StoreError> {
         let conn = db::open_batch_writer(self.path())?;
-        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            written: watch::Sender::new(0),
+            rows: Mutex::new(HashMap::new()),
+            orphans: Mutex::new(Vec::new()),
+        });
         let dirty = Arc::new(AtomicBool::new(false));
         let writer = Writer {
             conn,
@@ -159,36 +287,52 @@ impl Store {
             hold: DEFAULT_HOLD,
             retry: Vec::new(),
             dirty: Arc::clone(&dirty),
+            shared: Arc::clone(&shared),
         };
         let thread = std::thread::Builder::new()
             .name("switchboard-batch-writer".into())
-            .spawn(move || writer.run(&rx))
+            .spawn(move || writer.run())
             .map_err(|e| StoreError::invalid(format!("cannot start the ledger writer: {e}")))?;
         let (stop_sync, stopped) = mpsc::channel::<()>();
         let checkpointer = db::open_batch_writer(self.path())?;
+        let kicks = Arc::clone(&shared);
         let syncer = std::thread::Builder::new()
             .name("switchboard-wal-sync".into())
-            .spawn(move || sync_loop(&checkpointer, &dirty, &stopped))
+            .spawn(move || sync_loop(&checkpointer, &dirty, &kicks, &stopped))
             .ok();
         Ok(BatchWriter {
             inner: Arc::new(WriterInner {
-                tx: Some(tx),
+                shared,
                 thread: Some(thread),
                 syncer,
                 stop_sync: Some(stop_sync),
                 store: self.clone(),
+                next_hold: AtomicU64::new(1),
             }),
         })
     }
 }
 
 impl BatchWriter {
-    /// Queue `op`; it comes back when no writer thread runs.
+    /// Queue `op` (waking the writer for an urgent one); it comes back
+    /// when no writer thread runs.
     fn send(&self, op: Op) -> Result<(), Box<Op>> {
-        match &self.inner.tx {
-            Some(tx) => tx.send(op).map_err(|e| Box::new(e.0)),
-            None => Err(Box::new(op)),
+        let shared = &self.inner.shared;
+        let mut q = shared.lock();
+        if q.closed || q.ended {
+            return Err(Box::new(op));
         }
+        let wake = q.idle && op.is_urgent();
+        q.ops.push_back(op);
+        q.queued += 1;
+        if wake {
+            q.idle = false;
+        }
+        drop(q);
+        if wake {
+            shared.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// A budget gate enforcing `budgets` through this writer.
@@ -224,22 +368,116 @@ impl BatchWriter {
         }
     }
 
+    /// How many writes were ever queued: pass it to
+    /// [`BatchWriter::written`] to wait for everything queued so far.
+    pub fn queued(&self) -> u64 {
+        self.inner.shared.lock().queued
+    }
+
+    /// Wait (without blocking a thread) until the first `seq` writes ever
+    /// queued are applied; at once when they are, or when the writer has
+    /// ended. Wakes the writer if it sleeps with them queued.
+    pub async fn written(&self, seq: u64) {
+        let mut done = self.inner.shared.written.subscribe();
+        if *done.borrow() >= seq {
+            return;
+        }
+        self.kick();
+        let _ = done.wait_for(|n| *n >= seq).await;
+    }
+
+    /// Write what is queued now instead of with the next batch: call it
+    /// when a response is out (see the module docs).
+    pub fn kick(&self) {
+        self.inner.shared.kick();
+    }
+
     /// The database it writes to.
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
+
+    /// A settle the writer thread cannot take: written on a blocking
+    /// thread (never on an async one), kept and retried if it fails.
+    fn orphan(&self, o: Orphan) {
+        let shared = &self.inner.shared;
+        if let Ok(mut orphans) = shared.orphans.lock() {
+            orphans.push(o);
+        }
+        let (store, shared) = (self.inner.store.clone(), Arc::clone(shared));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || write_orphans(&store, &shared));
+            }
+            Err(_) => write_orphans(&store, &shared),
+        }
+    }
+
+    /// End the writer thread as if it had failed (for tests of the paths
+    /// without it).
+    #[cfg(test)]
+    fn end_thread(&self) {
+        {
+            let mut q = self.inner.shared.lock();
+            q.closed = true;
+            q.idle = false;
+        }
+        self.inner.shared.wake.notify_one();
+        while !self.inner.shared.lock().ended {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Write the settles that could not go through the writer, in one
+/// transaction; kept for the next try if it fails.
+fn write_orphans(store: &Store, shared: &Shared) {
+    let Ok(mut orphans) = shared.orphans.lock() else {
+        return;
+    };
+    if orphans.is_empty() {
+        return;
+    }
+    let rows = shared.rows.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut conn = store.conn();
+    let Ok(tx) = conn.transaction_with_behavior(TransactionBehavior::Immediate) else {
+        return;
+    };
+    for o in orphans.iter() {
+        let mut reservation = o.reservation.clone();
+        reservation.id = row_of(&rows, reservation.id);
+        if settle_in(&tx, &reservation, o.actual.as_ref(), o.at).is_err() {
+            return;
+        }
+    }
+    if tx.commit().is_ok() {
+        orphans.clear();
+    }
+}
+
+/// The row of hold `id`: itself for a row id, the written row (or none: 0)
+/// for an in-memory one.
+fn row_of(rows: &HashMap<u64, i64>, id: u64) -> u64 {
+    if id & IN_MEMORY == 0 {
+        return id;
+    }
+    rows.get(&id)
+        .and_then(|r| u64::try_from(*r).ok())
+        .unwrap_or(0)
 }
 
 /// Checkpoint the write-ahead log every [`SYNC_EVERY`] while the writer
 /// has committed since the last time (and once more at the end). A
 /// passive checkpoint syncs the log, copies what no reader still needs
-/// into the database and syncs that, without blocking the writer.
-fn sync_loop(conn: &Connection, dirty: &AtomicBool, stop: &mpsc::Receiver<()>) {
+/// into the database and syncs that, without blocking the writer. Each
+/// round also wakes the writer if writes wait that nothing woke it for.
+fn sync_loop(conn: &Connection, dirty: &AtomicBool, shared: &Shared, stop: &mpsc::Receiver<()>) {
     loop {
         let ended = matches!(
             stop.recv_timeout(SYNC_EVERY),
             Err(mpsc::RecvTimeoutError::Disconnected) | Ok(())
         );
+        shared.kick();
         if dirty.swap(false, Ordering::AcqRel) {
             let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
         }
@@ -254,9 +492,10 @@ struct Writer {
     conn: Connection,
     owner: Option<String>,
     hold: Duration,
-    /// Settles whose batch failed, written with the next one.
+    /// Settles (and holds) whose batch failed, written with the next one.
     retry: Vec<Op>,
     dirty: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 /// What a batch owes its callers once it is committed.
@@ -281,45 +520,62 @@ struct Fallback {
 }
 
 impl Fallback {
-    /// As the per-call gate does: a hard stop that cannot be checked does
-    /// not let money through; without one, go ahead with no recorded hold.
     fn answer(&self, why: &str) -> Result<Reservation, BudgetDenied> {
-        match self
-            .budgets
-            .iter()
-            .find(|b| b.hard && b.scope.matches(&self.ctx))
-        {
-            Some(b) => Err(BudgetDenied {
-                budget: b.name.clone(),
-                message: format!("the spend ledger could not be checked: {why}"),
-            }),
-            None => Ok(Reservation {
-                id: 0,
-                amount: self.estimate.unwrap_or(Cost::ZERO),
-                context: self.ctx.clone(),
-            }),
-        }
+        unchecked_reservation(&self.budgets, &self.ctx, self.estimate, why)
     }
 }
 
 impl Writer {
-    fn run(mut self, rx: &mpsc::Receiver<Op>) {
-        while let Ok(first) = rx.recv() {
-            let mut batch = std::mem::take(&mut self.retry);
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
+    fn run(mut self) {
+        let shared = Arc::clone(&self.shared);
+        loop {
+            let taken: Vec<Op> = {
+                let mut q = shared.lock();
+                while q.ops.is_empty() && !q.closed {
+                    q.idle = true;
+                    q = shared
+                        .wake
+                        .wait(q)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                 }
-            }
+                q.idle = false;
+                if q.ops.is_empty() {
+                    break;
+                }
+                let n = q.ops.len().min(MAX_BATCH);
+                q.ops.drain(..n).collect()
+            };
+            let count = taken.len() as u64;
+            let mut batch = std::mem::take(&mut self.retry);
+            batch.extend(taken);
             self.apply(batch);
+            shared.written.send_modify(|n| *n += count);
         }
-        // The channel is closed: one last try for settles that failed.
+        // The queue is closed: one last try for settles that failed.
         let left = std::mem::take(&mut self.retry);
         if !left.is_empty() {
             self.apply(left);
         }
+        // Settles that still failed go where a settle without the writer
+        // goes (written when the last writer handle is dropped).
+        if let Ok(mut orphans) = shared.orphans.lock() {
+            for op in std::mem::take(&mut self.retry) {
+                if let Op::Settle {
+                    reservation,
+                    actual,
+                    at,
+                } = op
+                {
+                    orphans.push(Orphan {
+                        reservation,
+                        actual,
+                        at,
+                    });
+                }
+            }
+        }
+        shared.lock().ended = true;
+        shared.written.send_replace(u64::MAX);
     }
 
     fn apply(&mut self, batch: Vec<Op>) {
@@ -337,12 +593,20 @@ impl Writer {
                 return;
             }
         };
+        let mut rows = self
+            .shared
+            .rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut replies = Vec::new();
-        // Ops to retry if the commit fails (settles), or to answer then.
+        // Ops to retry if the commit fails (settles, holds), or to answer then.
         let mut undone: Vec<Op> = Vec::new();
+        // In-memory holds written by this batch, and those it settles.
+        let mut written: Vec<u64> = Vec::new();
+        let mut released: Vec<u64> = Vec::new();
         let mut sampled: HashSet<(String, String)> = HashSet::new();
         // A checkpoint of a hold this batch also settles would be deleted
-        // with it: not written at all.
+        // with it: not written at all; nor is an in-memory hold it settles.
         let settled: HashSet<u64> = batch
             .iter()
             .filter_map(|op| match op {
@@ -350,7 +614,10 @@ impl Writer {
                 _ => None,
             })
             .collect();
-        if batch.iter().any(|op| matches!(op, Op::Reserve { .. })) {
+        if batch
+            .iter()
+            .any(|op| matches!(op, Op::Reserve { .. } | Op::Hold { .. }))
+        {
             let _ = sweep_in(&tx, now);
         }
         for op in batch {
@@ -373,12 +640,7 @@ impl Writer {
                         )
                     }) {
                         Ok(d) => d,
-                        Err(e) => Fallback {
-                            ctx: ctx.clone(),
-                            estimate,
-                            budgets: Arc::clone(&budgets),
-                        }
-                        .answer(&e.to_string()),
+                        Err(e) => unchecked_reservation(&budgets, &ctx, estimate, &e.to_string()),
                     };
                     replies.push(Reply::Reserved(Box::new(Reserved {
                         to: reply,
@@ -390,12 +652,35 @@ impl Writer {
                         },
                     })));
                 }
+                Op::Hold { id, .. } if settled.contains(&id) => {}
+                Op::Hold {
+                    id,
+                    ctx,
+                    amount,
+                    at,
+                } => {
+                    // A hold that cannot be written leaves its attempt
+                    // without a crash record; its settle still bills it.
+                    if let Ok(row) = in_savepoint(&tx, |sp| {
+                        insert_hold(sp, &ctx, amount, at, self.hold, self.owner.as_deref())
+                    }) {
+                        rows.insert(id, row);
+                        written.push(id);
+                        undone.push(Op::Hold {
+                            id,
+                            ctx,
+                            amount,
+                            at,
+                        });
+                    }
+                }
                 Op::Checkpoint { reservation, .. } if settled.contains(&reservation.id) => {}
                 Op::Checkpoint {
-                    reservation,
+                    mut reservation,
                     progress,
                     at,
                 } => {
+                    reservation.id = row_of(&rows, reservation.id);
                     // A checkpoint that cannot be written is superseded by
                     // the next one (or the settle).
                     let _ = in_savepoint(&tx, |sp| {
@@ -414,14 +699,18 @@ impl Writer {
                     actual,
                     at,
                 } => {
-                    let written =
-                        in_savepoint(&tx, |sp| settle_in(sp, &reservation, actual.as_ref(), at));
+                    let mut row = reservation.clone();
+                    row.id = row_of(&rows, reservation.id);
+                    let ok = in_savepoint(&tx, |sp| settle_in(sp, &row, actual.as_ref(), at));
+                    if reservation.id & IN_MEMORY != 0 {
+                        released.push(reservation.id);
+                    }
                     let op = Op::Settle {
                         reservation,
                         actual,
                         at,
                     };
-                    match written {
+                    match ok {
                         Ok(()) => undone.push(op),
                         Err(_) => self.retry.push(op),
                     }
@@ -455,6 +744,10 @@ impl Writer {
         match tx.commit() {
             Ok(()) => {
                 self.dirty.store(true, Ordering::Release);
+                for id in &released {
+                    rows.remove(id);
+                }
+                drop(rows);
                 for r in replies {
                     match r {
                         Reply::Reserved(r) => {
@@ -467,8 +760,17 @@ impl Writer {
                 }
             }
             Err(e) => {
+                // Rolled back: the holds it wrote are not rows. They and
+                // its settles are written again first thing next batch,
+                // in the order they came.
+                for id in &written {
+                    rows.remove(id);
+                }
+                drop(rows);
                 let why = e.to_string();
-                self.retry.extend(undone);
+                let mut again = undone;
+                again.append(&mut self.retry);
+                self.retry = again;
                 for r in replies {
                     match r {
                         Reply::Reserved(r) => {
@@ -517,16 +819,9 @@ fn fail(op: Op, why: &str, retry: &mut Vec<Op>) {
             budgets,
             reply,
         } => {
-            let _ = reply.send(
-                Fallback {
-                    ctx,
-                    estimate,
-                    budgets,
-                }
-                .answer(why),
-            );
+            let _ = reply.send(unchecked_reservation(&budgets, &ctx, estimate, why));
         }
-        Op::Settle { .. } => retry.push(op),
+        Op::Hold { .. } | Op::Settle { .. } => retry.push(op),
         Op::Flush { reply } => {
             let _ = reply.send(());
         }
@@ -547,14 +842,38 @@ impl BatchedGate {
     pub fn budgets(&self) -> &[Budget] {
         &self.budgets
     }
-}
 
-impl BatchedGate {
+    /// Decide a reservation now if nothing can refuse it (no hard budget
+    /// covers `ctx`): the hold is queued to be written, not waited for.
+    fn reserve_in_memory(&self, ctx: &SpendContext, estimate: Option<Cost>) -> Option<Reservation> {
+        if hard_budgets(&self.budgets, ctx).next().is_some() {
+            return None;
+        }
+        let amount = estimate.unwrap_or(Cost::ZERO);
+        let id = IN_MEMORY | self.writer.inner.next_hold.fetch_add(1, Ordering::Relaxed);
+        let op = Op::Hold {
+            id,
+            ctx: ctx.clone(),
+            amount,
+            at: now_ms(),
+        };
+        Some(Reservation {
+            // No writer: no recorded hold, as when the ledger cannot be
+            // written (the settle still bills it).
+            id: if self.writer.send(op).is_ok() { id } else { 0 },
+            amount,
+            context: ctx.clone(),
+        })
+    }
+
     fn queue_reserve(
         &self,
         ctx: &SpendContext,
         estimate: Option<Cost>,
     ) -> Result<PendingReservation, Box<Result<Reservation, BudgetDenied>>> {
+        if let Some(held) = self.reserve_in_memory(ctx, estimate) {
+            return Err(Box::new(Ok(held)));
+        }
         if let Some(denied) = unbounded_denial(&self.budgets, ctx, estimate) {
             return Err(Box::new(Err(denied)));
         }
@@ -576,12 +895,12 @@ impl BatchedGate {
         ctx: &SpendContext,
         estimate: Option<Cost>,
     ) -> Result<Reservation, BudgetDenied> {
-        Fallback {
-            ctx: ctx.clone(),
+        unchecked_reservation(
+            &self.budgets,
+            ctx,
             estimate,
-            budgets: Arc::clone(&self.budgets),
-        }
-        .answer("the ledger writer has stopped")
+            "the ledger writer has stopped",
+        )
     }
 }
 
@@ -639,13 +958,11 @@ impl BudgetGate for BatchedGate {
                 at,
             } = *returned
         {
-            // No writer thread (it could not keep running): write it here.
-            let mut conn = self.writer.store().conn();
-            if let Ok(tx) = conn.transaction_with_behavior(TransactionBehavior::Immediate)
-                && settle_in(&tx, &reservation, actual.as_ref(), at).is_ok()
-            {
-                let _ = tx.commit();
-            }
+            self.writer.orphan(Orphan {
+                reservation,
+                actual,
+                at,
+            });
         }
     }
 }
@@ -858,11 +1175,17 @@ mod tests {
         let writer = store.batch_writer().unwrap();
         let gate = writer.gate(Vec::new());
         let hold = gate.reserve(&ctx("x"), Some(usd("0.2"))).unwrap();
-        assert_ne!(hold.id, 0, "the hold is a committed row before the send");
+        assert_ne!(hold.id, 0, "the hold is recorded");
         let count = |sql: &str| -> i64 {
             let c = Connection::open(dir.path().join("db.sqlite3")).unwrap();
             c.query_row(sql, [], |r| r.get(0)).unwrap()
         };
+        // Written concurrently with the attempt; a caller can wait for it.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(writer.written(writer.queued()));
         assert_eq!(count("SELECT count(*) FROM reservations"), 1);
         // Sent (so billed if it never ends), as the router checkpoints it.
         let mut sent = crate::attempt::Accumulator::new("p", "m");
@@ -892,6 +1215,119 @@ mod tests {
         drop(store);
         assert_eq!(count("SELECT count(*) FROM reservations"), 0);
         assert_eq!(count("SELECT count(*) FROM ledger"), 2);
+    }
+
+    fn hard(tag: &str, limit: &str) -> Budget {
+        Budget {
+            name: format!("{tag}-cap"),
+            scope: BudgetScope::Tag(tag.into()),
+            period: BudgetPeriod::Daily,
+            limit: usd(limit),
+            warn_at_bp: 8000,
+            hard: true,
+        }
+    }
+
+    #[test]
+    fn holds_no_hard_budget_covers_never_wait_for_the_disk_and_hard_ones_do() {
+        let (dir, store) = store();
+        let path = dir.path().join("db.sqlite3");
+        let writer = store.batch_writer().unwrap();
+        let gate = Arc::new(writer.gate(vec![hard("capped", "1.00")]));
+        let count = |sql: &str| -> i64 {
+            let c = Connection::open(&path).unwrap();
+            c.query_row(sql, [], |r| r.get(0)).unwrap()
+        };
+        // Another process holds the database's write lock.
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = Instant::now();
+        let free = gate.reserve(&ctx("free"), Some(usd("0.10"))).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "an attempt no hard budget covers does not wait for a commit"
+        );
+        // One a hard budget covers waits: its check must see every hold.
+        let capped = {
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || gate.reserve(&ctx("capped"), Some(usd("0.10"))))
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!capped.is_finished(), "decided without the database");
+        blocker.execute_batch("COMMIT").unwrap();
+        let capped = capped.join().unwrap().unwrap();
+        assert_eq!(capped.id & IN_MEMORY, 0, "a committed row");
+        writer.flush();
+        assert_eq!(count("SELECT count(*) FROM reservations"), 2);
+        // Settling the in-memory hold deletes its row, not another one.
+        gate.settle(free, settled("0.05"));
+        writer.flush();
+        assert_eq!(count("SELECT count(*) FROM reservations"), 1);
+        let held: String = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT tag FROM reservation_tags", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(held, "capped");
+        // A hold and its settle queued together: just the ledger row.
+        let quick = gate.reserve(&ctx("free"), Some(usd("0.10"))).unwrap();
+        gate.settle(quick, settled("0.02"));
+        gate.settle(capped, settled("0.03"));
+        writer.flush();
+        assert_eq!(count("SELECT count(*) FROM reservations"), 0);
+        let by_tag = store.spend(SpendGrouping::Tag, None).unwrap();
+        let cost = |tag: &str| {
+            by_tag
+                .iter()
+                .find(|g| g.key.as_deref() == Some(tag))
+                .map(|g| (g.requests, g.cost))
+        };
+        assert_eq!(cost("free"), Some((2, usd("0.07"))));
+        assert_eq!(cost("capped"), Some((1, usd("0.03"))));
+    }
+
+    #[test]
+    fn a_settle_the_writer_cannot_take_never_blocks_the_runtime_and_is_not_lost() {
+        let (dir, store) = store();
+        let path = dir.path().join("db.sqlite3");
+        let writer = store.batch_writer().unwrap();
+        let gate = writer.gate(Vec::new());
+        let hold = gate.reserve(&ctx("x"), Some(usd("0.20"))).unwrap();
+        writer.flush();
+        writer.end_thread();
+        let count = |sql: &str| -> i64 {
+            let c = Connection::open(&path).unwrap();
+            c.query_row(sql, [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(count("SELECT count(*) FROM reservations"), 1);
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let started = Instant::now();
+            gate.settle(hold, settled("0.05"));
+            assert!(
+                started.elapsed() < Duration::from_millis(200),
+                "the settle waited for the database on the async thread"
+            );
+            // The runtime's only thread goes on running tasks meanwhile.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        });
+        blocker.execute_batch("COMMIT").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while count("SELECT count(*) FROM ledger") == 0 {
+            assert!(Instant::now() < deadline, "the settle was lost");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Its hold was released, so nothing bills it twice.
+        assert_eq!(count("SELECT count(*) FROM reservations"), 0);
+        drop(gate);
+        drop(writer);
+        drop(store);
+        assert_eq!(count("SELECT count(*) FROM ledger"), 1);
+        assert_eq!(count("SELECT sum(cost_nanos) FROM ledger"), 50_000_000);
     }
 
     #[test]

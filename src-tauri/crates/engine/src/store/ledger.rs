@@ -508,7 +508,7 @@ fn group_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpendGroup> {
 }
 
 /// The hard budgets of `budgets` that count an attempt with `ctx`.
-fn hard_budgets<'a>(
+pub(crate) fn hard_budgets<'a>(
     budgets: &'a [Budget],
     ctx: &'a SpendContext,
 ) -> impl Iterator<Item = &'a Budget> {
@@ -585,6 +585,25 @@ pub(crate) fn reserve_in(
             }));
         }
     }
+    let id = insert_hold(conn, ctx, amount, now, hold, owner)?;
+    Ok(Ok(Reservation {
+        id: u64::try_from(id).unwrap_or(0),
+        amount,
+        context: ctx.clone(),
+    }))
+}
+
+/// Write the hold of `amount` for an attempt with `ctx`, made at `now`
+/// and lapsing after `hold` (unless checkpoints extend it): the row crash
+/// recovery finds. Its row id.
+pub(crate) fn insert_hold(
+    conn: &Connection,
+    ctx: &SpendContext,
+    amount: Cost,
+    now: i64,
+    hold: Duration,
+    owner: Option<&str>,
+) -> Result<i64, StoreError> {
     let expires = now.saturating_add(i64::try_from(hold.as_millis()).unwrap_or(i64::MAX));
     conn.prepare_cached(
         "INSERT INTO reservations (created_at, expires_at, provider, model, route, amount_nanos,
@@ -609,11 +628,31 @@ pub(crate) fn reserve_in(
     for tag in &ctx.tags {
         stmt.execute(params![id, tag])?;
     }
-    Ok(Ok(Reservation {
-        id: u64::try_from(id).unwrap_or(0),
-        amount,
-        context: ctx.clone(),
-    }))
+    Ok(id)
+}
+
+/// What a reservation comes to when the ledger cannot be checked (`why`):
+/// a hard budget covering the attempt refuses, because a hard stop that
+/// cannot be checked does not let money through; with none, the attempt
+/// goes ahead without a recorded hold (so without a crash record; its
+/// cost still settles).
+pub(crate) fn unchecked_reservation(
+    budgets: &[Budget],
+    ctx: &SpendContext,
+    estimate: Option<Cost>,
+    why: &str,
+) -> Result<Reservation, BudgetDenied> {
+    match hard_budgets(budgets, ctx).next() {
+        Some(b) => Err(BudgetDenied {
+            budget: b.name.clone(),
+            message: format!("the spend ledger could not be checked: {why}"),
+        }),
+        None => Ok(Reservation {
+            id: 0,
+            amount: estimate.unwrap_or(Cost::ZERO),
+            context: ctx.clone(),
+        }),
+    }
 }
 
 /// Write what the attempt of `r` would bill if it ended now (extending
@@ -749,10 +788,6 @@ impl SqliteBudgetGate {
         self.pending.lock().map(|p| p.len()).unwrap_or(0)
     }
 
-    fn hard_budgets_for<'a>(&'a self, ctx: &'a SpendContext) -> impl Iterator<Item = &'a Budget> {
-        hard_budgets(&self.budgets, ctx)
-    }
-
     pub(crate) fn reserve_at(
         &self,
         ctx: &SpendContext,
@@ -828,20 +863,7 @@ impl BudgetGate for SqliteBudgetGate {
         self.retry_pending();
         match self.reserve_at(ctx, estimate, now_ms()) {
             Ok(decision) => decision,
-            Err(e) => match self.hard_budgets_for(ctx).next() {
-                // A hard stop that cannot be checked does not let money through.
-                Some(b) => Err(BudgetDenied {
-                    budget: b.name.clone(),
-                    message: format!("the spend ledger could not be checked: {e}"),
-                }),
-                // Nothing to enforce: go ahead without a recorded hold (and
-                // so without a crash record; its cost still settles).
-                None => Ok(Reservation {
-                    id: 0,
-                    amount: estimate.unwrap_or(Cost::ZERO),
-                    context: ctx.clone(),
-                }),
-            },
+            Err(e) => unchecked_reservation(&self.budgets, ctx, estimate, &e.to_string()),
         }
     }
 

@@ -25,7 +25,7 @@ use switchboard_engine::{ChatRequest, DEFAULT_MAX_TOKENS, Message, Usage};
 use crate::body::{Encoder, parse_json};
 use crate::errors::ApiError;
 use crate::openai::{Content, Parsed};
-use crate::run::{Finished, Progress};
+use crate::run::Finished;
 use crate::wire::{Counts, anthropic_stop, cost_fields, json_str, json_u64, new_id};
 
 #[derive(Deserialize)]
@@ -270,7 +270,7 @@ impl EventStream {
         out.extend_from_slice(b"}}\n\n");
     }
 
-    fn end(&mut self, out: &mut Vec<u8>, f: &Finished) {
+    fn finish(&mut self, out: &mut Vec<u8>, f: &Finished) {
         self.close(out);
         let r = &f.outcome.result;
         if let Some(e) = &r.error {
@@ -295,17 +295,19 @@ impl EventStream {
 }
 
 impl Encoder for EventStream {
-    fn encode(&mut self, p: Progress, out: &mut Vec<u8>) -> bool {
-        match p {
-            Progress::Text(t) => self.delta(out, Block::Text, &t),
-            Progress::Reasoning(t) if self.thinking => self.delta(out, Block::Thinking, &t),
-            Progress::Done(f) => {
-                self.end(out, &f);
-                return true;
-            }
-            Progress::Reasoning(_) | Progress::Attempt { .. } | Progress::Serving { .. } => {}
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        self.delta(out, Block::Text, text);
+    }
+
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {
+        // Thinking blocks only for a caller that asked for them.
+        if self.thinking {
+            self.delta(out, Block::Thinking, text);
         }
-        false
+    }
+
+    fn end(&mut self, f: &Finished, out: &mut Vec<u8>) {
+        self.finish(out, f);
     }
 }
 

@@ -1,10 +1,15 @@
 //! Bodies: reading a request's within the size limit, and the response
-//! body, either whole or a stream of pieces produced by the request's
-//! task.
+//! body, either whole or the stream of a running request.
 //!
-//! A streamed body owns the request's [`CancelOnDrop`]: hyper drops the
-//! body when the client goes away (a failed write, a closed connection),
-//! and that cancels the routed request, which then settles as `stopped`.
+//! A streamed body owns its request's [`Running`] and drives it: each
+//! poll runs the routed request as far as it can go (reading the
+//! upstream), which encodes every piece that was ready straight into one
+//! buffer, and the body hands that buffer out as one frame. So a piece
+//! crosses no channel and no task, costs no allocation of its own, and
+//! pieces that arrive together leave in one write. Hyper drops the body
+//! when the client goes away (a failed write, a closed connection); the
+//! request then goes on by itself, cancelled, and settles as `stopped`
+//! (see [`Running`]).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,11 +18,11 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::StatusCode;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use switchboard_engine::Usage;
 
-use crate::errors::ApiError;
-use crate::run::Progress;
+use crate::errors::{ApiError, Dialect};
+use crate::run::{Finished, Running};
+use crate::{anthropic, openai};
 
 /// A request body read as `format` (named in the error when it does not
 /// match): 400 `invalid_json` saying whether it is not JSON at all or JSON
@@ -36,69 +41,117 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Cancels a request's token when dropped: the client is gone, or the
-/// answer is complete (then the request has ended and it changes nothing).
-#[derive(Debug)]
-pub(crate) struct CancelOnDrop(pub CancellationToken);
+/// Writes a streamed answer in a dialect's wire format.
+pub(crate) trait Encoder {
+    /// Append a piece of answer text.
+    fn text(&mut self, text: &str, out: &mut Vec<u8>);
+    /// Append a piece of reasoning (or nothing, when the caller did not
+    /// ask for it).
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>);
+    /// Append the end: how it ended, usage and cost, the terminator.
+    fn end(&mut self, f: &Finished, out: &mut Vec<u8>);
+}
 
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
+/// How a streamed answer is written: the dialect and what the caller
+/// asked of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamFormat {
+    pub dialect: Dialect,
+    /// OpenAI: `stream_options.include_usage`.
+    pub include_usage: bool,
+    /// Anthropic: thinking blocks.
+    pub thinking: bool,
+}
+
+/// A streamed answer's encoder, one per dialect (dispatched statically).
+#[derive(Debug)]
+pub(crate) enum StreamEncoder {
+    OpenAi(openai::ChunkStream),
+    Anthropic(anthropic::EventStream),
+}
+
+impl StreamFormat {
+    /// The encoder of an answer served by `target`, with the counts its
+    /// provider reported so far; appends the stream's opening to `out`.
+    pub(crate) fn start(self, target: &str, usage: Usage, out: &mut Vec<u8>) -> StreamEncoder {
+        match self.dialect {
+            Dialect::OpenAi => {
+                StreamEncoder::OpenAi(openai::ChunkStream::start(target, self.include_usage, out))
+            }
+            Dialect::Anthropic => StreamEncoder::Anthropic(anthropic::EventStream::start(
+                target,
+                usage,
+                self.thinking,
+                out,
+            )),
+        }
     }
 }
 
-/// Turns a request's progress into the bytes of its stream.
-pub(crate) trait Encoder: Send + 'static {
-    /// Append what `p` adds to the stream; true once the stream is
-    /// complete (nothing follows).
-    fn encode(&mut self, p: Progress, out: &mut Vec<u8>) -> bool;
+impl Encoder for StreamEncoder {
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        match self {
+            StreamEncoder::OpenAi(e) => e.text(text, out),
+            StreamEncoder::Anthropic(e) => e.text(text, out),
+        }
+    }
+
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {
+        match self {
+            StreamEncoder::OpenAi(e) => e.reasoning(text, out),
+            StreamEncoder::Anthropic(e) => e.reasoning(text, out),
+        }
+    }
+
+    fn end(&mut self, f: &Finished, out: &mut Vec<u8>) {
+        match self {
+            StreamEncoder::OpenAi(e) => e.end(f, out),
+            StreamEncoder::Anthropic(e) => e.end(f, out),
+        }
+    }
 }
 
 /// A response body.
 pub(crate) enum GatewayBody {
-    /// All of it at once.
-    Full(Option<Bytes>),
-    /// Pieces as the request's task produces them.
-    Stream(Box<Streamed>),
+    /// All of it at once; the request it answers (if any) is kept until
+    /// the body is done, which then lets its ledger writes go (see
+    /// [`Running`]).
+    Full {
+        bytes: Option<Bytes>,
+        /// Dropped with the body: lets its ledger writes go.
+        _request: Option<Box<Running>>,
+    },
+    /// The stream of a running request.
+    Stream(Box<Running>),
 }
 
 impl std::fmt::Debug for GatewayBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            GatewayBody::Full(_) => f.write_str("GatewayBody::Full"),
+            GatewayBody::Full { .. } => f.write_str("GatewayBody::Full"),
             GatewayBody::Stream(_) => f.write_str("GatewayBody::Stream"),
         }
     }
 }
 
-/// A streamed body: the request's progress channel and its encoder.
-pub(crate) struct Streamed {
-    /// Bytes to send first (the pieces that decided the response).
-    first: Option<Vec<u8>>,
-    rx: mpsc::UnboundedReceiver<Progress>,
-    encoder: Box<dyn Encoder>,
-    done: bool,
-    _cancel: CancelOnDrop,
-}
-
 impl GatewayBody {
     pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
-        GatewayBody::Full(Some(bytes.into()))
+        GatewayBody::Full {
+            bytes: Some(bytes.into()),
+            _request: None,
+        }
     }
 
-    pub(crate) fn stream(
-        first: Vec<u8>,
-        rx: mpsc::UnboundedReceiver<Progress>,
-        encoder: Box<dyn Encoder>,
-        cancel: CancelOnDrop,
-    ) -> Self {
-        GatewayBody::Stream(Box::new(Streamed {
-            first: Some(first),
-            rx,
-            encoder,
-            done: false,
-            _cancel: cancel,
-        }))
+    /// The whole answer of `running`, a request that has ended.
+    pub(crate) fn full_of(bytes: impl Into<Bytes>, running: Running) -> Self {
+        GatewayBody::Full {
+            bytes: Some(bytes.into()),
+            _request: Some(Box::new(running)),
+        }
+    }
+
+    pub(crate) fn stream(running: Running) -> Self {
+        GatewayBody::Stream(Box::new(running))
     }
 }
 
@@ -111,21 +164,16 @@ impl Body for GatewayBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
-            GatewayBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            GatewayBody::Stream(s) => {
-                let mut out = s.first.take().unwrap_or_default();
-                // Everything already waiting goes out as one frame: fewer
-                // writes when pieces come faster than the socket drains.
-                while !s.done {
-                    match s.rx.poll_recv(cx) {
-                        Poll::Ready(Some(p)) => s.done = s.encoder.encode(p, &mut out),
-                        Poll::Ready(None) => s.done = true,
-                        Poll::Pending => break,
-                    }
-                }
+            GatewayBody::Full { bytes, .. } => {
+                Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
+            }
+            GatewayBody::Stream(running) => {
+                // Everything that is ready goes out as one frame.
+                let ended = running.poll_run(cx).is_ready();
+                let out = running.take_output();
                 if !out.is_empty() {
                     Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
-                } else if s.done {
+                } else if ended {
                     Poll::Ready(None)
                 } else {
                     Poll::Pending
@@ -136,15 +184,16 @@ impl Body for GatewayBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            GatewayBody::Full(b) => b.is_none(),
-            GatewayBody::Stream(s) => s.done && s.first.is_none(),
+            GatewayBody::Full { bytes, .. } => bytes.is_none(),
+            GatewayBody::Stream(running) => running.is_over(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            GatewayBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            GatewayBody::Full(None) => SizeHint::with_exact(0),
+            GatewayBody::Full { bytes, .. } => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
             GatewayBody::Stream(_) => SizeHint::default(),
         }
     }

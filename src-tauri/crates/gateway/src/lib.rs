@@ -25,14 +25,20 @@
 //!   request then runs through the engine's [`Router`] with the same
 //!   catalog, policy, budgets and health as the app: this crate only
 //!   translates wire formats and maps outcomes to status codes.
-//! - The routed request runs on a task of its own and reports to the
-//!   response through a channel. A streamed answer's headers go out with
-//!   its first token, when the serving target is known and no fallback can
-//!   happen any more; a client that goes away cancels the request's token,
-//!   and the attempt settles as `stopped` like any other.
+//! - The routed request is a future the HTTP exchange drives itself (no
+//!   task hop, no channel): pieces are encoded into the response's buffer
+//!   as the router reports them, and everything ready leaves in one write.
+//!   A streamed answer's headers go out with its first token, when the
+//!   serving target is known and no fallback can happen any more; a
+//!   client that goes away cancels the request's token, the request goes
+//!   on by itself and the attempt settles as `stopped` like any other.
 //! - Ledger, holds and health go through one [`BatchWriter`] per server
 //!   (group commit), so hundreds of concurrent streams share one
-//!   transaction per batch instead of several fsyncs per request.
+//!   transaction per batch instead of several fsyncs per request. An
+//!   attempt no hard budget covers goes upstream without waiting for its
+//!   hold's commit; the response's first byte waits for it (so a crash
+//!   after any byte reached the client leaves a row that recovery finds),
+//!   and the settle is written after the response is out.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -84,9 +84,17 @@ impl LocalApi {
         self.store.clone().map_err(LocalApiError::Store)
     }
 
-    fn settings(&self) -> Result<LocalApiSettings, LocalApiError> {
-        let config = Config::load(&self.dir.config_file())
-            .map_err(|e| LocalApiError::Config(e.to_string()))?;
+    /// config.toml, read and parsed on a blocking thread (file IO).
+    async fn config(&self) -> Result<Config, LocalApiError> {
+        let path = self.dir.config_file();
+        tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|e| LocalApiError::Config(e.to_string()))?
+            .map_err(|e| LocalApiError::Config(e.to_string()))
+    }
+
+    async fn settings(&self) -> Result<LocalApiSettings, LocalApiError> {
+        let config = self.config().await?;
         LocalApiSettings::from_config(&config).map_err(|e| LocalApiError::Config(e.to_string()))
     }
 
@@ -116,7 +124,7 @@ impl LocalApi {
 
     /// Start it when `[local_api] start_with_app` says so (at app start).
     pub async fn start_with_app(&self) {
-        let settings = match self.settings() {
+        let settings = match self.settings().await {
             Ok(s) => s,
             Err(e) => {
                 self.set_problem(Some(e.to_string()));
@@ -133,7 +141,7 @@ impl LocalApi {
 
     /// What Settings shows.
     pub async fn status(&self) -> LocalApiStatus {
-        let settings = self.settings();
+        let settings = self.settings().await;
         let tokens = match self.store() {
             Ok(store) => tokio::task::spawn_blocking(move || tokens::list(&store, false))
                 .await
@@ -178,7 +186,7 @@ impl LocalApi {
             port: input.port,
             start_with_app: input.start_with_app,
         };
-        if self.settings().ok() != Some(wanted) {
+        if self.settings().await.ok() != Some(wanted) {
             let path = self.dir.config_file();
             tokio::task::spawn_blocking(move || wanted.save(&path))
                 .await
@@ -207,8 +215,7 @@ impl LocalApi {
         new: &NewClientToken,
     ) -> Result<CreatedClientToken, LocalApiError> {
         let store = self.store()?;
-        let config = Config::load(&self.dir.config_file())
-            .map_err(|e| LocalApiError::Config(e.to_string()))?;
+        let config = self.config().await?;
         let new = switchboard_engine::store::NewToken {
             name: new.name.trim().to_owned(),
             tag: new.tag.clone().filter(|t| !t.trim().is_empty()),

@@ -9,11 +9,19 @@
 //! A request that carries `anthropic-version` (the Anthropic SDK) gets
 //! Anthropic's list shape instead (`type: "model"`, `display_name`,
 //! `has_more`).
+//!
+//! Both lists are made once per loaded configuration (a [`Generation`],
+//! off the async threads) and served as they are: a request never walks
+//! the catalog, and a changed `config.toml` brings new lists with its new
+//! generation.
 
 use serde_json::{Value, json};
 use switchboard_engine::{ModelInfo, Price};
 
-use crate::state::{Generation, providers};
+use switchboard_engine::routing::RoutingConfig;
+use switchboard_engine::{Catalog, Config};
+
+use crate::state::providers;
 
 /// USD per token as an exact decimal string.
 fn per_token(p: Price) -> String {
@@ -43,12 +51,17 @@ fn pricing(m: &ModelInfo) -> Value {
 }
 
 /// The list, in OpenAI's shape (or Anthropic's).
-pub(crate) fn list(generation: &Generation, anthropic: bool) -> Vec<u8> {
+pub(crate) fn list(
+    config: &Config,
+    catalog: &Catalog,
+    routing: &RoutingConfig,
+    anthropic: bool,
+) -> Vec<u8> {
     let mut data: Vec<Value> = Vec::new();
     let mut windows: std::collections::HashMap<String, Option<u64>> =
         std::collections::HashMap::new();
-    for provider in providers(&generation.config) {
-        for m in generation.catalog.models(&provider) {
+    for provider in providers(config) {
+        for m in catalog.models(&provider) {
             let id = format!("{}:{}", provider.id, m.id);
             windows.insert(id.clone(), m.context_window);
             data.push(if anthropic {
@@ -72,15 +85,14 @@ pub(crate) fn list(generation: &Generation, anthropic: bool) -> Vec<u8> {
             });
         }
     }
-    for (name, route) in &generation.routing.routes {
+    for (name, route) in &routing.routes {
         let targets: Vec<String> = route.targets.iter().map(|t| t.label()).collect();
         let window = route
             .targets
             .iter()
             .map(|t| {
                 windows.get(&t.label()).copied().flatten().or_else(|| {
-                    generation
-                        .catalog
+                    catalog
                         .lookup(&t.provider, &t.model)
                         .and_then(|m| m.context_window)
                 })

@@ -24,7 +24,7 @@ use switchboard_engine::{ChatRequest, Message};
 
 use crate::body::{Encoder, parse_json};
 use crate::errors::ApiError;
-use crate::run::{Finished, Progress};
+use crate::run::Finished;
 use crate::wire::{Counts, cost_fields, json_str, json_u64, new_id, openai_finish, unix_secs};
 
 /// A request, as the engine will run it.
@@ -328,7 +328,7 @@ impl ChunkStream {
         out.extend_from_slice(b"}\n\n");
     }
 
-    fn text(&self, out: &mut Vec<u8>, field: &str, text: &str) {
+    fn piece(&self, out: &mut Vec<u8>, field: &str, text: &str) {
         out.reserve(self.prefix.len() + text.len() + 96);
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(b"{\"index\":0,\"delta\":{\"");
@@ -339,7 +339,7 @@ impl ChunkStream {
         self.chunk_end(out, None);
     }
 
-    fn end(&self, out: &mut Vec<u8>, f: &Finished) {
+    fn finish(&self, out: &mut Vec<u8>, f: &Finished) {
         let r = &f.outcome.result;
         match &r.error {
             None => self.chunk(out, b"{}", Some(openai_finish(r.finish_reason))),
@@ -367,17 +367,16 @@ impl ChunkStream {
 }
 
 impl Encoder for ChunkStream {
-    fn encode(&mut self, p: Progress, out: &mut Vec<u8>) -> bool {
-        match p {
-            Progress::Text(t) => self.text(out, "content", &t),
-            Progress::Reasoning(t) => self.text(out, "reasoning", &t),
-            Progress::Done(f) => {
-                self.end(out, &f);
-                return true;
-            }
-            Progress::Attempt { .. } | Progress::Serving { .. } => {}
-        }
-        false
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        self.piece(out, "content", text);
+    }
+
+    fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {
+        self.piece(out, "reasoning", text);
+    }
+
+    fn end(&mut self, f: &Finished, out: &mut Vec<u8>) {
+        self.finish(out, f);
     }
 }
 

@@ -1,52 +1,48 @@
-//! Running one request through the engine's router, on a task of its own.
+//! Running one request through the engine's router.
 //!
-//! The task outlives the HTTP exchange if it must: a client that goes
-//! away cancels the request's token (never aborts the task), and the
-//! router ends the running attempt as `stopped` through its settling code
-//! (ledger row at the running target's price, hold released, partial text
-//! kept, in history too when the token records history). What the
-//! response needs arrives as [`Progress`] on a channel: the attempts that
-//! failed before any token, the serving target at the first token, the
-//! tokens, and the outcome.
+//! A request is a future ([`Running`]) driven by the HTTP exchange itself:
+//! the handler polls it until the response can begin (the first token of
+//! a streamed answer, or the end), then the streamed body polls it for
+//! the rest. Pieces are encoded into the response's buffer by the router's
+//! own callback, so the request path has no task hop and no channel: the
+//! upstream read, the parse, the accounting and the client write happen in
+//! one poll of one task (only the HTTP client's connection task sits
+//! between the upstream socket and this one).
+//!
+//! The request outlives the HTTP exchange if it must: a client that goes
+//! away drops the response, and [`Running`]'s drop cancels the request's
+//! token (never aborts it) and hands the rest of the future to a task of
+//! its own, where the router ends the running attempt as `stopped`
+//! through its settling code (ledger row at the running target's price,
+//! hold released, partial text kept, in history too when the token
+//! records history).
+//!
+//! Ledger writes and the response: see the batch writer
+//! ([`switchboard_engine::store::BatchWriter`]). The attempt goes upstream
+//! without waiting for its hold to be committed; the response's first
+//! byte does wait for it ([`Running::hold_written`], normally long done by
+//! then), so every request a client saw a byte of is in the ledger or
+//! found by crash recovery. The settle is queued without waking the
+//! writer, and the writer is woken when the response is done (the drop of
+//! [`Running`]), so the last bytes and `[DONE]` go out before the settle's
+//! commit.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 
 use switchboard_engine::hooks::SpendContext;
 use switchboard_engine::routing::{Route, RouteEvent, RouteOutcome};
-use switchboard_engine::store::{Answer, PaneRef, title_of};
+use switchboard_engine::store::{Answer, BatchWriter, PaneRef, title_of};
 use switchboard_engine::{
     ChatRequest, ConversationId, ErrorKind, MessageId, Role, StreamEvent, Usage,
 };
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::body::{Encoder, StreamEncoder, StreamFormat};
 use crate::errors::attempt_word;
 use crate::state::{Generation, State};
-
-/// What a running request reports to its response.
-#[derive(Debug)]
-pub(crate) enum Progress {
-    /// An attempt ended (failed or skipped) before any token came.
-    Attempt {
-        /// `provider:model`.
-        target: String,
-        /// `error/<kind>`, `skipped/<kind>`, ...
-        word: String,
-    },
-    /// The first token came from `target`, which serves the answer.
-    Serving {
-        /// `provider:model`.
-        target: String,
-        /// The token counts its stream reported so far.
-        usage: Usage,
-    },
-    /// Answer text.
-    Text(String),
-    /// Reasoning text.
-    Reasoning(String),
-    /// The request has ended and settled.
-    Done(Box<Finished>),
-}
 
 /// How a request ended.
 #[derive(Debug)]
@@ -64,108 +60,259 @@ pub(crate) struct Job {
     /// Tags (the token's name and tag); provider, model and route are
     /// filled in per attempt by the router.
     pub spend: SpendContext,
-    /// Send tokens as they come (a streamed response).
-    pub stream: bool,
+    /// Stream the answer in this format (`None`: answer it whole).
+    pub stream: Option<StreamFormat>,
     /// Save the request and its answer in history, as this target label.
     pub record_as: Option<String>,
 }
 
-/// Start `job` on its own task; stopped by `cancel`.
-pub(crate) fn spawn(
-    state: &Arc<State>,
+/// What a running request has produced for its response so far.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    /// Stream bytes not handed to the response yet.
+    pub bytes: Vec<u8>,
+    /// A streamed answer: the attempts that ended before any token, then
+    /// the serving target as `running` (`provider:model`, word).
+    pub attempts: Vec<(String, String)>,
+    /// A streamed answer: the target that serves it, from its first token.
+    pub serving: Option<String>,
+    /// How it ended, when nothing was streamed (a whole answer, or an end
+    /// before any token).
+    pub finished: Option<Box<Finished>>,
+    /// Writes queued when its last attempt was sent (its hold among them),
+    /// and when its first event came back (the checkpoint marking it sent
+    /// among them): what the response waits for.
+    hold_seq: u64,
+}
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A request being run (see the module docs).
+pub(crate) struct Running {
+    task: Option<Task>,
+    output: Arc<Mutex<Output>>,
+    cancel: CancellationToken,
+    writer: BatchWriter,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("ended", &self.task.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(output: &Mutex<Output>) -> MutexGuard<'_, Output> {
+    output.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            // The client is gone before the end: stop the request and let
+            // it settle on its own.
+            self.cancel.cancel();
+            let writer = self.writer.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    task.await;
+                    writer.kick();
+                });
+            }
+        }
+        // The response is out: its settle need not wait for the next batch.
+        self.writer.kick();
+    }
+}
+
+impl Running {
+    /// Prepare `job`; it runs as it is polled, stopped by `cancel`.
+    pub(crate) fn start(
+        state: &Arc<State>,
+        generation: Arc<Generation>,
+        job: Job,
+        cancel: CancellationToken,
+    ) -> Self {
+        let output = Arc::new(Mutex::new(Output::default()));
+        let task = run(
+            Arc::clone(state),
+            generation,
+            job,
+            cancel.clone(),
+            Arc::clone(&output),
+        );
+        Self {
+            task: Some(Box::pin(task)),
+            output,
+            cancel,
+            writer: state.writer.clone(),
+        }
+    }
+
+    /// Run the request as far as it can go now; ready once it has ended.
+    pub(crate) fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(());
+        };
+        let polled = task.as_mut().poll(cx);
+        if polled.is_ready() {
+            self.task = None;
+        }
+        polled
+    }
+
+    /// Run it until its response can begin: the first streamed token, or
+    /// the end.
+    pub(crate) async fn until_response(&mut self) {
+        std::future::poll_fn(|cx| {
+            let ended = self.poll_run(cx).is_ready();
+            if ended || lock(&self.output).serving.is_some() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// Wait until the crash record of its last attempt (the hold, marked
+    /// sent) is committed; normally already done.
+    pub(crate) fn hold_written(&self) -> impl Future<Output = ()> + Send + 'static {
+        let seq = lock(&self.output).hold_seq;
+        let writer = self.writer.clone();
+        async move { writer.written(seq).await }
+    }
+
+    /// What it produced so far.
+    pub(crate) fn output(&self) -> MutexGuard<'_, Output> {
+        lock(&self.output)
+    }
+
+    /// The stream bytes produced since the last call.
+    pub(crate) fn take_output(&self) -> Vec<u8> {
+        std::mem::take(&mut lock(&self.output).bytes)
+    }
+
+    /// It has ended and every byte was taken.
+    pub(crate) fn is_over(&self) -> bool {
+        self.task.is_none() && lock(&self.output).bytes.is_empty()
+    }
+}
+
+/// The request itself.
+async fn run(
+    state: Arc<State>,
     generation: Arc<Generation>,
     job: Job,
     cancel: CancellationToken,
-) -> mpsc::UnboundedReceiver<Progress> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let state = Arc::clone(state);
-    let in_flight = state.stats.begin();
-    tokio::spawn(async move {
-        let _in_flight = in_flight;
-        let Job {
-            route,
-            chat,
-            mut spend,
-            stream,
-            record_as,
-        } = job;
-        let recorded = match &record_as {
-            Some(target) => begin_history(&state, &chat, &spend.tags, target).await,
-            None => None,
-        };
-        if let Some((conversation, message)) = recorded {
-            spend.conversation = Some(conversation.to_string());
-            spend.message = Some(message.0);
-        }
-        let router = &generation.router;
-        let mut committed = false;
-        let mut usage = Usage::default();
-        let outcome = router
-            .run_until(&route, &chat, &spend, &cancel, |ev| match ev {
-                RouteEvent::Sending { .. } => usage = Usage::default(),
-                RouteEvent::Stream { target, event } => {
-                    let token = match &event.event {
-                        StreamEvent::TextDelta(t) => Progress::Text(t.clone()),
-                        StreamEvent::ReasoningDelta(t) => Progress::Reasoning(t.clone()),
-                        StreamEvent::Usage { usage: u, .. } => {
-                            usage.merge_latest(*u);
-                            return;
-                        }
-                        StreamEvent::Finish(_) | StreamEvent::Error(_) => return,
-                    };
-                    if !stream {
+    output: Arc<Mutex<Output>>,
+) {
+    let _in_flight = state.stats.begin();
+    let Job {
+        route,
+        chat,
+        mut spend,
+        stream,
+        record_as,
+    } = job;
+    let recorded = match &record_as {
+        Some(target) => begin_history(&state, &chat, &spend.tags, target).await,
+        None => None,
+    };
+    if let Some((conversation, message)) = recorded {
+        spend.conversation = Some(conversation.to_string());
+        spend.message = Some(message.0);
+    }
+    let router = &generation.router;
+    let mut encoder: Option<StreamEncoder> = None;
+    let mut usage = Usage::default();
+    // An attempt was sent and nothing of it has come back yet.
+    let mut just_sent = false;
+    let outcome = router
+        .run_until(&route, &chat, &spend, &cancel, |ev| match ev {
+            RouteEvent::Sending { .. } => {
+                usage = Usage::default();
+                just_sent = true;
+                // Its hold is queued by now.
+                let seq = state.writer.queued();
+                lock(&output).hold_seq = seq;
+            }
+            RouteEvent::Stream { target, event } => {
+                if std::mem::take(&mut just_sent) {
+                    // The checkpoint that marks it sent (billed if the
+                    // process dies) is queued by now too.
+                    let seq = state.writer.queued();
+                    lock(&output).hold_seq = seq;
+                }
+                let (text, reasoning) = match &event.event {
+                    StreamEvent::TextDelta(t) => (t.as_str(), false),
+                    StreamEvent::ReasoningDelta(t) => (t.as_str(), true),
+                    StreamEvent::Usage { usage: u, .. } => {
+                        usage.merge_latest(*u);
                         return;
                     }
-                    if !committed {
-                        committed = true;
-                        let _ = tx.send(Progress::Serving {
-                            target: target.to_owned(),
-                            usage,
-                        });
-                    }
-                    let _ = tx.send(token);
+                    StreamEvent::Finish(_) | StreamEvent::Error(_) => return,
+                };
+                let Some(format) = stream else {
+                    return;
+                };
+                let mut out = lock(&output);
+                let out = &mut *out;
+                let encoder = encoder.get_or_insert_with(|| {
+                    out.attempts.push((target.to_owned(), "running".into()));
+                    out.serving = Some(target.to_owned());
+                    format.start(target, usage, &mut out.bytes)
+                });
+                if reasoning {
+                    encoder.reasoning(text, &mut out.bytes);
+                } else {
+                    encoder.text(text, &mut out.bytes);
                 }
-                RouteEvent::Finished(a) => {
-                    if stream && !committed {
-                        let _ = tx.send(Progress::Attempt {
-                            target: a.target.clone(),
-                            word: attempt_word(a),
-                        });
-                    }
-                }
-                RouteEvent::Waiting { .. } => {}
-            })
-            .await;
-        state.stats.settled(&outcome);
-        // A provider that refused its key has it looked up again next
-        // time, whether another target then served (streamed or not) or not.
-        for a in &outcome.attempts {
-            if a.error
-                .as_ref()
-                .is_some_and(|e| e.kind == ErrorKind::Auth && e.status.is_some())
-            {
-                state.keys.forget(&a.record.provider);
             }
-        }
-        if committed && !outcome.is_ok() {
-            state.stats.stream_failed();
-        }
-        let mut budgets: Vec<String> = Vec::new();
-        for b in outcome
-            .attempts
-            .iter()
-            .filter_map(|a| a.refused_by.as_ref())
+            RouteEvent::Finished(a) => {
+                if stream.is_some() && encoder.is_none() {
+                    lock(&output)
+                        .attempts
+                        .push((a.target.clone(), attempt_word(a)));
+                }
+            }
+            RouteEvent::Waiting { .. } => {}
+        })
+        .await;
+    state.stats.settled(&outcome);
+    // A provider that refused its key has it looked up again next
+    // time, whether another target then served (streamed or not) or not.
+    for a in &outcome.attempts {
+        if a.error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Auth && e.status.is_some())
         {
-            if !budgets.contains(b) {
-                budgets.push(b.clone());
-            }
+            state.keys.forget(&a.record.provider);
         }
-        if let (Some((_, message)), Some(target)) = (recorded, &record_as) {
-            finish_history(&state, message, target, &outcome).await;
+    }
+    if encoder.is_some() && !outcome.is_ok() {
+        state.stats.stream_failed();
+    }
+    let mut budgets: Vec<String> = Vec::new();
+    for b in outcome
+        .attempts
+        .iter()
+        .filter_map(|a| a.refused_by.as_ref())
+    {
+        if !budgets.contains(b) {
+            budgets.push(b.clone());
         }
-        let _ = tx.send(Progress::Done(Box::new(Finished { outcome, budgets })));
-    });
-    rx
+    }
+    if let (Some((_, message)), Some(target)) = (recorded, &record_as) {
+        finish_history(&state, message, target, &outcome).await;
+    }
+    let finished = Finished { outcome, budgets };
+    let mut out = lock(&output);
+    match &mut encoder {
+        Some(encoder) => encoder.end(&finished, &mut out.bytes),
+        None => out.finished = Some(Box::new(finished)),
+    }
 }
 
 /// Start the conversation and the answer's row in history (off the async

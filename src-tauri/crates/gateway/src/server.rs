@@ -27,11 +27,11 @@ use switchboard_engine::{DataDir, KeyStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::body::{CancelOnDrop, Encoder, GatewayBody, read_limited};
+use crate::body::{Encoder, GatewayBody, StreamFormat, read_limited};
 use crate::errors::{ApiError, Dialect, attempt_word, attempts_header};
-use crate::run::{Finished, Job, Progress};
+use crate::run::{Finished, Job, Running};
 use crate::state::{GatewayStats, RELOAD_EVERY, State};
-use crate::{anthropic, models, openai, resolve, run, tokens};
+use crate::{anthropic, openai, resolve, tokens};
 
 /// The port the Local API listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 4141;
@@ -286,12 +286,12 @@ fn list_models(
 ) -> Result<Response<GatewayBody>, ApiError> {
     authorize(state, req)?;
     let anthropic = req.headers().contains_key("anthropic-version");
-    let body = models::list(&state.generation(), anthropic);
-    Ok(json_response(StatusCode::OK, body))
+    let body = state.generation().models(anthropic);
+    Ok(json_response(StatusCode::OK, GatewayBody::full(body)))
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response<GatewayBody> {
-    let mut r = Response::new(GatewayBody::full(body));
+fn json_response(status: StatusCode, body: GatewayBody) -> Response<GatewayBody> {
+    let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -305,7 +305,7 @@ fn header(r: &mut Response<GatewayBody>, name: &'static str, value: &str) {
 }
 
 fn error_response(e: &ApiError, dialect: Dialect) -> Response<GatewayBody> {
-    let mut r = json_response(e.status, e.body(dialect));
+    let mut r = json_response(e.status, GatewayBody::full(e.body(dialect)));
     if let Some(wait) = e.retry_after {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         header(&mut r, "retry-after", &secs.to_string());
@@ -385,75 +385,58 @@ async fn chat(
         route.targets.iter().map(|t| t.provider.clone()).collect();
     state.keys.ensure(&providers).await;
     let route_name = route.name.clone();
-    let cancel = state.shutdown.child_token();
-    let guard = CancelOnDrop(cancel.clone());
+    let format = StreamFormat {
+        dialect,
+        include_usage: parsed.include_usage,
+        thinking: parsed.thinking,
+    };
     let job = Job {
         route,
         spend: SpendContext {
             tags: token.tags(),
             ..SpendContext::default()
         },
-        stream: parsed.stream,
+        stream: parsed.stream.then_some(format),
         record_as: token.record_history.then(|| parsed.names.join(",")),
         chat: parsed.chat,
     };
-    let mut rx = run::spawn(state, generation, job, cancel);
-    let mut attempts: Vec<(String, String)> = Vec::new();
-    loop {
-        let Some(p) = rx.recv().await else {
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the request ended inside Switchboard without an outcome",
-            ));
-        };
-        match p {
-            Progress::Attempt { target, word } => attempts.push((target, word)),
-            Progress::Serving { target, usage } => {
-                attempts.push((target.clone(), "running".into()));
-                let mut first = Vec::with_capacity(512);
-                let encoder: Box<dyn Encoder> = match dialect {
-                    Dialect::OpenAi => Box::new(openai::ChunkStream::start(
-                        &target,
-                        parsed.include_usage,
-                        &mut first,
-                    )),
-                    Dialect::Anthropic => Box::new(anthropic::EventStream::start(
-                        &target,
-                        usage,
-                        parsed.thinking,
-                        &mut first,
-                    )),
-                };
-                let mut r = sse_response(GatewayBody::stream(first, rx, encoder, guard));
-                answer_headers(&mut r, &target, &attempts, route_name.as_deref());
-                return Ok(r);
-            }
-            Progress::Done(f) => {
-                return finished(
-                    state,
-                    *f,
-                    dialect,
-                    parsed.stream,
-                    parsed.thinking,
-                    parsed.include_usage,
-                    route_name.as_deref(),
-                );
-            }
-            Progress::Text(_) | Progress::Reasoning(_) => {}
-        }
+    let mut running = Running::start(state, generation, job, state.shutdown.child_token());
+    running.until_response().await;
+    // No byte of a response before its crash record is committed.
+    running.hold_written().await;
+    let serving = running.output().serving.clone();
+    if let Some(target) = serving {
+        let attempts = std::mem::take(&mut running.output().attempts);
+        let mut r = sse_response(GatewayBody::stream(running));
+        answer_headers(&mut r, &target, &attempts, route_name.as_deref());
+        return Ok(r);
     }
+    let finished_with = running.output().finished.take();
+    let Some(f) = finished_with else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request ended inside Switchboard without an outcome",
+        ));
+    };
+    finished(
+        state,
+        *f,
+        format,
+        parsed.stream,
+        route_name.as_deref(),
+        running,
+    )
 }
 
 /// The response for a request that ended before streaming anything.
 fn finished(
     state: &State,
     f: Finished,
-    dialect: Dialect,
+    format: StreamFormat,
     stream: bool,
-    thinking: bool,
-    include_usage: bool,
     route: Option<&str>,
+    running: Running,
 ) -> Result<Response<GatewayBody>, ApiError> {
     if !f.outcome.is_ok() {
         if f.outcome.is_stopped() && state.shutdown.is_cancelled() {
@@ -476,24 +459,14 @@ fn finished(
     let mut response = if stream {
         // An answer with no token at all: its whole stream at once.
         let mut body = Vec::with_capacity(512);
-        let mut encoder: Box<dyn Encoder> = match dialect {
-            Dialect::OpenAi => Box::new(openai::ChunkStream::start(
-                &target,
-                include_usage,
-                &mut body,
-            )),
-            Dialect::Anthropic => Box::new(anthropic::EventStream::start(
-                &target, r.usage, thinking, &mut body,
-            )),
-        };
-        encoder.encode(Progress::Done(Box::new(f)), &mut body);
-        sse_response(GatewayBody::full(body))
+        format.start(&target, r.usage, &mut body).end(&f, &mut body);
+        sse_response(GatewayBody::full_of(body, running))
     } else {
-        let body = match dialect {
+        let body = match format.dialect {
             Dialect::OpenAi => openai::completion(&f),
-            Dialect::Anthropic => anthropic::message(&f, thinking),
+            Dialect::Anthropic => anthropic::message(&f, format.thinking),
         };
-        let mut r = json_response(StatusCode::OK, body);
+        let mut r = json_response(StatusCode::OK, GatewayBody::full_of(body, running));
         if let Some(cost) = f.outcome.cost() {
             header(&mut r, "x-switchboard-cost", &cost.total.usd());
         }

@@ -14,11 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+
 use switchboard_engine::routing::{RouteOutcome, Router, RoutingConfig};
 use switchboard_engine::store::{BatchWriter, CachedHealth, ClientToken, period_start};
 use switchboard_engine::{
-    Budget, BudgetPeriod, Catalog, Client, Config, ConfigError, Cost, DataDir, KeyStore, Store,
-    StoreError,
+    Budget, BudgetPeriod, Client, Config, ConfigError, Cost, DataDir, KeyStore, Store, StoreError,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +34,6 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct Generation {
     pub config: Config,
     pub routing: RoutingConfig,
-    pub catalog: Catalog,
     pub budgets: Vec<Budget>,
     pub router: Router,
     /// Model id → the provider ids whose catalog has it, for bare `model`
@@ -42,6 +42,8 @@ pub(crate) struct Generation {
     /// Every `provider:model` the catalog knows and every `@route`: what
     /// an unknown model's error suggests from.
     pub labels: Vec<String>,
+    /// `GET /v1/models` in OpenAI's shape and in Anthropic's.
+    models: [Bytes; 2],
     /// The file's modification time and size when read.
     stamp: Option<(SystemTime, u64)>,
 }
@@ -78,8 +80,11 @@ impl Generation {
                     .push(provider.id.clone());
             }
         }
+        let models = [false, true].map(|anthropic| {
+            Bytes::from(crate::models::list(&config, &catalog, &routing, anthropic))
+        });
         let router = Router::new(
-            catalog.clone(),
+            catalog,
             Arc::clone(health) as _,
             Arc::new(writer.gate(budgets.clone())),
             Arc::clone(keys) as _,
@@ -89,13 +94,18 @@ impl Generation {
         Ok(Self {
             config,
             routing,
-            catalog,
             budgets,
             router,
             model_index,
             labels,
+            models,
             stamp,
         })
+    }
+
+    /// The body of `GET /v1/models` (Anthropic's shape or OpenAI's).
+    pub(crate) fn models(&self, anthropic: bool) -> Bytes {
+        self.models[usize::from(anthropic)].clone()
     }
 }
 

@@ -11,6 +11,7 @@
     reason = "test code"
 )]
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -155,6 +156,71 @@ impl Served {
             assert!(Instant::now() < deadline, "serve did not stop");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// `GET /v1/models` with `token`, over plain HTTP: the status and the
+/// body. Nothing is sent upstream, so it can be repeated freely.
+fn get_models(base: &str, token: &str) -> (u16, String) {
+    let addr = base.trim_start_matches("http://").trim_end_matches("/v1");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /v1/models HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Start a streamed chat over plain HTTP and read until its first piece
+/// of text (`000`) has arrived; the connection is left open.
+fn stream_until_first_text(base: &str, token: &str, model: &str) -> std::net::TcpStream {
+    let addr = base.trim_start_matches("http://").trim_end_matches("/v1");
+    let body = json!({
+        "model": model,
+        "stream": true,
+        "messages": [{"role": "user", "content": "Say hello"}],
+    })
+    .to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("\"content\":\"000") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "the stream ended: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    s
+}
+
+/// Wait until `seen` holds: a change of config.toml or of the tokens is
+/// seen within a second or so; a generous bound keeps a loaded machine
+/// from failing the test, and the test goes on as soon as it holds.
+fn eventually(what: &str, mut seen: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -566,7 +632,9 @@ async fn the_models_list_has_the_catalog_and_the_routes() {
     let mut config = std::fs::read_to_string(&path).unwrap();
     config.push_str("\n[routes.late]\ntargets = [\"oa:oa-model\"]\n");
     std::fs::write(&path, config).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    eventually("the new route is listed", || {
+        get_models(&served.base, &t).1.contains("\"@late\"")
+    });
     let r = served.sdk(&t, json!([["openai_models", {}]]));
     assert!(
         r[0]["ids"].as_array().unwrap().contains(&json!("@late")),
@@ -713,12 +781,17 @@ async fn a_client_that_hangs_up_mid_stream_leaves_one_settled_ledger_row() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
     while server
         .pieces_sent("oa-model")
         .get(streams + 1)
         .is_none_or(|n| *n < 5)
     {
-        assert!(Instant::now() < deadline, "the stream never started");
+        assert!(
+            Instant::now() < deadline,
+            "the stream never started: {:?}",
+            server.pieces_sent("oa-model")
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     // Let its checkpoints reach the database.
@@ -740,6 +813,25 @@ async fn a_client_that_hangs_up_mid_stream_leaves_one_settled_ledger_row() {
         recovered.5.unwrap() >= 5,
         "billed for what streamed: {recovered:?}"
     );
+    assert_eq!(recovered.6, "notebook");
+    let held: i64 = db(home.path())
+        .query_row("SELECT count(*) FROM reservations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(held, 0);
+
+    // Killed the moment its first piece reached the client, with no time
+    // for later checkpoints: the request did not wait for its hold before
+    // going upstream, but the client's first byte did, so it is found.
+    let served = Served::start(home.path(), &[]);
+    let reader = stream_until_first_text(&served.base, &t, "oa:oa-model");
+    served.signal("KILL");
+    drop(reader);
+    let (code, _, err) = cli(home.path(), &["spend", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let rows = ledger(home.path());
+    assert_eq!(rows.len(), before + 3, "{rows:?}");
+    let recovered = &rows[before + 2];
+    assert!(recovered.3, "estimated");
     assert_eq!(recovered.6, "notebook");
     let held: i64 = db(home.path())
         .query_row("SELECT count(*) FROM reservations", [], |r| r.get(0))
@@ -804,8 +896,13 @@ async fn tokens_are_required_hard_budgets_answer_402_and_open_binds_need_a_token
     // The budget a token is bound to disappears: the token stops spending.
     let (code, _, err) = cli(home.path(), &["budget", "rm", "tiny"]);
     assert_eq!(code, Some(0), "{err}");
-    std::thread::sleep(Duration::from_millis(1500));
-    let r = served.sdk(&capped, json!([["openai_chat", {"model": "oa:oa-model"}]]));
+    let mut r = Vec::new();
+    eventually("the removed budget is seen", || {
+        r = served.sdk(&capped, json!([["openai_chat", {"model": "oa:oa-model"}]]));
+        r[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is not defined"))
+    });
     assert_eq!(r[0]["status"], 402, "{}", r[0]);
     assert!(
         r[0]["message"]
@@ -818,7 +915,9 @@ async fn tokens_are_required_hard_budgets_answer_402_and_open_binds_need_a_token
     // Revoked while serving: refused within a second.
     let (code, out, _) = cli(home.path(), &["tokens", "revoke", "free"]);
     assert_eq!((code, out.trim()), (Some(0), "revoked token \"free\""));
-    std::thread::sleep(Duration::from_millis(1500));
+    eventually("the revoked token is refused", || {
+        get_models(&served.base, &free).0 == 401
+    });
     let r = served.sdk(&free, json!([["openai_chat", {"model": "oa:oa-model"}]]));
     assert_eq!(r[0]["status"], 401, "{}", r[0]);
     assert_eq!(server.hits("oa-model"), 1);

@@ -1,15 +1,14 @@
 //! Bodies: reading a request's within the size limit, and the response
 //! body, either whole or the stream of a running request.
 //!
-//! A streamed body owns its request's [`Running`] and drives it: each
-//! poll runs the routed request as far as it can go (reading the
-//! upstream), which encodes every piece that was ready straight into one
-//! buffer, and the body hands that buffer out as one frame. So a piece
-//! crosses no channel and no task, costs no allocation of its own, and
-//! pieces that arrive together leave in one write. Hyper drops the body
-//! when the client goes away (a failed write, a closed connection); the
-//! request then goes on by itself, cancelled, and settles as `stopped`
-//! (see [`Running`]).
+//! A streamed body owns its request's [`Running`]: the request encodes
+//! every piece straight into one shared buffer, and each poll of the body
+//! hands out all of it as one frame. So a piece crosses no channel, costs
+//! no allocation of its own, and pieces that arrive while a frame is
+//! written leave together in the next. Hyper drops the body when the
+//! client goes away (a failed write, a closed connection); the request
+//! then goes on by itself, cancelled, and settles as `stopped` (see
+//! [`Running`]).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -167,18 +166,10 @@ impl Body for GatewayBody {
             GatewayBody::Full { bytes, .. } => {
                 Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
             }
-            GatewayBody::Stream(running) => {
-                // Everything that is ready goes out as one frame.
-                let ended = running.poll_run(cx).is_ready();
-                let out = running.take_output();
-                if !out.is_empty() {
-                    Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
-                } else if ended {
-                    Poll::Ready(None)
-                } else {
-                    Poll::Pending
-                }
-            }
+            // Everything that is ready goes out as one frame.
+            GatewayBody::Stream(running) => running
+                .poll_bytes(cx)
+                .map(|bytes| bytes.map(|b| Ok(Frame::data(Bytes::from(b))))),
         }
     }
 

@@ -25,9 +25,12 @@
 //!   request then runs through the engine's [`Router`] with the same
 //!   catalog, policy, budgets and health as the app: this crate only
 //!   translates wire formats and maps outcomes to status codes.
-//! - The routed request is a future the HTTP exchange drives itself (no
-//!   task hop, no channel): pieces are encoded into the response's buffer
-//!   as the router reports them, and everything ready leaves in one write.
+//! - A whole answer's request is a future the HTTP exchange drives itself
+//!   (no task hop); a streamed one runs on a task of its own, so the
+//!   upstream is parsed while the response writes. Either way pieces are
+//!   encoded into the response's buffer as the router reports them (no
+//!   channel, no allocation per piece) and everything ready leaves in one
+//!   write.
 //!   A streamed answer's headers go out with its first token, when the
 //!   serving target is known and no fallback can happen any more; a
 //!   client that goes away cancels the request's token, the request goes

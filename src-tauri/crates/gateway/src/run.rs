@@ -1,21 +1,22 @@
 //! Running one request through the engine's router.
 //!
-//! A request is a future ([`Running`]) driven by the HTTP exchange itself:
-//! the handler polls it until the response can begin (the first token of
-//! a streamed answer, or the end), then the streamed body polls it for
-//! the rest. Pieces are encoded into the response's buffer by the router's
-//! own callback, so the request path has no task hop and no channel: the
-//! upstream read, the parse, the accounting and the client write happen in
-//! one poll of one task (only the HTTP client's connection task sits
-//! between the upstream socket and this one).
+//! A request is a future ([`Running`]) whose output (stream bytes, the
+//! serving target, how it ended) is shared with its response. A whole
+//! answer is driven by the HTTP exchange itself: the handler polls it to
+//! the end, with no task hop. A streamed answer runs on a task of its own
+//! so the upstream is read and encoded while the response writes; pieces
+//! are encoded by the router's own callback straight into the response's
+//! buffer (no channel, no allocation per piece), and the response is woken
+//! only when it waits for bytes, so pieces that arrive while it writes
+//! leave together in its next frame.
 //!
 //! The request outlives the HTTP exchange if it must: a client that goes
 //! away drops the response, and [`Running`]'s drop cancels the request's
-//! token (never aborts it) and hands the rest of the future to a task of
-//! its own, where the router ends the running attempt as `stopped`
-//! through its settling code (ledger row at the running target's price,
-//! hold released, partial text kept, in history too when the token
-//! records history).
+//! token (never aborts it), handing a driven request to a task of its
+//! own; the router then ends the running attempt as `stopped` through its
+//! settling code (ledger row at the running target's price, hold
+//! released, partial text kept, in history too when the token records
+//! history).
 //!
 //! Ledger writes and the response: see the batch writer
 //! ([`switchboard_engine::store::BatchWriter`]). The attempt goes upstream
@@ -30,7 +31,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use switchboard_engine::hooks::SpendContext;
 use switchboard_engine::routing::{Route, RouteEvent, RouteOutcome};
@@ -83,12 +84,20 @@ pub(crate) struct Output {
     /// and when its first event came back (the checkpoint marking it sent
     /// among them): what the response waits for.
     hold_seq: u64,
+    /// The request has ended (and settled); nothing more comes.
+    ended: bool,
+    /// The response, waiting for more (a request on a task of its own).
+    waiting: Option<Waker>,
+    /// The response is gone before the end.
+    abandoned: bool,
 }
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A request being run (see the module docs).
 pub(crate) struct Running {
+    /// The request, when the response drives it (a whole answer); `None`
+    /// once it ended, or when it runs on a task of its own (a stream).
     task: Option<Task>,
     output: Arc<Mutex<Output>>,
     cancel: CancellationToken,
@@ -98,7 +107,7 @@ pub(crate) struct Running {
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
-            .field("ended", &self.task.is_none())
+            .field("driven", &self.task.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -109,16 +118,20 @@ fn lock(output: &Mutex<Output>) -> MutexGuard<'_, Output> {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        let ended = {
+            let mut out = lock(&self.output);
+            out.waiting = None;
+            out.abandoned = !out.ended;
+            out.ended
+        };
+        if !ended {
             // The client is gone before the end: stop the request and let
             // it settle on its own.
             self.cancel.cancel();
-            let writer = self.writer.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    task.await;
-                    writer.kick();
-                });
+            if let Some(task) = self.task.take()
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                runtime.spawn(task);
             }
         }
         // The response is out: its settle need not wait for the next batch.
@@ -127,7 +140,11 @@ impl Drop for Running {
 }
 
 impl Running {
-    /// Prepare `job`; it runs as it is polled, stopped by `cancel`.
+    /// Start `job`, stopped by `cancel`. A streamed answer runs on a task
+    /// of its own, so on two cores the upstream is read, parsed and encoded
+    /// while the response is written (a 2,000-piece answer ended 3–5 ms
+    /// later when one task did both); a whole answer runs as it is polled,
+    /// with no task hop.
     pub(crate) fn start(
         state: &Arc<State>,
         generation: Arc<Generation>,
@@ -135,6 +152,7 @@ impl Running {
         cancel: CancellationToken,
     ) -> Self {
         let output = Arc::new(Mutex::new(Output::default()));
+        let own_task = job.stream.is_some();
         let task = run(
             Arc::clone(state),
             generation,
@@ -142,36 +160,66 @@ impl Running {
             cancel.clone(),
             Arc::clone(&output),
         );
+        let task: Option<Task> = if own_task {
+            tokio::spawn(task);
+            None
+        } else {
+            Some(Box::pin(task))
+        };
         Self {
-            task: Some(Box::pin(task)),
+            task,
             output,
             cancel,
             writer: state.writer.clone(),
         }
     }
 
-    /// Run the request as far as it can go now; ready once it has ended.
-    pub(crate) fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(task) = self.task.as_mut() else {
-            return Poll::Ready(());
-        };
-        let polled = task.as_mut().poll(cx);
-        if polled.is_ready() {
+    /// Drive the request if the response does, then look at its output
+    /// with `ready`; `Pending` (woken when there is more) until it says.
+    fn poll_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        ready: impl FnOnce(&mut Output) -> Option<T>,
+    ) -> Poll<T> {
+        if let Some(task) = self.task.as_mut()
+            && task.as_mut().poll(cx).is_ready()
+        {
             self.task = None;
         }
-        polled
+        let mut out = lock(&self.output);
+        if let Some(v) = ready(&mut out) {
+            return Poll::Ready(v);
+        }
+        if self.task.is_none()
+            && !out
+                .waiting
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            out.waiting = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The next stream bytes (everything produced since the last call), or
+    /// `None` once it has ended and every byte was taken.
+    pub(crate) fn poll_bytes(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        self.poll_with(cx, |out| {
+            if !out.bytes.is_empty() {
+                Some(Some(std::mem::take(&mut out.bytes)))
+            } else if out.ended {
+                Some(None)
+            } else {
+                None
+            }
+        })
     }
 
     /// Run it until its response can begin: the first streamed token, or
     /// the end.
     pub(crate) async fn until_response(&mut self) {
         std::future::poll_fn(|cx| {
-            let ended = self.poll_run(cx).is_ready();
-            if ended || lock(&self.output).serving.is_some() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
+            self.poll_with(cx, |out| (out.ended || out.serving.is_some()).then_some(()))
         })
         .await;
     }
@@ -189,14 +237,10 @@ impl Running {
         lock(&self.output)
     }
 
-    /// The stream bytes produced since the last call.
-    pub(crate) fn take_output(&self) -> Vec<u8> {
-        std::mem::take(&mut lock(&self.output).bytes)
-    }
-
     /// It has ended and every byte was taken.
     pub(crate) fn is_over(&self) -> bool {
-        self.task.is_none() && lock(&self.output).bytes.is_empty()
+        let out = lock(&self.output);
+        out.ended && out.bytes.is_empty()
     }
 }
 
@@ -257,8 +301,8 @@ async fn run(
                 let Some(format) = stream else {
                     return;
                 };
-                let mut out = lock(&output);
-                let out = &mut *out;
+                let mut guard = lock(&output);
+                let out = &mut *guard;
                 let encoder = encoder.get_or_insert_with(|| {
                     out.attempts.push((target.to_owned(), "running".into()));
                     out.serving = Some(target.to_owned());
@@ -268,6 +312,13 @@ async fn run(
                     encoder.reasoning(text, &mut out.bytes);
                 } else {
                     encoder.text(text, &mut out.bytes);
+                }
+                // Only a response that waits for bytes is woken: pieces
+                // that come while it writes join the next frame.
+                let waiting = out.waiting.take();
+                drop(guard);
+                if let Some(waiting) = waiting {
+                    waiting.wake();
                 }
             }
             RouteEvent::Finished(a) => {
@@ -312,6 +363,16 @@ async fn run(
     match &mut encoder {
         Some(encoder) => encoder.end(&finished, &mut out.bytes),
         None => out.finished = Some(Box::new(finished)),
+    }
+    out.ended = true;
+    let (waiting, abandoned) = (out.waiting.take(), out.abandoned);
+    drop(out);
+    if let Some(waiting) = waiting {
+        waiting.wake();
+    }
+    if abandoned {
+        // Its response is long gone: nothing to wait for before writing.
+        state.writer.kick();
     }
 }
 

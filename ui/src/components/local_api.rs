@@ -5,6 +5,13 @@
 //! once, listed by name and last four characters, revoked with one click.
 //! Everything is done by the backend (`switchboard-gateway`); this view
 //! only sends the choices and shows the replies.
+//!
+//! The status is read every [`REFRESH_EVERY`] while the window is
+//! visible (not while it is hidden or minimized). Each part of the view
+//! reads its own memo of the status, so a poll re-renders only what
+//! changed: the counters as they move, and the token list only when a
+//! token was made, revoked or used, and then only that token's row (the
+//! list is keyed).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -15,7 +22,7 @@ use switchboard_protocol::{
 
 use crate::ipc;
 
-/// How often the counters are read while the page is open.
+/// How often the counters are read while the page is open and visible.
 const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn copy(text: &str) {
@@ -94,7 +101,19 @@ pub fn LocalApiSettings() -> impl IntoView {
         })
     };
     load();
-    if let Ok(handle) = set_interval_with_handle(load, REFRESH_EVERY) {
+    let visible = || {
+        web_sys::window()
+            .and_then(|w| w.document())
+            .is_none_or(|d| !d.hidden())
+    };
+    if let Ok(handle) = set_interval_with_handle(
+        move || {
+            if visible() {
+                load();
+            }
+        },
+        REFRESH_EVERY,
+    ) {
         on_cleanup(move || handle.clear());
     }
 
@@ -123,7 +142,8 @@ pub fn LocalApiSettings() -> impl IntoView {
             busy.set(false);
         });
     };
-    let running = move || status.get().is_some_and(|s| s.running);
+    let running = Memo::new(move |_| status.with(|s| s.as_ref().is_some_and(|s| s.running)));
+    let running = move || running.get();
 
     let create = move |_| {
         let optional = |s: RwSignal<String>| {
@@ -161,22 +181,39 @@ pub fn LocalApiSettings() -> impl IntoView {
         });
     });
 
-    let counters = move || {
-        status.get().map(|s| {
-            let spend = usd_to_nanos(&s.spend_today_usd)
-                .map_or_else(|| s.spend_today_usd.clone(), format_usd);
-            view! {
-                <div class="local-api-counters">
-                    <span id="local-api-requests">{plural(s.requests, "request")}</span>
-                    <span id="local-api-errors">{plural(s.errors, "error")}</span>
-                    <span id="local-api-in-flight">{format!("{} running", s.in_flight)}</span>
-                    <span id="local-api-spend">{format!("{spend} today")}</span>
-                </div>
-            }
+    // Each part of the view follows only its own part of the status.
+    let counts = Memo::new(move |_| {
+        status.with(|s| {
+            s.as_ref()
+                .map(|s| (s.requests, s.errors, s.in_flight, s.spend_today_usd.clone()))
         })
+    });
+    let base_url = Memo::new(move |_| status.with(|s| s.as_ref().and_then(|s| s.base_url.clone())));
+    let token_list = Memo::new(move |_| {
+        status.with(|s| s.as_ref().map(|s| s.tokens.clone()).unwrap_or_default())
+    });
+    let shown_problem = Memo::new(move |_| {
+        problem
+            .get()
+            .or_else(|| status.with(|s| s.as_ref().and_then(|s| s.problem.clone())))
+    });
+    let counters = move || {
+        counts
+            .get()
+            .map(|(requests, errors, in_flight, spend_usd)| {
+                let spend = usd_to_nanos(&spend_usd).map_or_else(|| spend_usd.clone(), format_usd);
+                view! {
+                    <div class="local-api-counters">
+                        <span id="local-api-requests">{plural(requests, "request")}</span>
+                        <span id="local-api-errors">{plural(errors, "error")}</span>
+                        <span id="local-api-in-flight">{format!("{in_flight} running")}</span>
+                        <span id="local-api-spend">{format!("{spend} today")}</span>
+                    </div>
+                }
+            })
     };
     let address = move || {
-        status.get().and_then(|s| s.base_url).map(|url| {
+        base_url.get().map(|url| {
             let copied = url.clone();
             view! {
                 <div class="local-api-url">
@@ -186,14 +223,22 @@ pub fn LocalApiSettings() -> impl IntoView {
             }
         })
     };
+    let no_tokens = Memo::new(move |_| token_list.with(Vec::is_empty));
     let tokens = move || {
-        let list = status.get().map(|s| s.tokens).unwrap_or_default();
-        if list.is_empty() {
+        if no_tokens.get() {
             view! { <p class="dim" id="local-api-no-tokens">"No client token yet: every request is refused (401) until you make one."</p> }.into_any()
         } else {
+            // Keyed by name and last use: a poll that finds the same
+            // tokens touches no row, and a used token redraws only its own.
             view! {
                 <ul class="token-list" id="local-api-tokens">
-                    {list.into_iter().map(|t| view! { <TokenRow token=t revoke=revoke /> }).collect_view()}
+                    <For
+                        each=move || token_list.get()
+                        key=|t| (t.name.clone(), t.last_used_at_ms)
+                        let:t
+                    >
+                        <TokenRow token=t revoke=revoke />
+                    </For>
                 </ul>
             }
             .into_any()
@@ -237,7 +282,7 @@ pub fn LocalApiSettings() -> impl IntoView {
             </div>
             {address}
             {counters}
-            {move || problem.get().or_else(|| status.get().and_then(|s| s.problem)).map(|p| view! { <div class="check err" id="local-api-problem">{p}</div> })}
+            {move || shown_problem.get().map(|p| view! { <div class="check err" id="local-api-problem">{p}</div> })}
             <h3 class="subsection-title">"Client tokens"</h3>
             {tokens}
             {shown_once}

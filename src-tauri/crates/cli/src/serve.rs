@@ -35,7 +35,12 @@ const SETTLE_ON_STOP: Duration = Duration::from_secs(10);
 
 pub async fn run(args: ServeArgs) -> Result<bool, UsageError> {
     let dir = DataDir::resolve().map_err(|e| UsageError(e.to_string()))?;
-    let config = Config::load(&dir.config_file()).map_err(|e| UsageError(e.to_string()))?;
+    // File IO and parsing stay off the async threads, as in the server.
+    let path = dir.config_file();
+    let config = tokio::task::spawn_blocking(move || Config::load(&path))
+        .await
+        .map_err(|e| UsageError(e.to_string()))?
+        .map_err(|e| UsageError(e.to_string()))?;
     for w in &config.warnings {
         warning(&format!("{}: {w}", config.path.display()));
     }

@@ -262,7 +262,9 @@ async fn on_attachments<T: Send + 'static>(
 }
 
 /// The file's raw bytes are the request body; its name, percent-encoded,
-/// is the `x-attachment-name` header.
+/// is the `x-attachment-name` header. With `x-attachment-memory: 1` (added
+/// with Incognito on) it is kept in memory only, never in the data
+/// directory.
 #[tauri::command]
 async fn store_attachment(
     state: tauri::State<'_, AppState>,
@@ -280,7 +282,18 @@ async fn store_attachment(
         .get("x-attachment-name")
         .and_then(|v| v.to_str().ok())
         .map(switchboard_engine::attach::percent_decode);
-    on_attachments(&state, move |c| c.store_attachment(bytes, name.as_deref())).await
+    let in_memory = request
+        .headers()
+        .get("x-attachment-memory")
+        .is_some_and(|v| v.as_bytes() == b"1");
+    on_attachments(&state, move |c| {
+        if in_memory {
+            c.keep_attachment_in_memory(bytes, name.as_deref())
+        } else {
+            c.store_attachment(bytes, name.as_deref())
+        }
+    })
+    .await
 }
 
 /// The raw bytes (an `ArrayBuffer` in the UI), for a thumbnail.
@@ -299,6 +312,19 @@ async fn discard_attachment(
     id: String,
 ) -> Result<bool, IpcError> {
     on_attachments(&state, move |c| c.discard_attachment(&id)).await
+}
+
+#[tauri::command]
+async fn hold_attachments(
+    state: tauri::State<'_, AppState>,
+    ids: Vec<String>,
+) -> Result<(), IpcError> {
+    on_attachments(&state, move |c| c.hold_attachments(&ids)).await
+}
+
+#[tauri::command]
+fn release_attachments(state: tauri::State<'_, AppState>, keep: Vec<String>) -> usize {
+    state.chat.release_attachments(&keep)
 }
 
 #[tauri::command]
@@ -331,6 +357,46 @@ async fn import_history(
     .await
     .map_err(|e| internal(e.to_string()))?
     .map_err(attachment_error)
+}
+
+/// Settings → Import's "Choose file…": the native file chooser, over the
+/// window; the path picked, or `None` when it was cancelled. The command
+/// is async and waits on a channel, so the chooser runs on the GTK main
+/// loop while other IPC calls keep being answered.
+#[tauri::command]
+async fn choose_import_file(window: tauri::WebviewWindow) -> Result<Option<String>, IpcError> {
+    use tauri::Manager as _;
+    use tauri_plugin_dialog::DialogExt as _;
+    // Exports are downloaded: start there (else at home), not in GTK's
+    // "Recent" view, where a typed path is not taken.
+    let paths = window.path();
+    let start = [paths.download_dir(), paths.home_dir()]
+        .into_iter()
+        .flatten()
+        .find(|d| d.is_dir());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut chooser = window.dialog().file();
+    if let Some(dir) = start {
+        chooser = chooser.set_directory(dir);
+    }
+    chooser
+        .set_parent(&window)
+        .set_title("Choose an export to import")
+        .add_filter("Exports (.json)", &["json"])
+        .add_filter("All files", &["*"])
+        .pick_file(move |picked| {
+            let _ = tx.send(picked);
+        });
+    let picked = rx
+        .await
+        .map_err(|_| internal("the file chooser closed without an answer"))?;
+    picked
+        .map(|p| {
+            p.into_path()
+                .map(|p| p.display().to_string())
+                .map_err(|e| internal(format!("the chosen file has no path: {e}")))
+        })
+        .transpose()
 }
 
 /// A refused config.toml edit: the message names the file, line and field.
@@ -565,6 +631,7 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let exiting_api = Arc::clone(&local_api);
     let starting_api = Arc::clone(&local_api);
     let app = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
         .manage(AppState {
             data_dir,
             keys,
@@ -613,8 +680,11 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             store_attachment,
             attachment_data,
             discard_attachment,
+            hold_attachments,
+            release_attachments,
             check_attachments,
             import_history,
+            choose_import_file,
             record_vote,
             judge_round,
             leaderboard

@@ -266,6 +266,69 @@ impl App {
         &self.data_dir
     }
 
+    /// Run `xdotool` (Debian package `xdotool`) on the app's display: keys
+    /// and pointer as the X server sees a real keyboard and mouse (XTEST),
+    /// for the native windows WebDriver cannot reach, such as the GTK file
+    /// chooser. Its output, trimmed; `None` when it found nothing (exit 1,
+    /// as `search` does).
+    pub async fn xdotool(&self, args: &[&str]) -> anyhow::Result<Option<String>> {
+        let out = tokio::process::Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .await
+            .context("could not run xdotool (Debian package xdotool)")?;
+        match out.status.code() {
+            Some(0) => Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())),
+            Some(1) if out.stderr.is_empty() => Ok(None),
+            _ => bail!(
+                "xdotool {args:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+
+    /// Wait until a native window whose title matches `title` (a regular
+    /// expression, as `xdotool search --name` takes it) is shown, and give
+    /// it the keyboard; its X window id.
+    pub async fn focus_native_window(&self, title: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + DEFAULT_WAIT;
+        loop {
+            if let Some(ids) = self
+                .xdotool(&["search", "--onlyvisible", "--name", title])
+                .await?
+                && let Some(id) = ids.lines().last()
+            {
+                // No window manager under Xvfb: focus is set directly.
+                self.xdotool(&["windowfocus", id]).await?;
+                // Mapped is not yet drawn: let it take the focus first.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                return Ok(id.to_owned());
+            }
+            if Instant::now() > deadline {
+                bail!("no window titled {title:?} was shown");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until no native window whose title matches `title` is shown.
+    pub async fn wait_native_window_gone(&self, title: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + DEFAULT_WAIT;
+        while self
+            .xdotool(&["search", "--onlyvisible", "--name", title])
+            .await?
+            .is_some()
+        {
+            if Instant::now() > deadline {
+                bail!("the window titled {title:?} stayed open");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
     /// Run a test body; if it fails, panics or runs past [`TEST_TIMEOUT`],
     /// save a screenshot of the window (`<name>-failure.png`) before passing
     /// the failure on.

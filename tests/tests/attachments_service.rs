@@ -3,7 +3,8 @@
 //! these): a file stored once and named by id in two panes' requests, the
 //! bytes each protocol receives, a pane refused before sending, the
 //! reopened conversation showing what the prompt carried, and an import
-//! with progress.
+//! with progress. Incognito files kept in memory only while their
+//! conversation is on screen; a send to three panes reading each file once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
@@ -231,5 +232,169 @@ async fn an_import_reports_progress_and_lands_in_the_sidebar() {
     assert!(
         err.to_string().contains("not a ChatGPT or Claude export"),
         "{err}"
+    );
+}
+
+/// The files under the data directory's `attachments/`.
+fn files_on_disk(home: &std::path::Path) -> usize {
+    let mut n = 0;
+    let mut dirs = vec![home.join("attachments")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The base64 data of the first part of the last Gemini request.
+fn last_gemini_image(server: &MockServer) -> serde_json::Value {
+    let body = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .filter_map(|r| r.body)
+        .next_back()
+        .unwrap();
+    body["contents"][0]["parts"][0]["inlineData"]["data"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incognito_files_live_in_memory_while_their_conversation_is_on_screen() {
+    let server = MockServer::start().await.unwrap();
+    server.script("vision", Scenario::default().with_text(&["A chart."]));
+    let (home, svc) = service(&server);
+    let png = samples::png(16, 12, 4);
+    let b64 = samples::base64_encode(&png);
+
+    // Added with Incognito on: in memory only.
+    let chart = svc
+        .keep_attachment_in_memory(png.clone(), Some("chart.png"))
+        .unwrap();
+    assert_eq!(files_on_disk(home.path()), 0);
+    assert_eq!(
+        svc.attachment_data(&chart.id).unwrap().0,
+        png,
+        "its thumbnail"
+    );
+    let turns = vec![turn("What is it?", vec![chart.clone()])];
+    assert_eq!(
+        svc.check_attachments(&[ask(1, "gm:vision", turns.clone(), None)])[0].refused,
+        None
+    );
+    // Sent, then regenerated: the same bytes both times.
+    for stream in [2, 3] {
+        let summary = svc
+            .ask(ask(stream, "gm:vision", turns.clone(), None), |_| true)
+            .await;
+        assert!(summary.error.is_none(), "{:?}", summary.error);
+        assert_eq!(last_gemini_image(&server), b64.as_str());
+    }
+    assert_eq!(files_on_disk(home.path()), 0);
+
+    // A file stored before Incognito was turned on leaves the disk when
+    // its round is sent incognito, and is still sent after that.
+    let jpeg = samples::jpeg(20, 20);
+    let photo = svc
+        .store_attachment(jpeg.clone(), Some("photo.jpg"))
+        .unwrap();
+    assert_eq!(files_on_disk(home.path()), 1);
+    svc.hold_attachments(std::slice::from_ref(&photo.id))
+        .unwrap();
+    assert_eq!(files_on_disk(home.path()), 0);
+    let summary = svc
+        .ask(
+            ask(
+                4,
+                "gm:vision",
+                vec![turn("And this?", vec![photo.clone()])],
+                None,
+            ),
+            |_| true,
+        )
+        .await;
+    assert!(summary.error.is_none(), "{:?}", summary.error);
+    assert_eq!(
+        last_gemini_image(&server),
+        samples::base64_encode(&jpeg).as_str()
+    );
+
+    // The conversation is left, the composer still holding the photo: the
+    // chart is gone, so regenerating now says so; the photo is kept.
+    assert_eq!(svc.release_attachments(std::slice::from_ref(&photo.id)), 1);
+    let summary = svc
+        .ask(ask(5, "gm:vision", turns.clone(), None), |_| true)
+        .await;
+    let error = summary.error.unwrap();
+    assert!(
+        error.message.contains("chart.png cannot be sent"),
+        "{error:?}"
+    );
+    assert_eq!(server.hits("vision"), 3, "nothing sent without it");
+
+    // Sent with Incognito off after all: stored with the recorded prompt.
+    let ids = svc
+        .start_round(&StartRound {
+            conversation: None,
+            prompt: "Saved after all".into(),
+            attachments: vec![photo.clone()],
+            layout: None,
+        })
+        .unwrap();
+    assert_eq!(files_on_disk(home.path()), 1);
+    let saved = svc.open_conversation(ids.conversation).unwrap();
+    assert_eq!(saved.rounds[0].attachments[0].id, photo.id);
+    svc.delete_conversation(ids.conversation).unwrap();
+    assert_eq!(files_on_disk(home.path()), 0);
+
+    // The app ends (or crashes) with an incognito file held: the next
+    // start finds nothing of it.
+    svc.keep_attachment_in_memory(png, Some("again.png"))
+        .unwrap();
+    drop(svc);
+    let restarted = ChatService::new(
+        DataDir::at(home.path()).unwrap(),
+        KeyStore::with_service("switchboard-test-attachments"),
+    );
+    assert_eq!(files_on_disk(home.path()), 0);
+    assert!(restarted.attachment_data(&chart.id).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_to_three_panes_reads_and_hashes_each_file_once() {
+    let server = MockServer::start().await.unwrap();
+    server.script("vision", Scenario::default().with_text(&["Seen."]));
+    let (_home, svc) = service(&server);
+    let pdf = svc
+        .store_attachment(samples::pdf(2, "report"), Some("report.pdf"))
+        .unwrap();
+    let png = svc
+        .store_attachment(samples::png(30, 20, 2), Some("chart.png"))
+        .unwrap();
+    let turns = vec![turn("Compare them", vec![pdf.clone(), png.clone()])];
+    let panes = ["oa:vision", "gm:vision", "@any"];
+    let requests: Vec<AskRequest> = panes
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ask(i as u64, t, turns.clone(), None))
+        .collect();
+    let before = svc.attachment_disk_reads();
+    // The check before sending, then every pane's request at once.
+    let checks = svc.check_attachments(&requests);
+    assert!(checks.iter().all(|c| c.refused.is_none()), "{checks:?}");
+    let answers =
+        futures::future::join_all(requests.into_iter().map(|r| svc.ask(r, |_| true))).await;
+    for a in &answers {
+        assert!(a.error.is_none(), "{:?}", a.error);
+    }
+    assert_eq!(server.hits("vision"), 3);
+    assert_eq!(
+        svc.attachment_disk_reads() - before,
+        2,
+        "two files, read once each"
     );
 }

@@ -5,7 +5,9 @@
 //! reopened conversation show it, and the next prompt sends it again; a
 //! PDF pasted and an image chosen with the file button show as thumbnails
 //! that can be removed, and a file that is neither is refused with the
-//! reason.
+//! reason. An incognito conversation's files never stay in the data
+//! directory, yet regenerate and the next prompt send them again until the
+//! conversation is left; killed, the app leaves none behind.
 
 #![allow(
     clippy::unwrap_used,
@@ -411,8 +413,50 @@ fn stored_files(home: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Ask the backend for attachment `id`'s bytes through the page's IPC, as
+/// a thumbnail does: true when it still has them.
+async fn backend_has(app: &App, id: &str) -> anyhow::Result<bool> {
+    let v = app
+        .client()
+        .execute_async(
+            "const [id, done] = arguments; \
+             window.__TAURI__.core.invoke('attachment_data', {id}).then(() => done(true), () => done(false));",
+            vec![Value::from(id)],
+        )
+        .await?;
+    Ok(v.as_bool().unwrap_or(false))
+}
+
+/// The id of the composer's attachment chip named `name`.
+async fn chip_id(app: &App, name: &str) -> anyhow::Result<String> {
+    let css = format!("#composer-attachments .attachment-chip[data-name=\"{name}\"]");
+    app.wait_for(&css).await?;
+    let v = app
+        .client()
+        .execute(
+            "return document.querySelector(arguments[0]).dataset.id",
+            vec![Value::from(css)],
+        )
+        .await?;
+    Ok(v.as_str().unwrap_or_default().to_owned())
+}
+
+/// Regenerate pane 1's latest answer and wait until the model was asked
+/// `asked` times in all and the answer is done.
+async fn regenerate_first_pane(app: &App, server: &MockServer, asked: usize) -> anyhow::Result<()> {
+    app.click(".pane:nth-of-type(1) .answer-card:last-of-type .regenerate")
+        .await?;
+    wait_until("the pane asked again", || async {
+        Ok(bodies_for(server, "gm-model").len() == asked)
+    })
+    .await?;
+    app.wait_for(".pane:nth-of-type(1) .answer-card:last-of-type[data-status=\"done\"]")
+        .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_incognito_rounds_image_leaves_the_data_directory_when_its_answers_end()
+async fn an_incognito_conversations_files_stay_off_disk_and_are_sent_again_until_it_is_left()
 -> anyhow::Result<()> {
     let server = MockServer::start().await?;
     server.script(
@@ -420,33 +464,127 @@ async fn an_incognito_rounds_image_leaves_the_data_directory_when_its_answers_en
         Scenario::default().with_text(&["A small chart."]),
     );
     let home = vision_home(&server)?;
+    let png = samples::png(20, 20, 1);
+    let b64 = samples::base64_encode(&png);
+    let jpeg = samples::jpeg(24, 24);
     let app = App::launch(Launch::new("attach-incognito").data_dir(home.path())).await?;
     app.check(async {
         app.wait_for("#compare").await?;
         app.pick_model(1, "gm-model").await?;
         app.click("#incognito").await?;
-        give_file(
-            &app,
-            "drop",
-            &samples::png(20, 20, 1),
-            "chart.png",
-            "image/png",
-        )
-        .await?;
-        app.wait_for("#composer-attachments .attachment-chip[data-name=\"chart.png\"]")
-            .await?;
-        // Stored to be sent (the request names it by id).
-        assert_eq!(stored_files(home.path()).len(), 1);
+        give_file(&app, "drop", &png, "chart.png", "image/png").await?;
+        let chart = chip_id(&app, "chart.png").await?;
+        assert!(
+            stored_files(home.path()).is_empty(),
+            "added incognito: never written"
+        );
         app.type_into("#composer", "What is it?\u{E007}").await?;
         app.wait_for(".pane:nth-of-type(1) .answer-card[data-status=\"done\"]")
             .await?;
-        assert_eq!(server.hits("gm-model"), 1);
-        wait_until("the file is gone", || async {
-            Ok(stored_files(home.path()).is_empty())
+        assert_eq!(bodies_for(&server, "gm-model").len(), 1);
+
+        // While the conversation is on screen: regenerate sends the image
+        // again, and so does the next prompt of the thread.
+        server.script(
+            "gm-model",
+            Scenario::default().with_text(&["Still a chart."]),
+        );
+        regenerate_first_pane(&app, &server, 2).await?;
+        let card = app.text(".pane:nth-of-type(1) .answer-card").await?;
+        assert!(card.contains("Still a chart."), "{card}");
+        let again = &bodies_for(&server, "gm-model")[1];
+        assert_eq!(
+            again["contents"][0]["parts"][0]["inlineData"]["data"],
+            b64.as_str()
+        );
+        server.script(
+            "gm-model",
+            Scenario::default().with_text(&["Blue and red."]),
+        );
+        app.type_into("#composer", "And the colours?\u{E007}")
+            .await?;
+        wait_until("the next prompt asked", || async {
+            Ok(bodies_for(&server, "gm-model").len() == 3)
         })
         .await?;
+        let next = &bodies_for(&server, "gm-model")[2];
+        assert_eq!(
+            next["contents"][0]["parts"][0]["inlineData"]["data"],
+            b64.as_str()
+        );
+        app.wait_for(".pane:nth-of-type(1) .answer-card:last-of-type[data-status=\"done\"]")
+            .await?;
+        assert!(
+            stored_files(home.path()).is_empty(),
+            "nothing of it on disk"
+        );
+        assert!(backend_has(&app, &chart).await?);
+
+        // A new conversation leaves it: its file is gone from memory too.
+        app.click("#new-conversation").await?;
+        wait_until("the file is forgotten", || async {
+            Ok(!backend_has(&app, &chart).await?)
+        })
+        .await?;
+
+        // A file stored before Incognito was turned on leaves the data
+        // directory when the incognito round is sent, and still
+        // regenerates.
+        app.click("#incognito").await?;
+        give_file(&app, "drop", &jpeg, "photo.jpg", "image/jpeg").await?;
+        let photo = chip_id(&app, "photo.jpg").await?;
+        assert_eq!(stored_files(home.path()).len(), 1, "stored to be sent");
+        app.click("#incognito").await?;
+        server.script("gm-model", Scenario::default().with_text(&["A photo."]));
+        app.type_into("#composer", "And this?\u{E007}").await?;
+        app.wait_for(".pane:nth-of-type(1) .answer-card[data-status=\"done\"]")
+            .await?;
+        assert!(
+            stored_files(home.path()).is_empty(),
+            "taken off disk when sent incognito"
+        );
+        regenerate_first_pane(&app, &server, 5).await?;
+        assert!(backend_has(&app, &photo).await?);
+
+        // Killed with that conversation on screen: nothing left behind,
+        // and nothing after the next start either.
+        let pid = app
+            .processes()
+            .into_iter()
+            .find(|(_, cmd)| {
+                cmd.split_whitespace()
+                    .next()
+                    .is_some_and(|c| c.ends_with("/switchboard"))
+            })
+            .map(|(pid, _)| pid)
+            .expect("the app is running");
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()?
+            .success();
+        assert!(killed);
         Ok(())
     })
     .await?;
-    app.close().await
+    app.close().await.ok();
+    assert!(stored_files(home.path()).is_empty());
+    let again = App::launch(Launch::new("attach-incognito-restart").data_dir(home.path())).await?;
+    again
+        .check(async { again.wait_for("#compare").await.map(drop) })
+        .await?;
+    again.close().await?;
+    assert!(
+        stored_files(home.path()).is_empty(),
+        "none after the next start"
+    );
+    let db = rusqlite::Connection::open(home.path().join("switchboard.sqlite3"))?;
+    let count = |table: &str| -> rusqlite::Result<i64> {
+        db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+    };
+    assert_eq!(
+        (count("conversations")?, count("attachments")?),
+        (0, 0),
+        "nothing of it in history"
+    );
+    Ok(())
 }

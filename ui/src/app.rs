@@ -79,6 +79,11 @@ pub fn App() -> impl IntoView {
     // It is a few signals; the conversation's panes, rounds and answers in
     // them are reference-counted and go when they are replaced.
     provide_context(crate::pages::CompareState::new());
+    // A page loaded afresh (a reload) shows no conversation yet: files held
+    // in memory for an incognito one shown before go.
+    leptos::task::spawn_local(async {
+        let _ = crate::ipc::release_attachments(&[]).await;
+    });
     // An import goes on, and its progress stays, while other pages show.
     provide_context(crate::pages::ImportState::new());
 

@@ -432,13 +432,19 @@ pub async fn check_budgets(requests: &[AskRequest]) -> Result<Vec<BudgetCheck>, 
 
 /// Store an image or PDF's bytes once (by content) and get its reference;
 /// a file that is not one, or too large, is refused with the reason.
+/// `in_memory` (Incognito): kept in the backend's memory only, never
+/// written to the data directory.
 pub async fn store_attachment(
     bytes: &js_sys::Uint8Array,
     name: &str,
+    in_memory: bool,
 ) -> Result<AttachmentRef, IpcError> {
     let headers = Object::new();
     let encoded: String = js_sys::encode_uri_component(name).into();
     set(&headers, "x-attachment-name", &JsValue::from_str(&encoded))?;
+    if in_memory {
+        set(&headers, "x-attachment-memory", &JsValue::from_str("1"))?;
+    }
     let options = Object::new();
     set(&options, "headers", &headers)?;
     from_js(invoke_raw(commands::STORE_ATTACHMENT, bytes, Some(&options)).await?)
@@ -457,6 +463,28 @@ pub async fn discard_attachment(id: &str) -> Result<bool, IpcError> {
     let args = Object::new();
     set(&args, "id", &JsValue::from_str(id))?;
     invoke(commands::DISCARD_ATTACHMENT, &args).await
+}
+
+/// Keep an unrecorded (incognito) round's files in memory while its
+/// conversation is on screen; their data-directory copies go.
+pub async fn hold_attachments(ids: &[String]) -> Result<(), IpcError> {
+    let args = Object::new();
+    set(&args, "ids", &to_js(&ids)?)?;
+    invoke(commands::HOLD_ATTACHMENTS, &args).await
+}
+
+/// The conversation on screen was left: the files held in memory for it
+/// go, except `keep` (the composer's).
+pub async fn release_attachments(keep: &[String]) -> Result<usize, IpcError> {
+    let args = Object::new();
+    set(&args, "keep", &to_js(&keep)?)?;
+    invoke(commands::RELEASE_ATTACHMENTS, &args).await
+}
+
+/// The native file chooser for an export: its path, or `None` when it was
+/// cancelled.
+pub async fn choose_import_file() -> Result<Option<String>, IpcError> {
+    invoke(commands::CHOOSE_IMPORT_FILE, &Object::new()).await
 }
 
 /// Which requests' targets cannot take their attachments, before sending.

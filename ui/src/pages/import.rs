@@ -1,6 +1,8 @@
 //! Settings → Import: a ChatGPT or Claude data export's
-//! `conversations.json` (or a Switchboard JSON export), by path. The
-//! import runs in the backend off the window's threads, with its progress
+//! `conversations.json` (or a Switchboard JSON export), chosen in the
+//! native file chooser ("Choose file…") or typed as a path. Only the path
+//! crosses to the backend, which reads the file itself: an export of
+//! hundreds of megabytes never passes through the page. The import runs in the backend off the window's threads, with its progress
 //! shown as it goes; the window stays usable meanwhile, and leaving the
 //! page does not stop it (its state lives with the app, so coming back
 //! shows where it is). What it did, or why the file was refused (nothing
@@ -100,6 +102,24 @@ pub fn ImportSection() -> impl IntoView {
             state.running.set(false);
         });
     };
+    let choosing = RwSignal::new(false);
+    let choose = move |_| {
+        if choosing.get_untracked() {
+            return;
+        }
+        choosing.set(true);
+        spawn_local(async move {
+            match ipc::choose_import_file().await {
+                Ok(Some(file)) => path.set(file),
+                // Cancelled: the form stays as it was.
+                Ok(None) => {}
+                Err(e) => state
+                    .result
+                    .set(Some(Err(format!("the file chooser failed: {}", e.message)))),
+            }
+            choosing.set(false);
+        });
+    };
     let progress = move || {
         let running = state.running.get();
         state.progress.get().filter(|_| running).map(|p| {
@@ -121,12 +141,14 @@ pub fn ImportSection() -> impl IntoView {
     };
     view! {
         <div class="import" id="import">
-            <p class="dim small-note">"A ChatGPT data export's conversations.json, a Claude export's conversations.json, or a Switchboard JSON export. Importing the same file again adds nothing twice."</p>
+            <p class="dim small-note">"A ChatGPT data export's conversations.json, a Claude export's conversations.json, or a Switchboard JSON export: choose it or type its path. Importing the same file again adds nothing twice."</p>
             <div class="import-row">
                 <input class="import-path" id="import-path" type="text" placeholder="/path/to/conversations.json"
                     aria-label="Export file" prop:value=move || path.get()
                     on:input=move |ev| path.set(event_target_value(&ev))
                     on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { start() } />
+                <button class="small" id="import-choose" on:click=choose
+                    disabled=move || choosing.get() || state.running.get()>"Choose file…"</button>
                 <button class="small primary" id="import-start" on:click=move |_| start()
                     disabled=move || state.running.get()>
                     {move || if state.running.get() { "Importing…" } else { "Import" }}

@@ -49,6 +49,7 @@ use crate::store::{Answer, ConversationId, MessageId, PaneRef, Store, StoreError
 mod attachments;
 mod decide;
 mod import;
+mod loaded;
 mod spend;
 
 pub use attachments::attachment_ref;
@@ -67,6 +68,8 @@ pub struct ChatService {
     /// Parent of every stream's stop token: cancelled at shutdown.
     shutdown: CancellationToken,
     store: Result<Store, String>,
+    /// Attachments in memory: unrecorded rounds' files, recent reads.
+    loaded: loaded::Loaded,
 }
 
 impl ChatService {
@@ -88,6 +91,7 @@ impl ChatService {
             streams: Mutex::new(Streams::default()),
             shutdown: CancellationToken::new(),
             store,
+            loaded: loaded::Loaded::default(),
         };
         service.reload_config();
         service
@@ -423,6 +427,13 @@ impl ChatService {
     /// (titled after the prompt), with the panes it is sent to.
     pub fn start_round(&self, request: &StartRound) -> Result<RoundIds, StoreError> {
         let store = self.store()?;
+        // Files added with Incognito on live in memory only; a prompt that
+        // is recorded after all stores them now, as any other.
+        for r in &request.attachments {
+            if let Some(a) = self.loaded.held(&r.id) {
+                store.put_attachment(&a)?;
+            }
+        }
         let recorder = store.recorder(false);
         let conversation = match request.conversation {
             Some(id) => ConversationId(id),

@@ -137,16 +137,26 @@ pub mod commands {
     /// `store_attachment` with the file's raw bytes as the request body and
     /// its name percent-encoded in the `x-attachment-name` header ->
     /// `AttachmentRef` (kind `invalid_input` for a file that is not a PNG,
-    /// JPEG, WebP, GIF or PDF)
+    /// JPEG, WebP, GIF or PDF); with `x-attachment-memory: 1` (Incognito)
+    /// kept in memory only, never written to the data directory
     pub const STORE_ATTACHMENT: &str = "store_attachment";
     /// `attachment_data(id: String)` -> the raw bytes (an `ArrayBuffer`), for thumbnails
     pub const ATTACHMENT_DATA: &str = "attachment_data";
     /// `discard_attachment(id: String) -> bool` (removed before sending; kept if a message uses it)
     pub const DISCARD_ATTACHMENT: &str = "discard_attachment";
+    /// `hold_attachments(ids: Vec<String>) -> ()` (an unrecorded round's files: kept in memory
+    /// while its conversation is on screen, their data-directory copies removed unless a
+    /// recorded message uses them)
+    pub const HOLD_ATTACHMENTS: &str = "hold_attachments";
+    /// `release_attachments(keep: Vec<String>) -> usize` (the conversation was left: forget the
+    /// files held in memory for it, except `keep`; how many went)
+    pub const RELEASE_ATTACHMENTS: &str = "release_attachments";
     /// `check_attachments(requests: Vec<AskRequest>) -> Vec<AttachmentCheck>` (before sending)
     pub const CHECK_ATTACHMENTS: &str = "check_attachments";
     /// `import_history(path: String, on_progress: Channel<Sequenced<ImportProgress>>) -> ImportSummary`
     pub const IMPORT_HISTORY: &str = "import_history";
+    /// `choose_import_file() -> Option<String>` (the native file chooser; `None` when cancelled)
+    pub const CHOOSE_IMPORT_FILE: &str = "choose_import_file";
     /// `record_vote(vote: CastVote) -> Vote` (as stored; a re-vote replaces the round's vote
     /// and is as blind as its first one)
     pub const RECORD_VOTE: &str = "record_vote";

@@ -140,6 +140,8 @@ impl CompareState {
         }
         let state = *self;
         state.attaching.update(|n| *n += 1);
+        // With Incognito on, nothing of the prompt touches the disk.
+        let in_memory = state.incognito.get_untracked();
         spawn_local(async move {
             let mut refused = Vec::new();
             for file in files {
@@ -147,7 +149,7 @@ impl CompareState {
                 let stored = match JsFuture::from(file.array_buffer()).await {
                     Ok(buffer) => {
                         let bytes = js_sys::Uint8Array::new(&buffer);
-                        match ipc::store_attachment(&bytes, &name).await {
+                        match ipc::store_attachment(&bytes, &name, in_memory).await {
                             Ok(r) => {
                                 // The thumbnail from the bytes at hand.
                                 if r.is_image()
@@ -185,9 +187,17 @@ impl CompareState {
     /// Remove an attachment before sending.
     pub fn remove_attachment(&self, id: &str) {
         self.attached.update(|list| list.retain(|a| a.id != id));
+        // A round on screen that sent it may send it again (regenerate, the
+        // next prompt); the backend keeps what a recorded message uses,
+        // but an incognito round's copy is this window's to keep.
+        if self
+            .rounds
+            .with_untracked(|rs| rs.iter().any(|r| r.attachments.iter().any(|a| a.id == id)))
+        {
+            return;
+        }
         let id = id.to_owned();
         spawn_local(async move {
-            // Kept by the backend when a message already uses it.
             let _ = ipc::discard_attachment(&id).await;
         });
     }
@@ -195,6 +205,10 @@ impl CompareState {
     /// Check what is attached against every open pane's model (run when
     /// either changes): the panes that cannot take it, in words.
     pub async fn check_attached(&self) {
+        // Checks can finish out of order (models changed quickly): only the
+        // latest one's answer is shown.
+        let seq = self.attach_check_seq.get_value() + 1;
+        self.attach_check_seq.set_value(seq);
         let attached = self.attached.get_untracked();
         let panes = self.panes.get_untracked();
         if attached.is_empty() {
@@ -230,8 +244,7 @@ impl CompareState {
                 e.message
             )],
         };
-        // Only if nothing changed meanwhile.
-        if self.attached.get_untracked() == attached {
+        if self.attach_check_seq.get_value() == seq {
             self.attach_refusals.set(lines);
         }
     }

@@ -44,6 +44,7 @@ impl CompareState {
         self.pending.set(None);
         self.layout_rev.set_value(0);
         self.saved_layout.set_value(Vec::new());
+        self.release_files();
     }
 
     /// Show a stored conversation exactly as it was left: its open panes in
@@ -129,6 +130,26 @@ impl CompareState {
         self.conversation.set(Some(saved.id));
         self.title.set(saved.title);
         self.tags.set(saved.tags);
+        self.release_files();
+    }
+
+    /// The conversation on screen changed (a new one, another opened): the
+    /// files the backend holds in memory for unrecorded (incognito) rounds
+    /// no longer on screen go; the composer's, which the next prompt still
+    /// carries, and those of the rounds on screen stay.
+    pub fn release_files(&self) {
+        let mut keep: Vec<String> = self
+            .attached
+            .with_untracked(|a| a.iter().map(|r| r.id.clone()).collect());
+        self.rounds.with_untracked(|rs| {
+            keep.extend(
+                rs.iter()
+                    .flat_map(|r| r.attachments.iter().map(|a| a.id.clone())),
+            );
+        });
+        spawn_local(async move {
+            let _ = ipc::release_attachments(&keep).await;
+        });
     }
 
     /// Set the conversation's tags (saved at once when it is recorded,
@@ -404,6 +425,7 @@ impl CompareState {
         self.rounds.update(|r| r.push(round));
         let state = *self;
         let layout = self.take_layout();
+        let files: Vec<String> = attachments.iter().map(|a| a.id.clone()).collect();
         spawn_local(async move {
             // Record the prompt and the panes first, so each answer is filed
             // under its pane.
@@ -446,6 +468,22 @@ impl CompareState {
                     }
                 }
             };
+            if ids.is_none() && !files.is_empty() {
+                // History does not keep this round: its files are kept in
+                // memory while the conversation is on screen (regenerate
+                // and the next prompts send them again) and leave the data
+                // directory now. Done before any pane reads them.
+                if let Err(e) = ipc::hold_attachments(&files).await {
+                    state.notice.set(Some(format!(
+                        "The attachments could not be kept for this conversation: {}",
+                        e.message
+                    )));
+                }
+                if !state.holds_round(round_id) {
+                    // Left meanwhile: nothing on screen sends them again.
+                    state.release_files();
+                }
+            }
             round_ids.set(ids);
             for (pane, answer) in starts {
                 state.start(&pane, round_id, &prompt, &answer, ids);
@@ -542,7 +580,6 @@ impl CompareState {
         answer.sent_at.set(Some(now_ms()));
         let (history, spend) = (self.history_version, self.spend_changed);
         let answer = answer.clone();
-        let state = *self;
         spawn_local(async move {
             let stream = request.stream_id;
             let sink = answer.clone();
@@ -559,40 +596,9 @@ impl CompareState {
             }
             if request.record.is_some() {
                 history.update(|v| *v += 1);
-            } else {
-                state.forget_unrecorded_files(round_id);
             }
             spend.update(|v| *v += 1);
         });
-    }
-
-    /// A round not recorded (incognito, or history refused it): once none
-    /// of its answers streams, its files leave the data directory, unless
-    /// the composer holds them again or a recorded message uses them (the
-    /// backend keeps those). Regenerating such a round then says the file
-    /// is gone.
-    fn forget_unrecorded_files(&self, round_id: u64) {
-        let Some((streaming, files)) = self.rounds.with_untracked(|rs| {
-            rs.iter().find(|r| r.id == round_id).map(|r| {
-                (
-                    r.answers.iter().any(Answer::is_streaming),
-                    r.attachments.clone(),
-                )
-            })
-        }) else {
-            return;
-        };
-        if streaming {
-            return;
-        }
-        let held = self.attached.get_untracked();
-        for file in files {
-            if !held.iter().any(|h| h.id == file.id) {
-                spawn_local(async move {
-                    let _ = ipc::discard_attachment(&file.id).await;
-                });
-            }
-        }
     }
 
     /// Whether round `round_id` is still one of the rounds on screen (not

@@ -272,6 +272,9 @@ pub struct CompareState {
     /// Panes that cannot take what is attached, in words, checked before
     /// sending.
     pub attach_refusals: RwSignal<Vec<String>>,
+    /// The latest attachment check started: an older one that answers
+    /// after it is ignored.
+    pub attach_check_seq: StoredValue<u64>,
     /// Send to this pane only (`None`: every pane).
     pub only: RwSignal<Option<String>>,
     /// Budgets were checked and warn: the user decides.
@@ -334,6 +337,7 @@ impl CompareState {
             attached: RwSignal::new(Vec::new()),
             attaching: RwSignal::new(0),
             attach_refusals: RwSignal::new(Vec::new()),
+            attach_check_seq: StoredValue::new(0),
             only: RwSignal::new(None),
             pending: RwSignal::new(None),
             checking: RwSignal::new(false),

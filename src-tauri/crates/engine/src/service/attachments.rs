@@ -1,8 +1,16 @@
-//! The app's attachments: storing a file the user added (bytes pasted or
-//! dropped, or a path), reading one back for a thumbnail, and saying before
+//! The app's attachments: storing a file the user added (bytes pasted,
+//! dropped or chosen), reading one back for a thumbnail, and saying before
 //! sending whether each pane's target can take a request's attachments.
-//! Requests name attachments by id; the bytes are loaded here, from the
-//! data directory, when a request is prepared.
+//! Requests name attachments by id; the bytes are loaded here when a
+//! request is prepared, from memory when a recent read or an unrecorded
+//! round has them ([`super::loaded`]), else from the data directory.
+//!
+//! Incognito: a file added with it on is kept in memory only
+//! ([`ChatService::keep_attachment_in_memory`]); one stored before that is
+//! sent incognito moves there ([`ChatService::hold_attachments`]). They
+//! stay while the conversation is on screen and go when it is left
+//! ([`ChatService::release_attachments`]) or the app ends, so nothing of
+//! an incognito conversation is ever left in the data directory.
 
 use std::collections::HashMap;
 
@@ -55,17 +63,65 @@ impl ChatService {
         Ok(attachment_ref(&stored))
     }
 
+    /// Keep a file the user added with Incognito on in memory only (never
+    /// in the data directory) until [`ChatService::release_attachments`];
+    /// what it is comes from the bytes, `name` is for display.
+    pub fn keep_attachment_in_memory(
+        &self,
+        bytes: Vec<u8>,
+        name: Option<&str>,
+    ) -> Result<AttachmentRef, StoreError> {
+        let a =
+            Attachment::from_bytes(bytes, name).map_err(|e| StoreError::invalid(e.to_string()))?;
+        let r = attachment_ref(&StoredAttachment::of(&a));
+        self.loaded.hold(a);
+        Ok(r)
+    }
+
+    /// The files of a round history does not keep (sent incognito): kept
+    /// in memory from now on, for regenerating and for the next prompts of
+    /// the conversation, and their copies in the data directory removed
+    /// unless a recorded message uses them. Until
+    /// [`ChatService::release_attachments`].
+    pub fn hold_attachments(&self, ids: &[String]) -> Result<(), StoreError> {
+        for id in ids {
+            if self.loaded.held(id).is_some() {
+                continue;
+            }
+            let a = self.loaded.load(self.store(), id, None)?;
+            self.loaded.hold(a);
+            self.store()?.discard_attachment(id)?;
+        }
+        Ok(())
+    }
+
+    /// The conversation on screen was left (a new one, another opened, the
+    /// page loaded afresh): forget the files held for it, except `keep`
+    /// (the composer's, still to be sent). How many were forgotten.
+    pub fn release_attachments(&self, keep: &[String]) -> usize {
+        self.loaded.release(keep)
+    }
+
     /// The bytes of attachment `id` and its MIME type (checked against its
     /// hash).
     pub fn attachment_data(&self, id: &str) -> Result<(Vec<u8>, String), StoreError> {
-        let a = self.store()?.attachment(id, None)?;
+        // A thumbnail is read once per window: not worth keeping in memory.
+        let a = match self.loaded.held(id) {
+            Some(a) => a,
+            None => self.store()?.attachment(id, None)?,
+        };
         Ok((a.data.to_vec(), a.media_type.mime().to_owned()))
     }
 
     /// Forget an attachment removed before sending (kept when a message
     /// uses it); true when it was deleted.
     pub fn discard_attachment(&self, id: &str) -> Result<bool, StoreError> {
-        self.store()?.discard_attachment(id)
+        let held = self.loaded.forget(id);
+        match self.store() {
+            Ok(store) => Ok(store.discard_attachment(id)? || held),
+            Err(_) if held => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// The attachments `request`'s turns name, with their bytes, by id.
@@ -79,22 +135,29 @@ impl ChatService {
             if loaded.contains_key(&r.id) {
                 continue;
             }
-            let store = self
-                .store()
-                .map_err(|e| ProviderError::new(ErrorKind::BadRequest, "", e.to_string()))?;
-            let a = store.attachment(&r.id, r.name.as_deref()).map_err(|e| {
-                ProviderError::new(
-                    ErrorKind::BadRequest,
-                    "",
-                    format!(
-                        "{} cannot be sent: {e}",
-                        r.name.as_deref().unwrap_or("an attachment")
-                    ),
-                )
-            })?;
+            let a = self
+                .loaded
+                .load(self.store(), &r.id, r.name.as_deref())
+                .map_err(|e| {
+                    ProviderError::new(
+                        ErrorKind::BadRequest,
+                        "",
+                        format!(
+                            "{} cannot be sent: {e}",
+                            r.name.as_deref().unwrap_or("an attachment")
+                        ),
+                    )
+                })?;
             loaded.insert(r.id.clone(), a);
         }
         Ok(loaded)
+    }
+
+    /// How many times an attachment was read from the data directory (and
+    /// hashed) by this service: once per file per send, whatever the
+    /// number of panes.
+    pub fn attachment_disk_reads(&self) -> u64 {
+        self.loaded.disk_reads()
     }
 
     /// For each request, before it is sent: whether its target can take

@@ -9,6 +9,10 @@
 //! are also timed, in the same run on the same file, with the queries they
 //! replaced (BM25 over every match; listing sorted without an index), and
 //! the ratio printed: the baseline is what `history search` did before.
+//! Each search is followed by the part of it that decides how to rank the
+//! query, timed now and as it was decided before (every word counted to
+//! 50,001, repeats too, then the whole query), with both decisions checked
+//! equal.
 //!
 //! The database is generated once (a minute or two) and kept under
 //! `target/bench-history/`; delete it to generate it again. Run with
@@ -233,6 +237,49 @@ fn baseline_search(conn: &Connection, query: &str) -> usize {
     mids.len()
 }
 
+/// How many messages `expr` matches, counted up to `cap`.
+fn count_up_to(conn: &Connection, expr: &str, cap: usize) -> usize {
+    conn.prepare_cached(
+        "SELECT count(*) FROM (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ?1 LIMIT ?2)",
+    )
+    .unwrap()
+    .query_row(params![expr, cap as i64], |r| r.get::<_, i64>(0))
+    .unwrap() as usize
+}
+
+/// How the search decided between relevance and newest matches before it
+/// counted each distinct word once and stopped at the first common one:
+/// every word of the query (repeats too) counted up to 50,001, then the
+/// whole query up to 2,001 (the first page's window).
+fn ranking_decision_before(conn: &Connection, query: &str) -> bool {
+    let quote = |w: &str| format!("\"{w}\"");
+    let parts: Vec<String> = if query.starts_with('"') {
+        vec![query.to_owned()]
+    } else {
+        query
+            .split_whitespace()
+            .map(|w| match w.strip_suffix('*') {
+                Some(stem) => format!("{}*", quote(stem)),
+                None => quote(w),
+            })
+            .collect()
+    };
+    let mut rare_words = true;
+    for part in &parts {
+        let words: Vec<String> = if part.ends_with('*') {
+            vec![part.clone()]
+        } else {
+            part.trim_matches('"').split(' ').map(quote).collect()
+        };
+        for word in words {
+            if count_up_to(conn, &word, 50_001) > 50_000 {
+                rare_words = false;
+            }
+        }
+    }
+    rare_words && count_up_to(conn, &parts.join(" "), 2_001) <= 2_000
+}
+
 /// The word whose message count is nearest `share` of all messages.
 fn word_near(conn: &Connection, messages: f64, share: f64) -> (String, i64) {
     conn.query_row(
@@ -383,6 +430,24 @@ fn main() {
                 baseline_search(&conn, q);
             }),
             now,
+        );
+        // The part of the search this run's change touched, before and
+        // after, on the same file: deciding how to rank.
+        let decided = store.search_ranks_by_relevance(q, 30).unwrap();
+        assert_eq!(decided, ranking_decision_before(&conn, q), "{q}");
+        let before = measure(|| {
+            ranking_decision_before(&conn, q);
+        });
+        let after = measure(|| {
+            store.search_ranks_by_relevance(q, 30).unwrap();
+        });
+        println!(
+            "{:<64} p50 {:>8.1} ms   p95 {:>8.1} ms   (before: p50 {:.1} ms, p95 {:.1} ms)",
+            "    of which deciding how to rank",
+            ms(after.0),
+            ms(after.1),
+            ms(before.0),
+            ms(before.1)
         );
     }
 

@@ -19,8 +19,10 @@
 //! ([`SearchHit::recent_only`]). Those newest matches are found newest
 //! first in growing slices of the history and the search stops after
 //! [`SCAN_BUDGET`] (a phrase of common words that rarely occur together has
-//! to look at many messages), keeping what it found. Snippets are made only
-//! for the page returned.
+//! to look at many messages), keeping what it found: the slice running
+//! then is interrupted (SQLite's progress handler watches the clock), so a
+//! busy machine does not stretch the budget.
+//! Snippets are made only for the page returned.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -155,6 +157,47 @@ fn count_up_to(conn: &Connection, expr: &str, cap: usize) -> Result<usize, Store
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
+/// Whether the query of `parts` (joined: `fts`) is ranked by relevance:
+/// none of its words common and at most `window` matches. Common words
+/// are told first (cheap: counted up to a cap), so that a phrase of common
+/// words is never scanned whole just to count it. Each distinct word is
+/// counted once and the first common one decides (`"the of the"` costs one
+/// count, not three); a query of one word or prefix is its own match
+/// count, so it is counted once, only up to `window`.
+fn ranks_by_relevance(
+    conn: &Connection,
+    parts: &[String],
+    fts: &str,
+    window: usize,
+) -> Result<bool, StoreError> {
+    if let [only] = parts
+        && !only.contains(' ')
+    {
+        return Ok(count_up_to(conn, only, window + 1)? <= window);
+    }
+    let mut counted: Vec<String> = Vec::new();
+    for part in parts {
+        let words: Vec<String> = if part.ends_with('*') {
+            vec![part.clone()]
+        } else {
+            part.trim_matches('"')
+                .split(' ')
+                .map(|w| format!("\"{w}\""))
+                .collect()
+        };
+        for word in words {
+            if counted.contains(&word) {
+                continue;
+            }
+            if count_up_to(conn, &word, COMMON_WORD + 1)? > COMMON_WORD {
+                return Ok(false);
+            }
+            counted.push(word);
+        }
+    }
+    Ok(count_up_to(conn, fts, window + 1)? <= window)
+}
+
 /// A conversation found by a query, before its snippet.
 struct Ranked {
     conversation: i64,
@@ -189,7 +232,30 @@ fn split_snippet(raw: &str) -> Vec<SnippetPart> {
     parts
 }
 
+/// The window of the first page: how many newest matches a query that is
+/// not ranked by relevance is ranked among.
+fn window_for(limit: usize, offset: usize) -> usize {
+    // Deeper pages widen the window, so they have matches to show.
+    RANK_WINDOW.max((offset + limit) * 20)
+}
+
 impl Store {
+    /// Whether [`Store::search`] ranks `query`'s first page (of `limit`)
+    /// by relevance (else among its newest matches): what it decides
+    /// before ranking, alone, for the history benchmark to time.
+    pub fn search_ranks_by_relevance(&self, query: &str, limit: usize) -> Result<bool, StoreError> {
+        let Some(parts) = query_parts(query) else {
+            return Ok(false);
+        };
+        let limit = limit.clamp(1, super::history::MAX_PAGE);
+        ranks_by_relevance(
+            &self.reader(),
+            &parts,
+            &parts.join(" "),
+            window_for(limit, 0),
+        )
+    }
+
     /// Conversations whose messages match `query`, best first (see the
     /// module docs), `limit` per page from `offset`. Archived conversations
     /// are included.
@@ -205,32 +271,16 @@ impl Store {
         let fts = parts.join(" ");
         let limit = limit.clamp(1, super::history::MAX_PAGE);
         // Reads never wait behind a write (WAL).
-        let conn = self.reader();
-        // Deeper pages widen the window, so they have matches to show.
-        let window = RANK_WINDOW.max((offset + limit) * 20);
-        // Common words first (cheap to tell: counted up to a cap), so that a
-        // phrase of common words is never scanned whole just to count it.
-        let mut rare_words = true;
-        for part in &parts {
-            let words: Vec<String> = if part.ends_with('*') {
-                vec![part.clone()]
-            } else {
-                part.trim_matches('"')
-                    .split(' ')
-                    .map(|w| format!("\"{w}\""))
-                    .collect()
-            };
-            for word in words {
-                if count_up_to(&conn, &word, COMMON_WORD + 1)? > COMMON_WORD {
-                    rare_words = false;
-                }
-            }
-        }
-        let rare_words = rare_words && count_up_to(&conn, &fts, window + 1)? <= window;
+        let mut conn = self.reader();
+        let window = window_for(limit, offset);
+        let rare_words = ranks_by_relevance(&conn, &parts, &fts, window)?;
         let (ranked, recent_only) = if rare_words {
             (by_relevance(&conn, &fts, limit, offset)?, false)
         } else {
-            (by_recent_matches(&conn, &fts, window, limit, offset)?, true)
+            (
+                by_recent_matches(&mut conn, &fts, window, limit, offset, SCAN_BUDGET)?,
+                true,
+            )
         };
         let mut hits = Vec::with_capacity(ranked.len());
         let mut info = conn.prepare_cached(
@@ -310,48 +360,37 @@ fn by_relevance(
     Ok(rows)
 }
 
+/// How many SQLite VM steps run between two looks at the scan's clock.
+const CLOCK_EVERY_OPS: i32 = 256;
+
+fn interrupted(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+}
+
 /// The newest `window` matches, found newest first in growing slices of
-/// the history within [`SCAN_BUDGET`], ranked by how many of them each
-/// conversation has, then by its newest match.
+/// the history within `budget` (the slice running when it ends is cut
+/// short), ranked by how many of them each conversation has, then by its
+/// newest match.
 fn by_recent_matches(
-    conn: &Connection,
+    conn: &mut Connection,
     fts: &str,
     window: usize,
     limit: usize,
     offset: usize,
+    budget: Duration,
 ) -> Result<Vec<Ranked>, StoreError> {
     let started = Instant::now();
     let newest: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
         r.get(0)
     })?;
-    let mut slice = i64::try_from(window).unwrap_or(i64::MAX).saturating_mul(8);
-    let mut high = newest;
-    // conversation -> (matches, newest match)
-    let mut found: HashMap<i64, (u64, i64)> = HashMap::new();
-    let mut total = 0usize;
-    let mut stmt = conn.prepare_cached(
-        "SELECT f.rowid, m.conversation_id FROM messages_fts f JOIN messages m ON m.id = f.rowid
-         WHERE messages_fts MATCH ?1 AND f.rowid BETWEEN ?2 AND ?3
-         ORDER BY f.rowid DESC LIMIT ?4",
-    )?;
-    while high >= 1 && total < window {
-        let low = high.saturating_sub(slice - 1).max(1);
-        let rows = stmt.query_map(params![fts, low, high, (window - total) as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        for row in rows {
-            let (message, conversation) = row?;
-            let entry = found.entry(conversation).or_insert((0, message));
-            entry.0 += 1;
-            entry.1 = entry.1.max(message);
-            total += 1;
-        }
-        if started.elapsed() >= SCAN_BUDGET {
-            break;
-        }
-        high = low - 1;
-        slice = slice.saturating_mul(2);
-    }
+    // Each slice is twice the last, and a busy machine slows it further:
+    // checked only between slices, the budget was overrun by the last one.
+    // SQLite's progress handler looks at the clock as the slice runs and
+    // interrupts it when the budget is spent; the rows it gave are kept.
+    conn.progress_handler(CLOCK_EVERY_OPS, Some(move || started.elapsed() >= budget))?;
+    let found = newest_matches(conn, fts, newest, window, budget, started);
+    conn.progress_handler(CLOCK_EVERY_OPS, None::<fn() -> bool>)?;
+    let found = found?;
     let mut ranked: Vec<(i64, u64, i64)> = found
         .into_iter()
         .map(|(conversation, (n, newest))| (conversation, n, newest))
@@ -368,6 +407,55 @@ fn by_recent_matches(
             score: -(n as f64),
         })
         .collect())
+}
+
+/// The newest `window` matches of `fts` (message ids up to `newest`), by
+/// conversation: (matches, newest match).
+fn newest_matches(
+    conn: &Connection,
+    fts: &str,
+    newest: i64,
+    window: usize,
+    budget: Duration,
+    started: Instant,
+) -> Result<HashMap<i64, (u64, i64)>, StoreError> {
+    let mut slice = i64::try_from(window).unwrap_or(i64::MAX).saturating_mul(8);
+    let mut high = newest;
+    // conversation -> (matches, newest match)
+    let mut found: HashMap<i64, (u64, i64)> = HashMap::new();
+    let mut total = 0usize;
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.rowid, m.conversation_id FROM messages_fts f JOIN messages m ON m.id = f.rowid
+         WHERE messages_fts MATCH ?1 AND f.rowid BETWEEN ?2 AND ?3
+         ORDER BY f.rowid DESC LIMIT ?4",
+    )?;
+    'scan: while high >= 1 && total < window {
+        let low = high.saturating_sub(slice - 1).max(1);
+        let rows = match stmt.query_map(params![fts, low, high, (window - total) as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        }) {
+            Ok(rows) => rows,
+            Err(e) if interrupted(&e) => break,
+            Err(e) => return Err(e.into()),
+        };
+        for row in rows {
+            let (message, conversation) = match row {
+                Ok(row) => row,
+                Err(e) if interrupted(&e) => break 'scan,
+                Err(e) => return Err(e.into()),
+            };
+            let entry = found.entry(conversation).or_insert((0, message));
+            entry.0 += 1;
+            entry.1 = entry.1.max(message);
+            total += 1;
+        }
+        if started.elapsed() >= budget {
+            break;
+        }
+        high = low - 1;
+        slice = slice.saturating_mul(2);
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -393,6 +481,64 @@ mod tests {
             fts_query("C++ AND NOT x").as_deref(),
             Some("\"C++\" \"AND\" \"NOT\" \"x\"")
         );
+    }
+
+    #[test]
+    fn a_scan_out_of_time_is_cut_mid_query_and_keeps_what_it_found() {
+        #![allow(clippy::unwrap_used, reason = "test code")]
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE messages (id INTEGER PRIMARY KEY, conversation_id INTEGER);
+             CREATE VIRTUAL TABLE messages_fts USING fts5 (content);",
+        )
+        .unwrap();
+        // Two words in every message, next to each other in one of a
+        // thousand: the phrase must look at every message's positions.
+        let n = 60_000;
+        {
+            let tx = conn.unchecked_transaction().unwrap();
+            for id in 1..=n {
+                let text = if id % 1_000 == 0 {
+                    "gamma beta alpha"
+                } else {
+                    "alpha beta gamma"
+                };
+                tx.execute("INSERT INTO messages VALUES (?1, ?1)", [id])
+                    .unwrap();
+                tx.execute(
+                    "INSERT INTO messages_fts (rowid, content) VALUES (?1, ?2)",
+                    params![id, text],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let phrase = "\"beta alpha\"";
+        // One slice covers everything: only the interrupt can end it early.
+        let all = by_recent_matches(
+            &mut conn,
+            phrase,
+            1_000_000,
+            100,
+            0,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(all.len(), 60);
+        let started = Instant::now();
+        let cut = by_recent_matches(
+            &mut conn,
+            phrase,
+            1_000_000,
+            100,
+            0,
+            Duration::from_millis(1),
+        )
+        .unwrap();
+        let took = started.elapsed();
+        assert!(cut.len() < 60, "{} found in {took:?}", cut.len());
+        // The connection is usable again at once.
+        assert_eq!(count_up_to(&conn, phrase, 1_000).unwrap(), 60);
     }
 
     #[test]

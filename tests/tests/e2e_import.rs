@@ -132,28 +132,25 @@ async fn a_large_export_imports_with_progress_while_the_window_stays_usable() ->
 /// The file chooser's title (a regular expression for xdotool).
 const CHOOSER: &str = "^Choose an export to import$";
 
+/// What `script` returns in the page.
+async fn in_page(app: &App, script: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(app.client().execute(script, vec![]).await?)
+}
+
 /// The value of the typed-path field.
 async fn path_field(app: &App) -> anyhow::Result<String> {
-    let v = app
-        .client()
-        .execute(
-            "return document.querySelector('#import-path').value",
-            vec![],
-        )
-        .await?;
+    let v = in_page(app, "return document.querySelector('#import-path').value").await?;
     Ok(v.as_str().unwrap_or_default().to_owned())
 }
 
 /// Whether the "Choose file…" button can be pressed (it cannot while its
 /// chooser is open).
 async fn choose_enabled(app: &App) -> anyhow::Result<bool> {
-    let v = app
-        .client()
-        .execute(
-            "return !document.querySelector('#import-choose').disabled",
-            vec![],
-        )
-        .await?;
+    let v = in_page(
+        app,
+        "return !document.querySelector('#import-choose').disabled",
+    )
+    .await?;
     Ok(v.as_bool().unwrap_or(false))
 }
 

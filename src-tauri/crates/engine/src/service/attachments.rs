@@ -49,6 +49,12 @@ pub fn store_refs(refs: &[AttachmentRef]) -> Vec<crate::store::AttachmentRef> {
         .collect()
 }
 
+/// A file the user added: what it is comes from the bytes, `name` is for
+/// display; anything but an image or a PDF is refused with the reason.
+fn added(bytes: Vec<u8>, name: Option<&str>) -> Result<Attachment, StoreError> {
+    Attachment::from_bytes(bytes, name).map_err(|e| StoreError::invalid(e.to_string()))
+}
+
 impl ChatService {
     /// Store a file the user added (its bytes), once; what it is comes from
     /// the bytes, `name` is for display.
@@ -57,8 +63,7 @@ impl ChatService {
         bytes: Vec<u8>,
         name: Option<&str>,
     ) -> Result<AttachmentRef, StoreError> {
-        let a =
-            Attachment::from_bytes(bytes, name).map_err(|e| StoreError::invalid(e.to_string()))?;
+        let a = added(bytes, name)?;
         let stored = self.store()?.put_attachment(&a)?;
         Ok(attachment_ref(&stored))
     }
@@ -71,8 +76,7 @@ impl ChatService {
         bytes: Vec<u8>,
         name: Option<&str>,
     ) -> Result<AttachmentRef, StoreError> {
-        let a =
-            Attachment::from_bytes(bytes, name).map_err(|e| StoreError::invalid(e.to_string()))?;
+        let a = added(bytes, name)?;
         let r = attachment_ref(&StoredAttachment::of(&a));
         self.loaded.hold(a);
         Ok(r)

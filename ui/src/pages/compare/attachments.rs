@@ -5,7 +5,9 @@
 //! button, and checked against every pane's model before sending, so a
 //! pane that cannot take it says so instead of being sent the prompt
 //! without it. Sent prompts show theirs in each answer card, reopened
-//! conversations too.
+//! conversations too. With Incognito on, a file is kept in the backend's
+//! memory only, and an incognito round's files stay there while its
+//! conversation is on screen (see `controller.rs`).
 //!
 //! Thumbnails are object URLs of the bytes, made once per attachment and
 //! kept for the window's life (a conversation shows the same image in every

@@ -23,7 +23,8 @@ use super::{MessageId, Store, StoreError, from_sql_u64};
 use crate::attach::{Attachment, MediaInfo, MediaType, is_attachment_id, sha256_hex};
 
 /// How long a stored attachment that no message references yet is kept
-/// (added to a prompt that was not sent, or sent incognito).
+/// (added to a prompt not sent yet; an incognito round's files are taken
+/// out of the data directory when it is sent).
 pub const PENDING_LEASE_MS: i64 = 24 * 3_600_000;
 /// [`PENDING_LEASE_MS`] as a duration.
 pub const PENDING_LEASE: std::time::Duration =

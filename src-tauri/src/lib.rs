@@ -3,6 +3,8 @@
 //! `switchboard-protocol`; nothing here is worth testing without a window.
 //! When the app ends (its window closed, or SIGTERM) it asks the engine to
 //! stop and settle whatever still streams ([`ChatService::shutdown`]).
+//! On Linux the window's WebKit view is set up for one local page rather
+//! than for browsing (`webkit.rs`: cache model, page cache, compositing).
 
 use std::sync::Arc;
 
@@ -21,7 +23,11 @@ use switchboard_protocol::{
 };
 use switchboard_protocol::{CreatedClientToken, LocalApiInput, LocalApiStatus, NewClientToken};
 use switchboard_protocol::{NewProvider, SaveRoute};
+use tauri::Manager;
 use tauri::ipc::Channel;
+
+#[cfg(target_os = "linux")]
+mod webkit;
 
 /// What every command can reach.
 #[derive(Debug)]
@@ -638,7 +644,12 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             chat,
             local_api,
         })
-        .setup(move |_| {
+        .setup(move |app| {
+            // A browser's defaults cost memory for one local page (see webkit.rs).
+            #[cfg(target_os = "linux")]
+            if let Some(window) = app.get_webview_window("main") {
+                window.with_webview(webkit::tune)?;
+            }
             // `[local_api] start_with_app`: listen as soon as the app opens.
             tauri::async_runtime::spawn(async move { starting_api.start_with_app().await });
             Ok(())

@@ -1,0 +1,62 @@
+//! WebKitGTK settings for what the window shows: one local page that never
+//! navigates, whose every file is embedded in the binary. WebKit's defaults
+//! are a web browser's, and they cost memory here for nothing (measured with
+//! `cargo bench --bench compare_ui -- memory`, see the README):
+//!
+//! - the cache model: a browser keeps decoded pages, resources and DNS
+//!   answers for the next site; [`CacheModel::DocumentViewer`] is WebKit's
+//!   model for a single local document and keeps (almost) nothing;
+//! - the back/forward page cache: a browser keeps whole pages alive for
+//!   the Back button; this page never leaves, so there is nothing to keep;
+//! - accelerated compositing, only where the GL is emulated on the CPU: with
+//!   no GPU render node (a VM, a remote desktop, a headless display) Mesa's
+//!   software rasterizer (llvmpipe) stands in for the GPU, and every layer
+//!   of the page becomes a texture in ordinary RAM painted twice, once by
+//!   WebKit and once by the emulated GPU. Painting straight into the window
+//!   is then cheaper in memory and CPU alike (about 90 MB less for the web
+//!   process here). With a GPU, WebKit's default (composite on the GPU) is
+//!   kept: that is what scrolls six streaming panes smoothly.
+//!   `SWITCHBOARD_COMPOSITING=on|off` overrides the choice.
+
+use tauri::webview::PlatformWebview;
+use webkit2gtk::{CacheModel, HardwareAccelerationPolicy, SettingsExt, WebContextExt, WebViewExt};
+
+/// Whether the page should be composited on a GPU: not when the only GL
+/// there is runs on the CPU.
+fn gpu_compositing() -> bool {
+    match std::env::var("SWITCHBOARD_COMPOSITING").as_deref() {
+        Ok("on") => return true,
+        Ok("off") => return false,
+        _ => {}
+    }
+    // Mesa's own switch to its software rasterizer.
+    if std::env::var("LIBGL_ALWAYS_SOFTWARE").is_ok_and(|v| !v.is_empty() && v != "0") {
+        return false;
+    }
+    has_render_node()
+}
+
+/// A DRM render node (`/dev/dri/renderD128`, ...) is how a GPU, whatever its
+/// driver, is offered to unprivileged programs; without one, GL is software.
+fn has_render_node() -> bool {
+    std::fs::read_dir("/dev/dri").is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    })
+}
+
+/// Apply the settings above to the window's web view (on the main thread,
+/// right after the view is made; WebKit passes them on to its web process).
+pub fn tune(webview: PlatformWebview) {
+    let view = webview.inner();
+    if let Some(context) = view.context() {
+        context.set_cache_model(CacheModel::DocumentViewer);
+    }
+    if let Some(settings) = WebViewExt::settings(&view) {
+        settings.set_enable_page_cache(false);
+        if !gpu_compositing() {
+            settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+        }
+    }
+}

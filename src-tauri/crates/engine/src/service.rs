@@ -11,8 +11,9 @@
 //! router then ends the running attempt as `stopped` and settles it like
 //! any other, on the request's own task, so one place accounts for an
 //! attempt. A stop that arrives before its `ask` is remembered briefly.
-//! A recorded answer's history row is begun before the request is sent and
-//! checkpointed while it streams, so even a crash leaves it in history.
+//! A recorded answer's history row is begun while the request is prepared,
+//! before it is sent, and checkpointed while it streams, so even a crash
+//! leaves it in history.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -652,11 +653,16 @@ impl ChatService {
         cancel: &CancellationToken,
         sink: &mut (impl FnMut(PaneEvent) -> bool + Send),
     ) -> RouteOutcome {
-        let prepared = match self.prepare(request).await {
+        // The answer's history row is begun while the request is prepared
+        // (keys come from the keychain, the row from a synced write: each
+        // takes milliseconds, and with several panes they add up before
+        // anything is sent); both are done before the request goes out.
+        let (prepared, answer) = tokio::join!(self.prepare(request), self.begin_answer(request));
+        let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
                 let outcome = failed_outcome(request, e);
-                self.record_failure(request, &outcome).await;
+                self.finish_answer(request, answer, &outcome).await;
                 return outcome;
             }
         };
@@ -674,7 +680,6 @@ impl ChatService {
                     chat,
                     spend,
                 } = prepared;
-                let answer = service.begin_answer(&request).await;
                 let spend = SpendContext {
                     message: answer.map(|m| m.0),
                     ..spend
@@ -810,11 +815,6 @@ impl ChatService {
         .await;
     }
 
-    /// Record a request that failed before it could run.
-    async fn record_failure(&self, request: &AskRequest, outcome: &RouteOutcome) {
-        self.finish_answer(request, None, outcome).await;
-    }
-
     /// Tags and conversation of the request, for budgets and the ledger.
     fn spend_context(&self, request: &AskRequest) -> SpendContext {
         let Some(at) = &request.record else {
@@ -941,7 +941,12 @@ where
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            Some(p) = rx.recv() => pending.take(p, sink),
+            Some(p) = rx.recv() => {
+                pending.take(p, sink);
+                if pending.urgent && !pending.flush(sink) {
+                    cancel.cancel();
+                }
+            }
             _ = tick.tick() => {
                 if !pending.flush(sink) {
                     // The window stopped listening: stop, and settle.
@@ -999,6 +1004,11 @@ struct Pending {
     last_ms: f64,
     usage: Usage,
     dirty: bool,
+    /// Send now rather than on the tick: the first text of an attempt (how
+    /// soon an answer starts to show is what people notice) and the end of
+    /// its stream (the last text would otherwise wait up to a tick, plus
+    /// the history write that follows the stream, to be shown).
+    urgent: bool,
 }
 
 impl Pending {
@@ -1023,19 +1033,23 @@ impl Pending {
         self.last_ms = at;
         match &ev.event {
             StreamEvent::TextDelta(t) => {
-                self.ttft_ms.get_or_insert(at);
+                if self.ttft_ms.is_none() {
+                    self.ttft_ms = Some(at);
+                    self.urgent = true;
+                }
                 self.text.push_str(t);
             }
             // Thinking is not the answer: TTFT waits for the first text.
             StreamEvent::ReasoningDelta(t) => self.reasoning.push_str(t),
             StreamEvent::Usage { usage, .. } => self.usage.merge_latest(*usage),
-            StreamEvent::Finish(_) | StreamEvent::Error(_) => {}
+            StreamEvent::Finish(_) | StreamEvent::Error(_) => self.urgent = true,
         }
         self.dirty = true;
     }
 
     /// Send what is buffered; false when the UI is gone.
     fn flush(&mut self, sink: &mut impl FnMut(PaneEvent) -> bool) -> bool {
+        self.urgent = false;
         if !self.dirty {
             return true;
         }
@@ -1281,5 +1295,66 @@ pub fn summarize(r: &AttemptResult, trail: &[TrailStep]) -> AnswerSummary {
         }),
         trail,
         next_target: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::FinishReason;
+
+    fn at(ms: u64, event: StreamEvent) -> Progress {
+        Progress::Event(Timed {
+            at: Duration::from_millis(ms),
+            event,
+        })
+    }
+
+    /// What a flush sends, in words: `text:...`, `progress`.
+    fn sent(events: &[PaneEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                PaneEvent::Delta { text } => format!("text:{text}"),
+                PaneEvent::Progress { .. } => "progress".to_owned(),
+                PaneEvent::Attempt { .. } => "attempt".to_owned(),
+                PaneEvent::Reasoning { text } => format!("reasoning:{text}"),
+                PaneEvent::Finished(_) => "finished".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_first_text_and_the_end_of_a_stream_go_out_at_once_the_rest_on_the_tick() {
+        let mut pending = Pending::default();
+        let mut out = Vec::new();
+        let mut sink = |e: PaneEvent| {
+            out.push(e);
+            true
+        };
+        // Thinking alone waits for the tick.
+        pending.take(at(1, StreamEvent::ReasoningDelta("hmm".into())), &mut sink);
+        assert!(!pending.urgent);
+        pending.take(at(2, StreamEvent::TextDelta("The".into())), &mut sink);
+        assert!(pending.urgent, "the first text is sent without waiting");
+        assert!(pending.flush(&mut sink));
+        pending.take(at(3, StreamEvent::TextDelta(" answer".into())), &mut sink);
+        pending.take(at(4, StreamEvent::TextDelta(" is".into())), &mut sink);
+        assert!(!pending.urgent, "later text is grouped until the tick");
+        pending.take(at(5, StreamEvent::TextDelta(" 42.".into())), &mut sink);
+        pending.take(at(6, StreamEvent::Finish(FinishReason::Stop)), &mut sink);
+        assert!(pending.urgent, "the end of the stream is sent at once");
+        assert!(pending.flush(&mut sink));
+        assert!(!pending.urgent);
+        assert_eq!(
+            sent(&out),
+            [
+                "reasoning:hmm",
+                "text:The",
+                "progress",
+                "text: answer is 42.",
+                "progress"
+            ]
+        );
     }
 }

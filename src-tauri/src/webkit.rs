@@ -16,7 +16,6 @@
 //!   is then cheaper in memory and CPU alike (about 90 MB less for the web
 //!   process here). With a GPU, WebKit's default (composite on the GPU) is
 //!   kept: that is what scrolls six streaming panes smoothly.
-//!   `SWITCHBOARD_COMPOSITING=on|off` overrides the choice.
 
 use tauri::webview::PlatformWebview;
 use webkit2gtk::{CacheModel, HardwareAccelerationPolicy, SettingsExt, WebContextExt, WebViewExt};
@@ -24,11 +23,6 @@ use webkit2gtk::{CacheModel, HardwareAccelerationPolicy, SettingsExt, WebContext
 /// Whether the page should be composited on a GPU: not when the only GL
 /// there is runs on the CPU.
 fn gpu_compositing() -> bool {
-    match std::env::var("SWITCHBOARD_COMPOSITING").as_deref() {
-        Ok("on") => return true,
-        Ok("off") => return false,
-        _ => {}
-    }
     // Mesa's own switch to its software rasterizer.
     if std::env::var("LIBGL_ALWAYS_SOFTWARE").is_ok_and(|v| !v.is_empty() && v != "0") {
         return false;

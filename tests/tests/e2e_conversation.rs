@@ -196,6 +196,106 @@ async fn continue_with_a_removed_pane_and_a_reopen_keep_every_model_on_its_threa
     app.close().await
 }
 
+/// Open the conversation titled `title` from the sidebar.
+async fn open_titled(app: &App, title: &str) -> anyhow::Result<()> {
+    app.wait_for("#history-list .history-item").await?;
+    app.client()
+        .execute(
+            "[...document.querySelectorAll('#history-list .history-item')] \
+               .find(i => i.querySelector('.history-title').textContent === arguments[0]) \
+               .querySelector('.history-open').click()",
+            vec![Value::from(title)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// "New" keeps the panes (and their keys), so two conversations can hold
+/// panes with the same key but different models: opening one after the
+/// other must show, and send to, each one's own models.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_sharing_pane_keys_each_reopen_with_their_own_models() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    server.script(
+        "oa-model",
+        Scenario::default().with_text(&["OpenAI answer"]),
+    );
+    server.script(
+        "an-model",
+        Scenario::default().with_text(&["Anthropic answer"]),
+    );
+    server.script(
+        "gm-model",
+        Scenario::default().with_text(&["Gemini answer"]),
+    );
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("same-keys").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "oa-model").await?;
+        app.pick_model(2, "an-model").await?;
+        app.type_into("#composer", "Question A\u{E007}").await?;
+        app.wait_for(".pane:nth-of-type(2) .answer-card[data-status=\"done\"]")
+            .await?;
+        app.wait_for(".pane:nth-of-type(1) .answer-card[data-status=\"done\"]")
+            .await?;
+        // A second conversation with the same panes, the first on Gemini.
+        app.click("#new-conversation").await?;
+        app.pick_model(1, "gm-model").await?;
+        app.type_into("#composer", "Question B\u{E007}").await?;
+        app.wait_for(".pane:nth-of-type(2) .answer-card[data-status=\"done\"]")
+            .await?;
+        app.wait_for(".pane:nth-of-type(1) .answer-card[data-status=\"done\"]")
+            .await?;
+        assert_eq!(card_texts(&app, 1, false).await?, ["Gemini answer"]);
+
+        open_titled(&app, "Question A").await?;
+        app.wait_for_content("#conversation-title", |t| t == "Question A")
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while card_texts(&app, 1, false).await? != ["OpenAI answer"] {
+            anyhow::ensure!(Instant::now() < deadline, "conversation A never showed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            model_in(&app, 1).await?,
+            "oa-model",
+            "pane 1 names A's model"
+        );
+        assert_eq!(model_in(&app, 2).await?, "an-model");
+
+        // The model picked in the header is the one asked.
+        app.pick_model(1, "gm-model").await?;
+        let before = server.requests().len();
+        app.type_into("#composer", "Question A2\u{E007}").await?;
+        app.wait_for(".pane:nth-of-type(1) .answer-card:last-child[data-status=\"done\"]")
+            .await?;
+        app.wait_for(".pane:nth-of-type(2) .answer-card:last-child[data-status=\"done\"]")
+            .await?;
+        let mut asked: Vec<String> = server.requests()[before..]
+            .iter()
+            .filter(|r| r.body.is_some())
+            .map(model_of)
+            .collect();
+        asked.sort();
+        assert_eq!(asked, ["an-model", "gm-model"]);
+
+        open_titled(&app, "Question B").await?;
+        app.wait_for_content("#conversation-title", |t| t == "Question B")
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while card_texts(&app, 1, false).await? != ["Gemini answer"] {
+            anyhow::ensure!(Instant::now() < deadline, "conversation B never showed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(model_in(&app, 1).await?, "gm-model");
+        assert_eq!(model_in(&app, 2).await?, "an-model");
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
 /// A slow answer: `n` pieces, `gap` apart.
 fn slow(n: usize, gap: Duration) -> Scenario {
     let pieces: Vec<String> = (0..n).map(|i| format!("w{i} ")).collect();

@@ -22,7 +22,11 @@ fn open(compare: CompareState, page: Option<RwSignal<Page>>, id: i64, message: O
         match ipc::open_conversation(id).await {
             Ok(saved) => {
                 compare.load(saved);
-                if let Some(p) = page {
+                // Setting the page, even to the one shown, builds the view
+                // anew (and loads the catalog again): only switch to it.
+                if let Some(p) = page
+                    && p.get_untracked() != Page::Compare
+                {
                     p.set(Page::Compare);
                 }
                 if let Some(m) = message {

@@ -200,7 +200,7 @@ pub fn ComparePage() -> impl IntoView {
             })}
             {onboarding}
             <div class="panes" class:grid=grid class:rows=rows style=panes_style>
-                <For each=move || state.panes.get() key=|p| p.key.clone() let:pane>
+                <For each=move || state.panes.get() key=|p| (p.key.clone(), p.instance) let:pane>
                     <pane::PaneColumn state=state pane=pane />
                 </For>
             </div>

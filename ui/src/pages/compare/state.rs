@@ -164,6 +164,10 @@ impl Round {
 #[derive(Debug, Clone)]
 pub struct Pane {
     pub key: String,
+    /// This pane object, as opposed to its key: two conversations can hold
+    /// panes with the same key (the panes kept by "New"), and the view of
+    /// one must not stay bound to the other's signals when it is opened.
+    pub instance: u64,
     pub target: ArcRwSignal<String>,
     pub system: ArcRwSignal<String>,
     pub temperature: ArcRwSignal<Option<f32>>,
@@ -181,6 +185,7 @@ impl Pane {
     pub fn from_spec(spec: &PaneSpec) -> Self {
         Self {
             key: spec.key.clone(),
+            instance: next_id(),
             target: ArcRwSignal::new(spec.target.clone()),
             system: ArcRwSignal::new(spec.params.system.clone().unwrap_or_default()),
             temperature: ArcRwSignal::new(spec.params.temperature),

@@ -94,7 +94,10 @@ fn app_processes(home: &Path) -> Vec<u32> {
     all
 }
 
-/// `(pss_kb, rss_kb)` of one process.
+/// `(pss_kb, pss_anon_kb)` of one process: all of it, and the part that is
+/// the process's own data (heaps, JavaScript, wasm, graphics buffers) rather
+/// than pages of the program and libraries it runs (shared with the other
+/// processes that map them, and counted here in proportion).
 fn memory_kb(pid: u32) -> (u64, u64) {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     let field = |name: &str| {
@@ -104,7 +107,7 @@ fn memory_kb(pid: u32) -> (u64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (field("Pss:"), field("Rss:"))
+    (field("Pss:"), field("Pss_Anon:"))
 }
 
 fn process_name(pid: u32) -> String {
@@ -119,12 +122,13 @@ fn memory(home: &Path) -> (f64, String) {
     let mut total = 0;
     let mut parts = Vec::new();
     for pid in app_processes(home) {
-        let (pss, _) = memory_kb(pid);
+        let (pss, anon) = memory_kb(pid);
         total += pss;
         parts.push(format!(
-            "{} {:.0} MB",
+            "{} {:.0} MB [{:.0} MB data]",
             process_name(pid),
-            pss as f64 / 1024.0
+            pss as f64 / 1024.0,
+            anon as f64 / 1024.0
         ));
     }
     (total as f64 / 1024.0, parts.join(", "))
@@ -346,7 +350,10 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
             let (start, detail) = memory(home.path());
             println!("idle memory ({}):", binary.display());
             println!("  after start: {start:.0} MB ({detail})");
-            let mut after = start;
+            // Opening the first conversations fills what the page keeps
+            // for any of them (compiled code, fonts, heaps grown to their
+            // working size); a leak shows as growth after that.
+            let mut after_first = None;
             for i in 0..CONVERSATIONS {
                 // Open the i-th conversation of the list from the sidebar.
                 app.client()
@@ -388,7 +395,7 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
                         "  after opening {} conversations: {now:.0} MB, {nodes} elements in the page",
                         i + 1
                     );
-                    after = now;
+                    after_first.get_or_insert(now);
                 }
             }
             tokio::time::sleep(Duration::from_secs(3)).await;
@@ -398,7 +405,13 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
                  (goal < 200 MB, flat)",
                 end - start
             );
-            let _ = after;
+            if let Some(first) = after_first {
+                println!(
+                    "  from the 10th to the {CONVERSATIONS}th conversation: {:+.0} MB \
+                     (what grows once the page has shown a few)",
+                    end - first
+                );
+            }
             Ok(())
         })
         .await;

@@ -196,8 +196,9 @@ async fn continue_with_a_removed_pane_and_a_reopen_keep_every_model_on_its_threa
     app.close().await
 }
 
-/// Open the conversation titled `title` from the sidebar.
-async fn open_titled(app: &App, title: &str) -> anyhow::Result<()> {
+/// Open the conversation titled `title` from the sidebar, and wait until
+/// the first pane shows its one answer, `answer`.
+async fn open_titled(app: &App, title: &str, answer: &str) -> anyhow::Result<()> {
     app.wait_for("#history-list .history-item").await?;
     app.client()
         .execute(
@@ -207,6 +208,13 @@ async fn open_titled(app: &App, title: &str) -> anyhow::Result<()> {
             vec![Value::from(title)],
         )
         .await?;
+    app.wait_for_content("#conversation-title", |t| t == title)
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while card_texts(app, 1, false).await? != [answer] {
+        anyhow::ensure!(Instant::now() < deadline, "{title} never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Ok(())
 }
 
@@ -249,14 +257,7 @@ async fn conversations_sharing_pane_keys_each_reopen_with_their_own_models() -> 
             .await?;
         assert_eq!(card_texts(&app, 1, false).await?, ["Gemini answer"]);
 
-        open_titled(&app, "Question A").await?;
-        app.wait_for_content("#conversation-title", |t| t == "Question A")
-            .await?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while card_texts(&app, 1, false).await? != ["OpenAI answer"] {
-            anyhow::ensure!(Instant::now() < deadline, "conversation A never showed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        open_titled(&app, "Question A", "OpenAI answer").await?;
         assert_eq!(
             model_in(&app, 1).await?,
             "oa-model",
@@ -280,14 +281,7 @@ async fn conversations_sharing_pane_keys_each_reopen_with_their_own_models() -> 
         asked.sort();
         assert_eq!(asked, ["an-model", "gm-model"]);
 
-        open_titled(&app, "Question B").await?;
-        app.wait_for_content("#conversation-title", |t| t == "Question B")
-            .await?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while card_texts(&app, 1, false).await? != ["Gemini answer"] {
-            anyhow::ensure!(Instant::now() < deadline, "conversation B never showed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        open_titled(&app, "Question B", "Gemini answer").await?;
         assert_eq!(model_in(&app, 1).await?, "gm-model");
         assert_eq!(model_in(&app, 2).await?, "an-model");
         Ok(())

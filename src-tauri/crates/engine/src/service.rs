@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use switchboard_protocol::{
     AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
-    LocalServer, NewProvider, PaneError, PaneEvent, ProviderCheck, ProviderSummary, RoundIds,
-    RouteSummary, SavePanes, SaveRoute, SavedAnswer, SavedConversation, SavedRound, SearchResult,
-    StartRound, TokenCounts, TrailStep, TurnRole, ViewLayout,
+    LocalServer, NewProvider, PaneError, PaneEvent, ProviderCheck, ProviderSummary, RecordAt,
+    RoundIds, RouteSummary, SavePanes, SaveRoute, SavedAnswer, SavedConversation, SavedRound,
+    SearchResult, StartRound, TokenCounts, TrailStep, TurnRole, ViewLayout,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,7 @@ use crate::routing::{
     Route, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
 };
 use crate::settings;
-use crate::store::{Answer, ConversationId, MessageId, PaneRef, Store, StoreError};
+use crate::store::{Answer, AnswerStart, ConversationId, MessageId, PaneRef, Store, StoreError};
 
 mod attachments;
 mod decide;
@@ -71,6 +71,8 @@ pub struct ChatService {
     store: Result<Store, String>,
     /// Attachments in memory: unrecorded rounds' files, recent reads.
     loaded: loaded::Loaded,
+    /// Answer rows waiting to be begun together.
+    starts: Arc<Mutex<Starts>>,
 }
 
 impl ChatService {
@@ -93,6 +95,7 @@ impl ChatService {
             shutdown: CancellationToken::new(),
             store,
             loaded: loaded::Loaded::default(),
+            starts: Arc::default(),
         };
         service.reload_config();
         service
@@ -763,22 +766,33 @@ impl ChatService {
     }
 
     /// Start the answer's row in history, when the request is recorded.
+    ///
+    /// The panes of a round start together, and each row is a synced
+    /// commit: one after another they added up to tens of milliseconds
+    /// before the last pane's request could leave. So rows are group
+    /// committed: the first pane to arrive writes its row on a blocking
+    /// thread, and the panes that arrive meanwhile are written together
+    /// in the next transaction. Each pane still waits for its own row's
+    /// commit before its request goes out.
     async fn begin_answer(&self, request: &AskRequest) -> Option<MessageId> {
         let (Ok(store), Some(at)) = (&self.store, request.record.clone()) else {
             return None;
         };
-        let (store, target) = (store.clone(), request.target.clone());
-        tokio::task::spawn_blocking(move || {
-            store.recorder(false).begin_answer(
-                ConversationId(at.conversation),
-                MessageId(at.user_message),
-                PaneRef::Key(&at.pane),
-                &target,
-            )
-        })
-        .await
-        .ok()?
-        .ok()
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let start_writer = {
+            let mut starts = lock(&self.starts);
+            starts.queue.push(PendingStart {
+                at,
+                target: request.target.clone(),
+                done,
+            });
+            !std::mem::replace(&mut starts.writing, true)
+        };
+        if start_writer {
+            let (store, starts) = (store.clone(), Arc::clone(&self.starts));
+            tokio::task::spawn_blocking(move || write_starts(&store, &starts));
+        }
+        answer.await.ok().flatten()
     }
 
     /// Write the final answer and its trace to history: into the row begun
@@ -836,6 +850,69 @@ impl ChatService {
 
     async fn key_for(&self, provider: &ProviderConfig) -> Result<Option<Secret>, ProviderError> {
         crate::keys::provider_key(&self.keys, provider).await
+    }
+}
+
+/// Answer rows to begin, and whether a thread is writing them.
+#[derive(Debug, Default)]
+struct Starts {
+    queue: Vec<PendingStart>,
+    writing: bool,
+}
+
+/// One pane's answer row to begin, and who waits for its id.
+#[derive(Debug)]
+struct PendingStart {
+    at: RecordAt,
+    target: String,
+    done: tokio::sync::oneshot::Sender<Option<MessageId>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Write the queued answer rows, a transaction per batch, until none is
+/// left (then the next `begin_answer` starts a writer again).
+fn write_starts(store: &Store, starts: &Mutex<Starts>) {
+    /// If writing panics, the waiting panes get no row (and record their
+    /// answers when they end) and the next pane starts a writer again.
+    struct OnPanic<'a>(&'a Mutex<Starts>);
+    impl Drop for OnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let mut starts = lock(self.0);
+                starts.queue.clear();
+                starts.writing = false;
+            }
+        }
+    }
+    let _on_panic = OnPanic(starts);
+    loop {
+        let batch = {
+            let mut starts = lock(starts);
+            if starts.queue.is_empty() {
+                starts.writing = false;
+                return;
+            }
+            std::mem::take(&mut starts.queue)
+        };
+        let rows: Vec<AnswerStart<'_>> = batch
+            .iter()
+            .map(|p| AnswerStart {
+                conversation: ConversationId(p.at.conversation),
+                question: MessageId(p.at.user_message),
+                pane: PaneRef::Key(&p.at.pane),
+                target: &p.target,
+            })
+            .collect();
+        let ids = store.recorder(false).begin_answers(&rows);
+        drop(rows);
+        for (pending, id) in batch.into_iter().zip(ids) {
+            // A pane whose `ask` was dropped no longer waits; its row is
+            // left live and settled by recovery like any interrupted one.
+            let _ = pending.done.send(id.ok());
+        }
     }
 }
 

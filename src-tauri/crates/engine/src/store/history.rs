@@ -133,6 +133,30 @@ pub struct Answer<'a> {
     pub trace: &'a RequestTrace,
 }
 
+/// One pane's answer to begin (see [`Recorder::begin_answers`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerStart<'a> {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The prompt answered.
+    pub question: MessageId,
+    /// The pane.
+    pub pane: PaneRef<'a>,
+    /// The target as the user named it.
+    pub target: &'a str,
+}
+
+impl<'a> AnswerStart<'a> {
+    /// The answer's row as it starts: empty, under the prompt.
+    fn row(&self) -> NewMessage<'a> {
+        NewMessage {
+            parent: Some(self.question),
+            target: Some(self.target),
+            ..NewMessage::base(self.conversation, Role::Assistant, "", now_ms())
+        }
+    }
+}
+
 /// Writes one conversation as it happens. The incognito recorder
 /// ([`Store::recorder`] with `true`) accepts the same calls, hands out ids
 /// that exist only in memory, and writes nothing.
@@ -286,12 +310,45 @@ impl Recorder {
         let Some(store) = &self.store else {
             return Ok(MessageId(self.memory_id()));
         };
-        let message = NewMessage {
-            parent: Some(question),
-            target: Some(target),
-            ..NewMessage::base(conversation, Role::Assistant, "", now_ms())
+        let start = AnswerStart {
+            conversation,
+            question,
+            pane: pane.into(),
+            target,
         };
-        insert_one(store, message, Some(pane.into()), true)
+        insert_one(store, start.row(), Some(start.pane), true)
+    }
+
+    /// [`Recorder::begin_answer`] for several panes in one transaction, so
+    /// the panes of a round that start together cost one commit (one disk
+    /// sync) instead of one each. The answers are in `starts`' order; when
+    /// one of them cannot be written, nothing of the batch is kept and each
+    /// is written on its own, so a bad pane never costs the others theirs.
+    /// Incognito: memory ids.
+    pub fn begin_answers(&self, starts: &[AnswerStart<'_>]) -> Vec<Result<MessageId, StoreError>> {
+        let Some(store) = &self.store else {
+            return starts
+                .iter()
+                .map(|_| Ok(MessageId(self.memory_id())))
+                .collect();
+        };
+        let together = || -> Result<Vec<MessageId>, StoreError> {
+            let mut conn = store.conn();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let ids = starts
+                .iter()
+                .map(|start| insert_in(&tx, store, start.row(), Some(start.pane), true))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            Ok(ids)
+        };
+        match together() {
+            Ok(ids) => ids.into_iter().map(Ok).collect(),
+            Err(_) => starts
+                .iter()
+                .map(|start| insert_one(store, start.row(), Some(start.pane), true))
+                .collect(),
+        }
     }
 
     /// Write the final answer into the row [`Recorder::begin_answer`]
@@ -409,27 +466,39 @@ impl Recorder {
 /// is an answer this store is about to stream.
 fn insert_one(
     store: &Store,
-    mut message: NewMessage<'_>,
+    message: NewMessage<'_>,
     pane: Option<PaneRef<'_>>,
     live: bool,
 ) -> Result<MessageId, StoreError> {
     let mut conn = store.conn();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let id = insert_in(&tx, store, message, pane, live)?;
+    tx.commit()?;
+    Ok(id)
+}
+
+/// [`insert_one`]'s writes, inside the caller's transaction.
+fn insert_in(
+    tx: &Transaction<'_>,
+    store: &Store,
+    mut message: NewMessage<'_>,
+    pane: Option<PaneRef<'_>>,
+    live: bool,
+) -> Result<MessageId, StoreError> {
     if let Some(pane) = pane {
         let target = message.target.unwrap_or_default();
-        let (pane_id, position) = pane_for_answer(&tx, message.conversation, pane, target)?;
+        let (pane_id, position) = pane_for_answer(tx, message.conversation, pane, target)?;
         message.pane = position;
         message.pane_id = Some(pane_id);
     }
-    let id = insert_message(&tx, &message)?;
+    let id = insert_message(tx, &message)?;
     if live {
         tx.execute(
             "UPDATE messages SET live_owner = ?2 WHERE id = ?1",
             params![id.0, store.owner_id()],
         )?;
     }
-    touch(&tx, message.conversation, message.created_at_ms)?;
-    tx.commit()?;
+    touch(tx, message.conversation, message.created_at_ms)?;
     Ok(id)
 }
 

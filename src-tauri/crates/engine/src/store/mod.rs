@@ -125,7 +125,9 @@ pub use export::{
     ExportedError, ExportedMessage, markdown, markdown_with,
 };
 pub use health::SqliteHealth;
-pub use history::{Answer, Conversation, Page, Recorder, StoredAttempt, StoredMessage, title_of};
+pub use history::{
+    Answer, AnswerStart, Conversation, Page, Recorder, StoredAttempt, StoredMessage, title_of,
+};
 pub use imports::{IMPORT_BATCH, imported_counts};
 pub use keyindex::SqliteKeyIndex;
 pub use ledger::{

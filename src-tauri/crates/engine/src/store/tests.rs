@@ -2011,3 +2011,57 @@ fn an_imported_vote_is_checked_like_one_cast_in_the_window() {
     let round = store.message(MessageId(votes[0].round)).unwrap();
     assert_eq!(round.conversation, copy);
 }
+
+#[test]
+fn answers_begun_together_are_each_live_in_their_pane_and_a_bad_one_costs_the_others_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("db.sqlite3");
+    let store = Store::open_at(&path).unwrap();
+    let rec = store.recorder(false);
+    let conv = rec.start_conversation("t", &[]).unwrap();
+    let q = rec.add_user_message(conv, None, "go").unwrap();
+    let other = rec.start_conversation("u", &[]).unwrap();
+    let start = |pane, target| AnswerStart {
+        conversation: conv,
+        question: q,
+        pane: PaneRef::Key(pane),
+        target,
+    };
+    let ids = rec.begin_answers(&[
+        start("a", "p:one"),
+        start("b", "p:two"),
+        start("c", "p:three"),
+    ]);
+    let ids: Vec<MessageId> = ids.into_iter().map(Result::unwrap).collect();
+    assert_eq!(ids.len(), 3);
+    let panes: Vec<(Option<String>, Option<i64>)> = ids
+        .iter()
+        .map(|id| {
+            let m = store.message(*id).unwrap();
+            (m.target, m.pane_id)
+        })
+        .collect();
+    assert_eq!(panes[0].0.as_deref(), Some("p:one"));
+    assert_eq!(panes[2].0.as_deref(), Some("p:three"));
+    assert!(panes[0].1.is_some() && panes[0].1 != panes[1].1 && panes[1].1 != panes[2].1);
+    // A prompt of another conversation is refused; the rest are written.
+    let mixed = rec.begin_answers(&[
+        start("a", "p:one"),
+        AnswerStart {
+            conversation: other,
+            ..start("b", "p:two")
+        },
+    ]);
+    assert!(mixed[0].is_ok());
+    assert!(mixed[1].is_err());
+    // The process dies while they stream: every one begun is in history,
+    // interrupted, after the next start.
+    drop((rec, store));
+    let store = Store::open_at(&path).unwrap();
+    for id in ids.iter().chain([mixed[0].as_ref().unwrap()]) {
+        assert_eq!(
+            store.message(*id).unwrap().error_kind,
+            Some(ErrorKind::Interrupted)
+        );
+    }
+}

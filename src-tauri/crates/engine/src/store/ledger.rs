@@ -794,26 +794,7 @@ impl SqliteBudgetGate {
         estimate: Option<Cost>,
         now: i64,
     ) -> Result<Result<Reservation, BudgetDenied>, StoreError> {
-        if let Some(denied) = unbounded_denial(&self.budgets, ctx, estimate) {
-            return Ok(Err(denied));
-        }
-        let mut conn = self.store.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        sweep_in(&tx, now)?;
-        let decided = reserve_in(
-            &tx,
-            &self.budgets,
-            ctx,
-            estimate,
-            now,
-            self.hold,
-            self.store.owner_id(),
-        )?;
-        // A refusal writes nothing (its expired-hold sweep is rolled back).
-        if decided.is_ok() {
-            tx.commit()?;
-        }
-        Ok(decided)
+        reserve_one(&self.store, &self.budgets, self.hold, ctx, estimate, now)
     }
 
     /// Write what the attempt of `r` would bill if it ended now, and the
@@ -867,6 +848,36 @@ impl BudgetGate for SqliteBudgetGate {
         }
     }
 
+    /// Holds asked for while another batch is being written (the panes of
+    /// a round start together) are decided together, in the order they
+    /// were asked, in one transaction: one commit instead of one each, and
+    /// each sees the holds before it exactly as one by one. The attempt
+    /// still waits for its hold's commit (or refusal) before it is sent.
+    fn reserve_queued(
+        &self,
+        ctx: &SpendContext,
+        estimate: Option<Cost>,
+    ) -> Option<crate::hooks::PendingReservation> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let start_writer = {
+            let mut holds = self.store.holds();
+            holds.queue.push(QueuedHold {
+                budgets: self.budgets.clone(),
+                hold: self.hold,
+                ctx: ctx.clone(),
+                estimate,
+                done,
+            });
+            !std::mem::replace(&mut holds.writing, true)
+        };
+        if start_writer {
+            let store = self.store.clone();
+            runtime.spawn_blocking(move || decide_holds(&store));
+        }
+        Some(answer)
+    }
+
     fn checkpoint(&self, reservation: &Reservation, progress: &AttemptResult) {
         // A checkpoint that cannot be written now is superseded by the next.
         let _ = self.checkpoint_at(reservation, progress, now_ms());
@@ -885,6 +896,119 @@ impl BudgetGate for SqliteBudgetGate {
             pending.push(p);
         }
     }
+}
+
+/// Check the budgets and hold `estimate` for one attempt, in its own
+/// transaction. A refusal writes nothing (its expired-hold sweep is rolled
+/// back).
+fn reserve_one(
+    store: &Store,
+    budgets: &[Budget],
+    hold: Duration,
+    ctx: &SpendContext,
+    estimate: Option<Cost>,
+    now: i64,
+) -> Result<Result<Reservation, BudgetDenied>, StoreError> {
+    if let Some(denied) = unbounded_denial(budgets, ctx, estimate) {
+        return Ok(Err(denied));
+    }
+    let mut conn = store.conn();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    sweep_in(&tx, now)?;
+    let decided = reserve_in(&tx, budgets, ctx, estimate, now, hold, store.owner_id())?;
+    if decided.is_ok() {
+        tx.commit()?;
+    }
+    Ok(decided)
+}
+
+/// Holds waiting to be decided, and whether a thread is deciding them.
+#[derive(Default)]
+pub(crate) struct Holds {
+    queue: Vec<QueuedHold>,
+    writing: bool,
+}
+
+/// One attempt's hold to decide, and who waits for the decision.
+struct QueuedHold {
+    budgets: Vec<Budget>,
+    hold: Duration,
+    ctx: SpendContext,
+    estimate: Option<Cost>,
+    done: tokio::sync::oneshot::Sender<Result<Reservation, BudgetDenied>>,
+}
+
+/// Decide the queued holds, a transaction per batch, until none is left.
+fn decide_holds(store: &Store) {
+    /// If deciding panics, the waiting attempts are refused (their
+    /// senders dropped) and the next hold starts a writer again.
+    struct OnPanic<'a>(&'a Store);
+    impl Drop for OnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let mut holds = self.0.holds();
+                holds.queue.clear();
+                holds.writing = false;
+            }
+        }
+    }
+    let _on_panic = OnPanic(store);
+    loop {
+        let batch = {
+            let mut holds = store.holds();
+            if holds.queue.is_empty() {
+                holds.writing = false;
+                return;
+            }
+            std::mem::take(&mut holds.queue)
+        };
+        let now = now_ms();
+        // When the batch cannot be written, each is decided on its own
+        // (and, as with any gate, unchecked when the ledger cannot be).
+        let decided = decide_together(store, &batch, now).unwrap_or_else(|_| {
+            batch
+                .iter()
+                .map(|h| {
+                    reserve_one(store, &h.budgets, h.hold, &h.ctx, h.estimate, now).unwrap_or_else(
+                        |e| unchecked_reservation(&h.budgets, &h.ctx, h.estimate, &e.to_string()),
+                    )
+                })
+                .collect()
+        });
+        for (h, decision) in batch.into_iter().zip(decided) {
+            // An attempt dropped meanwhile leaves its hold to lapse or to
+            // be settled with its owner, as any in flight.
+            let _ = h.done.send(decision);
+        }
+    }
+}
+
+/// The holds of `batch`, in order, in one transaction: refusals write
+/// nothing, the others commit together.
+fn decide_together(
+    store: &Store,
+    batch: &[QueuedHold],
+    now: i64,
+) -> Result<Vec<Result<Reservation, BudgetDenied>>, StoreError> {
+    let mut conn = store.conn();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    sweep_in(&tx, now)?;
+    let decided = batch
+        .iter()
+        .map(|h| {
+            reserve_in(
+                &tx,
+                &h.budgets,
+                &h.ctx,
+                h.estimate,
+                now,
+                h.hold,
+                store.owner_id(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.commit()?;
+    Ok(decided)
 }
 
 impl Drop for SqliteBudgetGate {

@@ -277,6 +277,9 @@ struct Inner {
     /// `None` when no lock file could be made (a read-only directory):
     /// then rows in flight have no owner and only expire.
     owner: Option<owner::OwnerLock>,
+    /// Holds asked for by the budget gates over this store, waiting to be
+    /// decided together.
+    holds: Mutex<ledger::Holds>,
 }
 
 impl Drop for Inner {
@@ -320,6 +323,7 @@ impl Store {
                 conn: Mutex::new(conn),
                 reader: Mutex::new(reader),
                 owner: owner::OwnerLock::acquire(&owner::lock_dir(path)).ok(),
+                holds: Mutex::default(),
             }),
         };
         // Recovery is housekeeping: a database too busy for it now is
@@ -333,6 +337,13 @@ impl Store {
 
     /// The owner name of the rows this store writes for attempts in
     /// flight: its lock file is `locks/<owner>.lock` beside the database.
+    fn holds(&self) -> std::sync::MutexGuard<'_, ledger::Holds> {
+        self.inner
+            .holds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn owner_id(&self) -> Option<&str> {
         self.inner.owner.as_ref().map(owner::OwnerLock::id)
     }

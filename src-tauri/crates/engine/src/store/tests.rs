@@ -2065,3 +2065,41 @@ fn answers_begun_together_are_each_live_in_their_pane_and_a_bad_one_costs_the_ot
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_asked_for_together_are_decided_in_order_and_a_hard_budget_still_refuses() {
+    let (_tmp, store) = store();
+    // Room for two holds of 0.40 under a hard 1.00, not three.
+    let cap = budget("cap", BudgetScope::Global, BudgetPeriod::Daily, "1", true);
+    let gate = SqliteBudgetGate::new(store.clone(), vec![cap]);
+    let pending: Vec<_> = (0..3)
+        .map(|_| {
+            gate.reserve_queued(&ctx("p", None, &[]), Some(Cost::from_nanos(400_000_000)))
+                .unwrap()
+        })
+        .collect();
+    let mut decided = Vec::new();
+    for p in pending {
+        decided.push(p.await.unwrap());
+    }
+    assert!(decided[0].is_ok() && decided[1].is_ok());
+    let denied = decided[2].as_ref().unwrap_err();
+    assert_eq!(denied.budget, "cap");
+    // Both granted holds are committed before their answers come back.
+    assert_eq!(count(&store, "reservations"), 2);
+    for r in decided.into_iter().flatten() {
+        gate.settle(r, settled(100));
+    }
+    assert_eq!(count(&store, "reservations"), 0);
+    assert_eq!(store.spend_total(None).unwrap().cost.nanos(), 200);
+    // Without a hard budget the next ones are held again.
+    let free = SqliteBudgetGate::new(store.clone(), vec![]);
+    let hold = free
+        .reserve_queued(&ctx("p", None, &[]), Some(Cost::from_nanos(10)))
+        .unwrap()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count(&store, "reservations"), 1);
+    free.settle(hold, settled(10));
+}

@@ -19,7 +19,10 @@
 //! checkpoint instead ([`Store::recover`]).
 //!
 //! Every gate call blocks on the database: the router runs them on
-//! blocking threads.
+//! blocking threads. Holds asked for at the same moment (the panes of a
+//! round) are queued on the store and decided by one blocking thread, in
+//! order, in one transaction per batch; each attempt waits for its own
+//! decision, committed, before it is sent.
 //!
 //! Periods are UTC: a daily budget counts from 00:00 UTC, a monthly one
 //! from the 1st at 00:00 UTC (see [`super::time`]).

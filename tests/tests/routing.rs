@@ -1110,14 +1110,19 @@ async fn retry_hints_as_a_date_in_milliseconds_and_in_a_gemini_body_are_honoured
     ]
   }
 }"#;
-    let date = http_date_in(2);
-    let cases: Vec<(&str, Protocol, Fault, Duration)> = vec![
-        // A date 2 s ahead, at one-second resolution: at least 1 s.
+    // An HTTP date has one-second resolution: a date 3 s ahead of now,
+    // truncated to the second, is between 2 and 3 s away when it is made,
+    // so even a slow machine that takes most of a second to answer leaves a
+    // wait of at least 1 s, and never more than 3 s.
+    let date = http_date_in(3);
+    // (target, protocol, the 429, the shortest and the longest wait it asks for)
+    let cases: Vec<(&str, Protocol, Fault, Duration, Duration)> = vec![
         (
             "a",
             Protocol::OpenAi,
             raw(429, &[("retry-after", &date)], OPENAI_429),
             Duration::from_secs(1),
+            Duration::from_secs(3),
         ),
         // retry-after-ms wins over a longer Retry-After.
         (
@@ -1129,15 +1134,17 @@ async fn retry_hints_as_a_date_in_milliseconds_and_in_a_gemini_body_are_honoured
                 OPENAI_429,
             ),
             Duration::from_millis(700),
+            Duration::from_millis(700),
         ),
         (
             "c",
             Protocol::Gemini,
             raw(429, &[], gemini_429),
             Duration::from_secs(1),
+            Duration::from_secs(1),
         ),
     ];
-    for (id, protocol, fault, hint) in cases {
+    for (id, protocol, fault, shortest, longest) in cases {
         let server = MockServer::start().await.unwrap();
         let model = format!("{id}-model");
         server.script(
@@ -1156,16 +1163,16 @@ async fn retry_hints_as_a_date_in_milliseconds_and_in_a_gemini_body_are_honoured
         );
         let asked = o.attempts[0].error.as_ref().unwrap().retry_after.unwrap();
         assert!(
-            asked >= hint && asked <= hint + Duration::from_secs(1),
-            "{id}: {asked:?}"
+            asked >= shortest && asked <= longest,
+            "{id}: asked to wait {asked:?}, expected {shortest:?}..={longest:?}"
         );
         let at = arrivals(&server, &model);
         let gap = at[1] - at[0];
         assert!(
-            gap >= hint,
-            "{id}: retried after {gap:?}, asked for {hint:?}"
+            gap >= shortest,
+            "{id}: retried after {gap:?}, asked for at least {shortest:?}"
         );
-        assert!(gap < hint + Duration::from_millis(1500), "{id}: {gap:?}");
+        assert!(gap < longest + Duration::from_millis(1500), "{id}: {gap:?}");
     }
 }
 

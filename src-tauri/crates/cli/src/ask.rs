@@ -459,32 +459,42 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
         }
     });
     let outcomes: Vec<RouteOutcome> = futures::future::join_all(runs).await;
-    // Every stream has ended: writing history here blocks nothing.
+    // Every stream has ended: writing history here blocks nothing. Each
+    // answer's row, where it has one, for the judge's labels.
+    let mut rows: Vec<Option<MessageId>> = Vec::with_capacity(targets.len());
     for (pane, ((t, o), answer)) in targets.iter().zip(&outcomes).zip(&answers).enumerate() {
         let pane = u32::try_from(pane).unwrap_or(u32::MAX);
         let trace = o.trace();
         let written = match (answer, conversation, question) {
-            (Some(id), _, _) => recorder.finish_answer(
-                *id,
-                &store::Answer {
+            // A row that could not be finished is still the answer's (the
+            // next start marks it interrupted).
+            (Some(id), _, _) => {
+                let answer = store::Answer {
                     pane: pane.into(),
                     target: &t.label,
                     result: &o.result,
                     trace: &trace,
-                },
-            ),
+                };
+                if let Err(e) = recorder.finish_answer(*id, &answer) {
+                    record_error(e);
+                }
+                Some(*id)
+            }
             (None, Some(c), Some(q)) => recorder
                 .add_answer(c, q, pane, &t.label, &o.result, &trace)
-                .map(|_| ()),
-            _ => Ok(()),
+                .map_err(record_error)
+                .ok(),
+            _ => None,
         };
-        if let Err(e) = written {
-            record_error(e);
-        }
+        rows.push(written);
     }
     let judged = match &judge {
         Some(j) if signalled.load(Ordering::SeqCst) == 0 => {
-            let labels: Vec<&str> = targets.iter().map(|t| t.label.as_str()).collect();
+            let candidates: Vec<(&str, Option<MessageId>)> = targets
+                .iter()
+                .zip(&rows)
+                .map(|(t, row)| (t.label.as_str(), *row))
+                .collect();
             // Its ledger rows are written with its verdict, in one
             // transaction (or through the gate when no verdict is kept).
             let deferred = Arc::new(DeferredSettles::new(Arc::clone(&gate)));
@@ -496,7 +506,7 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
                 spend: &spend,
                 streaming_text,
             };
-            let judged = run.judge(&args, &labels, &outcomes).await;
+            let judged = run.judge(&args, &candidates, &outcomes).await;
             if let (Some(j), Some(q), false) = (&judged, question, recorder.is_incognito()) {
                 let mut result = j.outcome.result.clone();
                 // The judgment costs what all its billed attempts did.
@@ -507,7 +517,7 @@ pub async fn run(args: AskArgs) -> Result<Ended, UsageError> {
                     prompt: &j.prompt,
                     target: &j.label,
                     result: &result,
-                    labels: &[],
+                    labels: &j.rows,
                 };
                 if let Err(e) = store.record_judged(&new, &deferred) {
                     record_error(e);
@@ -569,7 +579,10 @@ struct Judged {
     label: String,
     task: JudgeTask,
     prompt: String,
+    /// `("A", target)`…, to print.
     answers: Vec<(String, String)>,
+    /// `("A", answer message id)`… of the answers in history, to record.
+    rows: Vec<(String, i64)>,
     outcome: RouteOutcome,
 }
 
@@ -584,18 +597,19 @@ struct JudgeRun<'a> {
 
 impl JudgeRun<'_> {
     /// Ask the judge about the answers that have text (`None`, with a
-    /// warning, when fewer than two have).
+    /// warning, when fewer than two have). `answers`: each target's label
+    /// and its answer's row in history, if any.
     async fn judge(
         &self,
         args: &AskArgs,
-        labels: &[&str],
+        answers: &[(&str, Option<MessageId>)],
         outcomes: &[RouteOutcome],
     ) -> Option<Judged> {
-        let answered: Vec<(&str, &str)> = labels
+        let answered: Vec<(&str, Option<MessageId>, &str)> = answers
             .iter()
             .zip(outcomes)
             .filter(|(_, o)| !o.result.text.trim().is_empty())
-            .map(|(l, o)| (*l, o.result.text.as_str()))
+            .map(|((l, row), o)| (*l, *row, o.result.text.as_str()))
             .collect();
         if answered.len() < 2 {
             warning("--judge: fewer than two answers have text; nothing to judge");
@@ -610,7 +624,7 @@ impl JudgeRun<'_> {
             .judge_prompt
             .clone()
             .unwrap_or_else(|| judge::default_prompt(task).to_owned());
-        let texts: Vec<&str> = answered.iter().map(|(_, t)| *t).collect();
+        let texts: Vec<&str> = answered.iter().map(|(_, _, t)| *t).collect();
         let request = ChatRequest::new("", judge::judge_message(&prompt, &args.prompt, &texts));
         let spend = switchboard_engine::hooks::SpendContext {
             message: None,
@@ -636,10 +650,9 @@ impl JudgeRun<'_> {
             label,
             task,
             prompt,
-            answers: answered
-                .iter()
-                .enumerate()
-                .map(|(i, (l, _))| (judge::label(i), (*l).to_owned()))
+            answers: judge::labelled(answered.iter().map(|(l, _, _)| (*l).to_owned())).collect(),
+            rows: judge::labelled(answered.iter().map(|(_, row, _)| *row))
+                .filter_map(|(letter, row)| Some((letter, row?.0)))
                 .collect(),
             outcome,
         })

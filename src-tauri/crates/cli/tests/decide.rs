@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchboard_engine::{ConversationId, DataDir, MessageId, Store};
+use switchboard_engine::service::ChatService;
+use switchboard_engine::{ConversationId, DataDir, KeyStore, MessageId, Store};
 use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_protocol::{Verdict, Vote};
 use switchboard_tests::mock_home;
@@ -73,17 +74,22 @@ const OA_NANOS: i64 = (100 * 2_500_000 + 20 * 10_000_000) / 1000;
 const AN_NANOS: i64 = (100 * 3_000_000 + 40 * 15_000_000) / 1000;
 const JUDGE_NANOS: i64 = (300 * 300_000 + 50 * 2_500_000) / 1000;
 
-/// Two answers and a judge, in text mode.
-const TEXT_JUDGE: [&str; 8] = [
-    "ask",
-    "-m",
-    "oa:oa-model",
-    "-m",
-    "an:an-model",
-    "--judge",
-    "gm:gm-model",
-    "Hi",
-];
+/// `ask` for two answers and a judge, with `options` (text mode without
+/// `--json`).
+fn ask_judged<'a>(options: &[&'a str], prompt: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["ask"];
+    args.extend_from_slice(options);
+    args.extend([
+        "-m",
+        "oa:oa-model",
+        "-m",
+        "an:an-model",
+        "--judge",
+        "gm:gm-model",
+        prompt,
+    ]);
+    args
+}
 
 fn body_text(v: &Value) -> String {
     v.to_string()
@@ -94,23 +100,8 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
     let server = MockServer::start().await.unwrap();
     script(&server);
     let home = mock_home(&server).unwrap();
-    let run = cli(
-        home.path(),
-        &[
-            "ask",
-            "--json",
-            "-m",
-            "oa:oa-model",
-            "-m",
-            "an:an-model",
-            "--judge",
-            "gm:gm-model",
-            "--tag",
-            "greetings",
-            "Say hello",
-        ],
-    )
-    .await;
+    let args = ask_judged(&["--json", "--tag", "greetings"], "Say hello");
+    let run = cli(home.path(), &args).await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
     let answers = doc["answers"].as_array().unwrap();
@@ -164,7 +155,7 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
     assert_eq!(board["votes"], 0, "a verdict is not a vote");
 
     // In text mode the verdict streams labelled, then says who was who.
-    let run = cli(home.path(), &TEXT_JUDGE).await;
+    let run = cli(home.path(), &ask_judged(&[], "Hi")).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
         run.stdout.contains("judge gm:gm-model │ Verdict: Answer A"),
@@ -180,9 +171,7 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
     // spend like the answers', and no hold is left.
     let spent = |store: &Store| store.spend_total(None).unwrap().cost.nanos();
     let before = spent(&store);
-    let mut incognito = TEXT_JUDGE.to_vec();
-    incognito.insert(1, "--incognito");
-    let run = cli(home.path(), &incognito).await;
+    let run = cli(home.path(), &ask_judged(&["--incognito"], "Hi")).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(spent(&store) - before, OA_NANOS + AN_NANOS + JUDGE_NANOS);
     let db = rusqlite::Connection::open(home.path().join("switchboard.sqlite3")).unwrap();
@@ -208,6 +197,69 @@ async fn a_judge_sees_labels_not_names_and_its_cost_is_recorded_but_never_a_vote
         run.stderr.contains("at least two targets"),
         "{}",
         run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verdict_from_the_cli_reopens_in_the_app_saying_which_pane_each_label_was() {
+    let server = MockServer::start().await.unwrap();
+    script(&server);
+    // Three targets, the second of which refuses its key: it has no text,
+    // so the judge sees the first and third answers, as "Answer A" and
+    // "Answer B".
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_text(&["unseen"])
+            .with_key("another-key"),
+    );
+    let home = mock_home(&server).unwrap();
+    let run = cli(
+        home.path(),
+        &ask_judged(&["-m", "gm:gm-model"], "Say hello"),
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    for said in ["Answer A = gm:gm-model", "Answer B = an:an-model"] {
+        assert!(run.stdout.contains(said), "{said}: {}", run.stdout);
+    }
+
+    // Reopened as the app reopens it: the verdict names the panes.
+    let app = ChatService::new(
+        DataDir::at(home.path()).unwrap(),
+        KeyStore::with_service("switchboard-test-cli-decide"),
+    );
+    let saved = app.open_conversation(1).unwrap();
+    let pane = |target: &str| {
+        saved
+            .panes
+            .iter()
+            .find(|p| p.target == target)
+            .unwrap()
+            .key
+            .clone()
+    };
+    let verdicts = &saved.rounds[0].judgments;
+    assert_eq!(verdicts.len(), 1);
+    assert_eq!(
+        verdicts[0].labels,
+        [
+            ("A".to_owned(), pane("gm:gm-model")),
+            ("B".to_owned(), pane("an:an-model")),
+        ]
+    );
+    // And in history, by answer.
+    let store = Store::open(&DataDir::at(home.path()).unwrap()).unwrap();
+    let answer = |target: &str| {
+        let saved = saved.rounds[0].answers.iter().find(|a| a.target == target);
+        saved.unwrap().message
+    };
+    assert_eq!(
+        store.judgments(ConversationId(1)).unwrap()[0].labels,
+        [
+            ("A".to_owned(), answer("gm:gm-model")),
+            ("B".to_owned(), answer("an:an-model")),
+        ]
     );
 }
 

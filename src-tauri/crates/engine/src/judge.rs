@@ -33,6 +33,15 @@ pub fn label(i: usize) -> String {
     out.iter().rev().collect()
 }
 
+/// The judged answers under their labels, in the order the judge saw them
+/// ([`judge_message`]): `("A", first)`, `("B", second)`…. What a verdict
+/// records as [`crate::store::NewJudgment::labels`] (answers by message
+/// id) and what it shows (by pane or target) both come from here, so
+/// they name the same answers.
+pub fn labelled<T>(answers: impl IntoIterator<Item = T>) -> impl Iterator<Item = (String, T)> {
+    answers.into_iter().enumerate().map(|(i, a)| (label(i), a))
+}
+
 /// The message sent to the judge: the instructions, the question, and the
 /// answers under their labels. Each text sits between fences long enough
 /// that a fence inside an answer cannot end it early.

@@ -106,11 +106,8 @@ impl ChatService {
         // A caller that goes away stops the judge; its task still settles
         // and records it.
         let stop_if_dropped = cancel.clone().drop_guard();
-        let labels: Vec<(String, i64)> = answers
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (judge::label(i), id.0))
-            .collect();
+        let labels: Vec<(String, i64)> =
+            judge::labelled(answers.iter().map(|(id, _)| id.0)).collect();
         let work = {
             let (cancel, task, target) = (cancel.clone(), request.task, request.target.clone());
             move |tx| async move {
@@ -146,12 +143,7 @@ impl ChatService {
             StoreError::invalid(format!("the judge failed inside Switchboard: {e}"))
         })?;
         sink(PaneEvent::Finished(Box::new(summary)));
-        let labels = request
-            .panes
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (judge::label(i), k.clone()))
-            .collect();
+        let labels = judge::labelled(request.panes.iter().cloned()).collect();
         Ok(recorded?.into_verdict(labels))
     }
 }

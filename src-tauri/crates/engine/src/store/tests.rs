@@ -1736,6 +1736,19 @@ fn voted_round(
     (q, ids)
 }
 
+/// A round: its question and its answers' ids.
+type VotedRound = (MessageId, Vec<MessageId>);
+
+/// A store holding a conversation of `N` rounds, each answered by models
+/// "x" (5 nano-dollars) and "y" (7) as [`voted_round`] writes them.
+fn rounds_to_vote_on<const N: usize>() -> (tempfile::TempDir, Store, ConversationId, [VotedRound; N])
+{
+    let (tmp, store) = store();
+    let conv = store.recorder(false).start_conversation("t", &[]).unwrap();
+    let rounds = std::array::from_fn(|_| voted_round(&store, conv, &[("x", 5), ("y", 7)]));
+    (tmp, store, conv, rounds)
+}
+
 fn vote(
     round: MessageId,
     answers: &[MessageId],
@@ -1843,11 +1856,7 @@ fn blind_votes_rank_the_winner_first_with_the_ledgers_numbers() {
 
 #[test]
 fn a_vote_is_checked_replaced_and_travels_with_the_export() {
-    let (_tmp, store) = store();
-    let rec = store.recorder(false);
-    let conv = rec.start_conversation("t", &[]).unwrap();
-    let (q, a) = voted_round(&store, conv, &[("x", 5), ("y", 7)]);
-    let (q2, b) = voted_round(&store, conv, &[("x", 5), ("y", 7)]);
+    let (_tmp, store, conv, [(q, a), (q2, b)]) = rounds_to_vote_on();
     // Malformed votes are refused with a reason and store nothing.
     for (bad, why) in [
         (vote(q, &a[..1], None, true), "at least two"),
@@ -1930,23 +1939,21 @@ fn a_vote_is_checked_replaced_and_travels_with_the_export() {
 #[test]
 fn a_changed_vote_is_the_one_the_leaderboard_counts() {
     use switchboard_protocol::LeaderboardQuery;
-    let (_tmp, store) = store();
-    let conv = store.recorder(false).start_conversation("t", &[]).unwrap();
-    let (q, a) = voted_round(&store, conv, &[("first", 5), ("second", 7)]);
+    let (_tmp, store, _, [(q, a)]) = rounds_to_vote_on();
     store.record_vote(&vote(q, &a, Some(a[0]), true)).unwrap();
     let board = store.leaderboard(&LeaderboardQuery::default()).unwrap();
     let wins = |b: &switchboard_protocol::Leaderboard, m: &str| {
         b.rows.iter().find(|r| r.model == m).map(|r| r.wins)
     };
-    assert_eq!((board.votes, wins(&board, "p:first")), (1, Some(1)));
+    assert_eq!((board.votes, wins(&board, "p:x")), (1, Some(1)));
     // Changed from the window after the reveal: the latest vote counts,
     // once, and the round is still a blind one.
     store.record_vote(&vote(q, &a, Some(a[1]), false)).unwrap();
     let board = store.leaderboard(&LeaderboardQuery::default()).unwrap();
     assert_eq!(board.votes, 1);
-    assert_eq!(wins(&board, "p:first"), Some(0));
-    assert_eq!(wins(&board, "p:second"), Some(1));
-    assert_eq!(board.rows[0].model, "p:second", "{board:#?}");
+    assert_eq!(wins(&board, "p:x"), Some(0));
+    assert_eq!(wins(&board, "p:y"), Some(1));
+    assert_eq!(board.rows[0].model, "p:y", "{board:#?}");
     // And to a tie.
     store.record_vote(&vote(q, &a, None, false)).unwrap();
     let board = store.leaderboard(&LeaderboardQuery::default()).unwrap();
@@ -1960,10 +1967,7 @@ fn a_changed_vote_is_the_one_the_leaderboard_counts() {
 
 #[test]
 fn an_imported_vote_is_checked_like_one_cast_in_the_window() {
-    let (_tmp, store) = store();
-    let conv = store.recorder(false).start_conversation("t", &[]).unwrap();
-    let (q, a) = voted_round(&store, conv, &[("x", 5), ("y", 7)]);
-    let (q2, b) = voted_round(&store, conv, &[("x", 5), ("y", 7)]);
+    let (_tmp, store, conv, [(q, a), (q2, b)]) = rounds_to_vote_on();
     store.record_vote(&vote(q, &a, Some(a[0]), true)).unwrap();
     let good = store.export(conv).unwrap();
     type Edit = fn(&mut switchboard_protocol::Vote, &[MessageId], &[MessageId], MessageId);

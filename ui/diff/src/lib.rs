@@ -13,6 +13,7 @@
 //! It is plain Rust (no DOM), so `cargo test` runs its tests on the host;
 //! the wasm UI uses it as is. HTML it returns escapes all model text, with
 //! the same escape as the rendered answers ([`switchboard_markdown::escape`]).
+//! [`FramePace`] is when a view recomputes a diff of a streaming answer.
 //!
 //! ```
 //! use switchboard_diff::{diff, Change};
@@ -23,6 +24,9 @@
 //! assert_eq!(changed, [(Change::Delete, "blue"), (Change::Insert, "grey")]);
 //! assert!(diff("same\n", "same\n").identical());
 //! ```
+
+mod pace;
+pub use pace::FramePace;
 
 use similar::{Algorithm, DiffTag, capture_diff_slices};
 use switchboard_markdown::escape_into;

@@ -5,10 +5,12 @@
 //! escapes all model text, so it is safe to set as inner HTML. It reads the
 //! answers' text signals, so it works on reopened conversations and
 //! follows an answer that is regenerated; while either answer streams it
-//! is recomputed at most once per animation frame, and only while the
-//! comparison is open (its panel owns the effect that watches the texts).
+//! is recomputed at most once per animation frame ([`FramePace`]), and
+//! only while the comparison is open (its panel owns the effect that
+//! watches the texts).
 
 use leptos::prelude::*;
+use switchboard_diff::FramePace;
 
 use super::state::{Answer, CompareState, Round, Status};
 use crate::components::target_parts;
@@ -125,18 +127,17 @@ pub fn DiffWith(state: CompareState, round: Round, answer: Answer) -> impl IntoV
 /// panel's owner, its effect ends when the panel closes.
 fn latest_per_frame(mine: Answer, theirs: Answer) -> RwSignal<(String, String)> {
     let texts = RwSignal::new((mine.text.get_untracked(), theirs.text.get_untracked()));
-    let scheduled = StoredValue::new(false);
+    let pace = StoredValue::new(FramePace::default());
     Effect::new(move |_| {
         mine.text.track();
         theirs.text.track();
-        if scheduled.get_value() {
+        if !pace.try_update_value(FramePace::changed).unwrap_or(false) {
             return;
         }
-        scheduled.set_value(true);
         let (mine, theirs) = (mine.clone(), theirs.clone());
         request_animation_frame(move || {
             // The panel may have closed since: then there is nothing to set.
-            if scheduled.try_update_value(|s| *s = false).is_some() {
+            if pace.try_update_value(FramePace::frame) == Some(true) {
                 let _ = texts.try_set((mine.text.get_untracked(), theirs.text.get_untracked()));
             }
         });

@@ -1097,14 +1097,15 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_streams_at_once_all_answer_and_settle_exactly() {
-    const STREAMS: usize = 200;
-    let server = MockServer::start().await.unwrap();
-    server.set_recording(false);
-    // Each answer streams for about three seconds, so all of them must be
-    // running through `serve` at the same time to finish in time.
-    let text = pieces(60, ' ');
+/// `serve` over `oa-model` streaming `n` numbered pieces 50 ms apart and
+/// reporting `(input, output)` tokens, with a client token named `name`.
+fn serving_pieces(
+    server: &MockServer,
+    n: usize,
+    (input, output): (u64, u64),
+    name: &str,
+) -> (tempfile::TempDir, String, Served) {
+    let text = pieces(n, ' ');
     let refs: Vec<&str> = text.iter().map(String::as_str).collect();
     server.script(
         "oa-model",
@@ -1112,15 +1113,26 @@ async fn two_hundred_streams_at_once_all_answer_and_settle_exactly() {
             .with_text(&refs)
             .with_gap(Duration::from_millis(50))
             .with_usage(MockUsage {
-                input: 10,
+                input,
                 cached_input: 0,
-                output: 60,
+                output,
                 reasoning: 0,
             }),
     );
-    let home = home_with(&server, "");
-    let t = token(home.path(), &["swarm"]);
+    let home = home_with(server, "");
+    let t = token(home.path(), &[name]);
     let served = Served::start(home.path(), &[]);
+    (home, t, served)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_streams_at_once_all_answer_and_settle_exactly() {
+    const STREAMS: usize = 200;
+    let server = MockServer::start().await.unwrap();
+    server.set_recording(false);
+    // Each answer streams for about three seconds, so all of them must be
+    // running through `serve` at the same time to finish in time.
+    let (home, t, served) = serving_pieces(&server, 60, (10, 60), "swarm");
     let url = format!("{}/chat/completions", served.base);
     let http = reqwest::Client::new();
     let body = json!({
@@ -1169,7 +1181,7 @@ async fn two_hundred_streams_at_once_all_answer_and_settle_exactly() {
         "every stream was running at once: the last began at {last_first:?}, \
          the first ended at {first_end:?}"
     );
-    let want: String = text.concat();
+    let want: String = pieces(60, ' ').concat();
     for (_, _, sse) in &results {
         assert!(sse.ends_with("data: [DONE]\n\n"), "{sse}");
         let mut answer = String::new();
@@ -1207,4 +1219,72 @@ async fn two_hundred_streams_at_once_all_answer_and_settle_exactly() {
         .unwrap();
     assert_eq!((total, held), (STREAMS as i64 * 625_000, 0));
     assert_eq!(served.stop(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_row_is_committed_after_the_client_has_the_whole_answer() {
+    let server = MockServer::start().await.unwrap();
+    let (home, t, served) = serving_pieces(&server, 8, (12, 8), "settle");
+    let mut stream = stream_until_first_text(&served.base, &t, "oa:oa-model");
+    // From the first piece on, another process holds the database's write
+    // lock: nothing Switchboard writes can commit until it lets go.
+    let lock = db(home.path());
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let locked_at = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("data: [DONE]") {
+        let n = stream.read(&mut buf).unwrap_or_else(|e| {
+            panic!(
+                "the rest of the answer waited for the database ({e}): {}",
+                String::from_utf8_lossy(&seen)
+            )
+        });
+        assert!(
+            n > 0,
+            "the stream ended: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let got = String::from_utf8_lossy(&seen);
+    assert!(got.contains("\"content\":\"007 "), "{got}");
+    // The client has the whole answer, and its settle is not committed:
+    // the commit came after the last byte, not before it.
+    assert!(ledger(home.path()).is_empty());
+    assert!(locked_at.elapsed() < Duration::from_secs(5));
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    // Once the database is free, it is: one row, exactly billed.
+    let rows = ledger_rows(home.path(), 1);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (_, model, cost, estimated, input, output, tags) = rows[0].clone();
+    assert_eq!(model, "oa-model");
+    assert!(!estimated);
+    assert_eq!((input, output), (Some(12), Some(8)));
+    assert_eq!(cost, 12 * 2_500 + 8 * 10_000);
+    assert_eq!(tags, "settle");
+    let held: i64 = db(home.path())
+        .query_row("SELECT count(*) FROM reservations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(held, 0, "the hold is released");
+    drop(stream);
+
+    // A client that hangs up while the database is busy: its row is
+    // committed once it is free, billed for what streamed.
+    let stream = stream_until_first_text(&served.base, &t, "oa:oa-model");
+    let lock = db(home.path());
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    drop(stream);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ledger(home.path()).len(), 1);
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    let rows = ledger_rows(home.path(), 2);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[1].3, "billed as estimated for what streamed");
+    assert_eq!(rows[1].6, "settle");
 }

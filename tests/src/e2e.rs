@@ -604,6 +604,37 @@ impl App {
         Ok(self.client.execute_async(script, Vec::new()).await?)
     }
 
+    /// Send `prompt` from the composer, wait for the first pane's answer
+    /// to end well, and return its text.
+    pub async fn first_answer_to(&self, prompt: &str) -> anyhow::Result<String> {
+        self.type_into("#composer", &format!("{prompt}\u{E007}"))
+            .await?;
+        let card = ".pane:nth-of-type(1) .answer-card";
+        self.wait_for(&format!("{card}[data-status=\"done\"]"))
+            .await?;
+        self.text(&format!("{card} .answer-text")).await
+    }
+
+    /// Stand in for members of the page's `window.__TAURI__.core`, which
+    /// the UI reads on every IPC call: `members` is a JS function taking
+    /// the real `core` and returning the members to replace (e.g. an
+    /// `invoke` that delays one command's reply). The rest of the page's
+    /// bridge is left as it is.
+    pub async fn replace_tauri_core(&self, members: &str) -> anyhow::Result<()> {
+        let script = format!(
+            "const t = window.__TAURI__; \
+             const core = Object.assign({{}}, t.core, ({members})(t.core)); \
+             window.__TAURI__ = Object.assign({{}}, t, {{core}}); \
+             return window.__TAURI__.core === core;"
+        );
+        let replaced = self.client.execute(&script, Vec::new()).await?;
+        anyhow::ensure!(
+            replaced == serde_json::Value::Bool(true),
+            "window.__TAURI__ could not be replaced: {replaced}"
+        );
+        Ok(())
+    }
+
     /// End the WebDriver session (which closes the app) and stop the helpers.
     pub async fn close(self) -> anyhow::Result<()> {
         self.client

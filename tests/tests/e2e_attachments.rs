@@ -396,6 +396,81 @@ async fn an_image_over_a_providers_size_limit_is_refused_in_that_pane_before_sen
     app.close().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_for_a_model_no_longer_picked_does_not_overwrite_the_current_ones()
+-> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    let home = vision_home(&server)?;
+    let app = App::launch(Launch::new("attach-stale-check").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "gm-model").await?;
+        // The backend's answer to a check naming the text-only model is
+        // held back until the test lets it go.
+        app.replace_tauri_core(
+            "core => { window.sbHeld = 0; window.sbChecked = 0; window.sbLate = false; \
+               let release; const released = new Promise(r => release = r); \
+               window.sbRelease = release; \
+               return { invoke: async (cmd, args, options) => { \
+                 if (cmd !== 'check_attachments') return core.invoke(cmd, args, options); \
+                 const held = JSON.stringify(args).includes('oa:oa-model'); \
+                 if (held) { window.sbHeld += 1; await released; } \
+                 const reply = await core.invoke(cmd, args, options); \
+                 setTimeout(() => held ? window.sbLate = true : window.sbChecked += 1, 0); \
+                 return reply; } }; }",
+        )
+        .await?;
+        give_file(
+            &app,
+            "drop",
+            &samples::png(20, 20, 4),
+            "photo.png",
+            "image/png",
+        )
+        .await?;
+        app.wait_for("#composer-attachments .attachment-chip[data-name=\"photo.png\"]")
+            .await?;
+        // The text-only model, checked (held back), then Gemini again,
+        // checked at once: nothing to warn about.
+        app.pick_model(1, "oa-model").await?;
+        let held = || async {
+            let v = app.client().execute("return window.sbHeld", vec![]).await?;
+            Ok(v.as_u64() == Some(1))
+        };
+        wait_until("the check for oa-model held", held).await?;
+        let checked = || async {
+            let v = app
+                .client()
+                .execute("return window.sbChecked", vec![])
+                .await?;
+            anyhow::Ok(v.as_u64().unwrap_or(0))
+        };
+        let before = checked().await?;
+        app.pick_model(1, "gm-model").await?;
+        wait_until("the check for gm-model answered", || async {
+            Ok(checked().await? > before)
+        })
+        .await?;
+        assert!(app.text_content("#attach-refusals").await?.is_none());
+        // Now the outdated check answers.
+        app.client().execute("window.sbRelease()", vec![]).await?;
+        wait_until("the outdated check answered", || async {
+            let v = app.client().execute("return window.sbLate", vec![]).await?;
+            Ok(v.as_bool() == Some(true))
+        })
+        .await?;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let refusals = app.text_content("#attach-refusals").await?;
+        assert!(
+            refusals.is_none(),
+            "pane 1 runs gm-model, which takes images: {refusals:?}"
+        );
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
 /// The files under the data directory's `attachments/`.
 fn stored_files(home: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

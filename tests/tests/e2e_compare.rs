@@ -234,14 +234,7 @@ async fn a_first_run_without_keys_finds_the_local_server_and_chats() -> anyhow::
                 .as_deref(),
             Some("ollama")
         );
-        app.type_into("#composer", "Hello\u{E007}").await?;
-        let card = ".pane:nth-of-type(1) .answer-card";
-        app.wait_for(&format!("{card}[data-status=\"done\"]"))
-            .await?;
-        assert_eq!(
-            app.text(&format!("{card} .answer-text")).await?,
-            "Hi from a local model"
-        );
+        assert_eq!(app.first_answer_to("Hello").await?, "Hi from a local model");
         assert!(
             app.text_content(".pane-error").await?.is_none(),
             "nothing errors"
@@ -276,14 +269,11 @@ async fn a_failing_first_target_falls_back_and_the_trail_shows_it() -> anyhow::R
     let app = App::launch(Launch::new("fallback").data_dir(home.path())).await?;
     app.check(async {
         app.pick_model(1, "@resilient").await?;
-        app.type_into("#composer", "Hello\u{E007}").await?;
-        let card = ".pane:nth-of-type(1) .answer-card";
-        app.wait_for(&format!("{card}[data-status=\"done\"]"))
-            .await?;
         assert_eq!(
-            app.text(&format!("{card} .answer-text")).await?,
+            app.first_answer_to("Hello").await?,
             "Answer from the fallback"
         );
+        let card = ".pane:nth-of-type(1) .answer-card";
         assert_eq!(
             app.text(&format!("{card} .ro-served")).await?,
             "an/an-model"
@@ -691,6 +681,58 @@ async fn synchronized_scrolling_aligns_the_panes_by_round() -> anyhow::Result<()
         );
         assert!(v[2] > v[3] + 100.0, "the rounds sit at different depths: {v:?}");
         app.screenshot("synced").await?;
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_on_a_finished_streams_channel_changes_nothing() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    server.script(
+        "oa-model",
+        Scenario::default().with_text(&["Only ", "this"]),
+    );
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("late-message").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "oa-model").await?;
+        // Keep every channel the page makes, to speak on one later.
+        app.replace_tauri_core(
+            "core => { window.sbChannels = []; \
+               class Kept extends core.Channel { \
+                 constructor(...a) { super(...a); window.sbChannels.push(this); } } \
+               return { Channel: Kept }; }",
+        )
+        .await?;
+        assert_eq!(app.first_answer_to("Hello").await?, "Only this");
+        let card = ".pane:nth-of-type(1) .answer-card";
+        // Tauri keeps a channel registered after its command: a message
+        // that comes late (here: text at every position the stream could
+        // be at) reaches whatever the channel's handler is by then.
+        let late = app
+            .client()
+            .execute(
+                "const ch = window.sbChannels[window.sbChannels.length - 1]; \
+                 if (!ch) return 'no channel'; \
+                 try { \
+                   for (let seq = 0; seq < 64; seq++) \
+                     ch.onmessage({seq, body: {type: 'delta', text: ' LATE'}}); \
+                   return 'delivered'; \
+                 } catch (e) { return 'threw: ' + e; }",
+                vec![],
+            )
+            .await?;
+        assert_eq!(late, "delivered");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            app.text(&format!("{card} .answer-text")).await?,
+            "Only this",
+            "a finished answer takes no more text"
+        );
+        assert_eq!(app.text_content(".pane-error").await?, None);
         Ok(())
     })
     .await?;

@@ -45,7 +45,9 @@ use crate::routing::{
     Route, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
 };
 use crate::settings;
-use crate::store::{Answer, AnswerStart, ConversationId, MessageId, PaneRef, Store, StoreError};
+use crate::store::{
+    Answer, AnswerStart, ConversationId, GroupCommit, MessageId, PaneRef, Store, StoreError,
+};
 
 mod attachments;
 mod decide;
@@ -72,7 +74,7 @@ pub struct ChatService {
     /// Attachments in memory: unrecorded rounds' files, recent reads.
     loaded: loaded::Loaded,
     /// Answer rows waiting to be begun together.
-    starts: Arc<Mutex<Starts>>,
+    starts: GroupCommit<PendingStart, Option<MessageId>>,
 }
 
 impl ChatService {
@@ -95,7 +97,7 @@ impl ChatService {
             shutdown: CancellationToken::new(),
             store,
             loaded: loaded::Loaded::default(),
-            starts: Arc::default(),
+            starts: GroupCommit::new(write_starts),
         };
         service.reload_config();
         service
@@ -778,21 +780,18 @@ impl ChatService {
         let (Ok(store), Some(at)) = (&self.store, request.record.clone()) else {
             return None;
         };
-        let (done, answer) = tokio::sync::oneshot::channel();
-        let start_writer = {
-            let mut starts = lock(&self.starts);
-            starts.queue.push(PendingStart {
-                at,
-                target: request.target.clone(),
-                done,
-            });
-            !std::mem::replace(&mut starts.writing, true)
+        let start = PendingStart {
+            at,
+            target: request.target.clone(),
         };
-        if start_writer {
-            let (store, starts) = (store.clone(), Arc::clone(&self.starts));
-            tokio::task::spawn_blocking(move || write_starts(&store, &starts));
-        }
-        answer.await.ok().flatten()
+        let runtime = tokio::runtime::Handle::current();
+        // A writer that failed leaves the pane without a row: its answer
+        // is recorded when it ends.
+        self.starts
+            .submit(store, &runtime, start)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Write the final answer and its trace to history: into the row begun
@@ -853,67 +852,32 @@ impl ChatService {
     }
 }
 
-/// Answer rows to begin, and whether a thread is writing them.
-#[derive(Debug, Default)]
-struct Starts {
-    queue: Vec<PendingStart>,
-    writing: bool,
-}
-
-/// One pane's answer row to begin, and who waits for its id.
+/// One pane's answer row to begin.
 #[derive(Debug)]
 struct PendingStart {
     at: RecordAt,
     target: String,
-    done: tokio::sync::oneshot::Sender<Option<MessageId>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Write the queued answer rows, a transaction per batch, until none is
-/// left (then the next `begin_answer` starts a writer again).
-fn write_starts(store: &Store, starts: &Mutex<Starts>) {
-    /// If writing panics, the waiting panes get no row (and record their
-    /// answers when they end) and the next pane starts a writer again.
-    struct OnPanic<'a>(&'a Mutex<Starts>);
-    impl Drop for OnPanic<'_> {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                let mut starts = lock(self.0);
-                starts.queue.clear();
-                starts.writing = false;
-            }
-        }
-    }
-    let _on_panic = OnPanic(starts);
-    loop {
-        let batch = {
-            let mut starts = lock(starts);
-            if starts.queue.is_empty() {
-                starts.writing = false;
-                return;
-            }
-            std::mem::take(&mut starts.queue)
-        };
-        let rows: Vec<AnswerStart<'_>> = batch
-            .iter()
-            .map(|p| AnswerStart {
-                conversation: ConversationId(p.at.conversation),
-                question: MessageId(p.at.user_message),
-                pane: PaneRef::Key(&p.at.pane),
-                target: &p.target,
-            })
-            .collect();
-        let ids = store.recorder(false).begin_answers(&rows);
-        drop(rows);
-        for (pending, id) in batch.into_iter().zip(ids) {
-            // A pane whose `ask` was dropped no longer waits; its row is
-            // left live and settled by recovery like any interrupted one.
-            let _ = pending.done.send(id.ok());
-        }
-    }
+/// Begin a batch of answer rows in one transaction (see [`GroupCommit`]).
+fn write_starts(store: &Store, batch: &[PendingStart]) -> Vec<Option<MessageId>> {
+    let rows: Vec<AnswerStart<'_>> = batch
+        .iter()
+        .map(|p| AnswerStart {
+            conversation: ConversationId(p.at.conversation),
+            question: MessageId(p.at.user_message),
+            pane: PaneRef::Key(&p.at.pane),
+            target: &p.target,
+        })
+        .collect();
+    // A pane whose `ask` was dropped meanwhile no longer waits; its row is
+    // left live and settled by recovery like any interrupted one.
+    store
+        .recorder(false)
+        .begin_answers(&rows)
+        .into_iter()
+        .map(Result::ok)
+        .collect()
 }
 
 /// The streams of a service: running ones, and stops that came first.

@@ -862,23 +862,13 @@ impl BudgetGate for SqliteBudgetGate {
         estimate: Option<Cost>,
     ) -> Option<crate::hooks::PendingReservation> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let (done, answer) = tokio::sync::oneshot::channel();
-        let start_writer = {
-            let mut holds = self.store.holds();
-            holds.queue.push(QueuedHold {
-                budgets: self.budgets.clone(),
-                hold: self.hold,
-                ctx: ctx.clone(),
-                estimate,
-                done,
-            });
-            !std::mem::replace(&mut holds.writing, true)
+        let hold = QueuedHold {
+            budgets: self.budgets.clone(),
+            hold: self.hold,
+            ctx: ctx.clone(),
+            estimate,
         };
-        if start_writer {
-            let store = self.store.clone();
-            runtime.spawn_blocking(move || decide_holds(&store));
-        }
-        Some(answer)
+        Some(self.store.holds().submit(&self.store, &runtime, hold))
     }
 
     fn checkpoint(&self, reservation: &Reservation, progress: &AttemptResult) {
@@ -925,65 +915,33 @@ fn reserve_one(
     Ok(decided)
 }
 
-/// Holds waiting to be decided, and whether a thread is deciding them.
-#[derive(Default)]
-pub(crate) struct Holds {
-    queue: Vec<QueuedHold>,
-    writing: bool,
-}
+/// What a hold comes to: held, or refused by a budget.
+pub(crate) type HoldDecision = Result<Reservation, BudgetDenied>;
 
-/// One attempt's hold to decide, and who waits for the decision.
-struct QueuedHold {
+/// One attempt's hold to decide.
+pub(crate) struct QueuedHold {
     budgets: Vec<Budget>,
     hold: Duration,
     ctx: SpendContext,
     estimate: Option<Cost>,
-    done: tokio::sync::oneshot::Sender<Result<Reservation, BudgetDenied>>,
 }
 
-/// Decide the queued holds, a transaction per batch, until none is left.
-fn decide_holds(store: &Store) {
-    /// If deciding panics, the waiting attempts are refused (their
-    /// senders dropped) and the next hold starts a writer again.
-    struct OnPanic<'a>(&'a Store);
-    impl Drop for OnPanic<'_> {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                let mut holds = self.0.holds();
-                holds.queue.clear();
-                holds.writing = false;
-            }
-        }
-    }
-    let _on_panic = OnPanic(store);
-    loop {
-        let batch = {
-            let mut holds = store.holds();
-            if holds.queue.is_empty() {
-                holds.writing = false;
-                return;
-            }
-            std::mem::take(&mut holds.queue)
-        };
-        let now = now_ms();
-        // When the batch cannot be written, each is decided on its own
-        // (and, as with any gate, unchecked when the ledger cannot be).
-        let decided = decide_together(store, &batch, now).unwrap_or_else(|_| {
-            batch
-                .iter()
-                .map(|h| {
-                    reserve_one(store, &h.budgets, h.hold, &h.ctx, h.estimate, now).unwrap_or_else(
-                        |e| unchecked_reservation(&h.budgets, &h.ctx, h.estimate, &e.to_string()),
-                    )
-                })
-                .collect()
-        });
-        for (h, decision) in batch.into_iter().zip(decided) {
-            // An attempt dropped meanwhile leaves its hold to lapse or to
-            // be settled with its owner, as any in flight.
-            let _ = h.done.send(decision);
-        }
-    }
+/// Decide a batch of holds, in order, in one transaction (see
+/// [`super::GroupCommit`]).
+pub(crate) fn decide_holds(store: &Store, batch: &[QueuedHold]) -> Vec<HoldDecision> {
+    let now = now_ms();
+    // When the batch cannot be written, each is decided on its own (and,
+    // as with any gate, unchecked when the ledger cannot be).
+    decide_together(store, batch, now).unwrap_or_else(|_| {
+        batch
+            .iter()
+            .map(|h| {
+                reserve_one(store, &h.budgets, h.hold, &h.ctx, h.estimate, now).unwrap_or_else(
+                    |e| unchecked_reservation(&h.budgets, &h.ctx, h.estimate, &e.to_string()),
+                )
+            })
+            .collect()
+    })
 }
 
 /// The holds of `batch`, in order, in one transaction: refusals write
@@ -992,7 +950,7 @@ fn decide_together(
     store: &Store,
     batch: &[QueuedHold],
     now: i64,
-) -> Result<Vec<Result<Reservation, BudgetDenied>>, StoreError> {
+) -> Result<Vec<HoldDecision>, StoreError> {
     let mut conn = store.conn();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     sweep_in(&tx, now)?;

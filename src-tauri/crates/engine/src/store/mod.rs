@@ -93,6 +93,7 @@ mod batch;
 mod db;
 mod decide;
 mod export;
+mod group;
 mod health;
 mod history;
 mod imports;
@@ -124,6 +125,7 @@ pub use export::{
     ConversationExport, EXPORT_FORMAT, EXPORT_VERSION, ExportedAttachment, ExportedAttempt,
     ExportedError, ExportedMessage, markdown, markdown_with,
 };
+pub(crate) use group::GroupCommit;
 pub use health::SqliteHealth;
 pub use history::{
     Answer, AnswerStart, Conversation, Page, Recorder, StoredAttempt, StoredMessage, title_of,
@@ -277,9 +279,9 @@ struct Inner {
     /// `None` when no lock file could be made (a read-only directory):
     /// then rows in flight have no owner and only expire.
     owner: Option<owner::OwnerLock>,
-    /// Holds asked for by the budget gates over this store, waiting to be
-    /// decided together.
-    holds: Mutex<ledger::Holds>,
+    /// Holds asked for by the budget gates over this store, decided
+    /// together when they come together.
+    holds: GroupCommit<ledger::QueuedHold, ledger::HoldDecision>,
 }
 
 impl Drop for Inner {
@@ -323,7 +325,7 @@ impl Store {
                 conn: Mutex::new(conn),
                 reader: Mutex::new(reader),
                 owner: owner::OwnerLock::acquire(&owner::lock_dir(path)).ok(),
-                holds: Mutex::default(),
+                holds: GroupCommit::new(ledger::decide_holds),
             }),
         };
         // Recovery is housekeeping: a database too busy for it now is
@@ -335,15 +337,13 @@ impl Store {
         Ok(store)
     }
 
-    /// The owner name of the rows this store writes for attempts in
-    /// flight: its lock file is `locks/<owner>.lock` beside the database.
-    fn holds(&self) -> std::sync::MutexGuard<'_, ledger::Holds> {
-        self.inner
-            .holds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The budget holds waiting to be decided together.
+    fn holds(&self) -> &GroupCommit<ledger::QueuedHold, ledger::HoldDecision> {
+        &self.inner.holds
     }
 
+    /// The owner name of the rows this store writes for attempts in
+    /// flight: its lock file is `locks/<owner>.lock` beside the database.
     pub fn owner_id(&self) -> Option<&str> {
         self.inner.owner.as_ref().map(owner::OwnerLock::id)
     }

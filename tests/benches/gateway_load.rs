@@ -19,7 +19,11 @@
 //!
 //! The load generator, the mock and the Local API share this machine's
 //! cores (the Local API on a runtime of its own): the numbers are what one
-//! machine does with all three on it.
+//! machine does with all three on it. Under each row, what each of them
+//! used of the cores meanwhile (CPU time per thread from /proc): a load
+//! generator or mock that took most of them would starve what it measures,
+//! and a gateway row whose parts add up to well under 100% waited for
+//! something other than the CPU.
 //!
 //! Run with `make bench` (release build); `cargo bench -p switchboard-tests
 //! --bench gateway_load -- load long pieces` runs only the sections named
@@ -58,6 +62,8 @@ struct Cell {
     first_bytes: Vec<Duration>,
     errors: usize,
     elapsed: Duration,
+    /// What each part used of the machine's cores meanwhile.
+    cpu: String,
 }
 
 impl Cell {
@@ -222,10 +228,76 @@ async fn load(
         }
     };
     run(Instant::now() + WARM, false).await;
+    let cpu = CpuUse::now();
     let start = Instant::now();
     let mut cell = run(start + RUN, true).await;
     cell.elapsed = start.elapsed();
+    cell.cpu = CpuUse::now().since(&cpu, cell.elapsed);
     cell
+}
+
+/// CPU time (user + system) used so far by this process's threads, summed
+/// by what they are: the load generator and the mock (their runtime), the
+/// Local API (its runtime's workers and blocking threads), its ledger
+/// writer threads, and anything else.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuUse {
+    load_and_mock: Duration,
+    local_api: Duration,
+    writer: Duration,
+    other: Duration,
+}
+
+impl CpuUse {
+    fn now() -> Self {
+        let mut cpu = CpuUse::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return cpu;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = &stat[open + 1..close];
+            let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+            let (Some(user), Some(system)) = (ticks(11), ticks(12)) else {
+                continue;
+            };
+            // Clock ticks: 100 per second.
+            let used = Duration::from_millis((user + system) * 10);
+            let slot = if name.starts_with("load-and-mock") {
+                &mut cpu.load_and_mock
+            } else if name.starts_with("local-api") {
+                &mut cpu.local_api
+            } else if name.starts_with("switchboard-") {
+                &mut cpu.writer
+            } else {
+                &mut cpu.other
+            };
+            *slot += used;
+        }
+        cpu
+    }
+
+    /// Each part's share of the machine's cores since `before`, over
+    /// `elapsed` (a thread that ended meanwhile is not counted).
+    fn since(&self, before: &CpuUse, elapsed: Duration) -> String {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        let share = |now: Duration, then: Duration| {
+            100.0 * now.saturating_sub(then).as_secs_f64() / elapsed.as_secs_f64() / cores
+        };
+        format!(
+            "load+mock {:.0}%, Local API {:.0}% + its ledger writer {:.0}%, other {:.0}%",
+            share(self.load_and_mock, before.load_and_mock),
+            share(self.local_api, before.local_api),
+            share(self.writer, before.writer),
+            share(self.other, before.other),
+        )
+    }
 }
 
 /// The SSE bytes of an answer of `n` pieces, as `kind`'s providers send it.
@@ -441,6 +513,8 @@ fn main() {
                     String::new()
                 }
             );
+            println!("  {:<6} {c:>3}  CPU, direct: {}", "", d.cpu);
+            println!("  {:<6} {c:>3}  CPU, gateway: {}", "", g.cpu);
             if c <= 16 {
                 worst_added.push((format!("{mode} c={c}"), gp50 - dp50, gp99 - dp99));
             }

@@ -100,6 +100,13 @@ pub const MAX_BATCH: usize = 512;
 /// the writer.
 pub const SYNC_EVERY: Duration = Duration::from_millis(200);
 
+/// A target's old health samples are deleted once this many were written
+/// since the last time (so a table holds at most [`KEEP_SAMPLES`] plus
+/// this many per target): finding the oldest to keep walks
+/// [`KEEP_SAMPLES`] index entries, which cost more than the rest of a
+/// request's ledger writes when it ran for every batch.
+pub const TRIM_EVERY: usize = 64;
+
 /// How long health read from the database is trusted before it is read
 /// again (to see other processes' samples and cooldowns).
 pub const HEALTH_TTL: Duration = Duration::from_secs(1);
@@ -288,6 +295,7 @@ impl Store {
             retry: Vec::new(),
             dirty: Arc::clone(&dirty),
             shared: Arc::clone(&shared),
+            untrimmed: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("switchboard-batch-writer".into())
@@ -496,6 +504,8 @@ struct Writer {
     retry: Vec<Op>,
     dirty: Arc<AtomicBool>,
     shared: Arc<Shared>,
+    /// Health samples written per target since its last trim.
+    untrimmed: HashMap<(String, String), usize>,
 }
 
 /// What a batch owes its callers once it is committed.
@@ -604,7 +614,6 @@ impl Writer {
         // In-memory holds written by this batch, and those it settles.
         let mut written: Vec<u64> = Vec::new();
         let mut released: Vec<u64> = Vec::new();
-        let mut sampled: HashSet<(String, String)> = HashSet::new();
         // A checkpoint of a hold this batch also settles would be deleted
         // with it: not written at all; nor is an in-memory hold it settles.
         let settled: HashSet<u64> = batch
@@ -722,7 +731,7 @@ impl Writer {
                 } => {
                     // Health is advice: a sample that cannot be written is lost.
                     if record_in(&tx, &provider, &model, &sample).is_ok() {
-                        sampled.insert((provider, model));
+                        *self.untrimmed.entry((provider, model)).or_default() += 1;
                     }
                 }
                 Op::Cooldown {
@@ -738,8 +747,10 @@ impl Writer {
                 Op::Flush { reply } => replies.push(Reply::Flushed(reply)),
             }
         }
-        for (provider, model) in &sampled {
-            let _ = trim_in(&tx, provider, model);
+        for ((provider, model), written) in &mut self.untrimmed {
+            if *written >= TRIM_EVERY && trim_in(&tx, provider, model).is_ok() {
+                *written = 0;
+            }
         }
         match tx.commit() {
             Ok(()) => {
@@ -1351,6 +1362,52 @@ mod tests {
         assert_eq!(health.cooldown("p", "m"), state, "cached");
         std::thread::sleep(HEALTH_TTL + Duration::from_millis(50));
         assert_eq!(health.cooldown("p", "m"), CooldownState::default());
+    }
+
+    #[test]
+    fn old_health_samples_are_trimmed_every_so_often_and_the_newest_kept() {
+        let (dir, store) = store();
+        let writer = store.batch_writer().unwrap();
+        let health = writer.health();
+        let rows = || -> Vec<i64> {
+            let c = Connection::open(dir.path().join("db.sqlite3")).unwrap();
+            let mut s = c
+                .prepare("SELECT at FROM health_samples WHERE provider = 'p' ORDER BY id DESC")
+                .unwrap();
+            s.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let sample = |at: i64| HealthSample {
+            at_unix_ms: at,
+            ok: true,
+            error_kind: None,
+            ttft_ms: Some(5.0),
+            tokens_per_s: None,
+        };
+        // One sample per batch, as a request at a time writes them.
+        let total = KEEP_SAMPLES + 3 * TRIM_EVERY + 5;
+        for at in 0..total as i64 {
+            health.record("p", "m", &sample(at));
+            writer.flush();
+            let kept = rows().len();
+            assert!(
+                kept <= KEEP_SAMPLES + TRIM_EVERY,
+                "{kept} samples kept after {at}"
+            );
+        }
+        let kept = rows();
+        assert!(kept.len() >= KEEP_SAMPLES, "{} kept", kept.len());
+        assert_eq!(kept[0], total as i64 - 1, "the newest is kept");
+        assert!(
+            kept.windows(2).all(|w| w[0] == w[1] + 1),
+            "the newest ones, none missing between"
+        );
+        // Another target's samples are not touched.
+        health.record("q", "m", &sample(1));
+        writer.flush();
+        assert!(rows().len() >= KEEP_SAMPLES);
     }
 
     #[test]

@@ -141,3 +141,230 @@ fn listing_keys_shows_ids_and_last_four_and_heals_the_index() -> anyhow::Result<
     assert!(keys.list(&["openai".to_owned()])?.is_empty());
     Ok(())
 }
+
+/// A chat service over a fresh data directory whose provider `id` is the
+/// mock's OpenAI endpoint (model `m`), reading keys through `keys`.
+fn keyed_service(
+    server: &switchboard_mock::MockServer,
+    id: &str,
+    keys: &KeyStore,
+) -> anyhow::Result<(
+    tempfile::TempDir,
+    std::sync::Arc<switchboard_engine::service::ChatService>,
+)> {
+    let home = tempfile::tempdir()?;
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "[providers.{id}]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[[providers.{id}.models]]\nid = \"m\"\n",
+            server.base_url(switchboard_mock::Protocol::OpenAi)
+        ),
+    )?;
+    let svc = std::sync::Arc::new(switchboard_engine::service::ChatService::new(
+        switchboard_engine::DataDir::at(home.path())?,
+        keys.clone(),
+    ));
+    Ok((home, svc))
+}
+
+fn ask_request(stream_id: u64, target: &str) -> switchboard_protocol::AskRequest {
+    use switchboard_protocol::{AskRequest, PaneParams, Turn, TurnRole};
+    AskRequest {
+        stream_id,
+        target: target.into(),
+        turns: vec![Turn {
+            role: TurnRole::User,
+            content: "go".into(),
+            attachments: Vec::new(),
+        }],
+        params: PaneParams::default(),
+        record: None,
+    }
+}
+
+/// The key the provider was last sent (`Authorization: Bearer …`).
+fn last_key(server: &switchboard_mock::MockServer) -> Option<String> {
+    server
+        .requests()
+        .last()
+        .and_then(|r| r.header("authorization").map(str::to_owned))
+}
+
+fn answered_with(key: &str) -> switchboard_mock::Scenario {
+    switchboard_mock::Scenario::default()
+        .with_text(&["answered"])
+        .with_key(key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_read_no_key_yet_use_one_changed_in_settings_at_once() -> anyhow::Result<()> {
+    keychain::for_this_process()?;
+    let server = switchboard_mock::MockServer::start().await?;
+    let keys = KeyStore::with_service("switchboard-test-keycache");
+    let (_home, svc) = keyed_service(&server, "kc", &keys)?;
+    server.script("m", answered_with("sk-test-first-aaaa"));
+    svc.set_key("kc", "sk-test-first-aaaa")?;
+    let s = svc.ask(ask_request(1, "kc:m"), |_| true).await;
+    assert!(s.error.is_none(), "{:?}", s.error);
+    let reads = keys.reads();
+    for n in 2..5 {
+        let s = svc.ask(ask_request(n, "kc:m"), |_| true).await;
+        assert!(s.error.is_none(), "{:?}", s.error);
+    }
+    assert_eq!(
+        keys.reads(),
+        reads,
+        "later requests read no key from the keychain"
+    );
+
+    // Settings change the key; the provider now takes only the new one.
+    server.script("m", answered_with("sk-test-second-bbbb"));
+    svc.set_key("kc", "sk-test-second-bbbb")?;
+    let s = svc.ask(ask_request(5, "kc:m"), |_| true).await;
+    assert!(s.error.is_none(), "{:?}", s.error);
+    assert_eq!(
+        s.trail.len(),
+        1,
+        "sent once, with the new key: {:?}",
+        s.trail
+    );
+    assert_eq!(
+        last_key(&server).as_deref(),
+        Some("Bearer sk-test-second-bbbb")
+    );
+
+    // Settings remove it: the next request carries none (a local server
+    // may need none), and this one refuses it.
+    svc.remove_key("kc")?;
+    let s = svc.ask(ask_request(6, "kc:m"), |_| true).await;
+    assert_eq!(s.error.map(|e| e.kind).as_deref(), Some("auth"));
+    assert_eq!(last_key(&server), None, "the removed key was not sent");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_changed_by_the_cli_replaces_the_refused_one_in_the_same_request()
+-> anyhow::Result<()> {
+    keychain::for_this_process()?;
+    let server = switchboard_mock::MockServer::start().await?;
+    // The service the CLI uses, for an id no other test touches.
+    let keys = KeyStore::new();
+    let (home, svc) = keyed_service(&server, "kc-cli", &keys)?;
+    server.script("m", answered_with("sk-test-old-1111"));
+    svc.set_key("kc-cli", "sk-test-old-1111")?;
+    let s = svc.ask(ask_request(1, "kc-cli:m"), |_| true).await;
+    assert!(s.error.is_none(), "{:?}", s.error);
+
+    // Another process replaces the key, and the provider revokes the old one.
+    let mut cli = std::process::Command::new(switchboard_tests::cli_binary()?)
+        .args(["keys", "set", "kc-cli"])
+        .env("SWITCHBOARD_HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    {
+        use std::io::Write;
+        let mut stdin = cli.stdin.take().expect("piped");
+        stdin.write_all(b"sk-test-new-2222")?;
+    }
+    assert!(cli.wait()?.success(), "switchboard-cli keys set failed");
+    server.script("m", answered_with("sk-test-new-2222"));
+
+    let s = svc.ask(ask_request(2, "kc-cli:m"), |_| true).await;
+    assert!(s.error.is_none(), "{:?}", s.error);
+    let steps: Vec<(&str, Option<&str>)> = s
+        .trail
+        .iter()
+        .map(|t| (t.outcome.as_str(), t.detail.as_deref()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![("error", Some("auth")), ("ok", None)],
+        "refused with the old key, answered with the new one"
+    );
+    assert_eq!(
+        last_key(&server).as_deref(),
+        Some("Bearer sk-test-new-2222")
+    );
+    // The new key is the one kept: the next request goes once.
+    let s = svc.ask(ask_request(3, "kc-cli:m"), |_| true).await;
+    assert!(s.error.is_none(), "{:?}", s.error);
+    assert_eq!(s.trail.len(), 1, "{:?}", s.trail);
+
+    // A key that is simply wrong is read again once, then fails as before.
+    server.script("m", answered_with("sk-test-other-3333"));
+    let s = svc.ask(ask_request(4, "kc-cli:m"), |_| true).await;
+    assert_eq!(s.error.map(|e| e.kind).as_deref(), Some("auth"));
+    assert_eq!(
+        s.trail.len(),
+        1,
+        "not sent again with the same key: {:?}",
+        s.trail
+    );
+    keys.delete("kc-cli")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_api_the_app_runs_uses_a_key_changed_in_its_settings_at_once()
+-> anyhow::Result<()> {
+    use switchboard_gateway::{Gateway, GatewayOptions};
+    keychain::for_this_process()?;
+    let server = switchboard_mock::MockServer::start().await?;
+    // One store for the app's panes and its Local API, as the app has.
+    let keys = KeyStore::with_service("switchboard-test-keycache-api");
+    let (home, svc) = keyed_service(&server, "kc-api", &keys)?;
+    let dir = switchboard_engine::DataDir::at(home.path())?;
+    let token = {
+        let store = switchboard_engine::Store::open(&dir)?;
+        let (_, t) = store.create_token(&switchboard_engine::store::NewToken {
+            name: "keys".into(),
+            ..switchboard_engine::store::NewToken::default()
+        })?;
+        t.expose().to_owned()
+    };
+    let gateway = Gateway::start(
+        dir,
+        keys.clone(),
+        GatewayOptions {
+            port: 0,
+            ..GatewayOptions::default()
+        },
+    )
+    .await?;
+    let url = format!("http://{}/v1/chat/completions", gateway.addr());
+    let ask = || {
+        let request =
+            reqwest::Client::new()
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&serde_json::json!({
+                    "model": "kc-api:m",
+                    "messages": [{ "role": "user", "content": "go" }],
+                }));
+        async move { request.send().await.map(|r| r.status().as_u16()) }
+    };
+    server.script("m", answered_with("sk-test-api-one-1111"));
+    svc.set_key("kc-api", "sk-test-api-one-1111")?;
+    assert_eq!(ask().await?, 200);
+    assert_eq!(
+        last_key(&server).as_deref(),
+        Some("Bearer sk-test-api-one-1111")
+    );
+
+    server.script("m", answered_with("sk-test-api-two-2222"));
+    svc.set_key("kc-api", "sk-test-api-two-2222")?;
+    let before = server.hits("m");
+    assert_eq!(ask().await?, 200);
+    assert_eq!(
+        server.hits("m"),
+        before + 1,
+        "sent once, with the new key (the old one was not tried first)"
+    );
+    assert_eq!(
+        last_key(&server).as_deref(),
+        Some("Bearer sk-test-api-two-2222")
+    );
+    keys.delete("kc-api")?;
+    Ok(())
+}

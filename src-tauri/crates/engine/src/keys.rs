@@ -7,11 +7,20 @@
 //! [`KeyIndex`] of which provider ids have a key (the store's `key_index`
 //! table: the id and the last four characters, never the key) to answer
 //! [`KeyStore::list`].
+//!
+//! Reading a key costs a keychain round trip (over D-Bus on Linux), too
+//! slow to pay on every request: a [`KeyCache`] keeps the keys requests
+//! use in memory, for the app's panes and the Local API alike.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use zeroize::Zeroizing;
+
+mod cache;
+
+pub use cache::{KEY_TTL, KeyCache, MISSING_TTL};
 
 /// Keychain service name under which every provider key is stored.
 pub const SERVICE: &str = "switchboard";
@@ -85,7 +94,7 @@ pub enum KeySource {
 }
 
 /// Why a key could not be stored or read. Messages never contain the key.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KeyError {
     /// The provider id cannot name a keychain entry.
     #[error(
@@ -189,7 +198,10 @@ pub struct KeyStore {
     index: Option<Arc<dyn KeyIndex>>,
     /// Keys looked up through this store and its clones (environment or
     /// keychain), for diagnostics: proof that a provider's key was not read.
-    reads: Arc<std::sync::atomic::AtomicU64>,
+    reads: Arc<AtomicU64>,
+    /// Keys set or removed through this store and its clones: a
+    /// [`KeyCache`] over any of them looks its keys up again after one.
+    changes: Arc<AtomicU64>,
 }
 
 impl Default for KeyStore {
@@ -201,11 +213,7 @@ impl Default for KeyStore {
 impl KeyStore {
     /// The store every Switchboard process uses.
     pub fn new() -> Self {
-        Self {
-            service: SERVICE.to_owned(),
-            index: None,
-            reads: Arc::default(),
-        }
+        Self::with_service(SERVICE)
     }
 
     /// A store under another service name (tests use their own).
@@ -214,6 +222,7 @@ impl KeyStore {
             service: service.into(),
             index: None,
             reads: Arc::default(),
+            changes: Arc::default(),
         }
     }
 
@@ -234,9 +243,9 @@ impl KeyStore {
         if secret.is_empty() {
             return Err(KeyError::Empty);
         }
-        self.entry(provider_id)?
-            .set_password(secret.expose())
-            .map_err(|e| map_err(provider_id, e))?;
+        let stored = self.entry(provider_id)?.set_password(secret.expose());
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        stored.map_err(|e| map_err(provider_id, e))?;
         match &self.index {
             Some(index) => index.put(provider_id, &secret.last4()),
             None => Ok(()),
@@ -256,8 +265,7 @@ impl KeyStore {
     /// explicit choice for this process), else the keychain entry.
     pub fn get(&self, provider_id: &str) -> Result<Option<(Secret, KeySource)>, KeyError> {
         validate_id(provider_id)?;
-        self.reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.reads.fetch_add(1, Ordering::Relaxed);
         if let Some(v) = std::env::var_os(env_var_for(provider_id)) {
             let secret = Secret::new(v.to_string_lossy().into_owned());
             if !secret.is_empty() {
@@ -271,7 +279,9 @@ impl KeyStore {
 
     /// Remove `provider_id`'s key; `false` when there was none.
     pub fn delete(&self, provider_id: &str) -> Result<bool, KeyError> {
-        let existed = match self.entry(provider_id)?.delete_credential() {
+        let deleted = self.entry(provider_id)?.delete_credential();
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        let existed = match deleted {
             Ok(()) => true,
             Err(keyring::Error::NoEntry) => false,
             Err(e) => return Err(map_err(provider_id, e)),
@@ -344,7 +354,13 @@ impl KeyStore {
     /// How many keys [`KeyStore::get`] has looked up through this store
     /// (and its clones) so far.
     pub fn reads(&self) -> u64 {
-        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// How many keys have been set or removed through this store (and its
+    /// clones) so far.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
     }
 
     /// Check that the keychain answers, without changing it.
@@ -401,6 +417,15 @@ pub async fn provider_key(
                 reason: e.to_string(),
             })
         });
+    request_key(provider, &looked_up)
+}
+
+/// What a lookup of `provider`'s key means for a request to it: the key,
+/// none for a local server, else an `auth` error that says how to add one.
+fn request_key(
+    provider: &crate::provider::ProviderConfig,
+    looked_up: &Result<Option<(Secret, KeySource)>, KeyError>,
+) -> Result<Option<Secret>, crate::error::ProviderError> {
     let no_key = |detail: String| {
         crate::error::ProviderError::new(
             crate::error::ErrorKind::Auth,
@@ -409,7 +434,7 @@ pub async fn provider_key(
         )
     };
     match looked_up {
-        Ok(Some((key, _))) => Ok(Some(key)),
+        Ok(Some((key, _))) => Ok(Some(key.clone())),
         Ok(None) | Err(_) if provider.local => Ok(None),
         Ok(None) => Err(no_key(key_hint(&provider.id))),
         Err(e) => Err(no_key(e.to_string())),

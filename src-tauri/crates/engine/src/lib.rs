@@ -6,7 +6,8 @@
 //! - [`DataDir`]: where Switchboard keeps its files (`SWITCHBOARD_HOME`, or the
 //!   OS data directory); [`Config`]: its validated `config.toml`.
 //! - [`KeyStore`] and [`Secret`]: provider keys in the OS keychain, held in
-//!   memory as a type that never prints.
+//!   memory as a type that never prints; [`KeyCache`]: the keys requests
+//!   use, read once rather than per request.
 //! - [`ProviderConfig`]: one provider (a wire protocol plus configuration);
 //!   [`Client`]: sends a [`ChatRequest`] and streams [`Timed`]
 //!   [`StreamEvent`]s back; [`Accumulator`]: turns them into one
@@ -90,8 +91,8 @@ pub use config::{
 };
 pub use error::{ErrorKind, MAX_RETRY_HINT, ProviderError, retry_hint};
 pub use keys::{
-    KEYCHAIN_BACKEND, KeyError, KeyIndex, KeyListing, KeySource, KeyStore, SERVICE as KEY_SERVICE,
-    Secret, env_var_for, key_hint, provider_key,
+    KEY_TTL, KEYCHAIN_BACKEND, KeyCache, KeyError, KeyIndex, KeyListing, KeySource, KeyStore,
+    MISSING_TTL, SERVICE as KEY_SERVICE, Secret, env_var_for, key_hint, provider_key,
 };
 pub use money::{AmountError, Cost, Price};
 pub use paths::{DataDir, DataDirError, HOME_ENV};

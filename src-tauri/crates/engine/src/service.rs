@@ -38,12 +38,10 @@ use crate::error::{ErrorKind, ProviderError};
 use crate::hooks::{
     AttemptOutcome, BudgetGate, HealthStore, MemoryHealth, NoBudgets, SpendContext,
 };
-use crate::keys::{KeyError, KeySource, KeyStore, Secret};
+use crate::keys::{KeyCache, KeyError, KeySource, KeyStore, Secret};
 use crate::paths::DataDir;
 use crate::provider::{ProviderConfig, presets};
-use crate::routing::{
-    Route, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig, StaticKeys,
-};
+use crate::routing::{Route, RouteEvent, RouteOutcome, RouteTarget, Router, RoutingConfig};
 use crate::settings;
 use crate::store::{
     Answer, AnswerStart, ConversationId, GroupCommit, MessageId, PaneRef, Store, StoreError,
@@ -64,7 +62,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(16);
 #[derive(Debug)]
 pub struct ChatService {
     client: Client,
-    keys: KeyStore,
+    /// Keys for the requests, read from the keychain once, not per request.
+    keys: Arc<KeyCache>,
     data_dir: DataDir,
     config: RwLock<(Config, Vec<String>)>,
     streams: Mutex<Streams>,
@@ -84,10 +83,10 @@ impl ChatService {
         // History is optional to chatting: a database that cannot be used
         // (written by a newer version, a full disk) is reported, not fatal.
         let store = Store::open(&data_dir).map_err(|e| e.to_string());
-        let keys = match &store {
+        let keys = Arc::new(KeyCache::new(match &store {
             Ok(s) => keys.with_index(s.key_index()),
             Err(_) => keys,
-        };
+        }));
         let service = Self {
             client: Client::new(),
             keys,
@@ -134,8 +133,10 @@ impl ChatService {
         catalog
     }
 
+    /// What the keychain has for `provider` now (read past the cache, and
+    /// kept in it: Settings show what is there, and requests use it).
     fn key_state(&self, provider: &ProviderConfig) -> KeyState {
-        match self.keys.get(&provider.id) {
+        match self.keys.lookup(&provider.id) {
             Ok(Some((k, KeySource::Keychain))) => KeyState::Keychain { last4: k.last4() },
             Ok(Some((k, KeySource::Environment))) => KeyState::Environment { last4: k.last4() },
             Ok(None) if provider.local => KeyState::NotNeeded,
@@ -253,7 +254,7 @@ impl ChatService {
     /// its last four characters.
     pub fn set_key(&self, provider: &str, key: &str) -> Result<KeyState, KeyError> {
         let p = self.provider(provider)?;
-        self.keys.set(&p.id, &Secret::new(key))?;
+        self.keys.store().set(&p.id, &Secret::new(key))?;
         Ok(self.key_state(&p))
     }
 
@@ -296,7 +297,7 @@ impl ChatService {
     /// Remove `provider`'s key from the OS keychain.
     pub fn remove_key(&self, provider: &str) -> Result<KeyState, KeyError> {
         let p = self.provider(provider)?;
-        self.keys.delete(&p.id)?;
+        self.keys.store().delete(&p.id)?;
         Ok(self.key_state(&p))
     }
 
@@ -314,7 +315,7 @@ impl ChatService {
             Ok(p) => p,
             Err(e) => return check(false, None, Some(ErrorKind::NotFound), e.to_string()),
         };
-        let key = match self.key_for(&p).await {
+        let key = match self.keys.fresh(&p).await {
             Ok(k) => k,
             Err(e) => return check(false, None, Some(e.kind), e.message),
         };
@@ -659,9 +660,10 @@ impl ChatService {
         sink: &mut (impl FnMut(PaneEvent) -> bool + Send),
     ) -> RouteOutcome {
         // The answer's history row is begun while the request is prepared
-        // (keys come from the keychain, the row from a synced write: each
-        // takes milliseconds, and with several panes they add up before
-        // anything is sent); both are done before the request goes out.
+        // (the row is a synced write, and a key not yet in the cache comes
+        // from the keychain: each takes milliseconds, and with several
+        // panes they add up before anything is sent); both are done before
+        // the request goes out.
         let (prepared, answer) = tokio::join!(self.prepare(request), self.begin_answer(request));
         let prepared = match prepared {
             Ok(p) => p,
@@ -708,8 +710,9 @@ impl ChatService {
         })
     }
 
-    /// Resolve the pane's target, look up keys (off the async threads: the
-    /// keychain blocks) and build the router.
+    /// Resolve the pane's target, make its keys ready (from the cache; the
+    /// keychain only for a key missing, old or changed) and build the
+    /// router.
     async fn prepare(self: &Arc<Self>, request: &AskRequest) -> Result<Prepared, ProviderError> {
         self.prepare_with(request, |gate| gate).await
     }
@@ -739,13 +742,9 @@ impl ChatService {
                 })??
         };
         let (route, chat) = resolve(&config, &routing, request, &loaded)?;
-        let mut keys = StaticKeys::new();
-        let mut looked_up = std::collections::HashSet::new();
-        for t in &route.targets {
-            if looked_up.insert(t.provider.id.clone()) {
-                keys.insert(&t.provider.id, self.key_for(&t.provider).await);
-            }
-        }
+        let providers: Vec<ProviderConfig> =
+            route.targets.iter().map(|t| t.provider.clone()).collect();
+        self.keys.ensure(&providers).await;
         let (health, budget): (Arc<dyn HealthStore>, Arc<dyn BudgetGate>) = match &self.store {
             Ok(store) => (
                 store.health(),
@@ -756,9 +755,14 @@ impl ChatService {
                 Arc::new(NoBudgets::default()),
             ),
         };
-        let router = Router::new(self.catalog(&config), health, gate(budget), Arc::new(keys))
-            .with_policy(routing.policy.clone())
-            .with_client(self.client.clone());
+        let router = Router::new(
+            self.catalog(&config),
+            health,
+            gate(budget),
+            Arc::clone(&self.keys) as _,
+        )
+        .with_policy(routing.policy.clone())
+        .with_client(self.client.clone());
         Ok(Prepared {
             router,
             route,
@@ -845,10 +849,6 @@ impl ChatService {
             conversation: Some(at.conversation.to_string()),
             ..SpendContext::default()
         }
-    }
-
-    async fn key_for(&self, provider: &ProviderConfig) -> Result<Option<Secret>, ProviderError> {
-        crate::keys::provider_key(&self.keys, provider).await
     }
 }
 

@@ -101,6 +101,15 @@ pub trait KeyResolver: Send + Sync + Debug {
     /// The key for `provider`: `Ok(None)` when it needs none (local
     /// servers), `Err` (kind `auth`) when one is needed and missing.
     fn key(&self, provider: &ProviderConfig) -> Result<Option<Secret>, ProviderError>;
+
+    /// `provider` refused `refused`, the key [`KeyResolver::key`] gave:
+    /// another key to send the request with, if the keychain now has one
+    /// (a key held in memory may have been replaced by another process).
+    /// May block; the router calls it off the async threads.
+    fn replacement(&self, provider: &ProviderConfig, refused: Option<&Secret>) -> Option<Secret> {
+        let _ = (provider, refused);
+        None
+    }
 }
 
 /// Keys looked up in advance, by provider id. A provider not in the map
@@ -664,7 +673,7 @@ impl Router {
         p.top_p = p.top_p.or(target.params.top_p);
         p.max_tokens = p.max_tokens.or(target.params.max_tokens);
 
-        let key = match self.keys.key(&target.provider) {
+        let mut key = match self.keys.key(&target.provider) {
             Ok(k) => k,
             Err(e) => {
                 // Nothing was sent: the target's health is not in question.
@@ -704,7 +713,11 @@ impl Router {
         };
         let mut waited = Duration::ZERO;
         let mut last: Option<AttemptResult> = None;
-        for retry in 0..=target.retries {
+        // Once per target, a refused key may be replaced by a newer one
+        // from the keychain: that attempt is not one of its retries.
+        let mut rekeyed = false;
+        let mut retry = 0;
+        while retry <= target.retries + u32::from(rekeyed) {
             if cancel.is_cancelled() {
                 return TargetEnd::Stop(stopped_before(entry));
             }
@@ -793,6 +806,26 @@ impl Router {
             // waited for can hold the target in its cooldown state.
             // Reasoning shown to the user commits as much as text does.
             let committed = result.timing.first_token.is_some();
+            if !committed
+                && !rekeyed
+                && err.kind == ErrorKind::Auth
+                && err.status.is_some()
+                && let Some(newer) = self.newer_key(&target.provider, key.as_ref()).await
+            {
+                // The key was out of date, not the target: its health is
+                // not in question.
+                if start_phase == Phase::HalfOpen {
+                    self.set_cooldown(pid, model, before).await;
+                }
+                self.push_ran(
+                    &label, &result, started, retry, waited, probe, attempts, on_event,
+                );
+                key = Some(newer);
+                rekeyed = true;
+                retry += 1;
+                last = Some(result);
+                continue;
+            }
             let mut retry_wait = None;
             let mut hold_until = None;
             if !committed && err.allows_fallback() && err.is_retryable() {
@@ -802,7 +835,7 @@ impl Router {
                             ended.saturating_add(i64::try_from(ra.as_millis()).unwrap_or(i64::MAX)),
                         );
                     }
-                    ra if retry < target.retries => {
+                    ra if retry < target.retries + u32::from(rekeyed) => {
                         let backoff = self.jittered(backoff_delay(&route.retry, retry + 1));
                         retry_wait = Some(ra.map_or(backoff, |ra| backoff.max(ra)));
                     }
@@ -852,8 +885,23 @@ impl Router {
                 }
                 _ => return TargetEnd::Next(Some(result)),
             }
+            retry += 1;
         }
         TargetEnd::Next(last)
+    }
+
+    /// [`KeyResolver::replacement`] on a blocking thread.
+    async fn newer_key(
+        &self,
+        provider: &ProviderConfig,
+        refused: Option<&Secret>,
+    ) -> Option<Secret> {
+        let (keys, provider, refused) =
+            (Arc::clone(&self.keys), provider.clone(), refused.cloned());
+        tokio::task::spawn_blocking(move || keys.replacement(&provider, refused.as_ref()))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Record the attempt in the target's health and set its cooldown, on

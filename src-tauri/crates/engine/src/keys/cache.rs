@@ -1,0 +1,339 @@
+//! Provider keys kept in memory for the requests that use them. A keychain
+//! read is a round trip to another process (the Secret Service over
+//! D-Bus on Linux: a new connection and a key exchange each time), which
+//! cost each of the app's panes tens of milliseconds before its request
+//! could leave; the app's panes and the Local API both read keys through
+//! a [`KeyCache`] instead.
+//!
+//! A key found is used for [`KEY_TTL`]; "no key" is believed for
+//! [`MISSING_TTL`], so one added by another process is found within
+//! seconds. A key past its time that would still let the request go (a
+//! key, or none for a local server) is used once more while one lookup
+//! runs in the background: otherwise every request running when it
+//! expires would wait on the keychain at once.
+//!
+//! A key held can go out of date in two ways, each caught:
+//! - set or removed through the [`KeyStore`] the cache reads (or a clone
+//!   of it: the app's Settings and the Local API it runs share one): every
+//!   key is read again before the next request uses it;
+//! - changed by another process (`switchboard-cli keys set`): when a
+//!   provider refuses the key held, the router asks for the keychain's
+//!   key again ([`KeyResolver::replacement`]) and, if it is another one,
+//!   sends the request once more with it; a key that still works is
+//!   replaced within [`KEY_TTL`].
+//!
+//! Keys are held as [`Secret`]s: the cache's `Debug` output shows none.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::{KeyError, KeySource, KeyStore, Secret, request_key};
+use crate::error::{ErrorKind, ProviderError};
+use crate::provider::ProviderConfig;
+use crate::routing::KeyResolver;
+
+/// How long a key found is used before it is looked up again.
+pub const KEY_TTL: Duration = Duration::from_secs(60);
+/// How long "no key" (or a keychain that did not answer) is believed.
+pub const MISSING_TTL: Duration = Duration::from_secs(3);
+
+/// What the keychain (or the environment) gave for a provider id.
+type Looked = Result<Option<(Secret, KeySource)>, KeyError>;
+
+/// One provider's lookup: when, and after how many changes of the store.
+#[derive(Debug)]
+struct Held {
+    at: Instant,
+    changes: u64,
+    looked: Looked,
+}
+
+/// Keys by provider id, looked up through one [`KeyStore`].
+#[derive(Debug)]
+pub struct KeyCache {
+    store: KeyStore,
+    keys: RwLock<HashMap<String, Held>>,
+    /// Providers whose key is being looked up in the background.
+    refreshing: Mutex<HashSet<String>>,
+}
+
+/// What the cache holds for a provider.
+#[derive(Debug, PartialEq, Eq)]
+enum Cached {
+    /// Within its time.
+    Fresh,
+    /// Past its time, but usable while it is looked up again.
+    Usable,
+    /// Nothing, a key changed since, or a failed lookup past its time:
+    /// look it up now.
+    Missing,
+}
+
+impl KeyCache {
+    /// An empty cache over `store` (whose clones' changes it follows).
+    pub fn new(store: KeyStore) -> Self {
+        Self {
+            store,
+            keys: RwLock::new(HashMap::new()),
+            refreshing: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The store keys are read from (and set and removed through).
+    pub fn store(&self) -> &KeyStore {
+        &self.store
+    }
+
+    fn cached(&self, provider: &ProviderConfig) -> Cached {
+        let Ok(keys) = self.keys.read() else {
+            return Cached::Missing;
+        };
+        let Some(held) = keys.get(&provider.id) else {
+            return Cached::Missing;
+        };
+        if held.changes != self.store.changes() {
+            return Cached::Missing;
+        }
+        let ttl = match held.looked {
+            Ok(Some(_)) => KEY_TTL,
+            Ok(None) | Err(_) => MISSING_TTL,
+        };
+        if held.at.elapsed() < ttl {
+            Cached::Fresh
+        } else if request_key(provider, &held.looked).is_ok() {
+            Cached::Usable
+        } else {
+            Cached::Missing
+        }
+    }
+
+    /// Read `provider_id`'s key now, past the cache (blocking: the
+    /// keychain), keep what was read and return it.
+    pub fn lookup(&self, provider_id: &str) -> Result<Option<(Secret, KeySource)>, KeyError> {
+        // Counted before reading: a key set while the read runs leaves
+        // this one out of date, to be read again.
+        let changes = self.store.changes();
+        let looked = self.store.get(provider_id);
+        if let Ok(mut keys) = self.keys.write() {
+            keys.insert(
+                provider_id.to_owned(),
+                Held {
+                    at: Instant::now(),
+                    changes,
+                    looked: looked.clone(),
+                },
+            );
+        }
+        looked
+    }
+
+    /// [`KeyCache::lookup`] off the async threads.
+    async fn lookup_blocking(self: &Arc<Self>, provider_id: &str) -> Looked {
+        let (cache, id) = (Arc::clone(self), provider_id.to_owned());
+        tokio::task::spawn_blocking(move || cache.lookup(&id))
+            .await
+            .unwrap_or_else(|e| {
+                Err(KeyError::Platform {
+                    reason: e.to_string(),
+                })
+            })
+    }
+
+    /// Make the keys of `providers` ready for [`KeyResolver::key`]: looked
+    /// up now (together) when there is none to use, again in the background
+    /// when the one held is old. A disabled provider's key is never read.
+    pub async fn ensure(self: &Arc<Self>, providers: &[ProviderConfig]) {
+        let mut now: Vec<&str> = Vec::new();
+        for p in providers.iter().filter(|p| p.enabled) {
+            match self.cached(p) {
+                Cached::Fresh => {}
+                Cached::Usable => self.refresh_in_background(&p.id),
+                Cached::Missing if !now.contains(&p.id.as_str()) => now.push(&p.id),
+                Cached::Missing => {}
+            }
+        }
+        futures::future::join_all(now.into_iter().map(|id| self.lookup_blocking(id))).await;
+    }
+
+    /// The key a request to `provider` carries, read now (past the cache)
+    /// and kept: for an explicit check of a provider, where a key changed
+    /// elsewhere a moment ago must count.
+    pub async fn fresh(
+        self: &Arc<Self>,
+        provider: &ProviderConfig,
+    ) -> Result<Option<Secret>, ProviderError> {
+        if !provider.enabled {
+            return Err(provider.disabled_error());
+        }
+        request_key(provider, &self.lookup_blocking(&provider.id).await)
+    }
+
+    /// Look `provider_id`'s key up again on a task of its own, unless that
+    /// is already under way.
+    fn refresh_in_background(self: &Arc<Self>, provider_id: &str) {
+        let first = self
+            .refreshing
+            .lock()
+            .is_ok_and(|mut r| r.insert(provider_id.to_owned()));
+        if !first {
+            return;
+        }
+        let (cache, id) = (Arc::clone(self), provider_id.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let _ = cache.lookup(&id);
+            if let Ok(mut r) = cache.refreshing.lock() {
+                r.remove(&id);
+            }
+        });
+    }
+
+    /// Forget `provider_id`'s key: it is looked up before the next request.
+    pub fn forget(&self, provider_id: &str) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.remove(provider_id);
+        }
+    }
+
+    /// Forget every key.
+    pub fn clear(&self) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.clear();
+        }
+    }
+}
+
+impl KeyResolver for KeyCache {
+    fn key(&self, provider: &ProviderConfig) -> Result<Option<Secret>, ProviderError> {
+        if !provider.enabled {
+            return Err(provider.disabled_error());
+        }
+        if let Ok(keys) = self.keys.read()
+            && let Some(held) = keys.get(&provider.id)
+        {
+            return request_key(provider, &held.looked);
+        }
+        if provider.local {
+            return Ok(None);
+        }
+        Err(ProviderError::new(
+            ErrorKind::Auth,
+            &provider.id,
+            format!("no API key for provider \"{}\" was looked up", provider.id),
+        ))
+    }
+
+    fn replacement(&self, provider: &ProviderConfig, refused: Option<&Secret>) -> Option<Secret> {
+        if !provider.enabled {
+            return None;
+        }
+        let looked = self.lookup(&provider.id);
+        match request_key(provider, &looked) {
+            Ok(Some(key)) if refused.is_none_or(|r| r.expose() != key.expose()) => Some(key),
+            Ok(_) | Err(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+    use crate::provider::ProviderKind;
+
+    fn cache() -> Arc<KeyCache> {
+        Arc::new(KeyCache::new(KeyStore::with_service(
+            "switchboard-engine-keycache-test",
+        )))
+    }
+
+    /// A local server: no key needed, so "none" lets requests go.
+    fn local() -> ProviderConfig {
+        ProviderConfig::custom("loc", ProviderKind::OpenAi, "http://127.0.0.1:9")
+    }
+
+    fn age(cache: &KeyCache, id: &str, by: Duration) {
+        let mut keys = cache.keys.write().unwrap();
+        let held = keys.get_mut(id).unwrap();
+        held.at = held.at.checked_sub(by).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_old_key_is_looked_up_once_in_the_background_while_requests_go_on() {
+        let cache = cache();
+        let providers = vec![local()];
+        cache.ensure(&providers).await;
+        assert_eq!(cache.store().reads(), 1);
+        cache.ensure(&providers).await;
+        assert_eq!(cache.store().reads(), 1, "a fresh lookup is not repeated");
+        // Its time runs out while requests keep coming.
+        age(&cache, "loc", MISSING_TTL * 2);
+        for _ in 0..20 {
+            cache.ensure(&providers).await;
+            assert!(
+                cache.key(&local()).is_ok(),
+                "the old answer serves meanwhile"
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cache.cached(&local()) != Cached::Fresh {
+            assert!(Instant::now() < deadline, "never looked up again");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(cache.store().reads(), 2, "one lookup for twenty requests");
+        // A key forgotten is looked up before the next request goes.
+        cache.forget("loc");
+        cache.ensure(&providers).await;
+        assert_eq!(cache.store().reads(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_key_set_or_removed_through_the_store_is_read_again_before_the_next_request() {
+        let cache = cache();
+        let providers = vec![local()];
+        cache.ensure(&providers).await;
+        assert_eq!(cache.store().reads(), 1);
+        // Through a clone, as the app's Settings do while its Local API
+        // holds the cache (refused here: this test has no keychain).
+        let _ = cache.store().clone().delete("loc");
+        assert_eq!(cache.cached(&local()), Cached::Missing);
+        cache.ensure(&providers).await;
+        assert_eq!(cache.store().reads(), 2);
+        // Another store (another process) is not followed this way.
+        let _ = KeyStore::with_service("switchboard-engine-keycache-test").delete("loc");
+        cache.ensure(&providers).await;
+        assert_eq!(cache.store().reads(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_provider_is_refused_without_a_lookup() {
+        let cache = cache();
+        let mut p = local();
+        p.enabled = false;
+        cache.ensure(std::slice::from_ref(&p)).await;
+        assert_eq!(cache.store().reads(), 0);
+        assert_eq!(cache.key(&p).unwrap_err().kind, ErrorKind::Policy);
+        assert!(cache.replacement(&p, None).is_none());
+        assert_eq!(cache.store().reads(), 0);
+    }
+
+    #[test]
+    fn held_keys_never_print() {
+        let cache = cache();
+        cache.keys.write().unwrap().insert(
+            "oa".into(),
+            Held {
+                at: Instant::now(),
+                changes: 0,
+                looked: Ok(Some((
+                    Secret::new("sk-live-should-not-print-9876"),
+                    KeySource::Keychain,
+                ))),
+            },
+        );
+        let shown = format!("{cache:?}");
+        assert!(!shown.contains("should-not-print"), "{shown}");
+        assert!(shown.contains("oa"), "{shown}");
+    }
+}

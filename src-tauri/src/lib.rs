@@ -4,7 +4,8 @@
 //! When the app ends (its window closed, or SIGTERM) it asks the engine to
 //! stop and settle whatever still streams ([`ChatService::shutdown`]).
 //! On Linux the window's WebKit view is set up for one local page rather
-//! than for browsing (`webkit.rs`: cache model, page cache, compositing).
+//! than for browsing (`webkit.rs`: cache model, page cache, compositing,
+//! and no GTK GL without a GPU).
 
 use std::sync::Arc;
 
@@ -629,6 +630,9 @@ const SETTLE_ON_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Start the app and block until its window closes.
 pub fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // First, while this is the process's only thread (see webkit.rs).
+    #[cfg(target_os = "linux")]
+    webkit::before_gtk();
     let data_dir = DataDir::resolve()?;
     let keys = KeyStore::new();
     let chat = Arc::new(ChatService::new(data_dir.clone(), keys.clone()));

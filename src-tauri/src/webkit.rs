@@ -16,6 +16,9 @@
 //!   is then cheaper in memory and CPU alike (about 90 MB less for the web
 //!   process here). With a GPU, WebKit's default (composite on the GPU) is
 //!   kept: that is what scrolls six streaming panes smoothly.
+//! - GTK's own GL, on the same machines ([`before_gtk`]): GTK probes GLX for
+//!   GL widgets the app does not have, which starts a second software
+//!   rasterizer in the app and in the web process (about 7 MB here).
 
 use tauri::webview::PlatformWebview;
 use webkit2gtk::{CacheModel, HardwareAccelerationPolicy, SettingsExt, WebContextExt, WebViewExt};
@@ -53,4 +56,29 @@ pub fn tune(webview: PlatformWebview) {
             settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
         }
     }
+}
+
+/// Before GTK starts: on a machine without a GPU, GTK's own GL is turned
+/// off (`GDK_GL=disable`, unless the user set `GDK_GL`). GTK probes GLX
+/// when it opens the display, to pick visuals for GL widgets the app does
+/// not have; with no GPU that probe starts Mesa's software rasterizer
+/// (llvmpipe) in the app and again in the web process, which inherits the
+/// environment. WebKit's own GL (the EGL display it always sets up) is not
+/// affected, and the page is painted as before.
+///
+/// Called first thing in [`crate::run`], while the process still has a
+/// single thread.
+pub fn before_gtk() {
+    if gpu_compositing() || std::env::var_os("GDK_GL").is_some() {
+        return;
+    }
+    set_env("GDK_GL", "disable");
+}
+
+#[allow(unsafe_code)]
+fn set_env(key: &str, value: &str) {
+    // SAFETY: only called from `before_gtk`, which `run` calls before
+    // anything (GTK, WebKit, the engine's runtime) has started a thread,
+    // so nothing can read the environment concurrently.
+    unsafe { std::env::set_var(key, value) };
 }

@@ -162,3 +162,60 @@ async fn enter_sends_and_the_theme_toggle_switches_and_persists() -> anyhow::Res
     .await?;
     app.close().await
 }
+
+/// Threads of process `pid` whose name starts with `prefix`.
+fn threads_named(pid: i32, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .count()
+}
+
+/// Without a GPU (no DRM render node, as on a VM, a remote desktop or this
+/// test machine) the window does not start Mesa's software rasterizer for
+/// GTK's GL, which the app never uses: no `llvmpipe` thread in the app or
+/// its web process (the two cost about 7 MB), and the page is
+/// drawn as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_gpu_no_software_gl_is_started_for_gtk() -> anyhow::Result<()> {
+    let has_render_node = std::fs::read_dir("/dev/dri").is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    if has_render_node {
+        // With a GPU, GTK and WebKit keep their GL: nothing to check here.
+        return Ok(());
+    }
+    let app = App::launch(Launch::new("no-gpu-gl")).await?;
+    app.check(async {
+        app.wait_for("#compare #composer").await?;
+        let processes: Vec<(i32, String)> = app
+            .processes()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains("switchboard") || cmd.contains("WebKitWebProcess"))
+            .collect();
+        assert!(
+            processes
+                .iter()
+                .any(|(_, c)| c.contains("WebKitWebProcess"))
+                && processes.iter().any(|(_, c)| !c.contains("WebKit")),
+            "the app and its web process run: {processes:?}"
+        );
+        for (pid, cmd) in &processes {
+            assert_eq!(
+                threads_named(*pid, "llvmpipe"),
+                0,
+                "{cmd} started Mesa's software rasterizer"
+            );
+        }
+        app.screenshot("no-gpu-gl").await?;
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}

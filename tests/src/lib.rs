@@ -252,3 +252,20 @@ pub fn cli_binary() -> anyhow::Result<PathBuf> {
     }
     Ok(bin)
 }
+
+/// A one-turn request ("go") from a pane to `target`, not recorded in the
+/// history (`record: None`): what the service tests ask the engine.
+pub fn ask_request(stream_id: u64, target: &str) -> switchboard_protocol::AskRequest {
+    use switchboard_protocol::{AskRequest, PaneParams, Turn, TurnRole};
+    AskRequest {
+        stream_id,
+        target: target.into(),
+        turns: vec![Turn {
+            role: TurnRole::User,
+            content: "go".into(),
+            attachments: Vec::new(),
+        }],
+        params: PaneParams::default(),
+        record: None,
+    }
+}

@@ -9,7 +9,7 @@
 )]
 
 use switchboard_engine::{KeySource, KeyStore, Secret};
-use switchboard_tests::keychain;
+use switchboard_tests::{ask_request, keychain};
 
 #[test]
 fn a_key_is_stored_read_back_and_deleted() -> anyhow::Result<()> {
@@ -165,21 +165,6 @@ fn keyed_service(
         keys.clone(),
     ));
     Ok((home, svc))
-}
-
-fn ask_request(stream_id: u64, target: &str) -> switchboard_protocol::AskRequest {
-    use switchboard_protocol::{AskRequest, PaneParams, Turn, TurnRole};
-    AskRequest {
-        stream_id,
-        target: target.into(),
-        turns: vec![Turn {
-            role: TurnRole::User,
-            content: "go".into(),
-            attachments: Vec::new(),
-        }],
-        params: PaneParams::default(),
-        record: None,
-    }
 }
 
 /// The key the provider was last sent (`Authorization: Bearer …`).

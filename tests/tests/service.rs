@@ -10,7 +10,8 @@ use std::time::Duration;
 use switchboard_engine::service::ChatService;
 use switchboard_engine::{DataDir, KeyStore};
 use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
-use switchboard_protocol::{AskRequest, PaneEvent, PaneParams, Turn, TurnRole};
+use switchboard_protocol::PaneEvent;
+use switchboard_tests::ask_request;
 
 fn service(server: &MockServer) -> (tempfile::TempDir, Arc<ChatService>) {
     let home = tempfile::tempdir().unwrap();
@@ -25,20 +26,6 @@ fn service(server: &MockServer) -> (tempfile::TempDir, Arc<ChatService>) {
         KeyStore::with_service("switchboard-test-service"),
     ));
     (home, svc)
-}
-
-fn request(stream_id: u64, target: &str) -> AskRequest {
-    AskRequest {
-        stream_id,
-        target: target.into(),
-        turns: vec![Turn {
-            role: TurnRole::User,
-            content: "go".into(),
-            attachments: Vec::new(),
-        }],
-        params: PaneParams::default(),
-        record: None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +46,7 @@ async fn thousands_of_tokens_a_second_arrive_whole_in_few_messages() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink_events = Arc::clone(&events);
     let summary = svc
-        .ask(request(1, "oa:fast"), move |e| {
+        .ask(ask_request(1, "oa:fast"), move |e| {
             sink_events.lock().unwrap().push(e);
             true
         })
@@ -108,7 +95,7 @@ async fn stopping_a_pane_keeps_what_arrived() {
     let got = Arc::new(Mutex::new(String::new()));
     let sink_got = Arc::clone(&got);
     let run = tokio::spawn(async move {
-        svc2.ask(request(7, "oa:fast"), move |e| {
+        svc2.ask(ask_request(7, "oa:fast"), move |e| {
             if let PaneEvent::Delta { text } = e {
                 sink_got.lock().unwrap().push_str(&text);
             }
@@ -137,12 +124,12 @@ async fn stopping_a_pane_keeps_what_arrived() {
 async fn unknown_targets_and_missing_keys_fail_in_the_pane() {
     let server = MockServer::start().await.unwrap();
     let (_home, svc) = service(&server);
-    let s = svc.ask(request(2, "nope:model"), |_| true).await;
+    let s = svc.ask(ask_request(2, "nope:model"), |_| true).await;
     assert_eq!(s.error.unwrap().kind, "not_found");
-    let s = svc.ask(request(3, "no-colon"), |_| true).await;
+    let s = svc.ask(ask_request(3, "no-colon"), |_| true).await;
     assert_eq!(s.error.unwrap().kind, "bad_request");
     // A hosted preset with no key anywhere: a clear auth error, nothing sent.
-    let s = svc.ask(request(4, "groq:some-model"), |_| true).await;
+    let s = svc.ask(ask_request(4, "groq:some-model"), |_| true).await;
     let e = s.error.unwrap();
     assert_eq!(e.kind, "auth");
     assert!(e.message.contains("SWITCHBOARD_KEY_GROQ"), "{}", e.message);
@@ -167,14 +154,14 @@ async fn a_disabled_provider_gets_no_request_and_its_key_is_never_read() {
         keys.clone(),
     ));
     let before = keys.reads();
-    let s = svc.ask(request(1, "oa:fast"), |_| true).await;
+    let s = svc.ask(ask_request(1, "oa:fast"), |_| true).await;
     let e = s.error.unwrap();
     assert_eq!(e.kind, "policy");
     assert!(e.message.contains("disabled in config"), "{}", e.message);
     assert_eq!(server.hits("fast"), 0, "nothing sent");
     assert_eq!(keys.reads(), before, "its key was not even looked up");
 
-    let s = svc.ask(request(2, "@r"), |_| true).await;
+    let s = svc.ask(ask_request(2, "@r"), |_| true).await;
     assert!(s.error.is_none(), "{:?}", s.error);
     assert_eq!(s.provider, "on");
     assert_eq!(

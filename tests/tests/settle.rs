@@ -27,11 +27,9 @@ use switchboard_engine::hooks::AttemptOutcome;
 use switchboard_engine::service::ChatService;
 use switchboard_engine::{DataDir, KeyStore, MessageId, Store};
 use switchboard_mock::{Fault, MockServer, Protocol, Scenario};
-use switchboard_protocol::{
-    AnswerSummary, AskRequest, PaneEvent, PaneParams, RecordAt, StartRound, Turn, TurnRole,
-};
+use switchboard_protocol::{AnswerSummary, AskRequest, PaneEvent, RecordAt, StartRound};
 use switchboard_tests::Rng;
-use switchboard_tests::pieces;
+use switchboard_tests::{ask_request, pieces};
 
 /// Prices of the mock's models, USD per million tokens: input, output.
 const PRICES: &[(&str, &str, &str)] = &[("slow", "1", "2"), ("other", "3", "7")];
@@ -75,19 +73,12 @@ fn recorded(svc: &ChatService, stream_id: u64, target: &str) -> AskRequest {
         })
         .unwrap();
     AskRequest {
-        stream_id,
-        target: target.into(),
-        turns: vec![Turn {
-            role: TurnRole::User,
-            content: "go".into(),
-            attachments: Vec::new(),
-        }],
-        params: PaneParams::default(),
         record: Some(RecordAt {
             conversation: ids.conversation,
             user_message: ids.user_message,
             pane: "p-0".into(),
         }),
+        ..ask_request(stream_id, target)
     }
 }
 

@@ -19,6 +19,11 @@
 //! - GTK's own GL, on the same machines ([`before_gtk`]): GTK probes GLX for
 //!   GL widgets the app does not have, which starts a second software
 //!   rasterizer in the app and in the web process (about 7 MB here).
+//! - WebKit's DMA-BUF renderer, on the same machines ([`before_gtk`]): it
+//!   hands composited frames from the web process to the window as GPU
+//!   buffers; with compositing off (above) there are none to hand over, yet
+//!   setting it up costs the app about 3.5 MB (GL state and more of Mesa's
+//!   pages).
 
 use tauri::webview::PlatformWebview;
 use webkit2gtk::{CacheModel, HardwareAccelerationPolicy, SettingsExt, WebContextExt, WebViewExt};
@@ -58,21 +63,33 @@ pub fn tune(webview: PlatformWebview) {
     }
 }
 
-/// Before GTK starts: on a machine without a GPU, GTK's own GL is turned
-/// off (`GDK_GL=disable`, unless the user set `GDK_GL`). GTK probes GLX
-/// when it opens the display, to pick visuals for GL widgets the app does
-/// not have; with no GPU that probe starts Mesa's software rasterizer
-/// (llvmpipe) in the app and again in the web process, which inherits the
-/// environment. WebKit's own GL (the EGL display it always sets up) is not
-/// affected, and the page is painted as before.
+/// Before GTK starts, on a machine without a GPU (each unless the user set
+/// the variable):
+///
+/// - GTK's own GL is turned off (`GDK_GL=disable`). GTK probes GLX when it
+///   opens the display, to pick visuals for GL widgets the app does not
+///   have; with no GPU that probe starts Mesa's software rasterizer
+///   (llvmpipe) in the app and again in the web process, which inherits
+///   the environment. WebKit's own GL (the EGL display it always sets up)
+///   is not affected, and the page is painted as before.
+/// - WebKit's DMA-BUF renderer is turned off
+///   (`WEBKIT_DISABLE_DMABUF_RENDERER=1`): it only carries composited
+///   frames, and [`tune`] turns compositing off on the same machines.
 ///
 /// Called first thing in [`crate::run`], while the process still has a
 /// single thread.
 pub fn before_gtk() {
-    if gpu_compositing() || std::env::var_os("GDK_GL").is_some() {
+    if gpu_compositing() {
         return;
     }
-    set_env("GDK_GL", "disable");
+    for (key, value) in [
+        ("GDK_GL", "disable"),
+        ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
+    ] {
+        if std::env::var_os(key).is_none() {
+            set_env(key, value);
+        }
+    }
 }
 
 #[allow(unsafe_code)]

@@ -293,13 +293,45 @@ async fn a_key_changed_by_the_cli_replaces_the_refused_one_in_the_same_request()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_api_the_app_runs_uses_a_key_changed_in_its_settings_at_once()
 -> anyhow::Result<()> {
-    use switchboard_gateway::{Gateway, GatewayOptions};
     keychain::for_this_process()?;
     let server = switchboard_mock::MockServer::start().await?;
     // One store for the app's panes and its Local API, as the app has.
     let keys = KeyStore::with_service("switchboard-test-keycache-api");
     let (home, svc) = keyed_service(&server, "kc-api", &keys)?;
-    let dir = switchboard_engine::DataDir::at(home.path())?;
+    let (gateway, token) = local_api(home.path(), &keys).await?;
+    server.script("m", answered_with("sk-test-api-one-1111"));
+    svc.set_key("kc-api", "sk-test-api-one-1111")?;
+    assert_eq!(local_api_status(&gateway, &token, "kc-api:m").await?, 200);
+    assert_eq!(
+        last_key(&server).as_deref(),
+        Some("Bearer sk-test-api-one-1111")
+    );
+
+    server.script("m", answered_with("sk-test-api-two-2222"));
+    svc.set_key("kc-api", "sk-test-api-two-2222")?;
+    let before = server.hits("m");
+    assert_eq!(local_api_status(&gateway, &token, "kc-api:m").await?, 200);
+    assert_eq!(
+        server.hits("m"),
+        before + 1,
+        "sent once, with the new key (the old one was not tried first)"
+    );
+    assert_eq!(
+        last_key(&server).as_deref(),
+        Some("Bearer sk-test-api-two-2222")
+    );
+    keys.delete("kc-api")?;
+    Ok(())
+}
+
+/// A Local API over `home` (its provider `id` the mock's, model `m`)
+/// reading keys through `keys`, and a client token for it.
+async fn local_api(
+    home: &std::path::Path,
+    keys: &KeyStore,
+) -> anyhow::Result<(switchboard_gateway::Gateway, String)> {
+    use switchboard_gateway::{Gateway, GatewayOptions};
+    let dir = switchboard_engine::DataDir::at(home)?;
     let token = {
         let store = switchboard_engine::Store::open(&dir)?;
         let (_, t) = store.create_token(&switchboard_engine::store::NewToken {
@@ -317,39 +349,108 @@ async fn the_local_api_the_app_runs_uses_a_key_changed_in_its_settings_at_once()
         },
     )
     .await?;
-    let url = format!("http://{}/v1/chat/completions", gateway.addr());
-    let ask = || {
-        let request =
-            reqwest::Client::new()
-                .post(&url)
-                .bearer_auth(&token)
-                .json(&serde_json::json!({
-                    "model": "kc-api:m",
-                    "messages": [{ "role": "user", "content": "go" }],
-                }));
-        async move { request.send().await.map(|r| r.status().as_u16()) }
-    };
-    server.script("m", answered_with("sk-test-api-one-1111"));
-    svc.set_key("kc-api", "sk-test-api-one-1111")?;
-    assert_eq!(ask().await?, 200);
+    Ok((gateway, token))
+}
+
+/// One whole answer from `model` through the Local API: its status.
+async fn local_api_status(
+    gateway: &switchboard_gateway::Gateway,
+    token: &str,
+    model: &str,
+) -> anyhow::Result<u16> {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", gateway.addr()))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "model": model,
+            "messages": [{ "role": "user", "content": "go" }],
+        }))
+        .send()
+        .await?;
+    Ok(r.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_api_keeps_the_newer_key_it_was_answered_with_after_a_refusal()
+-> anyhow::Result<()> {
+    keychain::for_this_process()?;
+    let server = switchboard_mock::MockServer::start().await?;
+    let keys = KeyStore::with_service("switchboard-test-keycache-rekey");
+    let (home, _svc) = keyed_service(&server, "kc-rekey", &keys)?;
+    let (gateway, token) = local_api(home.path(), &keys).await?;
+    server.script("m", answered_with("sk-test-rekey-old-1111"));
+    keys.set("kc-rekey", &Secret::new("sk-test-rekey-old-1111"))?;
+    assert_eq!(local_api_status(&gateway, &token, "kc-rekey:m").await?, 200);
+
+    // Another tool replaces the key in the keychain (no index, so only
+    // the provider's refusal tells), and the provider revokes the old one.
+    KeyStore::with_service("switchboard-test-keycache-rekey")
+        .set("kc-rekey", &Secret::new("sk-test-rekey-new-2222"))?;
+    server.script("m", answered_with("sk-test-rekey-new-2222"));
+    let before = server.hits("m");
+    assert_eq!(local_api_status(&gateway, &token, "kc-rekey:m").await?, 200);
+    assert_eq!(server.hits("m"), before + 2, "refused, then answered");
     assert_eq!(
         last_key(&server).as_deref(),
-        Some("Bearer sk-test-api-one-1111")
+        Some("Bearer sk-test-rekey-new-2222")
     );
 
-    server.script("m", answered_with("sk-test-api-two-2222"));
-    svc.set_key("kc-api", "sk-test-api-two-2222")?;
-    let before = server.hits("m");
-    assert_eq!(ask().await?, 200);
-    assert_eq!(
-        server.hits("m"),
-        before + 1,
-        "sent once, with the new key (the old one was not tried first)"
-    );
-    assert_eq!(
-        last_key(&server).as_deref(),
-        Some("Bearer sk-test-api-two-2222")
-    );
-    keys.delete("kc-api")?;
+    // The key that answered is kept: the next request reads no key and
+    // goes once.
+    let (reads, before) = (keys.reads(), server.hits("m"));
+    assert_eq!(local_api_status(&gateway, &token, "kc-rekey:m").await?, 200);
+    assert_eq!(server.hits("m"), before + 1);
+    assert_eq!(keys.reads(), reads, "the newer key was looked up again");
+    keys.delete("kc-rekey")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_removed_by_the_cli_is_no_longer_sent_by_a_running_local_api() -> anyhow::Result<()> {
+    keychain::for_this_process()?;
+    let server = switchboard_mock::MockServer::start().await?;
+    // The service the CLI uses, for an id no other test touches.
+    let keys = KeyStore::new();
+    let (home, _svc) = keyed_service(&server, "kc-rm", &keys)?;
+    let cli = |args: &[&str], stdin: &[u8]| -> anyhow::Result<()> {
+        let mut child = std::process::Command::new(switchboard_tests::cli_binary()?)
+            .args(args)
+            .env("SWITCHBOARD_HOME", home.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().expect("piped");
+            pipe.write_all(stdin)?;
+        }
+        anyhow::ensure!(child.wait()?.success(), "switchboard-cli {args:?} failed");
+        Ok(())
+    };
+    cli(&["keys", "set", "kc-rm"], b"sk-test-rm-1111")?;
+    let (gateway, token) = local_api(home.path(), &keys).await?;
+    // The provider would go on accepting the key.
+    server.script("m", answered_with("sk-test-rm-1111"));
+    assert_eq!(local_api_status(&gateway, &token, "kc-rm:m").await?, 200);
+    assert_eq!(last_key(&server).as_deref(), Some("Bearer sk-test-rm-1111"));
+
+    cli(&["keys", "rm", "kc-rm"], b"")?;
+    let removed = std::time::Instant::now();
+    // Within about a second (not the minute a key is otherwise kept),
+    // requests stop carrying it (a server on this machine may need none:
+    // sent without one, and refused).
+    loop {
+        let status = local_api_status(&gateway, &token, "kc-rm:m").await?;
+        if status != 200 {
+            assert_eq!(last_key(&server), None, "the removed key was sent");
+            break;
+        }
+        assert!(
+            removed.elapsed() < switchboard_engine::INDEX_CHECK * 5,
+            "the removed key was still sent after {:?}",
+            removed.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     Ok(())
 }

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 mod cache;
 
-pub use cache::{KEY_TTL, KeyCache, MISSING_TTL};
+pub use cache::{INDEX_CHECK, KEY_TTL, KeyCache, MISSING_TTL};
 
 /// Keychain service name under which every provider key is stored.
 pub const SERVICE: &str = "switchboard";
@@ -142,7 +142,18 @@ pub trait KeyIndex: Send + Sync + fmt::Debug {
     fn remove(&self, provider_id: &str) -> Result<(), KeyError>;
     /// Every provider id known to have a key.
     fn ids(&self) -> Result<Vec<String>, KeyError>;
+    /// What the index holds for `provider_id` now: changes whenever any
+    /// process sets or removes its key through an index on the same data.
+    fn stamp(&self, provider_id: &str) -> Result<KeyStamp, KeyError>;
 }
+
+/// A provider's entry in a [`KeyIndex`] as it was when read: when its key
+/// was last set and the key's last four characters, or no entry. Two
+/// stamps differ when the key was set or removed in between (by any
+/// process), so a key held in memory can be checked against the index
+/// without reading the keychain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStamp(pub Option<(i64, String)>);
 
 /// One key as listings show it: never the key, only its last four characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,6 +360,12 @@ impl KeyStore {
                 })
             })
             .collect()
+    }
+
+    /// The index's stamp of `provider_id`'s key ([`KeyIndex::stamp`]);
+    /// `None` without an index, or when it cannot be read.
+    pub fn stamp(&self, provider_id: &str) -> Option<KeyStamp> {
+        self.index.as_ref()?.stamp(provider_id).ok()
     }
 
     /// How many keys [`KeyStore::get`] has looked up through this store

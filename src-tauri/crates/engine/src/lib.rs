@@ -91,8 +91,9 @@ pub use config::{
 };
 pub use error::{ErrorKind, MAX_RETRY_HINT, ProviderError, retry_hint};
 pub use keys::{
-    KEY_TTL, KEYCHAIN_BACKEND, KeyCache, KeyError, KeyIndex, KeyListing, KeySource, KeyStore,
-    MISSING_TTL, SERVICE as KEY_SERVICE, Secret, env_var_for, key_hint, provider_key,
+    INDEX_CHECK, KEY_TTL, KEYCHAIN_BACKEND, KeyCache, KeyError, KeyIndex, KeyListing, KeySource,
+    KeyStamp, KeyStore, MISSING_TTL, SERVICE as KEY_SERVICE, Secret, env_var_for, key_hint,
+    provider_key,
 };
 pub use money::{AmountError, Cost, Price};
 pub use paths::{DataDir, DataDirError, HOME_ENV};

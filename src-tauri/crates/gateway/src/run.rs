@@ -334,13 +334,8 @@ async fn run(
     state.stats.settled(&outcome);
     // A provider that refused its key has it looked up again next
     // time, whether another target then served (streamed or not) or not.
-    for a in &outcome.attempts {
-        if a.error
-            .as_ref()
-            .is_some_and(|e| e.kind == ErrorKind::Auth && e.status.is_some())
-        {
-            state.keys.forget(&a.record.provider);
-        }
+    for provider in refused_keys(&outcome) {
+        state.keys.forget(provider);
     }
     if encoder.is_some() && !outcome.is_ok() {
         state.stats.stream_failed();
@@ -374,6 +369,30 @@ async fn run(
         // Its response is long gone: nothing to wait for before writing.
         state.writer.kick();
     }
+}
+
+/// The providers whose key was refused (401/403) by their last attempt in
+/// `outcome`: one whose refusal was followed by an attempt the provider
+/// did not refuse (the router's retry with the keychain's newer key) holds
+/// a good key again, and keeps it.
+fn refused_keys(outcome: &RouteOutcome) -> Vec<&str> {
+    let mut refused: Vec<&str> = Vec::new();
+    for a in &outcome.attempts {
+        if a.skip_kind().is_some() {
+            // Not sent: no key was used.
+            continue;
+        }
+        let provider = a.record.provider.as_str();
+        let auth = a
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Auth && e.status.is_some());
+        refused.retain(|p| *p != provider);
+        if auth {
+            refused.push(provider);
+        }
+    }
+    refused
 }
 
 /// Start the conversation and the answer's row in history (off the async

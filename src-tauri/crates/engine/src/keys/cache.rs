@@ -16,11 +16,19 @@
 //! - set or removed through the [`KeyStore`] the cache reads (or a clone
 //!   of it: the app's Settings and the Local API it runs share one): every
 //!   key is read again before the next request uses it;
-//! - changed by another process (`switchboard-cli keys set`): when a
-//!   provider refuses the key held, the router asks for the keychain's
-//!   key again ([`KeyResolver::replacement`]) and, if it is another one,
-//!   sends the request once more with it; a key that still works is
-//!   replaced within [`KEY_TTL`].
+//! - set or removed by another process (`switchboard-cli keys set` or
+//!   `keys remove`): every process that changes a key updates the key
+//!   index in the shared database (see [`KeyIndex`](super::KeyIndex)), so
+//!   at most every [`INDEX_CHECK`] the cache compares the index's entry
+//!   for each key it holds with the one it saw when it read the key (one
+//!   small database read, in the background) and reads the key again if
+//!   it changed: a key removed elsewhere is not used for longer than that,
+//!   even by a provider that would still accept it;
+//! - changed by another process without the index (another tool writing
+//!   the keychain): when a provider refuses the key held, the router asks
+//!   for the keychain's key again ([`KeyResolver::replacement`]) and, if
+//!   it is another one, sends the request once more with it; a key that
+//!   still works is replaced within [`KEY_TTL`].
 //!
 //! Keys are held as [`Secret`]s: the cache's `Debug` output shows none.
 
@@ -28,7 +36,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::{KeyError, KeySource, KeyStore, Secret, request_key};
+use super::{KeyError, KeySource, KeyStamp, KeyStore, Secret, request_key};
 use crate::error::{ErrorKind, ProviderError};
 use crate::provider::ProviderConfig;
 use crate::routing::KeyResolver;
@@ -37,16 +45,33 @@ use crate::routing::KeyResolver;
 pub const KEY_TTL: Duration = Duration::from_secs(60);
 /// How long "no key" (or a keychain that did not answer) is believed.
 pub const MISSING_TTL: Duration = Duration::from_secs(3);
+/// How often a key held is checked against the key index (for a change
+/// made by another process).
+pub const INDEX_CHECK: Duration = Duration::from_secs(1);
 
 /// What the keychain (or the environment) gave for a provider id.
 type Looked = Result<Option<(Secret, KeySource)>, KeyError>;
 
-/// One provider's lookup: when, and after how many changes of the store.
+/// One provider's lookup: when, after how many changes of the store, and
+/// what the key index said of it then.
 #[derive(Debug)]
 struct Held {
     at: Instant,
     changes: u64,
     looked: Looked,
+    /// The index's entry, read just before the key (`None`: no index, or
+    /// it could not be read).
+    stamp: Option<KeyStamp>,
+    /// When the index was last found unchanged (or read with the key).
+    checked: Instant,
+}
+
+impl Held {
+    /// A key from the environment is this process's own choice: another
+    /// process's change to the keychain does not concern it.
+    fn follows_index(&self) -> bool {
+        !matches!(self.looked, Ok(Some((_, KeySource::Environment))))
+    }
 }
 
 /// Keys by provider id, looked up through one [`KeyStore`].
@@ -54,7 +79,8 @@ struct Held {
 pub struct KeyCache {
     store: KeyStore,
     keys: RwLock<HashMap<String, Held>>,
-    /// Providers whose key is being looked up in the background.
+    /// Providers whose key is being looked up (or checked against the key
+    /// index) in the background.
     refreshing: Mutex<HashSet<String>>,
 }
 
@@ -63,6 +89,8 @@ pub struct KeyCache {
 enum Cached {
     /// Within its time.
     Fresh,
+    /// Within its time, but due to be checked against the key index.
+    Unchecked,
     /// Past its time, but usable while it is looked up again.
     Usable,
     /// Nothing, a key changed since, or a failed lookup past its time:
@@ -100,7 +128,11 @@ impl KeyCache {
             Ok(None) | Err(_) => MISSING_TTL,
         };
         if held.at.elapsed() < ttl {
-            Cached::Fresh
+            if held.follows_index() && held.checked.elapsed() >= INDEX_CHECK {
+                Cached::Unchecked
+            } else {
+                Cached::Fresh
+            }
         } else if request_key(provider, &held.looked).is_ok() {
             Cached::Usable
         } else {
@@ -114,18 +146,50 @@ impl KeyCache {
         // Counted before reading: a key set while the read runs leaves
         // this one out of date, to be read again.
         let changes = self.store.changes();
+        // The index before the key, as other processes write them in the
+        // other order: a change made meanwhile leaves this stamp old, so
+        // the key is read again at the next check, never kept stale.
+        let stamp = self.store.stamp(provider_id);
         let looked = self.store.get(provider_id);
         if let Ok(mut keys) = self.keys.write() {
+            let now = Instant::now();
             keys.insert(
                 provider_id.to_owned(),
                 Held {
-                    at: Instant::now(),
+                    at: now,
                     changes,
                     looked: looked.clone(),
+                    stamp,
+                    checked: now,
                 },
             );
         }
         looked
+    }
+
+    /// Compare what the key index says of `provider_id`'s key now with
+    /// what it said when the key was read (blocking: a database read); read
+    /// the key again if it changed.
+    fn check_index(&self, provider_id: &str) {
+        let now = self.store.stamp(provider_id);
+        let changed = {
+            let Ok(mut keys) = self.keys.write() else {
+                return;
+            };
+            let Some(held) = keys.get_mut(provider_id) else {
+                return;
+            };
+            // An index that cannot be read now proves nothing; one that
+            // could not be read with the key is read with it again.
+            let changed = now.is_some() && held.stamp != now;
+            if !changed {
+                held.checked = Instant::now();
+            }
+            changed
+        };
+        if changed {
+            let _ = self.lookup(provider_id);
+        }
     }
 
     /// [`KeyCache::lookup`] off the async threads.
@@ -148,6 +212,7 @@ impl KeyCache {
         for p in providers.iter().filter(|p| p.enabled) {
             match self.cached(p) {
                 Cached::Fresh => {}
+                Cached::Unchecked => self.check_in_background(&p.id),
                 Cached::Usable => self.refresh_in_background(&p.id),
                 Cached::Missing if !now.contains(&p.id.as_str()) => now.push(&p.id),
                 Cached::Missing => {}
@@ -170,8 +235,25 @@ impl KeyCache {
     }
 
     /// Look `provider_id`'s key up again on a task of its own, unless that
-    /// is already under way.
+    /// (or a check) is already under way.
     fn refresh_in_background(self: &Arc<Self>, provider_id: &str) {
+        self.in_background(provider_id, |cache, id| {
+            let _ = cache.lookup(id);
+        });
+    }
+
+    /// Check `provider_id`'s key against the key index on a task of its
+    /// own ([`KeyCache::check_index`]), unless that (or a lookup) is
+    /// already under way. The requests meanwhile use the key held.
+    fn check_in_background(self: &Arc<Self>, provider_id: &str) {
+        self.in_background(provider_id, KeyCache::check_index);
+    }
+
+    fn in_background(
+        self: &Arc<Self>,
+        provider_id: &str,
+        work: impl FnOnce(&KeyCache, &str) + Send + 'static,
+    ) {
         let first = self
             .refreshing
             .lock()
@@ -181,7 +263,7 @@ impl KeyCache {
         }
         let (cache, id) = (Arc::clone(self), provider_id.to_owned());
         tokio::task::spawn_blocking(move || {
-            let _ = cache.lookup(&id);
+            work(&cache, &id);
             if let Ok(mut r) = cache.refreshing.lock() {
                 r.remove(&id);
             }
@@ -240,6 +322,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
 
     use super::*;
+    use crate::keys::KeyIndex;
     use crate::provider::ProviderKind;
 
     fn cache() -> Arc<KeyCache> {
@@ -306,6 +389,79 @@ mod tests {
         assert_eq!(cache.store().reads(), 2);
     }
 
+    /// A key index in memory, changed by hand as another process would.
+    #[derive(Debug, Default)]
+    struct MemIndex(Mutex<HashMap<String, (i64, String)>>);
+
+    impl KeyIndex for MemIndex {
+        fn put(&self, provider_id: &str, last4: &str) -> Result<(), KeyError> {
+            let mut m = self.0.lock().unwrap();
+            let at = m.get(provider_id).map_or(1, |e| e.0 + 1);
+            m.insert(provider_id.to_owned(), (at, last4.to_owned()));
+            Ok(())
+        }
+        fn remove(&self, provider_id: &str) -> Result<(), KeyError> {
+            self.0.lock().unwrap().remove(provider_id);
+            Ok(())
+        }
+        fn ids(&self) -> Result<Vec<String>, KeyError> {
+            Ok(self.0.lock().unwrap().keys().cloned().collect())
+        }
+        fn stamp(&self, provider_id: &str) -> Result<KeyStamp, KeyError> {
+            Ok(KeyStamp(self.0.lock().unwrap().get(provider_id).cloned()))
+        }
+    }
+
+    fn age_check(cache: &KeyCache, id: &str) {
+        let mut keys = cache.keys.write().unwrap();
+        let held = keys.get_mut(id).unwrap();
+        held.checked = held.checked.checked_sub(INDEX_CHECK * 2).unwrap();
+    }
+
+    async fn settled(cache: &KeyCache) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cache.cached(&local()) != Cached::Fresh
+            || !cache.refreshing.lock().unwrap().is_empty()
+        {
+            assert!(Instant::now() < deadline, "the check never ended");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_changed_in_the_index_by_another_process_is_read_again_at_the_next_check() {
+        let index = Arc::new(MemIndex::default());
+        index.put("loc", "aaaa").unwrap();
+        let cache = Arc::new(KeyCache::new(
+            KeyStore::with_service("switchboard-engine-keycache-test").with_index(index.clone()),
+        ));
+        let providers = vec![local()];
+        cache.ensure(&providers).await;
+        assert_eq!(cache.store().reads(), 1);
+        // Checked, and unchanged: the key held stays, nothing is read.
+        age_check(&cache, "loc");
+        assert_eq!(cache.cached(&local()), Cached::Unchecked);
+        cache.ensure(&providers).await;
+        settled(&cache).await;
+        assert_eq!(cache.store().reads(), 1, "an unchanged index reads no key");
+        // Another process removes the key (its index entry goes).
+        index.remove("loc").unwrap();
+        cache.ensure(&providers).await;
+        assert_eq!(cache.store().reads(), 1, "not before the check is due");
+        age_check(&cache, "loc");
+        cache.ensure(&providers).await;
+        settled(&cache).await;
+        assert_eq!(cache.store().reads(), 2, "read again after the change");
+        // And sets one: read again at the next check, once.
+        index.put("loc", "bbbb").unwrap();
+        age_check(&cache, "loc");
+        for _ in 0..5 {
+            cache.ensure(&providers).await;
+        }
+        settled(&cache).await;
+        assert_eq!(cache.store().reads(), 3);
+    }
+
     #[tokio::test]
     async fn a_disabled_provider_is_refused_without_a_lookup() {
         let cache = cache();
@@ -330,6 +486,8 @@ mod tests {
                     Secret::new("sk-live-should-not-print-9876"),
                     KeySource::Keychain,
                 ))),
+                stamp: None,
+                checked: Instant::now(),
             },
         );
         let shown = format!("{cache:?}");

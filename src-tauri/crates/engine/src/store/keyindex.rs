@@ -3,11 +3,11 @@
 //! holds the id and the last four characters shown in listings, never the
 //! key.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::Store;
 use super::time::now_ms;
-use crate::keys::{KeyError, KeyIndex};
+use crate::keys::{KeyError, KeyIndex, KeyStamp};
 
 /// The [`KeyIndex`] in the database's `key_index` table.
 #[derive(Debug, Clone)]
@@ -61,6 +61,19 @@ impl KeyIndex for SqliteKeyIndex {
         stmt.query_map([], |r| r.get(0))
             .map_err(index_err)?
             .collect::<Result<Vec<String>, _>>()
+            .map_err(index_err)
+    }
+
+    fn stamp(&self, provider_id: &str) -> Result<KeyStamp, KeyError> {
+        // The reader: a check never waits behind a write.
+        self.store
+            .reader()
+            .prepare_cached("SELECT updated_at, last4 FROM key_index WHERE provider_id = ?1")
+            .and_then(|mut s| {
+                s.query_row([provider_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map(KeyStamp)
             .map_err(index_err)
     }
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
 use crate::money::Cost;
+use crate::routing::{HEALTH_WINDOW, HealthStats};
 
 /// One finished attempt, as health statistics see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +50,10 @@ pub trait HealthStore: Send + Sync + Debug {
     fn record(&self, provider: &str, model: &str, sample: &HealthSample);
     /// The most recent samples, newest first, at most `limit`.
     fn recent(&self, provider: &str, model: &str, limit: usize) -> Vec<HealthSample>;
+    /// The statistics of the last [`HEALTH_WINDOW`] samples.
+    fn stats(&self, provider: &str, model: &str) -> HealthStats {
+        HealthStats::from_samples(&self.recent(provider, model, HEALTH_WINDOW))
+    }
     /// The cooldown state (default when never set).
     fn cooldown(&self, provider: &str, model: &str) -> CooldownState;
     /// Replace the cooldown state.

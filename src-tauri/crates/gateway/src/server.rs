@@ -381,9 +381,10 @@ async fn chat(
         e.budgets.push(budget.clone());
         return Err(e);
     }
-    let providers: Vec<switchboard_engine::ProviderConfig> =
-        route.targets.iter().map(|t| t.provider.clone()).collect();
-    state.keys.ensure(&providers).await;
+    state
+        .keys
+        .ensure(route.targets.iter().map(|t| &t.provider))
+        .await;
     let route_name = route.name.clone();
     let format = StreamFormat {
         dialect,

@@ -207,9 +207,12 @@ impl KeyCache {
     /// Make the keys of `providers` ready for [`KeyResolver::key`]: looked
     /// up now (together) when there is none to use, again in the background
     /// when the one held is old. A disabled provider's key is never read.
-    pub async fn ensure(self: &Arc<Self>, providers: &[ProviderConfig]) {
+    pub async fn ensure<'a>(
+        self: &Arc<Self>,
+        providers: impl IntoIterator<Item = &'a ProviderConfig>,
+    ) {
         let mut now: Vec<&str> = Vec::new();
-        for p in providers.iter().filter(|p| p.enabled) {
+        for p in providers.into_iter().filter(|p| p.enabled) {
             match self.cached(p) {
                 Cached::Fresh => {}
                 Cached::Unchecked => self.check_in_background(&p.id),

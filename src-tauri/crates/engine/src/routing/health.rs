@@ -73,13 +73,26 @@ pub struct HealthStats {
 impl HealthStats {
     /// Statistics of `samples` (any order).
     pub fn from_samples(samples: &[HealthSample]) -> Self {
-        let successes = samples.iter().filter(|s| s.ok).count();
-        let ttft = sorted(samples.iter().filter_map(|s| s.ttft_ms));
-        let tps = sorted(samples.iter().filter_map(|s| s.tokens_per_s));
+        Self::from_each(samples.iter())
+    }
+
+    /// Statistics of `samples` (any order), read in place (no copy of
+    /// them: the router computes this for every target of every request).
+    pub fn from_each<'a, I>(samples: I) -> Self
+    where
+        I: Iterator<Item = &'a HealthSample> + Clone,
+    {
+        let (mut count, mut successes) = (0, 0);
+        for s in samples.clone() {
+            count += 1;
+            successes += usize::from(s.ok);
+        }
+        let ttft = sorted(samples.clone().filter_map(|s| s.ttft_ms));
+        let tps = sorted(samples.filter_map(|s| s.tokens_per_s));
         Self {
-            samples: samples.len(),
+            samples: count,
             successes,
-            success_rate: (!samples.is_empty()).then(|| successes as f64 / samples.len() as f64),
+            success_rate: (count > 0).then(|| successes as f64 / count as f64),
             ttft_p50_ms: percentile(&ttft, 50.0),
             ttft_p90_ms: percentile(&ttft, 90.0),
             tps_p50: percentile(&tps, 50.0),
@@ -89,13 +102,15 @@ impl HealthStats {
 
     /// The statistics of `provider`/`model` in `store`.
     pub fn of(store: &dyn HealthStore, provider: &str, model: &str) -> Self {
-        Self::from_samples(&store.recent(provider, model, HEALTH_WINDOW))
+        store.stats(provider, model)
     }
 }
 
 fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
     let mut v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
-    v.sort_by(f64::total_cmp);
+    // Equal values are the same value: no need for a stable sort (which
+    // takes scratch space).
+    v.sort_unstable_by(f64::total_cmp);
     v
 }
 

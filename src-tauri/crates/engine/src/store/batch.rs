@@ -91,6 +91,7 @@ use crate::hooks::{
     Reservation, SettledCost, SpendContext,
 };
 use crate::money::Cost;
+use crate::routing::{HEALTH_WINDOW, HealthStats};
 
 /// The most writes applied in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -1073,6 +1074,12 @@ impl HealthStore for CachedHealth {
     fn recent(&self, provider: &str, model: &str, limit: usize) -> Vec<HealthSample> {
         self.with_target(provider, model, |t| {
             t.samples.iter().take(limit).cloned().collect()
+        })
+    }
+
+    fn stats(&self, provider: &str, model: &str) -> HealthStats {
+        self.with_target(provider, model, |t| {
+            HealthStats::from_each(t.samples.iter().take(HEALTH_WINDOW))
         })
     }
 

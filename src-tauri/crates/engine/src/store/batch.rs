@@ -1303,6 +1303,87 @@ mod tests {
         assert_eq!(cost("capped"), Some((1, usd("0.03"))));
     }
 
+    /// Every ledger row of the database at `path`, with its tags, minus
+    /// the time it was written.
+    fn ledger_rows(path: &std::path::Path) -> Vec<String> {
+        let c = Connection::open(path).unwrap();
+        let mut s = c
+            .prepare(
+                "SELECT provider, model, route, conversation, cost_nanos, estimated,
+                    input_tokens, output_tokens, priced, message,
+                    (SELECT group_concat(tag) FROM ledger_tags WHERE entry_id = ledger.id)
+                 FROM ledger ORDER BY id",
+            )
+            .unwrap();
+        s.query_map([], |r| {
+            Ok((0..11)
+                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_hold_settled_before_it_was_written_leaves_the_same_ledger_as_one_written_first() {
+        let run = |merged: bool| {
+            let (dir, store) = store();
+            let path = dir.path().join("db.sqlite3");
+            // Counts the hold rows ever inserted.
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(
+                    "CREATE TABLE holds_seen (n INTEGER);
+                     CREATE TRIGGER count_holds AFTER INSERT ON reservations
+                     BEGIN INSERT INTO holds_seen VALUES (1); END;",
+                )
+                .unwrap();
+            let writer = store.batch_writer().unwrap();
+            let gate = writer.gate(Vec::new());
+            // Under load: the writer is busy (here: waiting for another
+            // process's lock) while holds and their settles queue up.
+            let blocker = Connection::open(&path).unwrap();
+            if merged {
+                blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+            }
+            let first = gate.reserve(&ctx("x"), Some(usd("0.20"))).unwrap();
+            for (tag, cost) in [("a", "0.01"), ("b", "0.0234")] {
+                let hold = gate.reserve(&ctx(tag), Some(usd("0.20"))).unwrap();
+                if !merged {
+                    // Written on its own first, as at one request at a time.
+                    writer.flush();
+                }
+                gate.settle(hold, settled(cost));
+            }
+            if merged {
+                blocker.execute_batch("COMMIT").unwrap();
+            }
+            gate.settle(first, settled("0.5"));
+            writer.flush();
+            let count = |sql: &str| -> i64 {
+                Connection::open(&path)
+                    .unwrap()
+                    .query_row(sql, [], |r| r.get(0))
+                    .unwrap()
+            };
+            assert_eq!(count("SELECT count(*) FROM reservations"), 0, "a hold left");
+            let inserted = count("SELECT count(*) FROM holds_seen");
+            let total = store.spend_total(None).unwrap();
+            (inserted, ledger_rows(&path), total.requests, total.cost)
+        };
+        let (apart, merged) = (run(false), run(true));
+        assert_eq!(apart.0, 3, "every hold written");
+        // Those of a and b were settled before they were written (x's may
+        // have been too, or written while the lock was waited for).
+        assert!(merged.0 <= 1, "{} holds written", merged.0);
+        assert_eq!(apart.1.len(), 3);
+        assert_eq!((apart.2, apart.3), (3, usd("0.5334")));
+        assert_eq!(merged.1, apart.1, "the same rows");
+        assert_eq!((merged.2, merged.3), (apart.2, apart.3));
+    }
+
     #[test]
     fn a_settle_the_writer_cannot_take_never_blocks_the_runtime_and_is_not_lost() {
         let (dir, store) = store();

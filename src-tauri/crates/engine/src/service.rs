@@ -1050,9 +1050,6 @@ struct Pending {
     /// its stream (the last text would otherwise wait up to a tick, plus
     /// the history write that follows the stream, to be shown).
     urgent: bool,
-    /// The model stopped after streaming text: say so with the last text
-    /// ([`PaneEvent::TextEnd`]), so the view draws the end at once.
-    ended: bool,
 }
 
 impl Pending {
@@ -1086,13 +1083,7 @@ impl Pending {
             // Thinking is not the answer: TTFT waits for the first text.
             StreamEvent::ReasoningDelta(t) => self.reasoning.push_str(t),
             StreamEvent::Usage { usage, .. } => self.usage.merge_latest(*usage),
-            StreamEvent::Finish(_) => {
-                self.urgent = true;
-                // Text reached the view, so no other attempt follows this
-                // one's (a route moves on only before the first token).
-                self.ended = self.ttft_ms.is_some();
-            }
-            StreamEvent::Error(_) => self.urgent = true,
+            StreamEvent::Finish(_) | StreamEvent::Error(_) => self.urgent = true,
         }
         self.dirty = true;
     }
@@ -1114,9 +1105,6 @@ impl Pending {
             ok &= sink(PaneEvent::Delta {
                 text: std::mem::take(&mut self.text),
             });
-        }
-        if std::mem::take(&mut self.ended) {
-            ok &= sink(PaneEvent::TextEnd);
         }
         ok &= sink(PaneEvent::Progress {
             ttft_ms: self.ttft_ms,
@@ -1372,15 +1360,13 @@ mod tests {
                 PaneEvent::Progress { .. } => "progress".to_owned(),
                 PaneEvent::Attempt { .. } => "attempt".to_owned(),
                 PaneEvent::Reasoning { text } => format!("reasoning:{text}"),
-                PaneEvent::TextEnd => "text end".to_owned(),
                 PaneEvent::Finished(_) => "finished".to_owned(),
             })
             .collect()
     }
 
     #[test]
-    fn the_first_text_and_the_end_of_a_stream_go_out_at_once_the_rest_on_the_tick_and_the_end_says_so()
-     {
+    fn the_first_text_and_the_end_of_a_stream_go_out_at_once_the_rest_on_the_tick() {
         let mut pending = Pending::default();
         let mut out = Vec::new();
         let mut sink = |e: PaneEvent| {
@@ -1408,23 +1394,8 @@ mod tests {
                 "text:The",
                 "progress",
                 "text: answer is 42.",
-                "text end",
                 "progress"
             ]
         );
-        // An attempt that stops without text (a route may try another
-        // target after it) does not say the text is complete.
-        let (mut pending, mut out) = (Pending::default(), Vec::new());
-        let mut sink = |e: PaneEvent| {
-            out.push(e);
-            true
-        };
-        pending.take(at(1, StreamEvent::ReasoningDelta("hmm".into())), &mut sink);
-        pending.take(
-            at(2, StreamEvent::Finish(FinishReason::ContentFilter)),
-            &mut sink,
-        );
-        assert!(pending.flush(&mut sink));
-        assert_eq!(sent(&out), ["reasoning:hmm", "progress"]);
     }
 }

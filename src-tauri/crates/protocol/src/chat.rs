@@ -357,10 +357,6 @@ pub enum PaneEvent {
         /// Token counts so far (as reported).
         tokens: TokenCounts,
     },
-    /// The model stopped after streaming its answer: no more text follows
-    /// (the summary does, with [`PaneEvent::Finished`], once the answer is
-    /// recorded). The view draws the end now rather than on its next frame.
-    TextEnd,
     /// The answer ended (successfully or not); nothing follows.
     Finished(Box<AnswerSummary>),
 }

@@ -62,7 +62,6 @@ fn AnswerBody(answer: Answer) -> impl IntoView {
         let answer = answer.clone();
         Effect::new(move |_| {
             let status = answer.status.get();
-            let text_end = answer.text_end.get();
             answer.stream_id.track();
             answer.text.track();
             let (Some(b), Some(t)) = (blocks.get(), tail.get()) else {
@@ -71,14 +70,12 @@ fn AnswerBody(answer: Answer) -> impl IntoView {
             if renderer.borrow().is_none() {
                 *renderer.borrow_mut() = Some(Renderer::new(answer.clone(), b.into(), t.into()));
             }
-            if status == Status::Streaming && !text_end {
+            if status == Status::Streaming {
                 live::schedule(&renderer);
             } else if let Ok(mut slot) = renderer.try_borrow_mut()
                 && let Some(r) = slot.as_mut()
             {
-                // The end is drawn at once, in place: no frame of delay
-                // (and not after the answer's recording, when the text is
-                // complete before).
+                // The end is drawn at once, in place: no frame of delay.
                 r.draw(true, 1);
             }
         });

@@ -715,7 +715,6 @@ fn on_event(answer: &Answer, stream: u64, event: PaneEvent) {
             answer.live.update_untracked(|l| l.chars += n);
         }
         PaneEvent::Reasoning { text } => answer.reasoning.update(|r| r.push_str(&text)),
-        PaneEvent::TextEnd => answer.text_end.set(true),
         PaneEvent::Progress {
             ttft_ms,
             elapsed_ms,

@@ -112,12 +112,7 @@ impl Renderer {
             self.reset();
         }
         if self.finished {
-            // Text that came after the end was drawn (a provider that went
-            // on after it said it stopped): the answer is drawn again, whole.
-            if self.answer.text.try_with_untracked(String::len) == self.shown.map(|(len, _)| len) {
-                return;
-            }
-            self.reset();
+            return;
         }
         let started = now_ms();
         let format_due = done || started >= self.next_tail_at;

@@ -81,9 +81,6 @@ pub struct Answer {
     pub text: ArcRwSignal<String>,
     pub reasoning: ArcRwSignal<String>,
     pub status: ArcRwSignal<Status>,
-    /// The model stopped: the text is complete, though the answer is
-    /// still being recorded (its status is then still streaming).
-    pub text_end: ArcRwSignal<bool>,
     pub live: ArcRwSignal<Live>,
     pub summary: ArcRwSignal<Option<AnswerSummary>>,
     /// The stored message, for answers reopened from history.
@@ -110,7 +107,6 @@ impl Answer {
             text: ArcRwSignal::new(String::new()),
             reasoning: ArcRwSignal::new(String::new()),
             status: ArcRwSignal::new(Status::Streaming),
-            text_end: ArcRwSignal::new(false),
             live: ArcRwSignal::new(Live::default()),
             summary: ArcRwSignal::new(None),
             message: ArcRwSignal::new(None),
@@ -127,7 +123,6 @@ impl Answer {
         self.stop_asked.store(false, Ordering::Relaxed);
         self.stream_id.set(next_id());
         self.text.set(String::new());
-        self.text_end.set(false);
         self.reasoning.set(String::new());
         self.live.set(Live::default());
         self.summary.set(None);

@@ -17,13 +17,14 @@
 //!   of it: the app's Settings and the Local API it runs share one): every
 //!   key is read again before the next request uses it;
 //! - set or removed by another process (`switchboard-cli keys set` or
-//!   `keys remove`): every process that changes a key updates the key
+//!   `keys rm`): every process that changes a key updates the key
 //!   index in the shared database (see [`KeyIndex`](super::KeyIndex)), so
 //!   at most every [`INDEX_CHECK`] the cache compares the index's entry
 //!   for each key it holds with the one it saw when it read the key (one
-//!   small database read, in the background) and reads the key again if
-//!   it changed: a key removed elsewhere is not used for longer than that,
-//!   even by a provider that would still accept it;
+//!   small database read, before the request that finds it due uses the
+//!   key) and reads the key again if it changed: a key removed elsewhere
+//!   is not sent by any request after that, even to a provider that would
+//!   still accept it;
 //! - changed by another process without the index (another tool writing
 //!   the keychain): when a provider refuses the key held, the router asks
 //!   for the keychain's key again ([`KeyResolver::replacement`]) and, if
@@ -211,17 +212,35 @@ impl KeyCache {
         self: &Arc<Self>,
         providers: impl IntoIterator<Item = &'a ProviderConfig>,
     ) {
-        let mut now: Vec<&str> = Vec::new();
+        let (mut now, mut check): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
         for p in providers.into_iter().filter(|p| p.enabled) {
             match self.cached(p) {
                 Cached::Fresh => {}
-                Cached::Unchecked => self.check_in_background(&p.id),
+                // Checked before this request uses the key (one small
+                // database read, at most once a second per provider): a
+                // key removed elsewhere is not sent even once after it.
+                Cached::Unchecked if !check.contains(&p.id.as_str()) => check.push(&p.id),
+                Cached::Unchecked => {}
                 Cached::Usable => self.refresh_in_background(&p.id),
                 Cached::Missing if !now.contains(&p.id.as_str()) => now.push(&p.id),
                 Cached::Missing => {}
             }
         }
-        futures::future::join_all(now.into_iter().map(|id| self.lookup_blocking(id))).await;
+        let checks = check.into_iter().map(|id| self.check_blocking(id));
+        let lookups = now.into_iter().map(|id| async move {
+            let _ = self.lookup_blocking(id).await;
+        });
+        futures::future::join(
+            futures::future::join_all(checks),
+            futures::future::join_all(lookups),
+        )
+        .await;
+    }
+
+    /// [`KeyCache::check_index`] off the async threads.
+    async fn check_blocking(self: &Arc<Self>, provider_id: &str) {
+        let (cache, id) = (Arc::clone(self), provider_id.to_owned());
+        let _ = tokio::task::spawn_blocking(move || cache.check_index(&id)).await;
     }
 
     /// The key a request to `provider` carries, read now (past the cache)
@@ -243,13 +262,6 @@ impl KeyCache {
         self.in_background(provider_id, |cache, id| {
             let _ = cache.lookup(id);
         });
-    }
-
-    /// Check `provider_id`'s key against the key index on a task of its
-    /// own ([`KeyCache::check_index`]), unless that (or a lookup) is
-    /// already under way. The requests meanwhile use the key held.
-    fn check_in_background(self: &Arc<Self>, provider_id: &str) {
-        self.in_background(provider_id, KeyCache::check_index);
     }
 
     fn in_background(

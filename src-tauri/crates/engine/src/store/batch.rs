@@ -78,8 +78,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::health::{KEEP_SAMPLES, record_in, set_cooldown_in, trim_in};
 use super::ledger::{
-    DEFAULT_HOLD, checkpoint_in, hard_budgets, insert_hold, reserve_in, settle_in, sweep_in,
-    unbounded_denial, unchecked_reservation,
+    DEFAULT_HOLD, checkpoint_row_in, hard_budgets, insert_hold, reserve_in, settle_in,
+    settle_row_in, sweep_in, unbounded_denial, unchecked_reservation,
 };
 use super::time::now_ms;
 use super::tokens::touch_token;
@@ -509,33 +509,6 @@ struct Writer {
     untrimmed: HashMap<(String, String), usize>,
 }
 
-/// What a batch owes its callers once it is committed.
-enum Reply {
-    Reserved(Box<Reserved>),
-    Flushed(mpsc::SyncSender<()>),
-}
-
-/// A reservation's answer: where it goes, what it is once committed, and
-/// what it becomes if the commit fails.
-struct Reserved {
-    to: oneshot::Sender<Result<Reservation, BudgetDenied>>,
-    decided: Result<Reservation, BudgetDenied>,
-    fallback: Fallback,
-}
-
-/// What a reserve answers when its batch cannot be written.
-struct Fallback {
-    ctx: SpendContext,
-    estimate: Option<Cost>,
-    budgets: Arc<[Budget]>,
-}
-
-impl Fallback {
-    fn answer(&self, why: &str) -> Result<Reservation, BudgetDenied> {
-        unchecked_reservation(&self.budgets, &self.ctx, self.estimate, why)
-    }
-}
-
 impl Writer {
     fn run(mut self) {
         let shared = Arc::clone(&self.shared);
@@ -590,207 +563,89 @@ impl Writer {
     }
 
     fn apply(&mut self, batch: Vec<Op>) {
-        let now = now_ms();
-        let tx = match self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-        {
-            Ok(tx) => tx,
-            Err(e) => {
-                let why = e.to_string();
-                for op in batch {
-                    fail(op, &why, &mut self.retry);
-                }
-                return;
-            }
-        };
         let mut rows = self
             .shared
             .rows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut replies = Vec::new();
-        // Ops to retry if the commit fails (settles, holds), or to answer then.
-        let mut undone: Vec<Op> = Vec::new();
-        // In-memory holds written by this batch, and those it settles.
-        let mut written: Vec<u64> = Vec::new();
-        let mut released: Vec<u64> = Vec::new();
-        // A checkpoint of a hold this batch also settles would be deleted
-        // with it: not written at all; nor is an in-memory hold it settles.
-        let settled: HashSet<u64> = batch
-            .iter()
-            .filter_map(|op| match op {
-                Op::Settle { reservation, .. } if reservation.id != 0 => Some(reservation.id),
-                _ => None,
-            })
-            .collect();
-        if batch
-            .iter()
-            .any(|op| matches!(op, Op::Reserve { .. } | Op::Hold { .. }))
-        {
-            let _ = sweep_in(&tx, now);
+        let b = Batch {
+            ops: &batch,
+            // A checkpoint of a hold this batch also settles would be
+            // deleted with it: not written at all; nor is an in-memory
+            // hold it settles.
+            settled: batch
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Settle { reservation, .. } if reservation.id != 0 => Some(reservation.id),
+                    _ => None,
+                })
+                .collect(),
+            sweep: batch
+                .iter()
+                .any(|op| matches!(op, Op::Reserve { .. } | Op::Hold { .. })),
+            now: now_ms(),
+            hold: self.hold,
+            owner: self.owner.as_deref(),
+        };
+        // Each write straight into the transaction (a savepoint around
+        // every one cost about half of the writer's time); only when one
+        // fails is the batch written again with a savepoint around each,
+        // so that the one that fails is undone alone and the rest kept.
+        let mut ended = write_pass(&mut self.conn, &mut self.untrimmed, &b, &mut rows, false);
+        if matches!(ended, Ended::WriteFailed) {
+            ended = write_pass(&mut self.conn, &mut self.untrimmed, &b, &mut rows, true);
         }
-        for op in batch {
-            match op {
-                Op::Reserve {
-                    ctx,
-                    estimate,
-                    budgets,
-                    reply,
-                } => {
-                    let decided = match in_savepoint(&tx, |sp| {
-                        reserve_in(
-                            sp,
-                            &budgets,
-                            &ctx,
-                            estimate,
-                            now,
-                            self.hold,
-                            self.owner.as_deref(),
-                        )
-                    }) {
-                        Ok(d) => d,
-                        Err(e) => unchecked_reservation(&budgets, &ctx, estimate, &e.to_string()),
-                    };
-                    replies.push(Reply::Reserved(Box::new(Reserved {
-                        to: reply,
-                        decided,
-                        fallback: Fallback {
-                            ctx,
-                            estimate,
-                            budgets,
-                        },
-                    })));
-                }
-                Op::Hold { id, .. } if settled.contains(&id) => {}
-                Op::Hold {
-                    id,
-                    ctx,
-                    amount,
-                    at,
-                } => {
-                    // A hold that cannot be written leaves its attempt
-                    // without a crash record; its settle still bills it.
-                    if let Ok(row) = in_savepoint(&tx, |sp| {
-                        insert_hold(sp, &ctx, amount, at, self.hold, self.owner.as_deref())
-                    }) {
-                        rows.insert(id, row);
-                        written.push(id);
-                        undone.push(Op::Hold {
-                            id,
-                            ctx,
-                            amount,
-                            at,
-                        });
-                    }
-                }
-                Op::Checkpoint { reservation, .. } if settled.contains(&reservation.id) => {}
-                Op::Checkpoint {
-                    mut reservation,
-                    progress,
-                    at,
-                } => {
-                    reservation.id = row_of(&rows, reservation.id);
-                    // A checkpoint that cannot be written is superseded by
-                    // the next one (or the settle).
-                    let _ = in_savepoint(&tx, |sp| {
-                        checkpoint_in(
-                            sp,
-                            &reservation,
-                            &progress,
-                            at,
-                            self.hold,
-                            self.owner.as_deref(),
-                        )
-                    });
-                }
-                Op::Settle {
-                    reservation,
-                    actual,
-                    at,
-                } => {
-                    let mut row = reservation.clone();
-                    row.id = row_of(&rows, reservation.id);
-                    let ok = in_savepoint(&tx, |sp| settle_in(sp, &row, actual.as_ref(), at));
-                    if reservation.id & IN_MEMORY != 0 {
-                        released.push(reservation.id);
-                    }
-                    let op = Op::Settle {
-                        reservation,
-                        actual,
-                        at,
-                    };
-                    match ok {
-                        Ok(()) => undone.push(op),
-                        Err(_) => self.retry.push(op),
-                    }
-                }
-                Op::Sample {
-                    provider,
-                    model,
-                    sample,
-                } => {
-                    // Health is advice: a sample that cannot be written is lost.
-                    if record_in(&tx, &provider, &model, &sample).is_ok() {
-                        *self.untrimmed.entry((provider, model)).or_default() += 1;
-                    }
-                }
-                Op::Cooldown {
-                    provider,
-                    model,
-                    state,
-                } => {
-                    let _ = set_cooldown_in(&tx, &provider, &model, state);
-                }
-                Op::Touch { token, at } => {
-                    let _ = touch_token(&tx, token, at);
-                }
-                Op::Flush { reply } => replies.push(Reply::Flushed(reply)),
-            }
-        }
-        for ((provider, model), written) in &mut self.untrimmed {
-            if *written >= TRIM_EVERY && trim_in(&tx, provider, model).is_ok() {
-                *written = 0;
-            }
-        }
-        match tx.commit() {
+        let (outcomes, committed) = match ended {
+            Ended::Done {
+                outcomes,
+                committed,
+            } => (outcomes, committed),
+            Ended::NotBegun(why) => (Vec::new(), Err(why)),
+            // Not from an isolated pass.
+            Ended::WriteFailed => (Vec::new(), Err("a write failed".to_owned())),
+        };
+        match committed {
             Ok(()) => {
                 self.dirty.store(true, Ordering::Release);
-                for id in &released {
-                    rows.remove(id);
+                // A settled in-memory hold's row is gone; one whose settle
+                // failed is still there for the settle's next try.
+                for (op, outcome) in batch.iter().zip(&outcomes) {
+                    if let Op::Settle { reservation, .. } = op
+                        && reservation.id & IN_MEMORY != 0
+                        && !matches!(outcome, Written::Failed)
+                    {
+                        rows.remove(&reservation.id);
+                    }
                 }
                 drop(rows);
-                for r in replies {
-                    match r {
-                        Reply::Reserved(r) => {
-                            let _ = r.to.send(r.decided);
+                for (op, outcome) in batch.into_iter().zip(outcomes) {
+                    match (op, outcome) {
+                        (Op::Reserve { reply, .. }, Written::Decided(decided)) => {
+                            let _ = reply.send(decided);
                         }
-                        Reply::Flushed(to) => {
-                            let _ = to.send(());
+                        (Op::Flush { reply }, _) => {
+                            let _ = reply.send(());
                         }
+                        (op @ Op::Settle { .. }, Written::Failed) => self.retry.push(op),
+                        _ => {}
                     }
                 }
             }
-            Err(e) => {
-                // Rolled back: the holds it wrote are not rows. They and
-                // its settles are written again first thing next batch,
-                // in the order they came.
-                for id in &written {
-                    rows.remove(id);
-                }
-                drop(rows);
-                let why = e.to_string();
-                let mut again = undone;
-                again.append(&mut self.retry);
-                self.retry = again;
-                for r in replies {
-                    match r {
-                        Reply::Reserved(r) => {
-                            let _ = r.to.send(r.fallback.answer(&why));
+            Err(why) => {
+                // Rolled back, or never begun: the holds it wrote are not
+                // rows. They and its settles are written again first
+                // thing next batch, in the order they came; reservations
+                // get the answer of an unchecked ledger.
+                let mut outcomes = outcomes.into_iter();
+                for op in batch {
+                    match (op, outcomes.next()) {
+                        (op @ Op::Hold { id, .. }, Some(Written::Held)) => {
+                            rows.remove(&id);
+                            fail(op, &why, &mut self.retry);
                         }
-                        Reply::Flushed(to) => {
-                            let _ = to.send(());
-                        }
+                        // Settled with it, or not written: not a row to keep.
+                        (Op::Hold { .. }, Some(_)) => {}
+                        (op, _) => fail(op, &why, &mut self.retry),
                     }
                 }
             }
@@ -798,10 +653,219 @@ impl Writer {
     }
 }
 
+/// A batch being written, and what its writes need.
+struct Batch<'a> {
+    ops: &'a [Op],
+    /// The holds it settles.
+    settled: HashSet<u64>,
+    /// It takes holds: lapsed ones are swept first.
+    sweep: bool,
+    now: i64,
+    hold: Duration,
+    owner: Option<&'a str>,
+}
+
+/// What one op's write came to.
+enum Written {
+    /// Nothing to answer or keep.
+    Nothing,
+    /// A reservation a hard budget checked, decided.
+    Decided(Result<Reservation, BudgetDenied>),
+    /// An in-memory hold, written (its row is in the writer's map).
+    Held,
+    /// A health sample, written.
+    Sampled,
+    /// A settle that failed and was undone: tried again with the next batch.
+    Failed,
+}
+
+/// How a pass over a batch ended.
+enum Ended {
+    /// The transaction could not begin.
+    NotBegun(String),
+    /// A write failed outside a savepoint: the transaction was rolled back.
+    WriteFailed,
+    /// Every op written (or, isolated, undone alone), then the commit.
+    Done {
+        outcomes: Vec<Written>,
+        committed: Result<(), String>,
+    },
+}
+
+/// Write batch `b` in one transaction of `conn`: with `isolate`, each
+/// write in a savepoint of its own; without, the first write that fails
+/// rolls the whole transaction back ([`Ended::WriteFailed`]). Fills `rows`
+/// with the in-memory holds written (and takes them out again if the pass
+/// fails).
+fn write_pass(
+    conn: &mut Connection,
+    untrimmed: &mut HashMap<(String, String), usize>,
+    b: &Batch<'_>,
+    rows: &mut HashMap<u64, i64>,
+    isolate: bool,
+) -> Ended {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return Ended::NotBegun(e.to_string()),
+    };
+    if b.sweep {
+        let _ = sweep_in(&tx, b.now);
+    }
+    let mut outcomes = Vec::with_capacity(b.ops.len());
+    for op in b.ops {
+        match write_op(&tx, op, b, rows, isolate) {
+            Some(outcome) => outcomes.push(outcome),
+            None => {
+                for (op, outcome) in b.ops.iter().zip(&outcomes) {
+                    if let (Op::Hold { id, .. }, Written::Held) = (op, outcome) {
+                        rows.remove(id);
+                    }
+                }
+                // Dropping the transaction rolls it back.
+                return Ended::WriteFailed;
+            }
+        }
+    }
+    for (op, outcome) in b.ops.iter().zip(&outcomes) {
+        if let (
+            Op::Sample {
+                provider, model, ..
+            },
+            Written::Sampled,
+        ) = (op, outcome)
+        {
+            *untrimmed
+                .entry((provider.clone(), model.clone()))
+                .or_default() += 1;
+        }
+    }
+    for ((provider, model), written) in untrimmed.iter_mut() {
+        if *written >= TRIM_EVERY && trim_in(&tx, provider, model).is_ok() {
+            *written = 0;
+        }
+    }
+    Ended::Done {
+        outcomes,
+        committed: tx.commit().map_err(|e| e.to_string()),
+    }
+}
+
+/// Write one op of batch `b` into `tx` (see [`write_pass`]); `None` when
+/// a write failed outside a savepoint.
+fn write_op(
+    tx: &Connection,
+    op: &Op,
+    b: &Batch<'_>,
+    rows: &mut HashMap<u64, i64>,
+    isolate: bool,
+) -> Option<Written> {
+    Some(match op {
+        Op::Reserve {
+            ctx,
+            estimate,
+            budgets,
+            ..
+        } => Written::Decided(
+            match step(tx, isolate, |c| {
+                reserve_in(c, budgets, ctx, *estimate, b.now, b.hold, b.owner)
+            })? {
+                Ok(decided) => decided,
+                Err(e) => unchecked_reservation(budgets, ctx, *estimate, &e.to_string()),
+            },
+        ),
+        Op::Hold { id, .. } if b.settled.contains(id) => Written::Nothing,
+        Op::Hold {
+            id,
+            ctx,
+            amount,
+            at,
+        } => {
+            // A hold that cannot be written leaves its attempt without a
+            // crash record; its settle still bills it.
+            match step(tx, isolate, |c| {
+                insert_hold(c, ctx, *amount, *at, b.hold, b.owner)
+            })? {
+                Ok(row) => {
+                    rows.insert(*id, row);
+                    Written::Held
+                }
+                Err(_) => Written::Nothing,
+            }
+        }
+        Op::Checkpoint { reservation, .. } if b.settled.contains(&reservation.id) => {
+            Written::Nothing
+        }
+        Op::Checkpoint {
+            reservation,
+            progress,
+            at,
+        } => {
+            // A checkpoint that cannot be written is superseded by the
+            // next one (or the settle).
+            let row = row_of(rows, reservation.id);
+            let _ = step(tx, isolate, |c| {
+                checkpoint_row_in(c, row, reservation, progress, *at, b.hold, b.owner)
+            })?;
+            Written::Nothing
+        }
+        Op::Settle {
+            reservation,
+            actual,
+            at,
+        } => {
+            let row = row_of(rows, reservation.id);
+            match step(tx, isolate, |c| {
+                settle_row_in(c, row, &reservation.context, actual.as_ref(), *at)
+            })? {
+                Ok(()) => Written::Nothing,
+                Err(_) => Written::Failed,
+            }
+        }
+        // Health is advice: a sample that cannot be written is lost. Each
+        // of these is one statement, which SQLite undoes alone if it fails.
+        Op::Sample {
+            provider,
+            model,
+            sample,
+        } => match record_in(tx, provider, model, sample) {
+            Ok(()) => Written::Sampled,
+            Err(_) => Written::Nothing,
+        },
+        Op::Cooldown {
+            provider,
+            model,
+            state,
+        } => {
+            let _ = set_cooldown_in(tx, provider, model, *state);
+            Written::Nothing
+        }
+        Op::Touch { token, at } => {
+            let _ = touch_token(tx, *token, *at);
+            Written::Nothing
+        }
+        Op::Flush { .. } => Written::Nothing,
+    })
+}
+
+/// Run write `f` in `tx`: with `isolate`, in a savepoint of its own, so a
+/// failure is undone alone (`Some(Err)`); without, directly, and a failure
+/// (`None`) may leave part of it in the transaction.
+fn step<T>(
+    tx: &Connection,
+    isolate: bool,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Option<Result<T, StoreError>> {
+    if isolate {
+        Some(in_savepoint(tx, f))
+    } else {
+        f(tx).ok().map(Ok)
+    }
+}
+
 /// Run `f` in a savepoint of `tx`: its writes are kept when it succeeds
 /// and undone when it fails, without undoing the rest of the batch.
 fn in_savepoint<T>(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     tx.prepare_cached("SAVEPOINT op")?.execute([])?;
@@ -1382,6 +1446,101 @@ mod tests {
         assert_eq!((apart.2, apart.3), (3, usd("0.5334")));
         assert_eq!(merged.1, apart.1, "the same rows");
         assert_eq!((merged.2, merged.3), (apart.2, apart.3));
+    }
+
+    #[test]
+    fn a_write_that_fails_is_undone_alone_and_the_rest_of_its_batch_is_kept() {
+        let (dir, store) = store();
+        let path = dir.path().join("db.sqlite3");
+        let count = |sql: &str| -> i64 {
+            Connection::open(&path)
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap()
+        };
+        // The ledger refuses tag "bad": its settle fails halfway, after
+        // deleting the hold and writing the ledger row.
+        let refuse = "CREATE TRIGGER refuse_bad BEFORE INSERT ON ledger_tags
+             WHEN NEW.tag = 'bad' BEGIN SELECT RAISE(ABORT, 'forced failure'); END;";
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(refuse)
+            .unwrap();
+        let writer = store.batch_writer().unwrap();
+        let gate = writer.gate(Vec::new());
+        let held: Vec<_> = ["a", "bad", "b"]
+            .iter()
+            .map(|tag| gate.reserve(&ctx(tag), Some(usd("0.20"))).unwrap())
+            .collect();
+        writer.flush();
+        assert_eq!(count("SELECT count(*) FROM reservations"), 3);
+        // Another process holds the write lock while the writer takes the
+        // next hold, so the settles and the checkpoint queued meanwhile
+        // are applied together in the batch after it.
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let c = gate.reserve(&ctx("c"), Some(usd("0.20"))).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        for (hold, cost) in held.into_iter().zip(["0.01", "0.02", "0.03"]) {
+            gate.settle(hold, settled(cost));
+        }
+        let mut sent = crate::attempt::Accumulator::new("p", "m");
+        sent.mark_sent();
+        gate.checkpoint(&c, &sent.progress(Duration::ZERO, None, 40));
+        blocker.execute_batch("COMMIT").unwrap();
+        writer.flush();
+        // Each ledger row's tags, in order.
+        let tags = || -> Vec<Option<String>> {
+            let c = Connection::open(&path).unwrap();
+            let mut s = c
+                .prepare(
+                    "SELECT (SELECT group_concat(tag) FROM ledger_tags WHERE entry_id = ledger.id)
+                     FROM ledger ORDER BY id",
+                )
+                .unwrap();
+            s.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let some = |tags: &[&str]| -> Vec<Option<String>> {
+            tags.iter().map(|t| Some((*t).to_owned())).collect()
+        };
+        assert_eq!(
+            tags(),
+            some(&["a", "b"]),
+            "the others' ledger rows are kept, the failed one's undone"
+        );
+        assert_eq!(store.spend_total(None).unwrap().cost, usd("0.04"));
+        // The failed settle left its hold; the checkpoint was written.
+        assert_eq!(count("SELECT count(*) FROM reservations"), 2);
+        assert_eq!(
+            count("SELECT count(*) FROM reservation_tags WHERE tag = 'bad'"),
+            1
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM reservations WHERE progress_at IS NOT NULL"),
+            1
+        );
+        // Once the ledger takes it, the failed settle is written, once.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TRIGGER refuse_bad")
+            .unwrap();
+        writer.flush();
+        gate.settle(c, settled("0.04"));
+        writer.flush();
+        assert_eq!(tags(), some(&["a", "b", "bad", "c"]));
+        let total = store.spend_total(None).unwrap();
+        assert_eq!((total.requests, total.cost), (4, usd("0.10")));
+        // No hold is left behind for the store to bill a second time when
+        // it closes (as crash recovery would).
+        assert_eq!(count("SELECT count(*) FROM reservations"), 0);
+        drop(gate);
+        drop(writer);
+        drop(store);
+        assert_eq!(count("SELECT count(*) FROM ledger"), 4);
+        assert_eq!(count("SELECT sum(cost_nanos) FROM ledger"), 100_000_000);
     }
 
     #[test]

@@ -669,10 +669,24 @@ pub(crate) fn checkpoint_in(
     hold: Duration,
     owner: Option<&str>,
 ) -> Result<(), StoreError> {
+    checkpoint_row_in(conn, r.id, r, progress, now, hold, owner)
+}
+
+/// [`checkpoint_in`] for the hold in row `row` (0: none written), which
+/// need not be `r.id` (the batch writer's holds decided in memory).
+pub(crate) fn checkpoint_row_in(
+    conn: &Connection,
+    row: u64,
+    r: &Reservation,
+    progress: &AttemptResult,
+    now: i64,
+    hold: Duration,
+    owner: Option<&str>,
+) -> Result<(), StoreError> {
     // What it bills so far (the answer's row shows the same counts).
     let billed = progress.billed;
     let usage = billed.unwrap_or(progress.usage);
-    if r.id != 0 {
+    if row != 0 {
         let expires = now.saturating_add(i64::try_from(hold.as_millis()).unwrap_or(i64::MAX));
         conn.prepare_cached(
             "UPDATE reservations SET billed = ?2, cost_nanos = ?3, input_tokens = ?4,
@@ -680,7 +694,7 @@ pub(crate) fn checkpoint_in(
              WHERE id = ?1",
         )?
         .execute(params![
-            i64::try_from(r.id).unwrap_or(i64::MAX),
+            i64::try_from(row).unwrap_or(i64::MAX),
             billed.is_some(),
             progress.cost.map(|c| c.total.nanos()),
             to_sql_u64(usage.input_tokens),
@@ -724,12 +738,24 @@ pub(crate) fn settle_in(
     actual: Option<&SettledCost>,
     at: i64,
 ) -> Result<(), StoreError> {
-    if reservation.id != 0 {
+    settle_row_in(conn, reservation.id, &reservation.context, actual, at)
+}
+
+/// [`settle_in`] for the hold in row `row` (0: none written) of an
+/// attempt with `ctx`.
+pub(crate) fn settle_row_in(
+    conn: &Connection,
+    row: u64,
+    ctx: &SpendContext,
+    actual: Option<&SettledCost>,
+    at: i64,
+) -> Result<(), StoreError> {
+    if row != 0 {
         conn.prepare_cached("DELETE FROM reservations WHERE id = ?1")?
-            .execute([i64::try_from(reservation.id).unwrap_or(i64::MAX)])?;
+            .execute([i64::try_from(row).unwrap_or(i64::MAX)])?;
     }
     if let Some(actual) = actual {
-        insert_ledger(conn, &reservation.context, actual, at)?;
+        insert_ledger(conn, ctx, actual, at)?;
     }
     Ok(())
 }

@@ -1054,7 +1054,22 @@ struct CachedTarget {
     reloading: bool,
 }
 
-type HealthCache = Arc<Mutex<HashMap<(String, String), CachedTarget>>>;
+/// Targets by provider, then model: looked up by `&str` without building
+/// an owned key (the router reads health several times per request).
+type HealthCache = Arc<Mutex<HashMap<String, HashMap<String, CachedTarget>>>>;
+
+/// Put `target` in `cache` as `provider`'s `model`.
+fn cache_insert(
+    cache: &mut HashMap<String, HashMap<String, CachedTarget>>,
+    provider: &str,
+    model: &str,
+    target: CachedTarget,
+) {
+    cache
+        .entry(provider.to_owned())
+        .or_default()
+        .insert(model.to_owned(), target);
+}
 
 /// The [`HealthStore`] over a [`BatchWriter`]: writes are queued, reads
 /// come from memory (see the module docs).
@@ -1082,9 +1097,8 @@ impl CachedHealth {
         model: &str,
         read: impl FnOnce(&CachedTarget) -> T,
     ) -> T {
-        let key = (provider.to_owned(), model.to_owned());
         if let Ok(mut cache) = self.cache.lock()
-            && let Some(t) = cache.get_mut(&key)
+            && let Some(t) = cache.get_mut(provider).and_then(|m| m.get_mut(model))
         {
             if t.loaded.elapsed() < HEALTH_TTL {
                 return read(t);
@@ -1093,11 +1107,11 @@ impl CachedHealth {
                 if !t.reloading {
                     t.reloading = true;
                     let (cache, store) = (Arc::clone(&self.cache), self.writer.store().clone());
-                    let key = key.clone();
+                    let (provider, model) = (provider.to_owned(), model.to_owned());
                     runtime.spawn_blocking(move || {
-                        let loaded = load_target(&store, &key.0, &key.1);
+                        let loaded = load_target(&store, &provider, &model);
                         if let Ok(mut cache) = cache.lock() {
-                            cache.insert(key, loaded);
+                            cache_insert(&mut cache, &provider, &model, loaded);
                         }
                     });
                 }
@@ -1108,14 +1122,14 @@ impl CachedHealth {
         let loaded = load_target(self.writer.store(), provider, model);
         let answer = read(&loaded);
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(key, loaded);
+            cache_insert(&mut cache, provider, model, loaded);
         }
         answer
     }
 
     fn update(&self, provider: &str, model: &str, change: impl FnOnce(&mut CachedTarget)) {
         if let Ok(mut cache) = self.cache.lock()
-            && let Some(t) = cache.get_mut(&(provider.to_owned(), model.to_owned()))
+            && let Some(t) = cache.get_mut(provider).and_then(|m| m.get_mut(model))
         {
             change(t);
         }

@@ -183,9 +183,12 @@ async fn json_reports_ground_truth_usage_cost_and_ttft_for_three_protocols() {
         assert_eq!(cost_nanos(r), cost, "{target}: {}", r["cost_usd"]);
         assert_eq!(r["cost_nanos"], cost, "{target}: exact");
         assert_eq!(r["cost_estimated"], false);
+        // Measured at the first token: not before the mock's 200 ms delay,
+        // and (next) a whole gap before the end. No upper bound of its own:
+        // a loaded machine may add any delay to the first token.
         let measured = r["ttft_ms"].as_f64().unwrap();
         assert!(
-            (200.0..300.0).contains(&measured),
+            measured >= 200.0,
             "{target}: ttft {measured} ms for a 200 ms delay"
         );
         assert!(

@@ -386,7 +386,14 @@ mod tests {
             "th", "td", "ul", "ol", "li", "input", "em", "strong", "h1", "h2", "h3", "del",
         ];
         let allowed_attrs = [
-            "class", "title", "type", "start", "style", "disabled", "checked", "cellpadding",
+            "class",
+            "title",
+            "type",
+            "start",
+            "style",
+            "disabled",
+            "checked",
+            "cellpadding",
         ];
         for (name, attrs) in tags(&html) {
             assert!(

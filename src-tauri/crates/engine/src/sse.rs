@@ -33,6 +33,11 @@ impl SseDecoder {
     }
 
     /// Feed the next chunk of bytes; appends completed events to `out`.
+    ///
+    /// A line that lies whole inside `chunk` is read where it is; only the
+    /// part of a line that a chunk boundary cuts is copied, and the buffer
+    /// it goes to keeps its capacity (a streamed answer is thousands of
+    /// short lines: no allocation or copy per line).
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
         let mut rest = chunk;
         if self.after_cr {
@@ -41,9 +46,8 @@ impl SseDecoder {
                 rest = stripped;
             }
         }
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
             let (line, tail) = rest.split_at(pos);
-            self.line.extend_from_slice(line);
             let was_cr = tail[0] == b'\r';
             rest = &tail[1..];
             if was_cr {
@@ -53,8 +57,16 @@ impl SseDecoder {
                     Some(_) => {}
                 }
             }
-            let line = std::mem::take(&mut self.line);
-            self.on_line(&line, out);
+            if self.line.is_empty() {
+                self.on_line(line, out);
+            } else {
+                self.line.extend_from_slice(line);
+                let joined = std::mem::take(&mut self.line);
+                self.on_line(&joined, out);
+                // Back, emptied, with its capacity for the next cut line.
+                self.line = joined;
+                self.line.clear();
+            }
         }
         self.line.extend_from_slice(rest);
     }

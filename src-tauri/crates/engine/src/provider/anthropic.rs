@@ -5,6 +5,8 @@
 //! cumulative (assign, never add); `input_tokens` excludes cached tokens, so
 //! cache reads and writes are added back to get all prompt tokens.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -140,6 +142,26 @@ fn attachment_block(a: &Attachment) -> Value {
     })
 }
 
+/// A `content_block_delta` event, its strings borrowed from the event's
+/// data when they hold no escapes.
+#[derive(Deserialize)]
+struct DeltaEvent<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    delta: Option<DeltaBody<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct DeltaBody<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+}
+
 #[derive(Deserialize, Default)]
 struct WireUsage {
     input_tokens: Option<u64>,
@@ -245,6 +267,29 @@ impl Parser {
         ev: &SseEvent,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), ProviderError> {
+        // Nearly every event of an answer is a content_block_delta: read it
+        // into borrowed fields rather than a JSON tree (a map and a string
+        // allocated per field). Anything else, or a delta of a shape this
+        // does not know, takes the general path below.
+        if (ev.event.is_empty() || ev.event == "content_block_delta")
+            && let Ok(e) = serde_json::from_str::<DeltaEvent<'_>>(&ev.data)
+            && (!ev.event.is_empty() || e.kind.as_deref() == Some("content_block_delta"))
+        {
+            let d = e.delta.unwrap_or_default();
+            let (text, reasoning) = match d.kind.as_deref() {
+                Some("text_delta") => (d.text, None),
+                Some("thinking_delta") => (None, d.thinking),
+                // signature_delta, input_json_delta, citations and future kinds.
+                _ => (None, None),
+            };
+            if let Some(t) = text.filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::TextDelta(t.into_owned()));
+            }
+            if let Some(t) = reasoning.filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::ReasoningDelta(t.into_owned()));
+            }
+            return Ok(());
+        }
         let data: Value =
             serde_json::from_str(&ev.data).map_err(|e| malformed(&self.provider, &ev.data, &e))?;
         let kind = if ev.event.is_empty() {
@@ -409,6 +454,38 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
             // Cumulative: 15, not 1 + 15.
             assert_eq!(u.output_tokens, Some(15));
         }
+    }
+
+    #[test]
+    fn deltas_read_the_same_without_event_lines_with_escapes_and_in_odd_shapes() {
+        // The same answer with its `event:` lines dropped (as some proxies
+        // forward it): each event's kind comes from its data's `type`.
+        let bare: String = FULL
+            .split_inclusive('\n')
+            .filter(|line| !line.starts_with("event:"))
+            .collect();
+        for size in [1, 7, bare.len()] {
+            let (events, end) = replay(&bare, size);
+            end.unwrap();
+            assert_eq!(text(&events), "Héllo wörld");
+            assert!(events.contains(&StreamEvent::ReasoningDelta("hmm".into())));
+            assert_eq!(last_usage(&events).output_tokens, Some(15));
+        }
+        // Escaped text is unescaped; a delta whose text is not a string, or
+        // that has no delta at all, adds nothing and is no error.
+        let f = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a \\\"q\\\"\\n\\u00e9 \\ud83c\\udf89\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":7}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0}\n\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"!\"}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        let (events, end) = replay(f, 5);
+        end.unwrap();
+        assert_eq!(text(&events), "a \"q\"\né 🎉!");
+        // A delta that is not JSON is still refused by name.
+        let broken = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\n\n";
+        let (_, end) = replay(broken, 4);
+        assert_eq!(end.unwrap_err().kind, ErrorKind::Malformed);
     }
 
     #[test]

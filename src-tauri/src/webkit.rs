@@ -24,6 +24,13 @@
 //!   buffers; with compositing off (above) there are none to hand over, yet
 //!   setting it up costs the app about 3.5 MB (GL state and more of Mesa's
 //!   pages).
+//! - EGL in the app's own process, on the same machines ([`before_gtk`]):
+//!   WebKit opens an EGL display in the app before it starts its web
+//!   process, which loads Mesa's software driver and the LLVM it is built
+//!   on (about 8 MB of relocated data of the app's own, plus LLVM's code).
+//!   With compositing off the app process draws nothing with GL: it is
+//!   given no EGL driver, and WebKit goes on without one there. The web
+//!   process, which cannot start without EGL, keeps Mesa.
 
 use tauri::webview::PlatformWebview;
 use webkit2gtk::{CacheModel, HardwareAccelerationPolicy, SettingsExt, WebContextExt, WebViewExt};
@@ -76,6 +83,12 @@ pub fn tune(webview: PlatformWebview) {
 ///   (`WEBKIT_DISABLE_DMABUF_RENDERER=1`): it only carries composited
 ///   frames, and [`tune`] turns compositing off on the same machines.
 ///
+/// - EGL gets no driver in this process: the GL vendor library (libglvnd)
+///   reads its list of drivers once, at its first call; that first call is
+///   made here with the list pointed at nothing, then the variable is
+///   removed again, so the web process WebKit starts later (which needs
+///   EGL) finds Mesa as usual.
+///
 /// Called first thing in [`crate::run`], while the process still has a
 /// single thread.
 pub fn before_gtk() {
@@ -90,6 +103,41 @@ pub fn before_gtk() {
             set_env(key, value);
         }
     }
+    if EGL_VENDOR_VARS
+        .iter()
+        .all(|k| std::env::var_os(k).is_none())
+    {
+        set_env(EGL_VENDOR_VARS[0], "/dev/null");
+        egl::load_vendors();
+        remove_env(EGL_VENDOR_VARS[0]);
+    }
+}
+
+/// libglvnd's choice of EGL drivers: a list of files, or folders of them.
+const EGL_VENDOR_VARS: [&str; 2] = [
+    "__EGL_VENDOR_LIBRARY_FILENAMES",
+    "__EGL_VENDOR_LIBRARY_DIRS",
+];
+
+#[allow(unsafe_code)]
+mod egl {
+    use std::ffi::{c_char, c_void};
+
+    /// `EGL_EXTENSIONS`.
+    const EXTENSIONS: i32 = 0x3055;
+
+    #[link(name = "EGL")]
+    unsafe extern "C" {
+        fn eglQueryString(display: *mut c_void, name: i32) -> *const c_char;
+    }
+
+    /// Make libglvnd load its list of EGL drivers now (its first call does).
+    pub fn load_vendors() {
+        // SAFETY: EGL_NO_DISPLAY (null) with EGL_EXTENSIONS is the
+        // documented query of client extensions; it reads no memory of
+        // ours and returns a static string (or null), not kept here.
+        unsafe { eglQueryString(std::ptr::null_mut(), EXTENSIONS) };
+    }
 }
 
 #[allow(unsafe_code)]
@@ -98,4 +146,10 @@ fn set_env(key: &str, value: &str) {
     // anything (GTK, WebKit, the engine's runtime) has started a thread,
     // so nothing can read the environment concurrently.
     unsafe { std::env::set_var(key, value) };
+}
+
+#[allow(unsafe_code)]
+fn remove_env(key: &str) {
+    // SAFETY: as for `set_env`.
+    unsafe { std::env::remove_var(key) };
 }

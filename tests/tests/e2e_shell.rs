@@ -163,6 +163,18 @@ async fn enter_sends_and_the_theme_toggle_switches_and_persists() -> anyhow::Res
     app.close().await
 }
 
+/// Whether process `pid` has a library whose file name starts with `name`
+/// mapped.
+fn maps_library(pid: i32, name: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|maps| {
+        maps.lines().any(|l| {
+            l.rsplit('/')
+                .next()
+                .is_some_and(|file| l.contains('/') && file.starts_with(name))
+        })
+    })
+}
+
 /// Threads of process `pid` whose name starts with `prefix`.
 fn threads_named(pid: i32, prefix: &str) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -178,7 +190,10 @@ fn threads_named(pid: i32, prefix: &str) -> usize {
 /// Without a GPU (no DRM render node, as on a VM, a remote desktop or this
 /// test machine) the window does not start Mesa's software rasterizer for
 /// GTK's GL, which the app never uses: no `llvmpipe` thread in the app or
-/// its web process (the two cost about 7 MB), and the page is
+/// its web process (the two cost about 7 MB). The app's own process loads
+/// no EGL driver either (Mesa's, with the LLVM under it, is about 20 MB
+/// there), while its web process, which needs EGL, still gets Mesa's
+/// and does not inherit the setting that kept it from the app. The page is
 /// drawn as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_gpu_no_software_gl_is_started_for_gtk() -> anyhow::Result<()> {
@@ -212,6 +227,22 @@ async fn without_a_gpu_no_software_gl_is_started_for_gtk() -> anyhow::Result<()>
                 0,
                 "{cmd} started Mesa's software rasterizer"
             );
+            let mesa_egl = maps_library(*pid, "libEGL_mesa");
+            if cmd.contains("WebKitWebProcess") {
+                assert!(mesa_egl, "the web process has Mesa's EGL driver: {cmd}");
+                let environ = std::fs::read(format!("/proc/{pid}/environ"))?;
+                assert!(
+                    !environ
+                        .split(|b| *b == 0)
+                        .any(|v| v.starts_with(b"__EGL_VENDOR_LIBRARY")),
+                    "the web process inherited an EGL driver list: {cmd}"
+                );
+            } else {
+                assert!(
+                    !mesa_egl,
+                    "the app's own process loaded Mesa's EGL driver: {cmd}"
+                );
+            }
         }
         app.screenshot("no-gpu-gl").await?;
         Ok(())

@@ -26,12 +26,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use switchboard_engine::hooks::RequestTrace;
-use switchboard_engine::{AttemptResult, DataDir, FinishReason, Store, Timing, Usage};
 use switchboard_mock::{MockServer, MockUsage, Scenario};
 use switchboard_tests::e2e::{App, Launch, app_binary};
 use switchboard_tests::keychain::SecretService;
-use switchboard_tests::mock_models_config;
+use switchboard_tests::{mock_models_config, seed_conversations};
 
 const PANES: usize = 6;
 const TOKENS: usize = 3000;
@@ -296,47 +294,10 @@ async fn cold_start(binary: &Path) -> anyhow::Result<()> {
 /// 50 conversations of three rounds, three panes each, with Markdown
 /// answers, written as the app would.
 fn seed(home: &Path) -> anyhow::Result<()> {
-    let store = Store::open(&DataDir::at(home)?)?;
-    let rec = store.recorder(false);
     let body = "## Heading\n\nSome **bold** text and `code`.\n\n```rust\nfn main() { println!(\"hi\"); }\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- one\n- two\n\n".repeat(8);
-    for c in 0..CONVERSATIONS {
-        let conv = rec.start_conversation(&format!("Conversation {c}"), &[])?;
-        for r in 0..3 {
-            let q = rec.add_round(conv, &format!("Question {r} of {c}"), &[], None)?;
-            for pane in 0..3u32 {
-                let result = AttemptResult {
-                    provider: "oa".into(),
-                    model: format!("model-{pane}"),
-                    text: format!("Answer {r} from pane {pane}.\n\n{body}"),
-                    reasoning: String::new(),
-                    finish_reason: Some(FinishReason::Stop),
-                    usage: Usage {
-                        input_tokens: Some(100),
-                        output_tokens: Some(400),
-                        ..Usage::default()
-                    },
-                    cost: None,
-                    billed: None,
-                    timing: Timing {
-                        ttft: Some(Duration::from_millis(200)),
-                        total: Duration::from_millis(1500),
-                        tokens_per_s: Some(300.0),
-                        ..Timing::default()
-                    },
-                    error: None,
-                };
-                rec.add_answer(
-                    conv,
-                    q,
-                    pane,
-                    &format!("oa:model-{pane}"),
-                    &result,
-                    &RequestTrace::default(),
-                )?;
-            }
-        }
-    }
-    Ok(())
+    seed_conversations(home, CONVERSATIONS, 3, 3, |_, r, pane| {
+        format!("Answer {r} from pane {pane}.\n\n{body}")
+    })
 }
 
 async fn idle_memory(binary: &Path) -> anyhow::Result<()> {

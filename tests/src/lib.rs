@@ -163,6 +163,64 @@ pub fn mock_home(server: &switchboard_mock::MockServer) -> std::io::Result<tempf
     Ok(home)
 }
 
+/// Write `conversations` saved conversations into the data directory
+/// `home`, as the app records them: `rounds` rounds each, answered by
+/// `panes` panes (model `oa:model-<pane>`), with `answer(conversation,
+/// round, pane)` as each answer's text. Conversation `c` is titled
+/// `Conversation c`; round `r`'s prompt is `Question r of c`.
+pub fn seed_conversations(
+    home: &std::path::Path,
+    conversations: usize,
+    rounds: usize,
+    panes: u32,
+    answer: impl Fn(usize, usize, u32) -> String,
+) -> anyhow::Result<()> {
+    use std::time::Duration;
+    use switchboard_engine::hooks::RequestTrace;
+    use switchboard_engine::{AttemptResult, DataDir, FinishReason, Store, Timing, Usage};
+
+    let store = Store::open(&DataDir::at(home)?)?;
+    let rec = store.recorder(false);
+    for c in 0..conversations {
+        let conv = rec.start_conversation(&format!("Conversation {c}"), &[])?;
+        for r in 0..rounds {
+            let q = rec.add_round(conv, &format!("Question {r} of {c}"), &[], None)?;
+            for pane in 0..panes {
+                let result = AttemptResult {
+                    provider: "oa".into(),
+                    model: format!("model-{pane}"),
+                    text: answer(c, r, pane),
+                    reasoning: String::new(),
+                    finish_reason: Some(FinishReason::Stop),
+                    usage: Usage {
+                        input_tokens: Some(100),
+                        output_tokens: Some(400),
+                        ..Usage::default()
+                    },
+                    cost: None,
+                    billed: None,
+                    timing: Timing {
+                        ttft: Some(Duration::from_millis(200)),
+                        total: Duration::from_millis(1500),
+                        tokens_per_s: Some(300.0),
+                        ..Timing::default()
+                    },
+                    error: None,
+                };
+                rec.add_answer(
+                    conv,
+                    q,
+                    pane,
+                    &format!("oa:model-{pane}"),
+                    &result,
+                    &RequestTrace::default(),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The repository's root directory.
 pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

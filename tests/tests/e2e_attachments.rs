@@ -530,6 +530,69 @@ async fn regenerate_first_pane(app: &App, server: &MockServer, asked: usize) -> 
     Ok(())
 }
 
+/// A file sent in an incognito round is moved off disk into the backend's
+/// memory while its conversation is on screen. When the user leaves before
+/// that move has happened, the file must not stay in memory afterwards
+/// (for as long as the window is open): the page releases it once the move
+/// is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_kept_for_an_incognito_round_left_meanwhile_is_not_kept() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    server.script("gm-model", Scenario::default().with_text(&["A photo."]));
+    let home = vision_home(&server)?;
+    let app = App::launch(Launch::new("attach-left-while-held").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "gm-model").await?;
+        // Stored on disk (Incognito still off), then sent incognito.
+        give_file(
+            &app,
+            "drop",
+            &samples::jpeg(24, 24),
+            "photo.jpg",
+            "image/jpeg",
+        )
+        .await?;
+        let photo = chip_id(&app, "photo.jpg").await?;
+        assert_eq!(stored_files(home.path()).len(), 1);
+        // The backend is asked to keep it only when the test lets it.
+        app.replace_tauri_core(
+            "core => { window.sbHeld = 0; window.sbKept = false; \
+               let release; const released = new Promise(r => release = r); \
+               window.sbRelease = release; \
+               return { invoke: async (cmd, args, options) => { \
+                 if (cmd !== 'hold_attachments') return core.invoke(cmd, args, options); \
+                 window.sbHeld += 1; await released; \
+                 try { return await core.invoke(cmd, args, options); } \
+                 finally { setTimeout(() => window.sbKept = true, 0); } } }; }",
+        )
+        .await?;
+        app.click("#incognito").await?;
+        app.type_into("#composer", "And this?\u{E007}").await?;
+        wait_until("the file is about to be kept", || async {
+            let v = app.client().execute("return window.sbHeld", vec![]).await?;
+            Ok(v.as_u64() == Some(1))
+        })
+        .await?;
+        // Left before the backend keeps it.
+        app.click("#new-conversation").await?;
+        app.client().execute("window.sbRelease()", vec![]).await?;
+        wait_until("the file was kept", || async {
+            let v = app.client().execute("return window.sbKept", vec![]).await?;
+            Ok(v.as_bool() == Some(true))
+        })
+        .await?;
+        wait_until("the file is forgotten", || async {
+            Ok(!backend_has(&app, &photo).await?)
+        })
+        .await?;
+        assert!(stored_files(home.path()).is_empty(), "nor left on disk");
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incognito_conversations_files_stay_off_disk_and_are_sent_again_until_it_is_left()
 -> anyhow::Result<()> {

@@ -153,6 +153,11 @@ impl CompareState {
                         let bytes = js_sys::Uint8Array::new(&buffer);
                         match ipc::store_attachment(&bytes, &name, in_memory).await {
                             Ok(r) => {
+                                // Set once the backend holds it: a release
+                                // while the call ran did not know of it.
+                                if in_memory {
+                                    state.files_held.set_value(true);
+                                }
                                 // The thumbnail from the bytes at hand.
                                 if r.is_image()
                                     && let Some(url) = object_url(&bytes, &r.media_type)

@@ -147,6 +147,12 @@ impl CompareState {
                     .flat_map(|r| r.attachments.iter().map(|a| a.id.clone())),
             );
         });
+        // Nothing held in memory (no incognito file since the last
+        // release): no call. What `keep` names may stay held.
+        if !self.files_held.get_value() {
+            return;
+        }
+        self.files_held.set_value(!keep.is_empty());
         spawn_local(async move {
             let _ = ipc::release_attachments(&keep).await;
         });
@@ -473,7 +479,11 @@ impl CompareState {
                 // memory while the conversation is on screen (regenerate
                 // and the next prompts send them again) and leave the data
                 // directory now. Done before any pane reads them.
-                if let Err(e) = ipc::hold_attachments(&files).await {
+                let held = ipc::hold_attachments(&files).await;
+                // Set after the call: a release while it ran (the user
+                // left) did not know of these files, the one below must.
+                state.files_held.set_value(true);
+                if let Err(e) = held {
                     state.notice.set(Some(format!(
                         "The attachments could not be kept for this conversation: {}",
                         e.message

@@ -291,6 +291,10 @@ pub struct CompareState {
     pub check_seq: StoredValue<u64>,
     /// The revision of the last layout sent to history.
     pub layout_rev: StoredValue<u64>,
+    /// The backend may hold files in memory for this window (incognito
+    /// ones): only then is there anything for [`Self::release_files`] to
+    /// release. True at first: a page loaded afresh does not know.
+    pub files_held: StoredValue<bool>,
     /// The layout history has, to save only changes.
     pub saved_layout: StoredValue<Vec<PaneSpec>>,
     /// Bumped by each layout change; a save runs once changes settle.
@@ -348,6 +352,7 @@ impl CompareState {
             checking: RwSignal::new(false),
             check_seq: StoredValue::new(0),
             layout_rev: StoredValue::new(0),
+            files_held: StoredValue::new(true),
             saved_layout: StoredValue::new(Vec::new()),
             layout_tick: StoredValue::new(0),
             blind: RwSignal::new(false),

@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let manifest = tauri_build::AppManifest::new().commands(&[
         "app_info",
         "list_catalog",
+        "attach_streams",
         "ask",
         "stop_stream",
         "set_key",

@@ -9,13 +9,13 @@
 
 use std::sync::Arc;
 
-use switchboard_engine::service::ChatService;
+use switchboard_engine::service::{ChatService, StreamHub};
 use switchboard_engine::{DataDir, KeyError, KeyStore};
 use switchboard_gateway::{LocalApi, LocalApiError};
 use switchboard_protocol::{
     AnswerSummary, AppInfo, AskRequest, CatalogView, HistoryPage, IpcError, IpcErrorKind, KeyState,
-    KeychainStatus, LocalServer, PaneEvent, ProviderCheck, RoundIds, SavePanes, SavedConversation,
-    SearchResult, Sequenced, SetKeyRequest, StartRound,
+    KeychainStatus, LocalServer, ProviderCheck, RoundIds, SavePanes, SavedConversation,
+    SearchResult, Sequenced, SetKeyRequest, StartRound, StreamMessage,
 };
 use switchboard_protocol::{AttachmentCheck, AttachmentRef, ImportProgress, ImportSummary};
 use switchboard_protocol::{BudgetCheck, BudgetInput, SpendOverview, SpendQuery, SpendStatus};
@@ -37,6 +37,8 @@ struct AppState {
     keys: KeyStore,
     chat: Arc<ChatService>,
     local_api: Arc<LocalApi>,
+    /// Each window's stream hub, by window label (see `attach_streams`).
+    hubs: std::sync::Mutex<std::collections::HashMap<String, Arc<WindowHub>>>,
 }
 
 fn internal(message: impl Into<String>) -> IpcError {
@@ -81,27 +83,57 @@ async fn list_catalog(state: tauri::State<'_, AppState>) -> Result<CatalogView, 
         .map_err(|e| internal(format!("could not list models: {e}")))
 }
 
-#[tauri::command]
-async fn ask(
-    state: tauri::State<'_, AppState>,
-    request: AskRequest,
-    on_event: Channel<Sequenced<PaneEvent>>,
-) -> Result<AnswerSummary, IpcError> {
-    Ok(state.chat.ask(request, sequenced(&on_event)).await)
-}
+/// A window's streams: the engine batches them, this only sends.
+type WindowHub = StreamHub<Box<dyn FnMut(Vec<StreamMessage>) -> bool + Send>>;
 
-/// A stream's sink: each event numbered (channel messages can overtake
-/// each other; the UI puts them back in order); false once the window no
-/// longer listens.
-fn sequenced(
-    on_event: &Channel<Sequenced<PaneEvent>>,
-) -> impl FnMut(PaneEvent) -> bool + Send + '_ {
+/// The window's channel for every stream it asks for (`ask`,
+/// `judge_round`). Each message is numbered (channel messages can overtake
+/// each other; the page puts them back in order); a send that fails (the
+/// window is gone) stops the window's streams. Called again (the page
+/// loaded anew), the new channel replaces the old one and the streams
+/// sent to the old one stop.
+#[tauri::command]
+fn attach_streams(
+    window: tauri::WebviewWindow,
+    state: tauri::State<'_, AppState>,
+    on_events: Channel<Sequenced<Vec<StreamMessage>>>,
+) {
     let mut seq = 0u64;
-    move |body: PaneEvent| {
+    let send = move |body: Vec<StreamMessage>| {
         let msg = Sequenced { seq, body };
         seq += 1;
-        on_event.send(msg).is_ok()
+        on_events.send(msg).is_ok()
+    };
+    let hub: Arc<WindowHub> = Arc::new(StreamHub::new(Box::new(send)));
+    let old = state
+        .hubs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(window.label().to_owned(), hub);
+    if let Some(old) = old {
+        old.close();
     }
+}
+
+/// The calling window's stream hub.
+fn hub_of(state: &AppState, window: &tauri::WebviewWindow) -> Result<Arc<WindowHub>, IpcError> {
+    state
+        .hubs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(window.label())
+        .cloned()
+        .ok_or_else(|| internal("this window has no stream channel: attach_streams first"))
+}
+
+#[tauri::command]
+async fn ask(
+    window: tauri::WebviewWindow,
+    state: tauri::State<'_, AppState>,
+    request: AskRequest,
+) -> Result<AnswerSummary, IpcError> {
+    let hub = hub_of(&state, &window)?;
+    Ok(state.chat.ask_in(request, &hub).await)
 }
 
 #[tauri::command]
@@ -606,13 +638,14 @@ async fn record_vote(state: tauri::State<'_, AppState>, vote: CastVote) -> Resul
 
 #[tauri::command]
 async fn judge_round(
+    window: tauri::WebviewWindow,
     state: tauri::State<'_, AppState>,
     request: JudgeRequest,
-    on_event: Channel<Sequenced<PaneEvent>>,
 ) -> Result<JudgeVerdict, IpcError> {
+    let hub = hub_of(&state, &window)?;
     state
         .chat
-        .judge_round(request, sequenced(&on_event))
+        .judge_round_in(request, &hub)
         .await
         .map_err(history_error)
 }
@@ -647,6 +680,7 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             keys,
             chat,
             local_api,
+            hubs: std::sync::Mutex::default(),
         })
         .setup(move |app| {
             // A browser's defaults cost memory for one local page (see webkit.rs).
@@ -661,6 +695,7 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
         .invoke_handler(tauri::generate_handler![
             app_info,
             list_catalog,
+            attach_streams,
             ask,
             stop_stream,
             set_key,

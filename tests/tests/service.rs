@@ -56,14 +56,14 @@ async fn thousands_of_tokens_a_second_arrive_whole_in_few_messages() {
     let text: String = events
         .iter()
         .filter_map(|e| match e {
-            PaneEvent::Delta { text } => Some(text.as_str()),
+            PaneEvent::Update { text, .. } => Some(text.as_str()),
             _ => None,
         })
         .collect();
     assert_eq!(text, pieces.concat(), "no piece lost, doubled or reordered");
     let deltas = events
         .iter()
-        .filter(|e| matches!(e, PaneEvent::Delta { .. }))
+        .filter(|e| matches!(e, PaneEvent::Update { .. }))
         .count();
     assert!(
         deltas < 1000,
@@ -96,7 +96,7 @@ async fn stopping_a_pane_keeps_what_arrived() {
     let sink_got = Arc::clone(&got);
     let run = tokio::spawn(async move {
         svc2.ask(ask_request(7, "oa:fast"), move |e| {
-            if let PaneEvent::Delta { text } = e {
+            if let PaneEvent::Update { text, .. } = e {
                 sink_got.lock().unwrap().push_str(&text);
             }
             true

@@ -102,7 +102,7 @@ fn start(
         svc.ask(request, move |e| {
             let mut s = sink_shown.lock().unwrap();
             match e {
-                PaneEvent::Delta { text } => {
+                PaneEvent::Update { text, .. } if !text.is_empty() => {
                     s.text.push_str(&text);
                     s.arrivals.push(Instant::now());
                 }
@@ -412,7 +412,7 @@ async fn a_window_that_stops_listening_stops_and_settles_the_stream() {
         Duration::from_secs(10),
         svc.ask(request.clone(), move |e| {
             let mut s = sink_shown.lock().unwrap();
-            if let PaneEvent::Delta { text } = e {
+            if let PaneEvent::Update { text, .. } = e {
                 s.push_str(&text);
             }
             // The window closes once a few pieces are on screen.
@@ -664,7 +664,7 @@ async fn a_judge_streams_its_text_and_a_caller_that_goes_away_still_settles_it()
         let (svc, shown) = (Arc::clone(&svc), Arc::clone(&shown));
         tokio::spawn(async move {
             svc.judge_round(request, move |e| {
-                if let PaneEvent::Delta { text } = e {
+                if let PaneEvent::Update { text, .. } = e {
                     shown.lock().unwrap().push_str(&text);
                 }
                 true

@@ -1,8 +1,16 @@
 //! Typed access to the backend. Every IPC call of the UI goes through this
 //! file: `invoke` for commands, a Tauri `Channel` for streams. The JS side is
 //! reached through `window.__TAURI__` (the app sets `withGlobalTauri`).
+//!
+//! Every answer and judge of the page streams over one channel
+//! ([`attach_streams`]): a message carries a tick's events of all of them,
+//! each under its stream id, and [`Streams`] hands each event to the call
+//! that asked for that stream. One message per tick for six panes instead
+//! of two per pane: each message is a script the webview runs on the UI
+//! thread.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures_channel::oneshot;
@@ -12,7 +20,7 @@ use serde::de::DeserializeOwned;
 use switchboard_protocol::{
     AnswerSummary, AppInfo, AskRequest, CatalogView, HistoryPage, IpcError, IpcErrorKind, KeyState,
     LocalServer, PaneEvent, ProviderCheck, RoundIds, SavePanes, SavedConversation, SearchResult,
-    SequenceBuffer, Sequenced, SetKeyRequest, StartRound, commands,
+    SequenceBuffer, Sequenced, SetKeyRequest, StartRound, StreamMessage, commands,
 };
 use switchboard_protocol::{
     AttachmentCheck, AttachmentRef, ImportProgress, ImportSummary, NewProvider, SaveRoute,
@@ -115,22 +123,178 @@ async fn sleep_ms(ms: i32) {
     let _ = JsFuture::from(promise).await;
 }
 
-/// Run `cmd` with a fresh channel passed as `onEvent` and `request` as
-/// `request` (see [`stream_with`]).
-async fn stream<Req, Ev, Res>(
+/// What a stream's events go to.
+type OnEvent = Rc<RefCell<dyn FnMut(PaneEvent)>>;
+
+/// The page's one channel for every stream it asks for, and who listens
+/// to which stream.
+struct Streams {
+    /// `attach_streams`' reply: streams are asked for once it came.
+    attached: Promise,
+    order: SequenceBuffer<Vec<StreamMessage>>,
+    listeners: HashMap<u64, OnEvent>,
+    _listener: Listener,
+}
+
+thread_local! {
+    static STREAMS: RefCell<Option<Streams>> = const { RefCell::new(None) };
+}
+
+/// Give the backend the page's stream channel, once (the first stream asks
+/// for it; the app also does when it starts, so the first answer does not
+/// wait for it). Returns `attach_streams`' reply.
+pub fn attach_streams() -> Result<Promise, IpcError> {
+    if let Some(p) = STREAMS.with_borrow(|s| s.as_ref().map(|s| s.attached.clone())) {
+        return Ok(p);
+    }
+    let core = tauri_core()?;
+    let ctor: Function = Reflect::get(&core, &"Channel".into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or_else(|| bridge_error("window.__TAURI__.core.Channel is missing"))?;
+    let channel: Object = Reflect::construct(&ctor, &Array::new())
+        .map_err(|e| bridge_error(describe(&e)))?
+        .unchecked_into();
+    let handler = Closure::<dyn FnMut(JsValue)>::new(|raw: JsValue| {
+        let Ok(msg) = serde_wasm_bindgen::from_value::<Sequenced<Vec<StreamMessage>>>(raw) else {
+            return;
+        };
+        // Take what is ready, then call the listeners with nothing
+        // borrowed: a listener may start or end a stream.
+        let ready: Vec<(OnEvent, PaneEvent)> = STREAMS.with_borrow_mut(|s| {
+            let Some(s) = s.as_mut() else {
+                return Vec::new();
+            };
+            let batches = s.order.push(msg);
+            batches
+                .into_iter()
+                .flatten()
+                .filter_map(|m| {
+                    // A stream nobody listens to any more: its late
+                    // messages are dropped.
+                    s.listeners
+                        .get(&m.stream)
+                        .map(|l| (Rc::clone(l), m.event))
+                })
+                .collect()
+        });
+        for (listener, event) in ready {
+            (listener.borrow_mut())(event);
+        }
+    });
+    let listener = Listener::attach(&channel, handler)?;
+    let args = Object::new();
+    set(&args, "onEvents", &channel)?;
+    let invoke: Function = Reflect::get(&core, &"invoke".into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or_else(|| bridge_error("window.__TAURI__.core.invoke is missing"))?;
+    let attached: Promise = invoke
+        .call2(&core, &commands::ATTACH_STREAMS.into(), &args)
+        .map_err(rejection)?
+        .dyn_into()
+        .map_err(|_| bridge_error("invoke did not return a promise"))?;
+    STREAMS.with_borrow_mut(|s| {
+        *s = Some(Streams {
+            attached: attached.clone(),
+            order: SequenceBuffer::new(),
+            listeners: HashMap::new(),
+            _listener: listener,
+        });
+    });
+    Ok(attached)
+}
+
+/// A stream's listener, registered for as long as this value lives.
+struct Listening {
+    stream: u64,
+    on_event: OnEvent,
+}
+
+impl Listening {
+    fn new(stream: u64, on_event: OnEvent) -> Self {
+        STREAMS.with_borrow_mut(|s| {
+            if let Some(s) = s.as_mut() {
+                s.listeners.insert(stream, Rc::clone(&on_event));
+            }
+        });
+        Self { stream, on_event }
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        STREAMS.with_borrow_mut(|s| {
+            if let Some(s) = s.as_mut()
+                && s
+                    .listeners
+                    .get(&self.stream)
+                    .is_some_and(|l| Rc::ptr_eq(l, &self.on_event))
+            {
+                s.listeners.remove(&self.stream);
+            }
+        });
+    }
+}
+
+/// Run `cmd` with `request` as `request`, its events (stream
+/// `stream_id`) going to `on_event` in order, over the page's stream
+/// channel. Returns once the command has answered and, when it succeeded,
+/// its [`PaneEvent::Finished`] has been delivered, or after a grace
+/// period when that message was lost (the caller then has the reply,
+/// which says the same).
+async fn stream<Req, Res>(
     cmd: &str,
     request: &Req,
-    on_event: impl FnMut(Ev) + 'static,
-    is_last: fn(&Ev) -> bool,
+    stream_id: u64,
+    mut on_event: impl FnMut(PaneEvent) + 'static,
 ) -> Result<Res, IpcError>
 where
     Req: Serialize,
-    Ev: DeserializeOwned + 'static,
     Res: DeserializeOwned,
 {
     let args = Object::new();
     set(&args, "request", &to_js(request)?)?;
-    stream_with(cmd, args, "onEvent", on_event, is_last).await
+    if let Err(e) = JsFuture::from(attach_streams()?).await {
+        // Try again with the next stream.
+        STREAMS.with_borrow_mut(|s| *s = None);
+        return Err(rejection(e));
+    }
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let mut done_tx = Some(done_tx);
+    let listening = Listening::new(
+        stream_id,
+        Rc::new(RefCell::new(move |event: PaneEvent| {
+            let last = matches!(event, PaneEvent::Finished(_));
+            on_event(event);
+            if last && let Some(tx) = done_tx.take() {
+                let _ = tx.send(());
+            }
+        })),
+    );
+    let result: Result<Res, IpcError> = invoke(cmd, &args).await;
+    if result.is_ok() {
+        wait_for_last(done_rx).await;
+    }
+    drop(listening);
+    result
+}
+
+/// Wait until `done` fires, but not longer than [`LAST_MESSAGE_GRACE_MS`]:
+/// a command's reply can overtake its stream's last messages.
+async fn wait_for_last(mut done: oneshot::Receiver<()>) {
+    let mut grace = Box::pin(sleep_ms(LAST_MESSAGE_GRACE_MS));
+    std::future::poll_fn(|cx| {
+        use std::future::Future;
+        use std::task::Poll;
+        if std::pin::Pin::new(&mut done).poll(cx).is_ready() || grace.as_mut().poll(cx).is_ready()
+        {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// Run `cmd` with `args` and a fresh channel as argument `channel_arg`.
@@ -179,22 +343,7 @@ where
     set(&args, channel_arg, &channel)?;
     let result: Result<Res, IpcError> = invoke(cmd, &args).await;
     if result.is_ok() {
-        // The reply can overtake the channel's last messages: wait for them,
-        // but not forever.
-        let mut done_rx = done_rx;
-        let mut grace = Box::pin(sleep_ms(LAST_MESSAGE_GRACE_MS));
-        std::future::poll_fn(|cx| {
-            use std::future::Future;
-            use std::task::Poll;
-            if std::pin::Pin::new(&mut done_rx).poll(cx).is_ready()
-                || grace.as_mut().poll(cx).is_ready()
-            {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+        wait_for_last(done_rx).await;
     }
     drop(listener);
     result
@@ -246,10 +395,7 @@ pub async fn ask(
     request: &AskRequest,
     on_event: impl FnMut(PaneEvent) + 'static,
 ) -> Result<AnswerSummary, IpcError> {
-    stream(commands::ASK, request, on_event, |e| {
-        matches!(e, PaneEvent::Finished(_))
-    })
-    .await
+    stream(commands::ASK, request, request.stream_id, on_event).await
 }
 
 /// Stop a running stream; false when it had already ended.
@@ -578,8 +724,5 @@ pub async fn judge_round(
     request: &switchboard_protocol::JudgeRequest,
     on_event: impl FnMut(PaneEvent) + 'static,
 ) -> Result<switchboard_protocol::JudgeVerdict, IpcError> {
-    stream(commands::JUDGE_ROUND, request, on_event, |e| {
-        matches!(e, PaneEvent::Finished(_))
-    })
-    .await
+    stream(commands::JUDGE_ROUND, request, request.stream_id, on_event).await
 }

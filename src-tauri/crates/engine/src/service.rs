@@ -1,8 +1,9 @@
 //! The chat service behind the desktop app's compare view: resolve a
 //! pane's target, find its key and price, run the attempt, and stream
-//! [`PaneEvent`]s that the UI can draw without falling behind. Deltas are
-//! coalesced on a short tick, so a provider sending 1,000+ tokens/s costs
-//! the UI ~60 messages a second, not a thousand; nothing is dropped, the
+//! [`PaneEvent`]s that the UI can draw without falling behind. Text is
+//! gathered on a short tick, so a provider sending 1,000+ tokens/s costs
+//! the UI ~60 messages a second, not a thousand, and the panes of one
+//! window share those messages ([`StreamHub`]); nothing is dropped, the
 //! text is only grouped. It lives here, not in the Tauri crate, so it is
 //! tested without a window.
 //!
@@ -23,7 +24,7 @@ use switchboard_protocol::{
     AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
     LocalServer, NewProvider, PaneError, PaneEvent, ProviderCheck, ProviderSummary, RecordAt,
     RoundIds, RouteSummary, SavePanes, SaveRoute, SavedAnswer, SavedConversation, SavedRound,
-    SearchResult, StartRound, TokenCounts, TrailStep, TurnRole, ViewLayout,
+    SearchResult, StartRound, StreamMessage, TokenCounts, TrailStep, TurnRole, ViewLayout,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::attempt::Accumulator;
 use crate::catalog::Catalog;
 use crate::catalog::list_models;
-use crate::chat::{AttemptResult, ChatRequest, Message, StreamEvent, Usage};
+use crate::chat::{AttemptResult, ChatRequest, Message, Usage};
 use crate::client::{Client, Timed};
 use crate::config::{Config, ConfigError};
 use crate::error::{ErrorKind, ProviderError};
@@ -49,11 +50,14 @@ use crate::store::{
 
 mod attachments;
 mod decide;
+mod hub;
 mod import;
 mod loaded;
 mod spend;
 
 pub use attachments::attachment_ref;
+use hub::Opened;
+pub use hub::StreamHub;
 
 /// How often buffered deltas are sent to the UI while tokens stream.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(16);
@@ -414,13 +418,25 @@ impl ChatService {
     pub async fn ask(
         self: &Arc<Self>,
         request: AskRequest,
-        mut sink: impl FnMut(PaneEvent) -> bool + Send,
+        sink: impl FnMut(PaneEvent) -> bool + Send,
     ) -> AnswerSummary {
+        let hub = StreamHub::new(deliver(sink));
+        self.ask_in(request, &hub).await
+    }
+
+    /// [`ChatService::ask`] with the events sent through `hub`, under
+    /// `request.stream_id`, together with those of the hub's other
+    /// streams (the desktop window's panes share one).
+    pub async fn ask_in<S>(self: &Arc<Self>, request: AskRequest, hub: &StreamHub<S>) -> AnswerSummary
+    where
+        S: FnMut(Vec<StreamMessage>) -> bool + Send,
+    {
         let stream = Registered::new(self, request.stream_id);
-        let outcome = self.run(&request, &stream.cancel, &mut sink).await;
+        let opened = hub.open(request.stream_id, stream.cancel.clone());
+        let outcome = self.run(&request, &stream.cancel, &opened).await;
         drop(stream);
         let summary = summarize_outcome(&outcome);
-        sink(PaneEvent::Finished(Box::new(summary.clone())));
+        opened.finish(PaneEvent::Finished(Box::new(summary.clone())));
         summary
     }
 
@@ -653,12 +669,15 @@ impl ChatService {
             .map_err(|e| StoreError::invalid(format!("could not write the export: {e}")))
     }
 
-    async fn run(
+    async fn run<S>(
         self: &Arc<Self>,
         request: &AskRequest,
         cancel: &CancellationToken,
-        sink: &mut (impl FnMut(PaneEvent) -> bool + Send),
-    ) -> RouteOutcome {
+        stream: &Opened<'_, S>,
+    ) -> RouteOutcome
+    where
+        S: FnMut(Vec<StreamMessage>) -> bool + Send,
+    {
         // The answer's history row is begun while the request is prepared
         // (the row is a synced write, and a key not yet in the cache comes
         // from the keychain: each takes milliseconds, and with several
@@ -698,7 +717,7 @@ impl ChatService {
                 outcome
             }
         };
-        drive(cancel, sink, work).await.unwrap_or_else(|e| {
+        drive(stream, work).await.unwrap_or_else(|e| {
             failed_outcome(
                 request,
                 ProviderError::new(
@@ -962,44 +981,33 @@ impl Drop for Registered {
 
 /// Run `work` on its own task, so that it settles and records even if
 /// this future is dropped (the window closed, the IPC call went away), and
-/// pass what it reports to `sink`, coalesced on the [`FLUSH_EVERY`] tick.
-/// A sink that stops listening cancels `cancel`: the work then ends as
-/// stopped, through its own bookkeeping. Returns the work's output.
-async fn drive<T, F>(
-    cancel: &CancellationToken,
-    sink: &mut (impl FnMut(PaneEvent) -> bool + Send),
+/// pass what it reports to its stream in the hub, which sends it on the
+/// [`FLUSH_EVERY`] tick (or at once, see [`StreamHub`]). A listener that
+/// goes away cancels the stream's token: the work then ends as stopped,
+/// through its own bookkeeping. Returns the work's output.
+async fn drive<T, F, S>(
+    stream: &Opened<'_, S>,
     work: impl FnOnce(mpsc::UnboundedSender<Progress>) -> F,
 ) -> Result<T, tokio::task::JoinError>
 where
     T: Send + 'static,
     F: std::future::Future<Output = T> + Send + 'static,
+    S: FnMut(Vec<StreamMessage>) -> bool + Send,
 {
     let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
     let task = tokio::spawn(work(tx));
     tokio::pin!(task);
-    let mut pending = Pending::default();
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            Some(p) = rx.recv() => {
-                pending.take(p, sink);
-                if pending.urgent && !pending.flush(sink) {
-                    cancel.cancel();
-                }
-            }
-            _ = tick.tick() => {
-                if !pending.flush(sink) {
-                    // The window stopped listening: stop, and settle.
-                    cancel.cancel();
-                }
-            }
+            Some(p) = rx.recv() => stream.take(p),
+            _ = tick.tick() => stream.tick(),
             joined = &mut task => {
                 // Everything the work sent is already in the channel.
                 while let Ok(p) = rx.try_recv() {
-                    pending.take(p, sink);
+                    stream.take(p);
                 }
-                pending.flush(sink);
                 return joined;
             }
         }
@@ -1028,90 +1036,22 @@ struct Prepared {
 }
 
 /// What the router reports while a pane's request runs.
-enum Progress {
+pub(crate) enum Progress {
     /// An attempt at `provider:model` is being sent.
     Attempt(String),
     /// A stream event of the current attempt.
     Event(Timed),
 }
 
-/// Text waiting for the next tick, and the live readouts of the current
-/// attempt.
-#[derive(Default)]
-struct Pending {
-    text: String,
-    reasoning: String,
-    ttft_ms: Option<f64>,
-    last_ms: f64,
-    usage: Usage,
-    dirty: bool,
-    /// Send now rather than on the tick: the first text of an attempt (how
-    /// soon an answer starts to show is what people notice) and the end of
-    /// its stream (the last text would otherwise wait up to a tick, plus
-    /// the history write that follows the stream, to be shown).
-    urgent: bool,
-}
-
-impl Pending {
-    fn take(&mut self, p: Progress, sink: &mut (impl FnMut(PaneEvent) -> bool + Send)) {
-        match p {
-            Progress::Attempt(target) => {
-                self.flush(sink);
-                // A new attempt's readouts start afresh.
-                *self = Pending::default();
-                let (provider, model) = target.split_once(':').unwrap_or((&target, ""));
-                sink(PaneEvent::Attempt {
-                    provider: provider.to_owned(),
-                    model: model.to_owned(),
-                });
-            }
-            Progress::Event(ev) => self.take_event(&ev),
-        }
-    }
-
-    fn take_event(&mut self, ev: &Timed) {
-        let at = ev.at.as_secs_f64() * 1000.0;
-        self.last_ms = at;
-        match &ev.event {
-            StreamEvent::TextDelta(t) => {
-                if self.ttft_ms.is_none() {
-                    self.ttft_ms = Some(at);
-                    self.urgent = true;
-                }
-                self.text.push_str(t);
-            }
-            // Thinking is not the answer: TTFT waits for the first text.
-            StreamEvent::ReasoningDelta(t) => self.reasoning.push_str(t),
-            StreamEvent::Usage { usage, .. } => self.usage.merge_latest(*usage),
-            StreamEvent::Finish(_) | StreamEvent::Error(_) => self.urgent = true,
-        }
-        self.dirty = true;
-    }
-
-    /// Send what is buffered; false when the UI is gone.
-    fn flush(&mut self, sink: &mut impl FnMut(PaneEvent) -> bool) -> bool {
-        self.urgent = false;
-        if !self.dirty {
-            return true;
-        }
-        self.dirty = false;
-        let mut ok = true;
-        if !self.reasoning.is_empty() {
-            ok &= sink(PaneEvent::Reasoning {
-                text: std::mem::take(&mut self.reasoning),
-            });
-        }
-        if !self.text.is_empty() {
-            ok &= sink(PaneEvent::Delta {
-                text: std::mem::take(&mut self.text),
-            });
-        }
-        ok &= sink(PaneEvent::Progress {
-            ttft_ms: self.ttft_ms,
-            elapsed_ms: self.last_ms,
-            tokens: counts(&self.usage),
-        });
-        ok
+/// A hub's `send` for one caller's `sink`: each message's events in
+/// order; false once the sink said it no longer listens.
+fn deliver(
+    mut sink: impl FnMut(PaneEvent) -> bool + Send,
+) -> impl FnMut(Vec<StreamMessage>) -> bool + Send {
+    move |message| {
+        message
+            .into_iter()
+            .fold(true, |listening, m| sink(m.event) && listening)
     }
 }
 
@@ -1336,66 +1276,5 @@ pub fn summarize(r: &AttemptResult, trail: &[TrailStep]) -> AnswerSummary {
         }),
         trail,
         next_target: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::chat::FinishReason;
-
-    fn at(ms: u64, event: StreamEvent) -> Progress {
-        Progress::Event(Timed {
-            at: Duration::from_millis(ms),
-            event,
-        })
-    }
-
-    /// What a flush sends, in words: `text:...`, `progress`.
-    fn sent(events: &[PaneEvent]) -> Vec<String> {
-        events
-            .iter()
-            .map(|e| match e {
-                PaneEvent::Delta { text } => format!("text:{text}"),
-                PaneEvent::Progress { .. } => "progress".to_owned(),
-                PaneEvent::Attempt { .. } => "attempt".to_owned(),
-                PaneEvent::Reasoning { text } => format!("reasoning:{text}"),
-                PaneEvent::Finished(_) => "finished".to_owned(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_first_text_and_the_end_of_a_stream_go_out_at_once_the_rest_on_the_tick() {
-        let mut pending = Pending::default();
-        let mut out = Vec::new();
-        let mut sink = |e: PaneEvent| {
-            out.push(e);
-            true
-        };
-        // Thinking alone waits for the tick.
-        pending.take(at(1, StreamEvent::ReasoningDelta("hmm".into())), &mut sink);
-        assert!(!pending.urgent);
-        pending.take(at(2, StreamEvent::TextDelta("The".into())), &mut sink);
-        assert!(pending.urgent, "the first text is sent without waiting");
-        assert!(pending.flush(&mut sink));
-        pending.take(at(3, StreamEvent::TextDelta(" answer".into())), &mut sink);
-        pending.take(at(4, StreamEvent::TextDelta(" is".into())), &mut sink);
-        assert!(!pending.urgent, "later text is grouped until the tick");
-        pending.take(at(5, StreamEvent::TextDelta(" 42.".into())), &mut sink);
-        pending.take(at(6, StreamEvent::Finish(FinishReason::Stop)), &mut sink);
-        assert!(pending.urgent, "the end of the stream is sent at once");
-        assert!(pending.flush(&mut sink));
-        assert!(!pending.urgent);
-        assert_eq!(
-            sent(&out),
-            [
-                "reasoning:hmm",
-                "text:The",
-                "progress",
-                "text: answer is 42.",
-                "progress"
-            ]
-        );
     }
 }

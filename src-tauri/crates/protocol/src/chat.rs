@@ -338,18 +338,15 @@ pub enum PaneEvent {
         /// Model id.
         model: String,
     },
-    /// Text to append.
-    Delta {
-        /// The text.
+    /// What arrived since the last update, with the live readouts: one
+    /// message per tick however many pieces the provider sent.
+    Update {
+        /// Answer text to append (may be empty).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         text: String,
-    },
-    /// Reasoning text to append.
-    Reasoning {
-        /// The text.
-        text: String,
-    },
-    /// Readouts while streaming.
-    Progress {
+        /// Reasoning text to append (may be empty).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reasoning: String,
         /// Milliseconds from the send to the first visible (text) token.
         ttft_ms: Option<f64>,
         /// Milliseconds since the send.
@@ -359,6 +356,17 @@ pub enum PaneEvent {
     },
     /// The answer ended (successfully or not); nothing follows.
     Finished(Box<AnswerSummary>),
+}
+
+/// An event of one of the streams a window listens to: every stream of a
+/// window shares one channel, so a tick's updates of all the panes that
+/// stream cross in one message (see `attach_streams`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamMessage {
+    /// The stream's id (the request's `stream_id`).
+    pub stream: u64,
+    /// What happened in it.
+    pub event: PaneEvent,
 }
 
 /// Parse an exact USD decimal (`"0.000123"`) into nano-dollars; `None`

@@ -25,10 +25,12 @@
 //!   best from the user's own blind votes.
 //!
 //! ```
-//! use switchboard_protocol::{PaneEvent, Sequenced};
-//! let msg = Sequenced { seq: 0, body: PaneEvent::Delta { text: "hi".into() } };
+//! use switchboard_protocol::{AnswerSummary, PaneEvent, Sequenced};
+//! let msg = Sequenced { seq: 0, body: PaneEvent::Finished(Box::new(
+//!     AnswerSummary::failure("lab:m", "stopped", "stopped".into()),
+//! )) };
 //! let json = serde_json::to_string(&msg).unwrap();
-//! assert_eq!(json, r#"{"seq":0,"body":{"type":"delta","text":"hi"}}"#);
+//! assert!(json.starts_with(r#"{"seq":0,"body":{"type":"finished","#));
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -45,7 +47,7 @@ pub use attachments::{
 pub use chat::{
     AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
     LocalServer, PaneError, PaneEvent, PaneParams, ProviderCheck, ProviderSummary, RouteSummary,
-    SearchResult, SetKeyRequest, TokenCounts, TrailStep, Turn, TurnRole, ViewLayout, format_usd,
+    SearchResult, SetKeyRequest, StreamMessage, TokenCounts, TrailStep, Turn, TurnRole, ViewLayout, format_usd,
     usd_to_nanos,
 };
 pub use chat::{
@@ -72,7 +74,13 @@ pub mod commands {
     pub const APP_INFO: &str = "app_info";
     /// `list_catalog() -> CatalogView`
     pub const LIST_CATALOG: &str = "list_catalog";
-    /// `ask(request: AskRequest, on_event: Channel<Sequenced<PaneEvent>>) -> AnswerSummary`
+    /// `attach_streams(on_events: Channel<Sequenced<Vec<StreamMessage>>>)`: the channel
+    /// every stream of the calling window is sent on (`ask`, `judge_round`), a tick's
+    /// updates of all of them in one message; a later call (the page loaded again)
+    /// replaces it and stops the streams of the one before
+    pub const ATTACH_STREAMS: &str = "attach_streams";
+    /// `ask(request: AskRequest) -> AnswerSummary` (its events go to the window's
+    /// `attach_streams` channel under `request.stream_id`)
     pub const ASK: &str = "ask";
     /// `stop_stream(stream_id: u64) -> bool` (false when it had already ended)
     pub const STOP_STREAM: &str = "stop_stream";
@@ -160,8 +168,8 @@ pub mod commands {
     /// `record_vote(vote: CastVote) -> Vote` (as stored; a re-vote replaces the round's vote
     /// and is as blind as its first one)
     pub const RECORD_VOTE: &str = "record_vote";
-    /// `judge_round(request: JudgeRequest, on_event: Channel<Sequenced<PaneEvent>>) ->
-    /// JudgeVerdict` (its text streams as a pane's does; recorded with the round; never a vote)
+    /// `judge_round(request: JudgeRequest) -> JudgeVerdict` (its text streams as a pane's
+    /// does, on the `attach_streams` channel; recorded with the round; never a vote)
     pub const JUDGE_ROUND: &str = "judge_round";
     /// `leaderboard(query: LeaderboardQuery) -> Leaderboard`
     pub const LEADERBOARD: &str = "leaderboard";

@@ -718,22 +718,27 @@ fn on_event(answer: &Answer, stream: u64, event: PaneEvent) {
             }
             answer.live.update(|l| l.trail.push((provider, model)))
         }
-        PaneEvent::Delta { text } => {
-            let n = text.chars().count();
-            answer.text.update(|t| t.push_str(&text));
-            // The readouts are redrawn with the progress event that follows.
-            answer.live.update_untracked(|l| l.chars += n);
-        }
-        PaneEvent::Reasoning { text } => answer.reasoning.update(|r| r.push_str(&text)),
-        PaneEvent::Progress {
+        PaneEvent::Update {
+            text,
+            reasoning,
             ttft_ms,
             elapsed_ms,
             tokens,
-        } => answer.live.update(|l| {
-            l.ttft_ms = ttft_ms;
-            l.elapsed_ms = elapsed_ms;
-            l.tokens = tokens;
-        }),
+        } => {
+            if !reasoning.is_empty() {
+                answer.reasoning.update(|r| r.push_str(&reasoning));
+            }
+            let n = text.chars().count();
+            if n > 0 {
+                answer.text.update(|t| t.push_str(&text));
+            }
+            answer.live.update(|l| {
+                l.chars += n;
+                l.ttft_ms = ttft_ms;
+                l.elapsed_ms = elapsed_ms;
+                l.tokens = tokens;
+            });
+        }
         PaneEvent::Finished(summary) => finish(answer, *summary),
     }
 }

@@ -79,7 +79,7 @@ pub fn JudgePanel(state: CompareState) -> impl IntoView {
         let round_id = round.id;
         spawn_local(async move {
             let result = ipc::judge_round(&request, move |e| {
-                if let PaneEvent::Delta { text } = e {
+                if let PaneEvent::Update { text, .. } = e {
                     live_text.try_update(|shown| shown.push_str(&text));
                 }
             })

@@ -16,12 +16,14 @@
 
 use std::sync::Arc;
 
-use super::{ChatService, Prepared, Registered, drive, report, summarize_outcome};
+use super::{
+    ChatService, Prepared, Registered, StreamHub, deliver, drive, report, summarize_outcome,
+};
 use crate::hooks::SpendContext;
 use crate::judge;
 use crate::store::{DeferredSettles, MessageId, NewJudgment, StoreError};
 use switchboard_protocol::{
-    AskRequest, JudgeRequest, JudgeVerdict, PaneEvent, PaneParams, Turn, TurnRole,
+    AskRequest, JudgeRequest, JudgeVerdict, PaneEvent, PaneParams, StreamMessage, Turn, TurnRole,
 };
 
 impl ChatService {
@@ -33,8 +35,22 @@ impl ChatService {
     pub async fn judge_round(
         self: &Arc<Self>,
         request: JudgeRequest,
-        mut sink: impl FnMut(PaneEvent) -> bool + Send,
+        sink: impl FnMut(PaneEvent) -> bool + Send,
     ) -> Result<JudgeVerdict, StoreError> {
+        let hub = StreamHub::new(deliver(sink));
+        self.judge_round_in(request, &hub).await
+    }
+
+    /// [`ChatService::judge_round`] with its events sent through `hub`,
+    /// under `request.stream_id`, together with the hub's other streams.
+    pub async fn judge_round_in<S>(
+        self: &Arc<Self>,
+        request: JudgeRequest,
+        hub: &StreamHub<S>,
+    ) -> Result<JudgeVerdict, StoreError>
+    where
+        S: FnMut(Vec<StreamMessage>) -> bool + Send,
+    {
         let store = self.store()?.clone();
         let round = MessageId(request.round);
         let read = {
@@ -106,6 +122,7 @@ impl ChatService {
         // A caller that goes away stops the judge; its task still settles
         // and records it.
         let stop_if_dropped = cancel.clone().drop_guard();
+        let stream = hub.open(request.stream_id, cancel.clone());
         let labels: Vec<(String, i64)> =
             judge::labelled(answers.iter().map(|(id, _)| id.0)).collect();
         let work = {
@@ -137,12 +154,12 @@ impl ChatService {
                 (summarize_outcome(&outcome), recorded)
             }
         };
-        let joined = drive(&cancel, &mut sink, work).await;
+        let joined = drive(&stream, work).await;
         stop_if_dropped.disarm();
         let (summary, recorded) = joined.map_err(|e| {
             StoreError::invalid(format!("the judge failed inside Switchboard: {e}"))
         })?;
-        sink(PaneEvent::Finished(Box::new(summary)));
+        stream.finish(PaneEvent::Finished(Box::new(summary)));
         let labels = judge::labelled(request.panes.iter().cloned()).collect();
         Ok(recorded?.into_verdict(labels))
     }

@@ -709,17 +709,22 @@ async fn a_message_on_a_finished_streams_channel_changes_nothing() -> anyhow::Re
         .await?;
         assert_eq!(app.first_answer_to("Hello").await?, "Only this");
         let card = ".pane:nth-of-type(1) .answer-card";
-        // Tauri keeps a channel registered after its command: a message
-        // that comes late (here: text at every position the stream could
-        // be at) reaches whatever the channel's handler is by then.
+        // Every stream of the page shares one channel, which stays: a
+        // message that comes late (here: text for every stream id the
+        // page could have used, at every position the channel could be
+        // at) reaches the page's handler after the answer ended.
         let late = app
             .client()
             .execute(
                 "const ch = window.sbChannels[window.sbChannels.length - 1]; \
                  if (!ch) return 'no channel'; \
+                 const body = []; \
+                 for (let stream = 0; stream < 256; stream++) \
+                   body.push({stream, event: {type: 'update', text: ' LATE', ttft_ms: 1, \
+                     elapsed_ms: 2, tokens: {input: null, output: null, cached_input: null, \
+                     reasoning: null, cache_write: null}}}); \
                  try { \
-                   for (let seq = 0; seq < 64; seq++) \
-                     ch.onmessage({seq, body: {type: 'delta', text: ' LATE'}}); \
+                   for (let seq = 0; seq < 64; seq++) ch.onmessage({seq, body}); \
                    return 'delivered'; \
                  } catch (e) { return 'threw: ' + e; }",
                 vec![],

@@ -84,12 +84,6 @@ pub fn App() -> impl IntoView {
     leptos::task::spawn_local(async {
         let _ = crate::ipc::release_attachments(&[]).await;
     });
-    // The page's stream channel, ready before the first prompt is sent.
-    if let Ok(attached) = crate::ipc::attach_streams() {
-        leptos::task::spawn_local(async move {
-            let _ = wasm_bindgen_futures::JsFuture::from(attached).await;
-        });
-    }
     // An import goes on, and its progress stays, while other pages show.
     provide_context(crate::pages::ImportState::new());
 

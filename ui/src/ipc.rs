@@ -141,9 +141,8 @@ thread_local! {
 }
 
 /// Give the backend the page's stream channel, once (the first stream asks
-/// for it; the app also does when it starts, so the first answer does not
-/// wait for it). Returns `attach_streams`' reply.
-pub fn attach_streams() -> Result<Promise, IpcError> {
+/// for it). Returns `attach_streams`' reply.
+fn attach_streams() -> Result<Promise, IpcError> {
     if let Some(p) = STREAMS.with_borrow(|s| s.as_ref().map(|s| s.attached.clone())) {
         return Ok(p);
     }
@@ -172,9 +171,7 @@ pub fn attach_streams() -> Result<Promise, IpcError> {
                 .filter_map(|m| {
                     // A stream nobody listens to any more: its late
                     // messages are dropped.
-                    s.listeners
-                        .get(&m.stream)
-                        .map(|l| (Rc::clone(l), m.event))
+                    s.listeners.get(&m.stream).map(|l| (Rc::clone(l), m.event))
                 })
                 .collect()
         });
@@ -226,8 +223,7 @@ impl Drop for Listening {
     fn drop(&mut self) {
         STREAMS.with_borrow_mut(|s| {
             if let Some(s) = s.as_mut()
-                && s
-                    .listeners
+                && s.listeners
                     .get(&self.stream)
                     .is_some_and(|l| Rc::ptr_eq(l, &self.on_event))
             {
@@ -287,8 +283,7 @@ async fn wait_for_last(mut done: oneshot::Receiver<()>) {
     std::future::poll_fn(|cx| {
         use std::future::Future;
         use std::task::Poll;
-        if std::pin::Pin::new(&mut done).poll(cx).is_ready() || grace.as_mut().poll(cx).is_ready()
-        {
+        if std::pin::Pin::new(&mut done).poll(cx).is_ready() || grace.as_mut().poll(cx).is_ready() {
             Poll::Ready(())
         } else {
             Poll::Pending

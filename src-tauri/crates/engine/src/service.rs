@@ -427,7 +427,11 @@ impl ChatService {
     /// [`ChatService::ask`] with the events sent through `hub`, under
     /// `request.stream_id`, together with those of the hub's other
     /// streams (the desktop window's panes share one).
-    pub async fn ask_in<S>(self: &Arc<Self>, request: AskRequest, hub: &StreamHub<S>) -> AnswerSummary
+    pub async fn ask_in<S>(
+        self: &Arc<Self>,
+        request: AskRequest,
+        hub: &StreamHub<S>,
+    ) -> AnswerSummary
     where
         S: FnMut(Vec<StreamMessage>) -> bool + Send,
     {
@@ -1049,9 +1053,12 @@ fn deliver(
     mut sink: impl FnMut(PaneEvent) -> bool + Send,
 ) -> impl FnMut(Vec<StreamMessage>) -> bool + Send {
     move |message| {
-        message
-            .into_iter()
-            .fold(true, |listening, m| sink(m.event) && listening)
+        // Every event is delivered, even after the sink said no.
+        let mut listening = true;
+        for m in message {
+            listening &= sink(m.event);
+        }
+        listening
     }
 }
 

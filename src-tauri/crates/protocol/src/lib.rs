@@ -47,8 +47,8 @@ pub use attachments::{
 pub use chat::{
     AnswerSummary, AskRequest, CatalogModel, CatalogView, HistoryEntry, HistoryPage, KeyState,
     LocalServer, PaneError, PaneEvent, PaneParams, ProviderCheck, ProviderSummary, RouteSummary,
-    SearchResult, SetKeyRequest, StreamMessage, TokenCounts, TrailStep, Turn, TurnRole, ViewLayout, format_usd,
-    usd_to_nanos,
+    SearchResult, SetKeyRequest, StreamMessage, TokenCounts, TrailStep, Turn, TurnRole, ViewLayout,
+    format_usd, usd_to_nanos,
 };
 pub use chat::{
     BudgetCheck, BudgetInput, BudgetView, SpendCell, SpendOverview, SpendQuery, SpendRow,

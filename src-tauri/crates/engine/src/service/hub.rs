@@ -387,7 +387,11 @@ mod tests {
     }
 
     fn finished() -> PaneEvent {
-        PaneEvent::Finished(Box::new(AnswerSummary::failure("lab:m", "stopped", "x".into())))
+        PaneEvent::Finished(Box::new(AnswerSummary::failure(
+            "lab:m",
+            "stopped",
+            "x".into(),
+        )))
     }
 
     #[test]
@@ -419,10 +423,13 @@ mod tests {
         };
         hub.take(
             7,
-            at(21, StreamEvent::Usage {
-                usage,
-                reported_cost: None,
-            }),
+            at(
+                21,
+                StreamEvent::Usage {
+                    usage,
+                    reported_cost: None,
+                },
+            ),
             ms(21),
         );
         assert_eq!(sent.lock().unwrap().len(), 3);

@@ -39,6 +39,9 @@ struct AppState {
     local_api: Arc<LocalApi>,
     /// Each window's stream hub, by window label (see `attach_streams`).
     hubs: std::sync::Mutex<std::collections::HashMap<String, Arc<WindowHub>>>,
+    /// Woken when a window attaches its channel: a page sends its first
+    /// stream right after attaching, without waiting for the reply.
+    hub_attached: tokio::sync::Notify,
 }
 
 fn internal(message: impl Into<String>) -> IpcError {
@@ -110,20 +113,41 @@ fn attach_streams(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(window.label().to_owned(), hub);
+    state.hub_attached.notify_waiters();
     if let Some(old) = old {
         old.close();
     }
 }
 
-/// The calling window's stream hub.
-fn hub_of(state: &AppState, window: &tauri::WebviewWindow) -> Result<Arc<WindowHub>, IpcError> {
-    state
-        .hubs
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(window.label())
-        .cloned()
-        .ok_or_else(|| internal("this window has no stream channel: attach_streams first"))
+/// How long a stream waits for its window's `attach_streams`: the page
+/// sends both at once, and the two calls may be taken in either order.
+const ATTACH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The calling window's stream hub, once it has attached one.
+async fn hub_of(
+    state: &AppState,
+    window: &tauri::WebviewWindow,
+) -> Result<Arc<WindowHub>, IpcError> {
+    let deadline = tokio::time::Instant::now() + ATTACH_WAIT;
+    loop {
+        let attached = state.hub_attached.notified();
+        tokio::pin!(attached);
+        // Registered before the look-up, so an attach in between wakes it.
+        attached.as_mut().enable();
+        if let Some(hub) = state
+            .hubs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(window.label())
+        {
+            return Ok(Arc::clone(hub));
+        }
+        if tokio::time::timeout_at(deadline, attached).await.is_err() {
+            return Err(internal(
+                "this window has no stream channel: attach_streams first",
+            ));
+        }
+    }
 }
 
 #[tauri::command]
@@ -132,7 +156,7 @@ async fn ask(
     state: tauri::State<'_, AppState>,
     request: AskRequest,
 ) -> Result<AnswerSummary, IpcError> {
-    let hub = hub_of(&state, &window)?;
+    let hub = hub_of(&state, &window).await?;
     Ok(state.chat.ask_in(request, &hub).await)
 }
 
@@ -642,7 +666,7 @@ async fn judge_round(
     state: tauri::State<'_, AppState>,
     request: JudgeRequest,
 ) -> Result<JudgeVerdict, IpcError> {
-    let hub = hub_of(&state, &window)?;
+    let hub = hub_of(&state, &window).await?;
     state
         .chat
         .judge_round_in(request, &hub)
@@ -681,6 +705,7 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             chat,
             local_api,
             hubs: std::sync::Mutex::default(),
+            hub_attached: tokio::sync::Notify::new(),
         })
         .setup(move |app| {
             // A browser's defaults cost memory for one local page (see webkit.rs).

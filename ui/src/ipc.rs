@@ -129,7 +129,7 @@ type OnEvent = Rc<RefCell<dyn FnMut(PaneEvent)>>;
 /// The page's one channel for every stream it asks for, and who listens
 /// to which stream.
 struct Streams {
-    /// `attach_streams`' reply: streams are asked for once it came.
+    /// `attach_streams`' reply.
     attached: Promise,
     order: SequenceBuffer<Vec<StreamMessage>>,
     listeners: HashMap<u64, OnEvent>,
@@ -140,20 +140,29 @@ thread_local! {
     static STREAMS: RefCell<Option<Streams>> = const { RefCell::new(None) };
 }
 
-/// Give the backend the page's stream channel, once (the first stream asks
-/// for it). Returns `attach_streams`' reply.
-fn attach_streams() -> Result<Promise, IpcError> {
-    if let Some(p) = STREAMS.with_borrow(|s| s.as_ref().map(|s| s.attached.clone())) {
-        return Ok(p);
-    }
-    let core = tauri_core()?;
-    let ctor: Function = Reflect::get(&core, &"Channel".into())
+/// A new `window.__TAURI__.core.Channel`.
+fn new_channel(core: &JsValue) -> Result<Object, IpcError> {
+    let ctor: Function = Reflect::get(core, &"Channel".into())
         .ok()
         .and_then(|f| f.dyn_into().ok())
         .ok_or_else(|| bridge_error("window.__TAURI__.core.Channel is missing"))?;
-    let channel: Object = Reflect::construct(&ctor, &Array::new())
+    Ok(Reflect::construct(&ctor, &Array::new())
         .map_err(|e| bridge_error(describe(&e)))?
-        .unchecked_into();
+        .unchecked_into())
+}
+
+/// Give the backend the page's stream channel, once (the first stream asks
+/// for it). The stream is asked for at once, without waiting for the
+/// reply: the backend waits for the channel (each call from the page to
+/// the app takes a turn of the app's busy main thread, and the first
+/// answers of a round would start that much later). A channel the backend
+/// refused is forgotten, so the next stream attaches again.
+fn attach_streams() -> Result<(), IpcError> {
+    if STREAMS.with_borrow(Option::is_some) {
+        return Ok(());
+    }
+    let core = tauri_core()?;
+    let channel = new_channel(&core)?;
     let handler = Closure::<dyn FnMut(JsValue)>::new(|raw: JsValue| {
         let Ok(msg) = serde_wasm_bindgen::from_value::<Sequenced<Vec<StreamMessage>>>(raw) else {
             return;
@@ -199,7 +208,18 @@ fn attach_streams() -> Result<Promise, IpcError> {
             _listener: listener,
         });
     });
-    Ok(attached)
+    wasm_bindgen_futures::spawn_local(async move {
+        if JsFuture::from(attached.clone()).await.is_err() {
+            STREAMS.with_borrow_mut(|s| {
+                if s.as_ref()
+                    .is_some_and(|s| Object::is(&s.attached, &attached))
+                {
+                    *s = None;
+                }
+            });
+        }
+    });
+    Ok(())
 }
 
 /// A stream's listener, registered for as long as this value lives.
@@ -251,11 +271,7 @@ where
 {
     let args = Object::new();
     set(&args, "request", &to_js(request)?)?;
-    if let Err(e) = JsFuture::from(attach_streams()?).await {
-        // Try again with the next stream.
-        STREAMS.with_borrow_mut(|s| *s = None);
-        return Err(rejection(e));
-    }
+    attach_streams()?;
     let (done_tx, done_rx) = oneshot::channel::<()>();
     let mut done_tx = Some(done_tx);
     let listening = Listening::new(
@@ -310,13 +326,7 @@ where
     Res: DeserializeOwned,
 {
     let core = tauri_core()?;
-    let ctor: Function = Reflect::get(&core, &"Channel".into())
-        .ok()
-        .and_then(|f| f.dyn_into().ok())
-        .ok_or_else(|| bridge_error("window.__TAURI__.core.Channel is missing"))?;
-    let channel: Object = Reflect::construct(&ctor, &Array::new())
-        .map_err(|e| bridge_error(describe(&e)))?
-        .unchecked_into();
+    let channel = new_channel(&core)?;
 
     let (done_tx, done_rx) = oneshot::channel::<()>();
     let done_tx = Rc::new(RefCell::new(Some(done_tx)));

@@ -77,6 +77,7 @@ fn AnswerBody(answer: Answer) -> impl IntoView {
             {
                 // The end is drawn at once, in place: no frame of delay.
                 r.draw(true, 1);
+                r.follow();
             }
         });
     }

@@ -195,6 +195,13 @@ impl Renderer {
             // Plain text waits for its formatting: come back for it.
             self.pending_format = true;
         }
+    }
+
+    /// Keep the card's pane at the bottom if it follows its stream. Apart
+    /// from [`Renderer::draw`]: reading where the bottom is lays the page
+    /// out, so a frame draws every card first and then follows, one
+    /// layout for all the panes instead of one per pane.
+    pub fn follow(&self) {
         follow(&self.blocks);
     }
 }
@@ -225,19 +232,33 @@ fn frame() {
     SCHEDULED.set(false);
     let queued = QUEUE.with_borrow_mut(std::mem::take);
     let streaming = queued.len();
+    let mut drawn = Vec::with_capacity(streaming);
     for weak in queued {
         // A card that left the screen dropped its renderer: nothing to do.
-        if let Some(shared) = weak.upgrade()
-            && let Ok(mut slot) = shared.try_borrow_mut()
-            && let Some(r) = slot.as_mut()
+        let Some(shared) = weak.upgrade() else {
+            continue;
+        };
+        let again = match shared.try_borrow_mut() {
+            Ok(mut slot) => slot.as_mut().map(|r| {
+                let done = r.answer.status.try_get_untracked() != Some(Status::Streaming);
+                r.draw(done, streaming);
+                std::mem::take(&mut r.pending_format)
+            }),
+            Err(_) => None,
+        };
+        let Some(again) = again else {
+            continue;
+        };
+        if again {
+            schedule(&shared);
+        }
+        drawn.push(shared);
+    }
+    for shared in drawn {
+        if let Ok(slot) = shared.try_borrow()
+            && let Some(r) = slot.as_ref()
         {
-            let done = r.answer.status.try_get_untracked() != Some(Status::Streaming);
-            r.draw(done, streaming);
-            let again = std::mem::take(&mut r.pending_format);
-            drop(slot);
-            if again {
-                schedule(&shared);
-            }
+            r.follow();
         }
     }
 }

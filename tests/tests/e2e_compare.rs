@@ -15,7 +15,7 @@ use std::time::Duration;
 use switchboard_mock::{MockServer, MockUsage, Protocol, Scenario};
 use switchboard_protocol::format_usd;
 use switchboard_tests::e2e::{App, Launch};
-use switchboard_tests::{mock_home, mock_models_config, mock_providers_config};
+use switchboard_tests::{mock_home, mock_models_config, mock_providers_config, request_turns};
 
 /// Exact cost in nano-dollars for prices given in micro-dollars per Mtok.
 fn nanos(u: MockUsage, input_micro: u64, output_micro: u64) -> i64 {
@@ -738,6 +738,24 @@ async fn a_message_on_a_finished_streams_channel_changes_nothing() -> anyhow::Re
             "a finished answer takes no more text"
         );
         assert_eq!(app.text_content(".pane-error").await?, None);
+        // Nor does the answer the next prompt sends as this model's turn:
+        // it is the text that was shown, without the late words.
+        server.script("oa-model", Scenario::default().with_text(&["Again"]));
+        let before = server.requests().len();
+        app.type_into("#composer", "And again\u{E007}").await?;
+        app.wait_for(".pane:nth-of-type(1) .answer-card:last-child[data-status=\"done\"]")
+            .await?;
+        let sent: Vec<Vec<(String, String)>> = server.requests()[before..]
+            .iter()
+            .filter_map(|r| r.body.as_ref().map(request_turns))
+            .collect();
+        let thread = [
+            ("user", "Hello"),
+            ("assistant", "Only this"),
+            ("user", "And again"),
+        ]
+        .map(|(role, text)| (role.to_owned(), text.to_owned()));
+        assert_eq!(sent, [thread.to_vec()]);
         Ok(())
     })
     .await?;

@@ -24,10 +24,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchboard_engine::hooks::AttemptOutcome;
-use switchboard_engine::service::ChatService;
+use switchboard_engine::service::{ChatService, StreamHub};
 use switchboard_engine::{DataDir, KeyStore, MessageId, Store};
 use switchboard_mock::{Fault, MockServer, Protocol, Scenario};
-use switchboard_protocol::{AnswerSummary, AskRequest, PaneEvent, RecordAt, StartRound};
+use switchboard_protocol::{
+    AnswerSummary, AskRequest, PaneEvent, RecordAt, StartRound, StreamMessage,
+};
 use switchboard_tests::Rng;
 use switchboard_tests::{ask_request, pieces};
 
@@ -429,6 +431,75 @@ async fn a_window_that_stops_listening_stops_and_settles_the_stream() {
     assert!(m.content.len() >= 40, "{}", m.content);
     assert_eq!(rows[0].output_tokens, Some((m.content.len() / 4) as i64));
     assert_eq!(count(&home, "SELECT count(*) FROM reservations"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_loads_anew_stops_and_settles_every_pane_of_its_window() {
+    let server = MockServer::start().await.unwrap();
+    server.script("slow", scenario(&pieces(300, ' '), 10));
+    server.script("other", scenario(&pieces(300, ' '), 10));
+    let (home, svc) = service(&server, "");
+    let (a, b) = (
+        recorded(&svc, 51, "oa:slow"),
+        recorded(&svc, 52, "oa:other"),
+    );
+    // Both panes stream over the window's one channel, as in the app.
+    let shown: Arc<Mutex<[String; 2]>> = Arc::default();
+    let log = Arc::clone(&shown);
+    let hub = Arc::new(StreamHub::new(move |message: Vec<StreamMessage>| {
+        let mut shown = log.lock().unwrap();
+        for m in message {
+            if let PaneEvent::Update { text, .. } = m.event {
+                shown[usize::from(m.stream == 52)].push_str(&text);
+            }
+        }
+        true
+    }));
+    let run = |request: AskRequest| {
+        let (svc, hub) = (Arc::clone(&svc), Arc::clone(&hub));
+        tokio::spawn(async move { svc.ask_in(request, &hub).await })
+    };
+    let tasks = [run(a.clone()), run(b.clone())];
+    wait_for("both streams", || {
+        shown.lock().unwrap().iter().all(|t| t.len() >= 20)
+    })
+    .await;
+    // The page loaded anew: its new channel replaces this one (what the
+    // app's attach_streams does), and both panes' streams stop.
+    hub.close();
+    for task in tasks {
+        let summary = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("a replaced channel does not leave its streams running")
+            .unwrap();
+        assert_eq!(summary.error.unwrap().kind, "stopped");
+    }
+    // Each is billed once, for what it saved, and nothing is left held.
+    assert_eq!(ledger(&home).len(), 2);
+    assert_eq!(count(&home, "SELECT count(*) FROM reservations"), 0);
+    assert_eq!(
+        count(
+            &home,
+            "SELECT count(*) FROM messages WHERE live_owner IS NOT NULL"
+        ),
+        0
+    );
+    let store = Store::open_at(&home.path().join("switchboard.sqlite3")).unwrap();
+    let shown = shown.lock().unwrap();
+    for (req, shown) in [(&a, &shown[0]), (&b, &shown[1])] {
+        let saved = store.message(answer_id(&svc, req)).unwrap().content;
+        // What reached the page is kept; what was gathered for the next
+        // message when the channel went is kept too (the reloaded page
+        // reads it from history).
+        assert!(saved.starts_with(shown.as_str()), "{saved:?} / {shown:?}");
+        assert!(saved.len() < 1200, "stopped early: {} chars", saved.len());
+    }
+    let billed: i64 = ledger(&home).iter().map(|r| r.output_tokens.unwrap()).sum();
+    let saved_tokens: usize = [&a, &b]
+        .iter()
+        .map(|r| store.message(answer_id(&svc, r)).unwrap().content.len() / 4)
+        .sum();
+    assert_eq!(billed, saved_tokens as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

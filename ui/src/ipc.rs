@@ -83,6 +83,13 @@ async fn invoke_raw(
     args: &JsValue,
     options: Option<&Object>,
 ) -> Result<JsValue, IpcError> {
+    JsFuture::from(send_invoke(cmd, args, options)?)
+        .await
+        .map_err(rejection)
+}
+
+/// Send `cmd` to the app now; the promise is its reply.
+fn send_invoke(cmd: &str, args: &JsValue, options: Option<&Object>) -> Result<Promise, IpcError> {
     let core = tauri_core()?;
     let invoke: Function = Reflect::get(&core, &"invoke".into())
         .ok()
@@ -92,11 +99,10 @@ async fn invoke_raw(
         Some(options) => invoke.call3(&core, &cmd.into(), args, options),
         None => invoke.call2(&core, &cmd.into(), args),
     };
-    let promise: Promise = called
+    called
         .map_err(rejection)?
         .dyn_into()
-        .map_err(|_| bridge_error("invoke did not return a promise"))?;
-    JsFuture::from(promise).await.map_err(rejection)
+        .map_err(|_| bridge_error("invoke did not return a promise"))
 }
 
 fn set(obj: &Object, key: &str, value: &JsValue) -> Result<(), IpcError> {
@@ -191,15 +197,7 @@ fn attach_streams() -> Result<(), IpcError> {
     let listener = Listener::attach(&channel, handler)?;
     let args = Object::new();
     set(&args, "onEvents", &channel)?;
-    let invoke: Function = Reflect::get(&core, &"invoke".into())
-        .ok()
-        .and_then(|f| f.dyn_into().ok())
-        .ok_or_else(|| bridge_error("window.__TAURI__.core.invoke is missing"))?;
-    let attached: Promise = invoke
-        .call2(&core, &commands::ATTACH_STREAMS.into(), &args)
-        .map_err(rejection)?
-        .dyn_into()
-        .map_err(|_| bridge_error("invoke did not return a promise"))?;
+    let attached = send_invoke(commands::ATTACH_STREAMS, &args, None)?;
     STREAMS.with_borrow_mut(|s| {
         *s = Some(Streams {
             attached: attached.clone(),

@@ -11,6 +11,10 @@
 //! - memory: the proportional set size (PSS) of every process of the app
 //!   (the app and its WebKit processes) once idle after start, then after
 //!   opening 50 saved conversations one after another. Goal: < 200 MB, flat.
+//!   Then the floor, one window at a time: `switchboard-floor` (src/bin), a
+//!   bare Tauri window with the app's tauri features and web view settings,
+//!   with an empty page and with the UI in ui/dist when this crate was built
+//!   (no backend), and how far the app after start is above each.
 //!
 //! It runs the binary in `$SWITCHBOARD_APP` (`make bench` sets it to the
 //! release build when there is one, else the debug build) and says which.
@@ -53,9 +57,10 @@ fn config(server: &MockServer) -> String {
     mock_models_config(server, &refs)
 }
 
-/// Processes of the app whose `SWITCHBOARD_HOME` is `home`, with every
-/// process below them (WebKit's web and network processes).
-fn app_processes(home: &Path) -> Vec<u32> {
+/// Processes of the app (the binary named `exe`) whose `SWITCHBOARD_HOME`
+/// is `home`, with every process below them (WebKit's web and network
+/// processes); the app's first.
+fn app_processes(home: &Path, exe: &str) -> Vec<u32> {
     let want = format!("SWITCHBOARD_HOME={}", home.display());
     let mut parents: Vec<(u32, u32)> = Vec::new();
     let mut roots = Vec::new();
@@ -73,8 +78,8 @@ fn app_processes(home: &Path) -> Vec<u32> {
             .and_then(|p| p.parse().ok())
             .unwrap_or(0);
         parents.push((pid, ppid));
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-        if exe.file_name().is_some_and(|n| n == "switchboard")
+        let exe_path = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        if exe_path.file_name().is_some_and(|n| n == exe)
             && std::fs::read(format!("/proc/{pid}/environ"))
                 .unwrap_or_default()
                 .split(|b| *b == 0)
@@ -116,21 +121,109 @@ fn process_name(pid: u32) -> String {
         .to_owned()
 }
 
-/// Total PSS (MB) of the app's processes, and a line per process.
-fn memory(home: &Path) -> (f64, String) {
-    let mut total = 0;
-    let mut parts = Vec::new();
-    for pid in app_processes(home) {
+/// One process of the app: which one, its PSS and its own data (MB).
+struct ProcessMemory {
+    role: &'static str,
+    pss: f64,
+    data: f64,
+}
+
+/// The app's processes (`exe` with `SWITCHBOARD_HOME` = `home`) by role:
+/// the app itself, WebKit's web process(es) and its network process. With
+/// `$SWITCHBOARD_BENCH_SMAPS` set to a directory, each process's
+/// `/proc/PID/smaps` is copied there as `<label>-<role>-<pid>.smaps`, to
+/// attribute the figures to mappings afterwards.
+fn processes_memory(home: &Path, exe: &str, label: &str) -> Vec<ProcessMemory> {
+    let smaps_dir = std::env::var_os("SWITCHBOARD_BENCH_SMAPS").map(PathBuf::from);
+    let mut out = Vec::new();
+    for (i, pid) in app_processes(home, exe).into_iter().enumerate() {
+        let name = process_name(pid);
+        let role = if i == 0 {
+            "app"
+        } else if name.starts_with("WebKitWebProces") {
+            "web"
+        } else if name.starts_with("WebKitNetworkPr") {
+            "network"
+        } else {
+            "other"
+        };
+        if let Some(dir) = &smaps_dir {
+            let _ = std::fs::create_dir_all(dir);
+            let _ = std::fs::copy(
+                format!("/proc/{pid}/smaps"),
+                dir.join(format!("{label}-{role}-{pid}.smaps")),
+            );
+        }
         let (pss, anon) = memory_kb(pid);
-        total += pss;
-        parts.push(format!(
-            "{} {:.0} MB [{:.0} MB data]",
-            process_name(pid),
-            pss as f64 / 1024.0,
-            anon as f64 / 1024.0
-        ));
+        out.push(ProcessMemory {
+            role,
+            pss: pss as f64 / 1024.0,
+            data: anon as f64 / 1024.0,
+        });
     }
-    (total as f64 / 1024.0, parts.join(", "))
+    out
+}
+
+/// Total PSS (MB) of the app's processes, and a line per process.
+fn memory(home: &Path, exe: &str, label: &str) -> (f64, String, Vec<ProcessMemory>) {
+    let procs = processes_memory(home, exe, label);
+    let total = procs.iter().map(|p| p.pss).sum();
+    let parts: Vec<String> = procs
+        .iter()
+        .map(|p| format!("{} {:.0} MB [{:.0} MB data]", p.role, p.pss, p.data))
+        .collect();
+    (total, parts.join(", "), procs)
+}
+
+/// PSS of each role in `procs` (MB), several processes of one role summed.
+fn by_role(procs: &[ProcessMemory], role: &str) -> (f64, f64) {
+    procs
+        .iter()
+        .filter(|p| p.role == role)
+        .fold((0.0, 0.0), |(pss, data), p| (pss + p.pss, data + p.data))
+}
+
+/// The floor: `switchboard-floor` (src/bin), a bare Tauri window with the
+/// app's tauri features and web view settings, idle 3 s after its page is
+/// up, measured as the app is; `page` is `empty` or `ui` (the app's built
+/// UI with no backend). Prints its figures and how far `app` is above them.
+async fn floor(page: &str, app: &[ProcessMemory]) -> anyhow::Result<()> {
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_switchboard-floor"));
+    let home = tempfile::tempdir()?;
+    let launch = Launch::new(format!("bench-floor-{page}"))
+        .binary(&binary)
+        .data_dir(home.path())
+        .env("SWITCHBOARD_FLOOR_PAGE", page)
+        .ready_when(if page == "ui" {
+            "#status-bar"
+        } else {
+            "#floor"
+        });
+    let window = App::launch(launch).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (total, detail, procs) = memory(home.path(), "switchboard-floor", &format!("floor-{page}"));
+    window.close().await?;
+    let what = if page == "ui" {
+        "the app's UI (ui/dist) with no backend"
+    } else {
+        "an empty page"
+    };
+    let app_total: f64 = app.iter().map(|p| p.pss).sum();
+    let diff: Vec<String> = ["app", "web", "network"]
+        .iter()
+        .map(|role| {
+            let (a, a_data) = by_role(app, role);
+            let (f, f_data) = by_role(&procs, role);
+            format!("{role} {:+.0} MB [{:+.0} MB data]", a - f, a_data - f_data)
+        })
+        .collect();
+    println!("  floor, a bare Tauri window with {what}: {total:.0} MB ({detail})");
+    println!(
+        "    the app after start is {:+.0} MB above it ({})",
+        app_total - total,
+        diff.join(", ")
+    );
+    Ok(())
 }
 
 /// Milliseconds the process `pid` has been running.
@@ -273,7 +366,7 @@ async fn cold_start(binary: &Path) -> anyhow::Result<()> {
                     .await?
                     .as_f64()
                     .unwrap_or(f64::NAN);
-                let root = app_processes(home.path()).first().copied();
+                let root = app_processes(home.path(), "switchboard").first().copied();
                 let age = root.map_or(f64::NAN, process_age_ms);
                 samples.push(age - since_ready);
                 Ok(())
@@ -304,12 +397,14 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
     let home = tempfile::tempdir()?;
     seed(home.path())?;
     let app = App::launch(Launch::new("bench-memory").data_dir(home.path())).await?;
+    let mut at_start = Vec::new();
     let result = app
         .check(async {
             app.wait_for("#compare #composer").await?;
             app.wait_for("#history-list .history-item").await?;
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let (start, detail) = memory(home.path());
+            let (start, detail, procs) = memory(home.path(), "switchboard", "start");
+            at_start = procs;
             println!("idle memory ({}):", binary.display());
             println!("  after start: {start:.0} MB ({detail})");
             // Opening the first conversations fills what the page keeps
@@ -346,7 +441,8 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
                     .await?;
                 if (i + 1) % 10 == 0 {
                     tokio::time::sleep(Duration::from_secs(2)).await;
-                    let (now, _) = memory(home.path());
+                    let (now, _, _) =
+                        memory(home.path(), "switchboard", &format!("open{}", i + 1));
                     // What the page holds: elements in the document (the
                     // views of earlier conversations must be gone).
                     let nodes = app
@@ -361,7 +457,7 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
                 }
             }
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let (end, detail) = memory(home.path());
+            let (end, detail, _) = memory(home.path(), "switchboard", "idle50");
             println!(
                 "  idle after {CONVERSATIONS}: {end:.0} MB ({detail}); growth {:+.0} MB \
                  (goal < 200 MB, flat)",
@@ -378,7 +474,11 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
         })
         .await;
     app.close().await?;
-    result
+    result?;
+    // One window at a time: PSS shares WebKit's pages among the processes
+    // that map them, so the floor is measured once the app is gone.
+    floor("empty", &at_start).await?;
+    floor("ui", &at_start).await
 }
 
 fn main() -> anyhow::Result<()> {

@@ -42,6 +42,7 @@ pub struct Launch {
     env: Vec<(String, String)>,
     data_dir: Option<PathBuf>,
     binary: Option<PathBuf>,
+    ready: String,
 }
 
 impl Launch {
@@ -52,7 +53,15 @@ impl Launch {
             env: Vec::new(),
             data_dir: None,
             binary: None,
+            ready: "#status-bar".to_owned(),
         }
+    }
+
+    /// Consider the window started once `css` matches (by default the
+    /// Leptos shell's status bar), e.g. for a binary that is not the app.
+    pub fn ready_when(mut self, css: impl Into<String>) -> Self {
+        self.ready = css.into();
+        self
     }
 
     /// Start this app binary instead of [`app_binary`] (e.g. the one
@@ -220,6 +229,7 @@ impl App {
             .await
             .context("the app did not start within 60 s")?
             .context("could not open a WebDriver session with the app")?;
+        let ready = launch.ready;
         let app = Self {
             name: launch.name,
             client,
@@ -230,9 +240,9 @@ impl App {
             _display: display,
             _home: home,
         };
-        app.wait_for("#status-bar")
+        app.wait_for(&ready)
             .await
-            .context("the Leptos shell did not render")?;
+            .with_context(|| format!("the page did not show {ready}"))?;
         Ok(app)
     }
 

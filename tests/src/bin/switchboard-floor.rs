@@ -1,0 +1,75 @@
+//! `switchboard-floor`: the cheapest window a Tauri 2 app can open here, the
+//! floor the memory benchmark (benches/compare_ui.rs) prints beside the app.
+//! It has the app's tauri features and configuration (floor/tauri.conf.json:
+//! the same security settings and global API, the same window size), and
+//! applies the app's own web view settings and no-GPU environment handling
+//! (src-tauri/src/webkit.rs, compiled in as it is), but no command, no
+//! plugin, no engine and no runtime of its own.
+//!
+//! Its page is an empty document, or with `SWITCHBOARD_FLOOR_PAGE=ui` the
+//! app's built UI (ui/dist, embedded and served as the app serves it), whose
+//! every call to the backend then fails: the page's own cost (wasm, DOM,
+//! JavaScript) without the app's.
+
+use std::process::ExitCode;
+
+use tauri::http::{HeaderValue, Response, header::CONTENT_TYPE};
+use tauri::{WebviewUrl, WebviewWindowBuilder};
+
+#[cfg(target_os = "linux")]
+#[path = "../../../src-tauri/src/webkit.rs"]
+mod webkit;
+
+/// The empty page, served on its own scheme as the app's are on `tauri:`.
+const EMPTY_PAGE: &str =
+    "<!doctype html><html><head><title>floor</title></head><body id=\"floor\"></body></html>";
+
+fn empty_page() -> Response<Vec<u8>> {
+    let mut response = Response::new(EMPTY_PAGE.as_bytes().to_vec());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    #[cfg(target_os = "linux")]
+    webkit::before_gtk();
+    let url = if std::env::var_os("SWITCHBOARD_FLOOR_PAGE").is_some_and(|v| v == "ui") {
+        WebviewUrl::App("index.html".into())
+    } else {
+        WebviewUrl::CustomProtocol("floor://localhost/".parse()?)
+    };
+    tauri::Builder::default()
+        .register_uri_scheme_protocol("floor", |_, _| empty_page())
+        .setup(move |app| {
+            // As the app's window in tauri.conf.json.
+            let window = WebviewWindowBuilder::new(app, "main", url)
+                .title("Switchboard floor")
+                .inner_size(1280.0, 800.0)
+                .min_inner_size(900.0, 600.0)
+                .center()
+                .disable_drag_drop_handler()
+                .build()?;
+            #[cfg(target_os = "linux")]
+            window.with_webview(webkit::tune)?;
+            #[cfg(not(target_os = "linux"))]
+            let _ = window;
+            Ok(())
+        })
+        .run(tauri::generate_context!("floor/tauri.conf.json"))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr)] // the one place that reports a failed start
+            {
+                eprintln!("switchboard-floor: {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -244,6 +244,7 @@ async fn load(
 struct CpuUse {
     load_and_mock: Duration,
     local_api: Duration,
+    floor: Duration,
     writer: Duration,
     other: Duration,
 }
@@ -273,6 +274,8 @@ impl CpuUse {
                 &mut cpu.load_and_mock
             } else if name.starts_with("local-api") {
                 &mut cpu.local_api
+            } else if name.starts_with("floor-proxy") {
+                &mut cpu.floor
             } else if name.starts_with("switchboard-") {
                 &mut cpu.writer
             } else {
@@ -291,12 +294,117 @@ impl CpuUse {
             100.0 * now.saturating_sub(then).as_secs_f64() / elapsed.as_secs_f64() / cores
         };
         format!(
-            "load+mock {:.0}%, Local API {:.0}% + its ledger writer {:.0}%, other {:.0}%",
+            "load+mock {:.0}%, Local API {:.0}% + its ledger writer {:.0}%, bare proxy {:.0}%, other {:.0}%",
             share(self.load_and_mock, before.load_and_mock),
             share(self.local_api, before.local_api),
             share(self.writer, before.writer),
+            share(self.floor, before.floor),
             share(self.other, before.other),
         )
+    }
+}
+
+/// The floor: a bare pass-through proxy on the Local API's own HTTP stack
+/// (a hyper HTTP/1.1 server with keep-alive and `TCP_NODELAY`, and a
+/// pooled reqwest client built as the engine builds its own), on a runtime
+/// of its own with as many workers as the Local API's. It reads the
+/// request body whole and POSTs it unchanged to the same path upstream;
+/// a whole answer (one with a length) is read whole and sent back with
+/// its length, a streamed one is passed on chunk by chunk as it arrives.
+/// It does not look at the bytes: no authentication, no JSON parsing, no
+/// routing or model mapping, no translation, no accounting, no ledger, no
+/// health, no headers of its own. What it adds is what any proxy on this
+/// stack adds here: two more loopback hops and the wake-ups of another
+/// runtime's threads.
+mod floor {
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures::TryStreamExt;
+    use http_body_util::combinators::BoxBody;
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use hyper::body::{Frame, Incoming};
+    use hyper::header::{CONTENT_TYPE, HeaderValue};
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper::{Request, Response, StatusCode};
+    use hyper_util::rt::{TokioIo, TokioTimer};
+
+    type Body = BoxBody<Bytes, reqwest::Error>;
+
+    /// Start it (on the current runtime), forwarding to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = reqwest::Client::builder()
+            .user_agent("Switchboard/floor")
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .build()
+            .unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let client = client.clone();
+                let service = service_fn(move |req| forward(client.clone(), upstream, req));
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn full(status: StatusCode, content_type: Option<HeaderValue>, body: Bytes) -> Response<Body> {
+        let mut r = Response::new(Full::new(body).map_err(|e: Infallible| match e {}).boxed());
+        *r.status_mut() = status;
+        if let Some(ct) = content_type {
+            r.headers_mut().insert(CONTENT_TYPE, ct);
+        }
+        r
+    }
+
+    async fn forward(
+        client: reqwest::Client,
+        upstream: SocketAddr,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let url = format!("http://{upstream}{}", req.uri().path());
+        let content_type = req.headers().get(CONTENT_TYPE).cloned();
+        let Ok(body) = req.into_body().collect().await else {
+            return Ok(full(StatusCode::BAD_REQUEST, None, Bytes::new()));
+        };
+        let mut rb = client.post(url).body(body.to_bytes());
+        if let Some(ct) = content_type {
+            rb = rb.header(CONTENT_TYPE, ct);
+        }
+        let Ok(answer) = rb.send().await else {
+            return Ok(full(StatusCode::BAD_GATEWAY, None, Bytes::new()));
+        };
+        let status = answer.status();
+        let content_type = answer.headers().get(CONTENT_TYPE).cloned();
+        if answer.content_length().is_some() {
+            return Ok(match answer.bytes().await {
+                Ok(bytes) => full(status, content_type, bytes),
+                Err(_) => full(StatusCode::BAD_GATEWAY, None, Bytes::new()),
+            });
+        }
+        let stream = StreamBody::new(answer.bytes_stream().map_ok(Frame::data));
+        let mut r = Response::new(BodyExt::boxed(stream));
+        *r.status_mut() = status;
+        if let Some(ct) = content_type {
+            r.headers_mut().insert(CONTENT_TYPE, ct);
+        }
+        Ok(r)
     }
 }
 
@@ -388,6 +496,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // The floor (a bare pass-through proxy) the same way: a runtime of its own.
+    let floor_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("floor-proxy")
+        .enable_all()
+        .build()
+        .unwrap();
     let server = upstream.block_on(MockServer::start()).unwrap();
     server.set_recording(false);
     server.script(
@@ -460,6 +575,7 @@ fn main() {
         ))
         .unwrap();
     let (direct, via) = (server.addr(), gateway.addr());
+    let bare = floor_rt.block_on(floor::start(direct));
 
     println!(
         "Local API load: a fast local upstream directly vs through the Local API (ledger on), {} s per cell",
@@ -476,7 +592,7 @@ fn main() {
         "gateway/s"
     );
     let mut rps_64 = f64::NAN;
-    let mut worst_added: Vec<(String, f64, f64)> = Vec::new();
+    let mut worst_added: Vec<Added> = Vec::new();
     let mut first_byte_added: Vec<(usize, f64)> = Vec::new();
     let tables: &[bool] = if run("load") { &[false, true] } else { &[] };
     for &stream in tables {
@@ -491,6 +607,9 @@ fn main() {
             };
             let path = "/v1/chat/completions";
             let mut d = upstream.block_on(load(direct, path, None, &body(model), c));
+            // The floor at c = 1 and 16, where the latency goals are.
+            let mut f =
+                (c <= 16).then(|| upstream.block_on(load(bare, path, None, &body(model), c)));
             let mut g = upstream.block_on(load(
                 via,
                 path,
@@ -498,6 +617,7 @@ fn main() {
                 &body(&format!("mock:{model}")),
                 c,
             ));
+
             let (dp50, dp99) = (pct(&mut d.latencies, 0.5), pct(&mut d.latencies, 0.99));
             let (gp50, gp99) = (pct(&mut g.latencies, 0.5), pct(&mut g.latencies, 0.99));
             let mode = if stream { "stream" } else { "whole" };
@@ -515,8 +635,31 @@ fn main() {
             );
             println!("  {:<6} {c:>3}  CPU, direct: {}", "", d.cpu);
             println!("  {:<6} {c:>3}  CPU, gateway: {}", "", g.cpu);
+            let floor_added = f.as_mut().map(|f| {
+                let (fp50, fp99) = (pct(&mut f.latencies, 0.5), pct(&mut f.latencies, 0.99));
+                println!(
+                    "  {:<6} {c:>3}  bare proxy (floor): {fp50:.3} / {fp99:.3} ms, adds {:+.3} / {:+.3} ms, {:.0}/s{}; the Local API adds {:+.3} ms p50 over it",
+                    "",
+                    fp50 - dp50,
+                    fp99 - dp99,
+                    f.rps(),
+                    if f.errors > 0 {
+                        format!(" ({} errors)", f.errors)
+                    } else {
+                        String::new()
+                    },
+                    gp50 - fp50,
+                );
+                println!("  {:<6} {c:>3}  CPU, bare proxy: {}", "", f.cpu);
+                (fp50 - dp50, fp99 - dp99)
+            });
             if c <= 16 {
-                worst_added.push((format!("{mode} c={c}"), gp50 - dp50, gp99 - dp99));
+                worst_added.push(Added {
+                    cell: format!("{mode} c={c}"),
+                    p50: gp50 - dp50,
+                    p99: gp99 - dp99,
+                    floor: floor_added,
+                });
             }
             if !stream && c == 64 {
                 rps_64 = g.rps();
@@ -524,8 +667,11 @@ fn main() {
             if stream {
                 let df = pct(&mut d.first_bytes, 0.5);
                 let gf = pct(&mut g.first_bytes, 0.5);
+                let ff = f.as_mut().map_or(String::new(), |f| {
+                    format!(" (bare proxy {:+.3} ms)", pct(&mut f.first_bytes, 0.5) - df)
+                });
                 println!(
-                    "  {:<6} {c:>3}  first byte p50: direct {df:.3} ms, gateway {gf:.3} ms, added {:+.3} ms",
+                    "  {:<6} {c:>3}  first byte p50: direct {df:.3} ms, gateway {gf:.3} ms, added {:+.3} ms{ff}",
                     "",
                     gf - df
                 );
@@ -563,11 +709,20 @@ fn main() {
         keys.reads()
     );
     println!("goals:");
-    for (cell, p50, p99) in &worst_added {
+    for Added {
+        cell,
+        p50,
+        p99,
+        floor,
+    } in &worst_added
+    {
         println!(
-            "  {cell:<12} added p50 {p50:+.3} ms (goal ≤ 0.2) {}   p99 {p99:+.3} ms (goal ≤ 1) {}",
+            "  {cell:<12} added p50 {p50:+.3} ms (goal ≤ 0.2) {}   p99 {p99:+.3} ms (goal ≤ 1) {}{}",
             verdict(*p50 <= 0.2),
-            verdict(*p99 <= 1.0)
+            verdict(*p99 <= 1.0),
+            floor.map_or(String::new(), |(f50, f99)| format!(
+                "   (a bare proxy adds {f50:+.3} / {f99:+.3})"
+            ))
         );
     }
     if !rps_64.is_nan() {
@@ -608,6 +763,15 @@ fn main() {
             verdict(ns <= 1000.0)
         );
     }
+}
+
+/// What the Local API adds in one cell (ms), and what the floor adds.
+struct Added {
+    cell: String,
+    p50: f64,
+    p99: f64,
+    /// The bare proxy's (p50, p99), where it was measured.
+    floor: Option<(f64, f64)>,
 }
 
 fn verdict(met: bool) -> &'static str {

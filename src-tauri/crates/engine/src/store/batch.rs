@@ -1049,6 +1049,10 @@ struct CachedTarget {
     loaded: Instant,
     /// Newest first, at most [`KEEP_SAMPLES`].
     samples: VecDeque<HealthSample>,
+    /// The statistics of `samples`, once computed: they change only when
+    /// a sample comes (or the target is read again), while the router
+    /// asks for them on every request (two sorts of the window).
+    stats: Option<HealthStats>,
     cooldown: CooldownState,
     /// A reload of it is under way in the background.
     reloading: bool,
@@ -1085,6 +1089,7 @@ fn load_target(store: &Store, provider: &str, model: &str) -> CachedTarget {
     CachedTarget {
         loaded: Instant::now(),
         samples: db.recent(provider, model, KEEP_SAMPLES).into(),
+        stats: None,
         cooldown: db.cooldown(provider, model),
         reloading: false,
     }
@@ -1095,7 +1100,7 @@ impl CachedHealth {
         &self,
         provider: &str,
         model: &str,
-        read: impl FnOnce(&CachedTarget) -> T,
+        read: impl FnOnce(&mut CachedTarget) -> T,
     ) -> T {
         if let Ok(mut cache) = self.cache.lock()
             && let Some(t) = cache.get_mut(provider).and_then(|m| m.get_mut(model))
@@ -1119,8 +1124,8 @@ impl CachedHealth {
             }
         }
         // Read outside the lock: other targets' reads need not wait.
-        let loaded = load_target(self.writer.store(), provider, model);
-        let answer = read(&loaded);
+        let mut loaded = load_target(self.writer.store(), provider, model);
+        let answer = read(&mut loaded);
         if let Ok(mut cache) = self.cache.lock() {
             cache_insert(&mut cache, provider, model, loaded);
         }
@@ -1141,6 +1146,7 @@ impl HealthStore for CachedHealth {
         self.update(provider, model, |t| {
             t.samples.push_front(sample.clone());
             t.samples.truncate(KEEP_SAMPLES);
+            t.stats = None;
         });
         let _ = self.writer.send(Op::Sample {
             provider: provider.to_owned(),
@@ -1157,7 +1163,8 @@ impl HealthStore for CachedHealth {
 
     fn stats(&self, provider: &str, model: &str) -> HealthStats {
         self.with_target(provider, model, |t| {
-            HealthStats::from_each(t.samples.iter().take(HEALTH_WINDOW))
+            *t.stats
+                .get_or_insert_with(|| HealthStats::from_each(t.samples.iter().take(HEALTH_WINDOW)))
         })
     }
 
@@ -1623,6 +1630,33 @@ mod tests {
         assert_eq!(health.cooldown("p", "m"), state, "cached");
         std::thread::sleep(HEALTH_TTL + Duration::from_millis(50));
         assert_eq!(health.cooldown("p", "m"), CooldownState::default());
+    }
+
+    #[test]
+    fn health_statistics_follow_each_sample_this_process_records() {
+        let (_dir, store) = store();
+        let writer = store.batch_writer().unwrap();
+        let health = writer.health();
+        let sample = |ok: bool, ttft: f64| HealthSample {
+            at_unix_ms: 1,
+            ok,
+            error_kind: (!ok).then_some(crate::ErrorKind::Overloaded),
+            ttft_ms: Some(ttft),
+            tokens_per_s: None,
+        };
+        assert_eq!(health.stats("p", "m").samples, 0);
+        health.record("p", "m", &sample(true, 100.0));
+        let one = health.stats("p", "m");
+        assert_eq!((one.samples, one.success_rate), (1, Some(1.0)));
+        assert_eq!(health.stats("p", "m"), one, "asked again, unchanged");
+        health.record("p", "m", &sample(false, 300.0));
+        let two = health.stats("p", "m");
+        assert_eq!((two.samples, two.success_rate), (2, Some(0.5)));
+        assert_eq!(
+            two.ttft_p90_ms,
+            Some(300.0),
+            "the new sample counts at once"
+        );
     }
 
     #[test]

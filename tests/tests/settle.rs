@@ -172,6 +172,20 @@ fn count(home: &tempfile::TempDir, sql: &str) -> i64 {
     db(home).query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// Every answer is settled: `rows` ledger rows, no hold left, no answer
+/// still owned by a running stream.
+fn assert_settled(home: &tempfile::TempDir, rows: usize) {
+    assert_eq!(ledger(home).len(), rows);
+    assert_eq!(count(home, "SELECT count(*) FROM reservations"), 0);
+    assert_eq!(
+        count(
+            home,
+            "SELECT count(*) FROM messages WHERE live_owner IS NOT NULL"
+        ),
+        0
+    );
+}
+
 /// The conversation's total as history has it (answers and judges).
 fn conversation_nanos(home: &tempfile::TempDir, conversation: i64) -> i64 {
     let store = Store::open_at(&home.path().join("switchboard.sqlite3")).unwrap();
@@ -475,15 +489,7 @@ async fn a_page_that_loads_anew_stops_and_settles_every_pane_of_its_window() {
         assert_eq!(summary.error.unwrap().kind, "stopped");
     }
     // Each is billed once, for what it saved, and nothing is left held.
-    assert_eq!(ledger(&home).len(), 2);
-    assert_eq!(count(&home, "SELECT count(*) FROM reservations"), 0);
-    assert_eq!(
-        count(
-            &home,
-            "SELECT count(*) FROM messages WHERE live_owner IS NOT NULL"
-        ),
-        0
-    );
+    assert_settled(&home, 2);
     let store = Store::open_at(&home.path().join("switchboard.sqlite3")).unwrap();
     let shown = shown.lock().unwrap();
     for (req, shown) in [(&a, &shown[0]), (&b, &shown[1])] {
@@ -524,15 +530,7 @@ async fn closing_the_app_stops_every_stream_and_each_one_settles() {
         began.elapsed()
     );
     // When shutdown returns, both answers are settled and saved.
-    assert_eq!(ledger(&home).len(), 2);
-    assert_eq!(count(&home, "SELECT count(*) FROM reservations"), 0);
-    assert_eq!(
-        count(
-            &home,
-            "SELECT count(*) FROM messages WHERE live_owner IS NOT NULL"
-        ),
-        0
-    );
+    assert_settled(&home, 2);
     for task in [task_a, task_b] {
         assert_eq!(task.await.unwrap().error.unwrap().kind, "stopped");
     }

@@ -76,12 +76,14 @@ fmt:
 # Engine overhead against a raw HTTP client to the same local mock, measured
 # in one run (release build); prints ratios and overhead percentiles. Then
 # the Local API under load, directly vs through it. Then the compare view in
-# the window: render rate, cold start, memory (the app's release build when
-# there is one, else the debug build). Then history at scale: search,
+# the window: render rate, cold start, memory, of the release build (built
+# first, so the app measured and the memory floor's UI are the same build
+# of ui/dist, as users get them). Then history at scale: search,
 # listing, opening and import on a generated database of a million messages
 # (made once, kept in target/bench-history).
 bench:
+	$(MAKE) --no-print-directory ui app PROFILE=release
 	cargo bench -p switchboard-tests --bench engine_overhead --bench gateway_load
-	SWITCHBOARD_APP=$$(ls $(CURDIR)/target/release/switchboard 2>/dev/null || echo $(CURDIR)/target/debug/switchboard) \
+	SWITCHBOARD_APP=$(CURDIR)/target/release/switchboard \
 	  cargo bench -p switchboard-tests --bench compare_ui
 	cargo bench -p switchboard-tests --bench history_scale

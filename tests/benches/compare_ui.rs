@@ -16,8 +16,10 @@
 //!   with an empty page and with the UI in ui/dist when this crate was built
 //!   (no backend), and how far the app after start is above each.
 //!
-//! It runs the binary in `$SWITCHBOARD_APP` (`make bench` sets it to the
-//! release build when there is one, else the debug build) and says which.
+//! It runs the binary in `$SWITCHBOARD_APP` (`make bench` builds the
+//! release app and UI first and sets it to that app) and says which. The
+//! floor embeds ui/dist as it was when this crate was built: run alone
+//! after a debug UI build, it would show a debug UI beside a release app.
 
 #![allow(
     clippy::unwrap_used,

@@ -76,7 +76,7 @@ fn AnswerBody(answer: Answer) -> impl IntoView {
                 && let Some(r) = slot.as_mut()
             {
                 // The end is drawn at once, in place: no frame of delay.
-                r.draw(true, 1);
+                r.draw(true, true);
                 r.follow();
             }
         });

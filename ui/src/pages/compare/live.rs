@@ -6,6 +6,9 @@
 //! again, at most once per animation frame for all cards together, and
 //! less often when formatting it costs more than the page can spare (new
 //! text then shows at once, plain, until the block is formatted again).
+//! What formatting costs is mostly layout, not the Markdown: replacing a
+//! block's HTML lays the whole block out again, while text added to its
+//! last text node is laid out from its last line on.
 //! When the answer ends its last block is drawn at once, in the same
 //! place, so nothing jumps. A reopened answer is cut the same way, so it
 //! looks as it did while it streamed.
@@ -27,8 +30,9 @@ use super::state::{Answer, Status, now_ms};
 /// How close to the bottom (px) still counts as "at the bottom".
 const BOTTOM_SLACK: i32 = 48;
 
-/// A growing block is formatted again at most once per this many times
-/// what formatting it last cost, times the number of answers streaming: a
+/// The growing blocks are formatted again at most once per this many times
+/// what the last frame that formatted them cost, the layout it caused
+/// included (every streaming card's block is formatted in that frame): a
 /// long block that is slow to format (a big table, a long paragraph) is
 /// formatted less often and the page stays free to take in tokens. Text
 /// that arrives in between is shown at once, as plain text at the end of
@@ -49,8 +53,6 @@ pub struct Renderer {
     tail_drawn: Option<(usize, usize)>,
     /// How much text the page shows (formatted or appended plain).
     tail_shown: usize,
-    /// Not before this time ([`now_ms`]) is the growing block formatted.
-    next_tail_at: f64,
     /// The length of text the page showed in full, and since when: the
     /// end of an answer is often on screen before the answer is over.
     shown: Option<(usize, f64)>,
@@ -74,6 +76,19 @@ fn text_end(tail: &web_sys::Element) -> web_sys::Element {
     at
 }
 
+/// Append `new` to the text of `el`: to its last text node when it ends
+/// with one, so that WebKit lays out only the last lines again (a new text
+/// node has it lay out the whole paragraph, as long as the answer).
+fn append_text(el: &web_sys::Element, new: &str) {
+    if let Some(last) = el.last_child()
+        && let Ok(text) = last.dyn_into::<web_sys::Text>()
+    {
+        text.append_data(new).ok();
+        return;
+    }
+    let _ = el.append_with_str_1(new);
+}
+
 impl Renderer {
     pub fn new(answer: Answer, blocks: web_sys::Element, tail: web_sys::Element) -> Self {
         let generation = answer.stream_id.get_untracked();
@@ -85,7 +100,6 @@ impl Renderer {
             generation,
             tail_drawn: None,
             tail_shown: 0,
-            next_tail_at: 0.0,
             shown: None,
             pending_format: false,
             finished: false,
@@ -102,22 +116,21 @@ impl Renderer {
         self.finished = false;
     }
 
-    /// Draw what arrived since the last call; `done`: the text is complete.
-    /// `streaming`: how many answers are streaming now (they share the
-    /// page's time).
-    pub fn draw(&mut self, done: bool, streaming: usize) {
+    /// Draw what arrived since the last call; `done`: the text is complete;
+    /// `format_due`: the growing block may be formatted (else new text is
+    /// appended to it plain, unless a block ended). True when the growing
+    /// block was formatted.
+    pub fn draw(&mut self, done: bool, format_due: bool) -> bool {
         let generation = self.answer.stream_id.try_get_untracked().unwrap_or(0);
         if generation != self.generation {
             self.generation = generation;
             self.reset();
         }
         if self.finished {
-            return;
+            return false;
         }
-        let started = now_ms();
-        let format_due = done || started >= self.next_tail_at;
         let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
-            return;
+            return false;
         };
         let (blocks, tail) = (&self.blocks, &self.tail);
         let splitter = &mut self.splitter;
@@ -155,7 +168,7 @@ impl Renderer {
                         formatted = true;
                     } else if let Some(new) = text.get(*tail_shown..) {
                         // Shown now, formatted with the next formatting.
-                        let _ = text_end(tail).append_with_str_1(new);
+                        append_text(&text_end(tail), new);
                     }
                 }
             }
@@ -166,14 +179,11 @@ impl Renderer {
             if drawn.is_some() {
                 // The text was replaced: draw it again from the start.
                 self.reset();
-                self.draw(done, streaming);
+                return self.draw(done, format_due);
             }
-            return;
+            return false;
         };
         let now = now_ms();
-        if formatted {
-            self.next_tail_at = now + (now - started) * TAIL_PACE * streaming.max(1) as f64;
-        }
         if self.shown.is_none_or(|(len, _)| len != shown_len) {
             if self.shown.is_none_or(|(len, _)| len == 0)
                 && shown_len > 0
@@ -195,6 +205,7 @@ impl Renderer {
             // Plain text waits for its formatting: come back for it.
             self.pending_format = true;
         }
+        formatted
     }
 
     /// Keep the card's pane at the bottom if it follows its stream. Apart
@@ -212,6 +223,9 @@ pub type SharedRenderer = Rc<RefCell<Option<Renderer>>>;
 thread_local! {
     static QUEUE: RefCell<Vec<Weak<RefCell<Option<Renderer>>>>> = const { RefCell::new(Vec::new()) };
     static SCHEDULED: Cell<bool> = const { Cell::new(false) };
+    /// Not before this time ([`now_ms`]) are the growing blocks formatted
+    /// again (see [`TAIL_PACE`]).
+    static NEXT_FORMAT_AT: Cell<f64> = const { Cell::new(0.0) };
 }
 
 /// Draw `renderer` on the next animation frame (once, however often it is
@@ -230,9 +244,11 @@ pub fn schedule(renderer: &SharedRenderer) {
 
 fn frame() {
     SCHEDULED.set(false);
+    let started = now_ms();
+    let format_due = started >= NEXT_FORMAT_AT.get();
+    let mut formatted = false;
     let queued = QUEUE.with_borrow_mut(std::mem::take);
-    let streaming = queued.len();
-    let mut drawn = Vec::with_capacity(streaming);
+    let mut drawn = Vec::with_capacity(queued.len());
     for weak in queued {
         // A card that left the screen dropped its renderer: nothing to do.
         let Some(shared) = weak.upgrade() else {
@@ -241,7 +257,7 @@ fn frame() {
         let again = match shared.try_borrow_mut() {
             Ok(mut slot) => slot.as_mut().map(|r| {
                 let done = r.answer.status.try_get_untracked() != Some(Status::Streaming);
-                r.draw(done, streaming);
+                formatted |= r.draw(done, done || format_due);
                 std::mem::take(&mut r.pending_format)
             }),
             Err(_) => None,
@@ -260,6 +276,11 @@ fn frame() {
         {
             r.follow();
         }
+    }
+    if formatted {
+        // Following reads the layout, so the frame's cost includes it.
+        let now = now_ms();
+        NEXT_FORMAT_AT.set(now + (now - started) * TAIL_PACE);
     }
 }
 

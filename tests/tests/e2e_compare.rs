@@ -198,6 +198,73 @@ async fn a_fast_provider_streams_every_piece_once_and_in_order() -> anyhow::Resu
     app.close().await
 }
 
+/// A long paragraph in three panes, read while it streams: what each pane
+/// shows is always the answer so far, word for word (new text is shown
+/// plain between formattings of the paragraph, and must neither double
+/// nor run into the formatted words).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_paragraph_reads_word_for_word_while_it_streams() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    let pieces: Vec<String> = (0..1500).map(|i| format!("w{i} ")).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let full = pieces.concat();
+    for model in ["oa-model", "an-model", "gm-model"] {
+        server.script(
+            model,
+            Scenario::default()
+                .with_text(&refs)
+                .with_gap(Duration::from_millis(2)),
+        );
+    }
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("paragraph").data_dir(home.path())).await?;
+    app.check(async {
+        app.click("#add-pane").await?;
+        for (i, model) in ["oa-model", "an-model", "gm-model"].iter().enumerate() {
+            app.pick_model(i + 1, model).await?;
+        }
+        app.type_into("#composer", "Go on\u{E007}").await?;
+        let card = |i: usize| format!(".pane:nth-of-type({i}) .answer-card");
+        let mut read = 0;
+        for _ in 0..40 {
+            // Each pane's state and text, read in one turn of the page.
+            let panes = app
+                .client()
+                .execute(
+                    "return [...document.querySelectorAll('.pane .answer-card')].map(c => \
+                       [c.dataset.status, c.querySelector('.answer-text').innerText.trim()])",
+                    vec![],
+                )
+                .await?;
+            for (i, pane) in panes.as_array().into_iter().flatten().enumerate() {
+                let (status, shown) = (pane[0].as_str(), pane[1].as_str().unwrap_or(""));
+                if status != Some("streaming") || shown.is_empty() {
+                    continue;
+                }
+                let words = shown.split_whitespace().count();
+                assert!(
+                    full.starts_with(&format!("{shown} ")),
+                    "pane {} showed {words} words that are not the answer so far: …{}",
+                    i + 1,
+                    &shown[shown.len().saturating_sub(120)..]
+                );
+                read += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        assert!(read >= 6, "only {read} readings while streaming");
+        for i in 1..=3 {
+            app.wait_for(&format!("{}[data-status=\"done\"]", card(i)))
+                .await?;
+            let shown = app.text(&format!("{} .answer-text", card(i))).await?;
+            assert_eq!(shown, full.trim_end(), "pane {i} at the end");
+        }
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_run_without_keys_finds_the_local_server_and_chats() -> anyhow::Result<()> {
     let server = MockServer::start().await?;

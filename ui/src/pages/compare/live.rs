@@ -168,7 +168,17 @@ impl Renderer {
                         formatted = true;
                     } else if let Some(new) = text.get(*tail_shown..) {
                         // Shown now, formatted with the next formatting.
-                        append_text(&text_end(tail), new);
+                        let end = text_end(tail);
+                        // Formatting drops a paragraph's trailing spaces:
+                        // the first words after it would run into its last.
+                        let apart = tail_drawn.is_some_and(|(_, at)| at == *tail_shown)
+                            && text[..*tail_shown].ends_with(char::is_whitespace)
+                            && !new.starts_with(char::is_whitespace)
+                            && !matches!(end.tag_name().as_str(), "CODE" | "PRE");
+                        if apart {
+                            append_text(&end, " ");
+                        }
+                        append_text(&end, new);
                     }
                 }
             }

@@ -1,7 +1,8 @@
 //! `switchboard-floor`: the cheapest window a Tauri 2 app can open here, the
 //! floor the memory benchmark (benches/compare_ui.rs) prints beside the app.
 //! It has the app's tauri features and configuration (floor/tauri.conf.json:
-//! the same security settings and global API, the same window size), and
+//! the same security settings and global API, checked by this file's test;
+//! the app's own window, read from its tauri.conf.json), and
 //! applies the app's own web view settings and no-GPU environment handling
 //! (src-tauri/src/webkit.rs, compiled in as it is), but no command, no
 //! plugin, no engine and no runtime of its own.
@@ -14,7 +15,21 @@
 use std::process::ExitCode;
 
 use tauri::http::{HeaderValue, Response, header::CONTENT_TYPE};
+use tauri::utils::config::WindowConfig;
 use tauri::{WebviewUrl, WebviewWindowBuilder};
+
+/// The app's configuration, whose window the floor opens.
+const APP_CONFIG: &str = include_str!("../../../tauri.conf.json");
+
+/// The app's window (size, limits, placement) as its configuration has it.
+fn app_window() -> Result<WindowConfig, Box<dyn std::error::Error>> {
+    let config: serde_json::Value = serde_json::from_str(APP_CONFIG)?;
+    let window = config
+        .pointer("/app/windows/0")
+        .cloned()
+        .ok_or("the app's tauri.conf.json has no window")?;
+    Ok(serde_json::from_value(window)?)
+}
 
 #[cfg(target_os = "linux")]
 #[path = "../../../src-tauri/src/webkit.rs"]
@@ -43,14 +58,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     tauri::Builder::default()
         .register_uri_scheme_protocol("floor", |_, _| empty_page())
         .setup(move |app| {
-            // As the app's window in tauri.conf.json.
-            let window = WebviewWindowBuilder::new(app, "main", url)
-                .title("Switchboard floor")
-                .inner_size(1280.0, 800.0)
-                .min_inner_size(900.0, 600.0)
-                .center()
-                .disable_drag_drop_handler()
-                .build()?;
+            let mut config = app_window()?;
+            config.url = url.clone();
+            config.title = "Switchboard floor".into();
+            let window = WebviewWindowBuilder::from_config(app, &config)?.build()?;
             #[cfg(target_os = "linux")]
             window.with_webview(webkit::tune)?;
             #[cfg(not(target_os = "linux"))]
@@ -71,5 +82,38 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use serde_json::Value;
+
+    use super::{APP_CONFIG, app_window};
+
+    /// The floor's own configuration repeats the app's security settings
+    /// (its capabilities must not be the app's): they must stay the same;
+    /// and the app's window is one the floor can open.
+    #[test]
+    fn the_floor_has_the_apps_security_settings_and_window() {
+        let app: Value = serde_json::from_str(APP_CONFIG).unwrap();
+        let floor: Value =
+            serde_json::from_str(include_str!("../../floor/tauri.conf.json")).unwrap();
+        for setting in [
+            "/app/withGlobalTauri",
+            "/app/security/csp",
+            "/app/security/freezePrototype",
+        ] {
+            assert!(app.pointer(setting).is_some(), "{setting}");
+            assert_eq!(
+                app.pointer(setting),
+                floor.pointer(setting),
+                "floor/tauri.conf.json differs from the app's at {setting}"
+            );
+        }
+        // The floor's capability names the window as the app's does.
+        assert_eq!(app_window().unwrap().label, "main");
     }
 }

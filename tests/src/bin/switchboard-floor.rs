@@ -1,7 +1,7 @@
 //! `switchboard-floor`: the cheapest window a Tauri 2 app can open here, the
 //! floor the memory benchmark (benches/compare_ui.rs) prints beside the app.
 //! It has the app's tauri features and configuration (floor/tauri.conf.json:
-//! the same security settings and global API, checked by this file's test;
+//! the same security settings and global API, checked by tests/floor.rs;
 //! the app's own window, read from its tauri.conf.json), and
 //! applies the app's own web view settings and no-GPU environment handling
 //! (src-tauri/src/webkit.rs, compiled in as it is), but no command, no
@@ -82,38 +82,5 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
-
-    use serde_json::Value;
-
-    use super::{APP_CONFIG, app_window};
-
-    /// The floor's own configuration repeats the app's security settings
-    /// (its capabilities must not be the app's): they must stay the same;
-    /// and the app's window is one the floor can open.
-    #[test]
-    fn the_floor_has_the_apps_security_settings_and_window() {
-        let app: Value = serde_json::from_str(APP_CONFIG).unwrap();
-        let floor: Value =
-            serde_json::from_str(include_str!("../../floor/tauri.conf.json")).unwrap();
-        for setting in [
-            "/app/withGlobalTauri",
-            "/app/security/csp",
-            "/app/security/freezePrototype",
-        ] {
-            assert!(app.pointer(setting).is_some(), "{setting}");
-            assert_eq!(
-                app.pointer(setting),
-                floor.pointer(setting),
-                "floor/tauri.conf.json differs from the app's at {setting}"
-            );
-        }
-        // The floor's capability names the window as the app's does.
-        assert_eq!(app_window().unwrap().label, "main");
     }
 }

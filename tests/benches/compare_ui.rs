@@ -5,7 +5,10 @@
 //!   by a local mock; per pane, the time the provider took (the engine's
 //!   total time of the attempt) over the time from the pane's request (once
 //!   Send's budget check and the round's recording are done) to the moment
-//!   the last token was drawn in the page. Goal: ≥ 0.99.
+//!   the last token was drawn in the page. Goal: ≥ 0.99. Then its floor:
+//!   `switchboard-floor` streaming the same answer at the same pace into
+//!   six plain-text panes of a bare window, and the app's worst ratio as a
+//!   share of the floor's.
 //! - cold start: from the app process's start to an interactive compare
 //!   view (the page says when it became usable). Goal: < 1 s.
 //! - memory: the proportional set size (PSS) of every process of the app
@@ -187,28 +190,30 @@ fn by_role(procs: &[ProcessMemory], role: &str) -> (f64, f64) {
 
 /// The floor: `switchboard-floor` (src/bin), a bare Tauri window with the
 /// app's tauri features and web view settings, idle 3 s after its page is
-/// up, measured as the app is; `page` is `empty` or `ui` (the app's built
-/// UI with no backend). Prints its figures and how far `app` is above them.
-async fn floor(page: &str, app: &[ProcessMemory]) -> anyhow::Result<()> {
+/// up, measured as the app is; `page` is `empty`, `copy` (`page_copy`, a
+/// static copy of the app's page after start) or `ui` (the app's built UI
+/// with no backend). Prints its figures and how far `app` is above them.
+async fn floor(page: &str, app: &[ProcessMemory], page_copy: &Path) -> anyhow::Result<()> {
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_switchboard-floor"));
     let home = tempfile::tempdir()?;
     let launch = Launch::new(format!("bench-floor-{page}"))
         .binary(&binary)
         .data_dir(home.path())
         .env("SWITCHBOARD_FLOOR_PAGE", page)
-        .ready_when(if page == "ui" {
-            "#status-bar"
-        } else {
+        .env("SWITCHBOARD_FLOOR_FILE", page_copy.display().to_string())
+        .ready_when(if page == "empty" {
             "#floor"
+        } else {
+            "#status-bar"
         });
     let window = App::launch(launch).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (total, detail, procs) = memory(home.path(), "switchboard-floor", &format!("floor-{page}"));
     window.close().await?;
-    let what = if page == "ui" {
-        "the app's UI (ui/dist) with no backend"
-    } else {
-        "an empty page"
+    let what = match page {
+        "ui" => "the app's UI (ui/dist) with no backend",
+        "copy" => "a static copy of the app's page after start (no script, no wasm)",
+        _ => "an empty page",
     };
     let app_total: f64 = app.iter().map(|p| p.pss).sum();
     let diff: Vec<String> = ["app", "web", "network"]
@@ -248,7 +253,8 @@ fn process_age_ms(pid: u32) -> f64 {
     (uptime - start / ticks_per_s) * 1000.0
 }
 
-async fn render_rate(binary: &Path) -> anyhow::Result<()> {
+/// The app's render rate; returns its worst pane's ratio.
+async fn render_rate(binary: &Path) -> anyhow::Result<f64> {
     let server = MockServer::start().await?;
     for (_, model) in models() {
         let pieces: Vec<String> = (0..TOKENS / TOKENS_PER_PIECE)
@@ -279,6 +285,7 @@ async fn render_rate(binary: &Path) -> anyhow::Result<()> {
         launch = launch.env(k, v);
     }
     let app = App::launch(launch).await?;
+    let app_worst = std::cell::Cell::new(f64::NAN);
     let result = app
         .check(async {
             for _ in 2..PANES {
@@ -342,10 +349,74 @@ async fn render_rate(binary: &Path) -> anyhow::Result<()> {
                 );
             }
             println!("  worst ratio {worst:.3} (goal >= 0.99)");
+            app_worst.set(worst);
             Ok(())
         })
         .await;
     app.close().await?;
+    result.map(|()| app_worst.get())
+}
+
+/// The render rate's floor, right after the app's: `switchboard-floor`
+/// streaming the same answer at the same pace into six plain-text panes of
+/// a bare window (see its `stream` module), the ratio a page can reach here
+/// with nothing of the app in between. Prints it and the app's against it.
+async fn render_floor(app_worst: f64) -> anyhow::Result<()> {
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_switchboard-floor"));
+    let home = tempfile::tempdir()?;
+    let launch = Launch::new("bench-floor-stream")
+        .binary(&binary)
+        .data_dir(home.path())
+        .env("SWITCHBOARD_FLOOR_PAGE", "stream")
+        .ready_when("#floor-stream");
+    let window = App::launch(launch).await?;
+    let result = window
+        .check(async {
+            for i in 1..=PANES {
+                window
+                    .wait_for(&format!(".pane:nth-of-type({i})[data-status=\"done\"]"))
+                    .await?;
+            }
+            let v = window
+                .client()
+                .execute(
+                    "return [...document.querySelectorAll('.pane')].map(p => ({ \
+                       drawn: Number(p.dataset.drawnMs), total: Number(p.dataset.totalMs), \
+                       last: p.querySelector('.text').textContent.trim().split(' ').pop() }))",
+                    vec![],
+                )
+                .await?;
+            println!(
+                "  floor, a bare Tauri window streaming the same answers into six plain-text \
+                 panes:"
+            );
+            let mut worst = f64::MAX;
+            for (i, pane) in v.as_array().into_iter().flatten().enumerate() {
+                let (Some(drawn), Some(total)) = (pane["drawn"].as_f64(), pane["total"].as_f64())
+                else {
+                    println!("    pane {}: no figures ({pane})", i + 1);
+                    continue;
+                };
+                worst = worst.min(total / drawn);
+                println!(
+                    "    pane {}: stream {total:.0} ms, on screen after {drawn:.0} ms, ratio {:.3}{}",
+                    i + 1,
+                    total / drawn,
+                    if pane["last"] == format!("t{}", TOKENS - 1).as_str() {
+                        ""
+                    } else {
+                        " (LAST TOKEN MISSING)"
+                    }
+                );
+            }
+            println!(
+                "    worst ratio {worst:.3}; the app's worst is {:.3} of it",
+                app_worst / worst
+            );
+            Ok(())
+        })
+        .await;
+    window.close().await?;
     result
 }
 
@@ -383,6 +454,48 @@ async fn cold_start(binary: &Path) -> anyhow::Result<()> {
         binary.display(),
         shown.join(", ")
     );
+    // The floor: the bare window from its process's start to its empty
+    // page's document being ready.
+    let floor = PathBuf::from(env!("CARGO_BIN_EXE_switchboard-floor"));
+    let mut floor_samples = Vec::new();
+    for run in 0..3 {
+        let home = tempfile::tempdir()?;
+        let window = App::launch(
+            Launch::new(format!("bench-start-floor-{run}"))
+                .binary(&floor)
+                .data_dir(home.path())
+                .ready_when("#floor"),
+        )
+        .await?;
+        let result = window
+            .check(async {
+                let since_ready = window
+                    .client()
+                    .execute(
+                        "return Date.now() - (performance.timeOrigin + \
+                           performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd)",
+                        vec![],
+                    )
+                    .await?
+                    .as_f64()
+                    .unwrap_or(f64::NAN);
+                let root = app_processes(home.path(), "switchboard-floor")
+                    .first()
+                    .copied();
+                floor_samples.push(root.map_or(f64::NAN, process_age_ms) - since_ready);
+                Ok(())
+            })
+            .await;
+        window.close().await?;
+        result?;
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let shown: Vec<String> = floor_samples.iter().map(|s| format!("{s:.0} ms")).collect();
+    println!(
+        "  floor, a bare Tauri window to its empty page: {}; the app takes {:.2}x as long",
+        shown.join(", "),
+        mean(&samples) / mean(&floor_samples)
+    );
     Ok(())
 }
 
@@ -400,6 +513,7 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
     seed(home.path())?;
     let app = App::launch(Launch::new("bench-memory").data_dir(home.path())).await?;
     let mut at_start = Vec::new();
+    let page_copy = home.path().join("page-at-start.html");
     let result = app
         .check(async {
             app.wait_for("#compare #composer").await?;
@@ -407,6 +521,9 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_secs(3)).await;
             let (start, detail, procs) = memory(home.path(), "switchboard", "start");
             at_start = procs;
+            // The page as it stands, for the floor to show without its code.
+            let copy = app.client().execute(STATIC_COPY, vec![]).await?;
+            std::fs::write(&page_copy, copy.as_str().unwrap_or_default())?;
             println!("idle memory ({}):", binary.display());
             println!("  after start: {start:.0} MB ({detail})");
             // Opening the first conversations fills what the page keeps
@@ -479,9 +596,21 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
     result?;
     // One window at a time: PSS shares WebKit's pages among the processes
     // that map them, so the floor is measured once the app is gone.
-    floor("empty", &at_start).await?;
-    floor("ui", &at_start).await
+    floor("empty", &at_start, &page_copy).await?;
+    floor("copy", &at_start, &page_copy).await?;
+    floor("ui", &at_start, &page_copy).await
 }
+
+/// The page's document as it is, made static: its elements, with its
+/// stylesheets' rules inlined, and no script, wasm or preload left.
+const STATIC_COPY: &str = "\
+    const doc = document.documentElement.cloneNode(true); \
+    doc.querySelectorAll('script, link').forEach(e => e.remove()); \
+    const style = document.createElement('style'); \
+    style.textContent = [...document.styleSheets] \
+      .map(s => [...s.cssRules].map(r => r.cssText).join('\\n')).join('\\n'); \
+    doc.querySelector('head').appendChild(style); \
+    return '<!doctype html>' + doc.outerHTML;";
 
 fn main() -> anyhow::Result<()> {
     let binary: PathBuf = app_binary()?;
@@ -497,7 +626,8 @@ fn main() -> anyhow::Result<()> {
     let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     rt.block_on(async {
         if run("render") {
-            render_rate(&binary).await?;
+            let worst = render_rate(&binary).await?;
+            render_floor(worst).await?;
         }
         if run("start") {
             cold_start(&binary).await?;

@@ -3,10 +3,18 @@
 //! repeats the app's security settings, since its capabilities must not be
 //! the app's, and it opens the app's own window from the app's
 //! tauri.conf.json. A change to the app's settings must reach the floor.
+//!
+//! It is also the render rate's floor (`SWITCHBOARD_FLOOR_PAGE=stream`),
+//! whose figures the benchmark prints beside the app's: it must stream the
+//! whole answer, in order, into every pane.
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use serde_json::Value;
+use switchboard_tests::e2e::{App, Launch};
 use tauri::utils::config::WindowConfig;
 
 fn config(text: &str) -> Value {
@@ -38,4 +46,62 @@ fn the_floor_has_the_apps_security_settings_and_window() {
         floor.pointer("/app/security/capabilities/0/windows"),
         Some(&serde_json::json!(["main"]))
     );
+}
+
+/// The answer the floor streams into each pane: 3,000 tokens, two a piece.
+fn floor_answer() -> String {
+    (0..3000)
+        .map(|i| format!("t{i}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_render_floor_streams_the_whole_answer_in_order_into_six_panes() -> anyhow::Result<()> {
+    let launch = Launch::new("floor-stream")
+        .binary(PathBuf::from(env!("CARGO_BIN_EXE_switchboard-floor")))
+        .env("SWITCHBOARD_FLOOR_PAGE", "stream")
+        .ready_when("#floor-stream");
+    let window = App::launch(launch).await?;
+    window
+        .check(async {
+            let answer = floor_answer();
+            let read = "return [...document.querySelectorAll('.pane')].map(p => ({ \
+                          text: p.querySelector('.text').textContent.trim(), \
+                          status: p.dataset.status || null, \
+                          total: Number(p.dataset.totalMs), drawn: Number(p.dataset.drawnMs) }))";
+            // Read while the panes stream: what is shown is always the
+            // answer so far, and some reading catches it part way.
+            let mut part_way = false;
+            let panes = loop {
+                let panes = window.client().execute(read, vec![]).await?;
+                let panes = panes.as_array().unwrap().clone();
+                assert_eq!(panes.len(), 6);
+                for pane in &panes {
+                    let text = pane["text"].as_str().unwrap();
+                    assert!(
+                        answer.starts_with(text),
+                        "not the answer so far: …{}",
+                        &text[text.len().saturating_sub(40)..]
+                    );
+                    part_way |= !text.is_empty() && text.len() < answer.len();
+                }
+                if panes.iter().all(|p| p["status"] == "done") {
+                    break panes;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            assert!(part_way, "no reading caught a pane streaming");
+            for pane in panes {
+                assert_eq!(pane["text"].as_str().unwrap(), answer);
+                // 1,499 sleeps of at least a millisecond between the pieces.
+                let total = pane["total"].as_f64().unwrap();
+                assert!(total >= 1499.0, "the stream took {total} ms");
+                let drawn = pane["drawn"].as_f64().unwrap();
+                assert!(drawn > 0.0 && drawn.is_finite(), "drawn after {drawn} ms");
+            }
+            Ok(())
+        })
+        .await?;
+    window.close().await
 }

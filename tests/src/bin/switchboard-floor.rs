@@ -11,11 +11,20 @@
 //! app's built UI (ui/dist, embedded and served as the app serves it), whose
 //! every call to the backend then fails: the page's own cost (wasm, DOM,
 //! JavaScript) without the app's.
+//!
+//! With `SWITCHBOARD_FLOOR_PAGE=copy` its page is the file
+//! `SWITCHBOARD_FLOOR_FILE`, served as is: the benchmark's static copy of
+//! the app's page (its elements and styles, no code).
+//!
+//! With `SWITCHBOARD_FLOOR_PAGE=stream` it is the render rate's floor: six
+//! plain-text panes that this process streams into the way the app does
+//! (see [`stream`]), the best a page can do in this window at that pace.
 
 use std::process::ExitCode;
 
 use tauri::http::{HeaderValue, Response, header::CONTENT_TYPE};
 use tauri::utils::config::WindowConfig;
+use tauri::webview::PageLoadEvent;
 use tauri::{WebviewUrl, WebviewWindowBuilder};
 
 /// The app's configuration, whose window the floor opens.
@@ -35,12 +44,16 @@ fn app_window() -> Result<WindowConfig, Box<dyn std::error::Error>> {
 #[path = "../../../src-tauri/src/webkit.rs"]
 mod webkit;
 
+#[path = "switchboard-floor/stream.rs"]
+mod stream;
+use stream::STREAM_PAGE;
+
 /// The empty page, served on its own scheme as the app's are on `tauri:`.
 const EMPTY_PAGE: &str =
     "<!doctype html><html><head><title>floor</title></head><body id=\"floor\"></body></html>";
 
-fn empty_page() -> Response<Vec<u8>> {
-    let mut response = Response::new(EMPTY_PAGE.as_bytes().to_vec());
+fn html(page: &str) -> Response<Vec<u8>> {
+    let mut response = Response::new(page.as_bytes().to_vec());
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
@@ -50,18 +63,36 @@ fn empty_page() -> Response<Vec<u8>> {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     #[cfg(target_os = "linux")]
     webkit::before_gtk();
-    let url = if std::env::var_os("SWITCHBOARD_FLOOR_PAGE").is_some_and(|v| v == "ui") {
+    let page = std::env::var("SWITCHBOARD_FLOOR_PAGE").unwrap_or_default();
+    let url = if page == "ui" {
         WebviewUrl::App("index.html".into())
     } else {
         WebviewUrl::CustomProtocol("floor://localhost/".parse()?)
     };
+    let streams = page == "stream";
+    let document = match page.as_str() {
+        "stream" => STREAM_PAGE.to_owned(),
+        "copy" => std::fs::read_to_string(
+            std::env::var_os("SWITCHBOARD_FLOOR_FILE")
+                .ok_or("SWITCHBOARD_FLOOR_FILE is not set")?,
+        )?,
+        _ => EMPTY_PAGE.to_owned(),
+    };
     tauri::Builder::default()
-        .register_uri_scheme_protocol("floor", |_, _| empty_page())
+        .register_uri_scheme_protocol("floor", move |_, _| html(&document))
         .setup(move |app| {
             let mut config = app_window()?;
             config.url = url.clone();
             config.title = "Switchboard floor".into();
-            let window = WebviewWindowBuilder::from_config(app, &config)?.build()?;
+            let mut builder = WebviewWindowBuilder::from_config(app, &config)?;
+            if streams {
+                builder = builder.on_page_load(|webview, load| {
+                    if load.event() == PageLoadEvent::Finished {
+                        stream::start(webview);
+                    }
+                });
+            }
+            let window = builder.build()?;
             #[cfg(target_os = "linux")]
             window.with_webview(webkit::tune)?;
             #[cfg(not(target_os = "linux"))]

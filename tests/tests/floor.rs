@@ -6,7 +6,9 @@
 //!
 //! It is also the render rate's floor (`SWITCHBOARD_FLOOR_PAGE=stream`),
 //! whose figures the benchmark prints beside the app's: it must stream the
-//! whole answer, in order, into every pane.
+//! whole answer, in order, into every pane. And it shows a given page
+//! (`SWITCHBOARD_FLOOR_PAGE=copy`), the benchmark's static copy of the
+//! app's page: that page, as it is.
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
@@ -100,6 +102,39 @@ async fn the_render_floor_streams_the_whole_answer_in_order_into_six_panes() -> 
                 let drawn = pane["drawn"].as_f64().unwrap();
                 assert!(drawn > 0.0 && drawn.is_finite(), "drawn after {drawn} ms");
             }
+            Ok(())
+        })
+        .await?;
+    window.close().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_shows_the_page_it_is_given_as_it_is() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let page = dir.path().join("copy.html");
+    std::fs::write(
+        &page,
+        "<!doctype html><html><head><style>#status-bar { width: 321px; }</style></head>\
+         <body><div id=\"status-bar\">Engine 1.2.3</div></body></html>",
+    )?;
+    let launch = Launch::new("floor-copy")
+        .binary(PathBuf::from(env!("CARGO_BIN_EXE_switchboard-floor")))
+        .env("SWITCHBOARD_FLOOR_PAGE", "copy")
+        .env("SWITCHBOARD_FLOOR_FILE", page.display().to_string())
+        .ready_when("#status-bar");
+    let window = App::launch(launch).await?;
+    window
+        .check(async {
+            assert_eq!(window.text("#status-bar").await?, "Engine 1.2.3");
+            // Its inline style applies: the copy carries the app's rules.
+            let width = window
+                .client()
+                .execute(
+                    "return document.querySelector('#status-bar').getBoundingClientRect().width",
+                    vec![],
+                )
+                .await?;
+            assert_eq!(width.as_f64(), Some(321.0));
             Ok(())
         })
         .await?;

@@ -253,6 +253,13 @@ fn process_age_ms(pid: u32) -> f64 {
     (uptime - start / ticks_per_s) * 1000.0
 }
 
+/// Milliseconds since the Unix epoch, as the page's `performance.timeOrigin`.
+fn wall_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+}
+
 /// The app's render rate; returns its worst pane's ratio.
 async fn render_rate(binary: &Path) -> anyhow::Result<f64> {
     let server = MockServer::start().await?;
@@ -307,7 +314,7 @@ async fn render_rate(binary: &Path) -> anyhow::Result<f64> {
                     "return [...document.querySelectorAll('.answer-card')].map(c => ({ \
                        drawn: Number(c.dataset.drawnMs), total: Number(c.dataset.totalMs), \
                        first: Number(c.dataset.firstMs), ttft: Number(c.dataset.ttftMs), \
-                       attempt: Number(c.dataset.attemptMs), \
+                       sent: Number(c.dataset.sentAt), \
                        last: c.querySelector('.answer-text').textContent.trim().split(' ').pop() }))",
                     vec![],
                 )
@@ -316,6 +323,14 @@ async fn render_rate(binary: &Path) -> anyhow::Result<f64> {
                 "render rate: {PANES} panes x {TOKENS} tokens at ~2,000 tokens/s ({})",
                 binary.display()
             );
+            let origin = app
+                .client()
+                .execute("return performance.timeOrigin", vec![])
+                .await?
+                .as_f64()
+                .unwrap_or(f64::NAN);
+            let requests = server.requests();
+            let (now, now_wall) = (std::time::Instant::now(), wall_ms());
             let mut worst = f64::MAX;
             for (i, card) in v.as_array().into_iter().flatten().enumerate() {
                 let (drawn, total) = (card["drawn"].as_f64(), card["total"].as_f64());
@@ -325,20 +340,35 @@ async fn render_rate(binary: &Path) -> anyhow::Result<f64> {
                 };
                 let ratio = total / drawn;
                 worst = worst.min(ratio);
-                // Where the difference goes: before the first token (the
-                // request setting off, its first message) and after it.
+                // Where the difference goes: the request's way to the
+                // provider (the mock's arrival time, on the wall clock as the
+                // page's send is), and from the provider's end to the screen.
+                let model = &models()[i].1;
+                let reached = requests
+                    .iter()
+                    .find(|r| {
+                        r.path.contains(model.as_str())
+                            || r.body.as_ref().is_some_and(|b| b["model"] == model.as_str())
+                    })
+                    .map_or(f64::NAN, |r| {
+                        let arrival = now_wall - now.duration_since(r.at).as_secs_f64() * 1000.0;
+                        arrival - (origin + card["sent"].as_f64().unwrap_or(f64::NAN))
+                    });
                 let (first, ttft) = (
                     card["first"].as_f64().unwrap_or(f64::NAN),
                     card["ttft"].as_f64().unwrap_or(f64::NAN),
                 );
                 println!(
                     "  pane {}: provider {:.0} ms, on screen after {:.0} ms, ratio {:.3} \
-                     (sent after {:.0} ms; first token: provider {:.0} ms, on screen {:.0} ms){}",
+                     (request at the provider {:.0} ms after the send, last token on screen \
+                     {:.0} ms after the provider's end; first token: provider {:.0} ms, on \
+                     screen {:.0} ms){}",
                     i + 1,
                     total,
                     drawn,
                     ratio,
-                    card["attempt"].as_f64().unwrap_or(f64::NAN),
+                    reached,
+                    drawn - reached - total,
                     ttft,
                     first,
                     if card["last"] == format!("t{}", TOKENS - 1).as_str() {

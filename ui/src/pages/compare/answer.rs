@@ -203,7 +203,7 @@ pub fn AnswerCard(
     let message = answer.message.clone();
     let drawn = answer.drawn_ms.clone();
     let first = answer.first_ms.clone();
-    let attempt = answer.attempt_ms.clone();
+    let sent = answer.sent_at.clone();
     let total = answer.summary.clone();
     let ttft = answer.summary.clone();
     let ids = round.ids.clone();
@@ -216,7 +216,7 @@ pub fn AnswerCard(
             data-user-message=move || ids.get().map(|i| i.user_message.to_string())
             data-drawn-ms=move || drawn.get().map(|v| format!("{v:.1}"))
             data-first-ms=move || first.get().map(|v| format!("{v:.1}"))
-            data-attempt-ms=move || attempt.get().map(|v| format!("{v:.1}"))
+            data-sent-at=move || sent.get().map(|v| format!("{v:.1}"))
             data-total-ms=move || total.get().map(|s| format!("{:.1}", s.total_ms))
             data-ttft-ms=move || ttft.get().and_then(|s| s.ttft_ms).map(|t| format!("{t:.1}"))>
             <div class="prompt-bubble">

@@ -17,6 +17,7 @@ use switchboard_protocol::{
     RoundIds, SavePanes, SavedConversation, StartRound, Turn, TurnRole, fork_for_new_pane,
 };
 
+use super::live;
 use super::state::{
     Answer, CompareState, MAX_PANES, Pane, PendingSend, Round, Status, new_pane_key, next_id,
     now_ms,
@@ -594,6 +595,9 @@ impl CompareState {
             let stream = request.stream_id;
             let sink = answer.clone();
             let result = ipc::ask(&request, move |event| on_event(&sink, stream, event)).await;
+            // After the frame that draws what came before it (see
+            // `on_event`'s end of an answer).
+            live::after_frame().await;
             // The reply ends the answer even if its last channel message
             // was lost, so no pane stays "streaming".
             let current = answer.stream_id.try_get_untracked() == Some(stream);
@@ -711,11 +715,6 @@ fn on_event(answer: &Answer, stream: u64, event: PaneEvent) {
     }
     match event {
         PaneEvent::Attempt { provider, model } => {
-            if let Some(Some(sent)) = answer.sent_at.try_get_untracked()
-                && answer.attempt_ms.try_get_untracked() == Some(None)
-            {
-                answer.attempt_ms.set(Some(now_ms() - sent));
-            }
             answer.live.update(|l| l.trail.push((provider, model)))
         }
         PaneEvent::Update {
@@ -739,6 +738,18 @@ fn on_event(answer: &Answer, stream: u64, event: PaneEvent) {
                 l.tokens = tokens;
             });
         }
-        PaneEvent::Finished(summary) => finish(answer, *summary),
+        // An answer's end changes its card (final figures, its buttons)
+        // and, with the reply, has the history and the spend read again:
+        // work that would hold back the next frame, in which other panes
+        // may be drawing their last words. It waits for that frame.
+        PaneEvent::Finished(summary) => {
+            let answer = answer.clone();
+            spawn_local(async move {
+                live::after_frame().await;
+                if answer.stream_id.try_get_untracked() == Some(stream) && answer.is_streaming() {
+                    finish(&answer, *summary);
+                }
+            });
+        }
     }
 }

@@ -238,6 +238,26 @@ thread_local! {
     static NEXT_FORMAT_AT: Cell<f64> = const { Cell::new(0.0) };
 }
 
+/// How long [`after_frame`] waits for a frame at most: none comes while
+/// the window is hidden, and what waits must not wait for the user.
+const FRAME_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Resolves after the next animation frame (in a task of its own, once the
+/// frame's drawing is done), or after [`FRAME_WAIT`] if no frame comes.
+pub async fn after_frame() {
+    let (tx, rx) = futures_channel::oneshot::channel::<()>();
+    let tx = Rc::new(Cell::new(Some(tx)));
+    let resolve = move || {
+        if let Some(tx) = tx.take() {
+            let _ = tx.send(());
+        }
+    };
+    let on_frame = resolve.clone();
+    request_animation_frame(move || set_timeout(on_frame, std::time::Duration::ZERO));
+    set_timeout(resolve, FRAME_WAIT);
+    let _ = rx.await;
+}
+
 /// Draw `renderer` on the next animation frame (once, however often it is
 /// asked for before then).
 pub fn schedule(renderer: &SharedRenderer) {

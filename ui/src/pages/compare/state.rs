@@ -93,8 +93,6 @@ pub struct Answer {
     pub drawn_ms: ArcRwSignal<Option<f64>>,
     /// From the send to the moment its first text was on screen (ms).
     pub first_ms: ArcRwSignal<Option<f64>>,
-    /// From the send to the news that the engine sent the request (ms).
-    pub attempt_ms: ArcRwSignal<Option<f64>>,
 }
 
 impl Answer {
@@ -114,7 +112,6 @@ impl Answer {
             sent_at: ArcRwSignal::new(None),
             drawn_ms: ArcRwSignal::new(None),
             first_ms: ArcRwSignal::new(None),
-            attempt_ms: ArcRwSignal::new(None),
         }
     }
 
@@ -130,7 +127,6 @@ impl Answer {
         self.sent_at.set(None);
         self.drawn_ms.set(None);
         self.first_ms.set(None);
-        self.attempt_ms.set(None);
         self.status.set(Status::Streaming);
     }
 

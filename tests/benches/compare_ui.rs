@@ -253,6 +253,14 @@ fn process_age_ms(pid: u32) -> f64 {
     (uptime - start / ticks_per_s) * 1000.0
 }
 
+/// The file name of the app's process (`SWITCHBOARD_APP` may name a copy).
+fn exe_name(binary: &Path) -> &str {
+    binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("switchboard")
+}
+
 /// Milliseconds since the Unix epoch, as the page's `performance.timeOrigin`.
 fn wall_ms() -> f64 {
     std::time::SystemTime::now()
@@ -469,7 +477,9 @@ async fn cold_start(binary: &Path) -> anyhow::Result<()> {
                     .await?
                     .as_f64()
                     .unwrap_or(f64::NAN);
-                let root = app_processes(home.path(), "switchboard").first().copied();
+                let root = app_processes(home.path(), exe_name(binary))
+                    .first()
+                    .copied();
                 let age = root.map_or(f64::NAN, process_age_ms);
                 samples.push(age - since_ready);
                 Ok(())
@@ -549,7 +559,7 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
             app.wait_for("#compare #composer").await?;
             app.wait_for("#history-list .history-item").await?;
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let (start, detail, procs) = memory(home.path(), "switchboard", "start");
+            let (start, detail, procs) = memory(home.path(), exe_name(binary), "start");
             at_start = procs;
             // The page as it stands, for the floor to show without its code.
             let copy = app.client().execute(STATIC_COPY, vec![]).await?;
@@ -591,7 +601,7 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
                 if (i + 1) % 10 == 0 {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     let (now, _, _) =
-                        memory(home.path(), "switchboard", &format!("open{}", i + 1));
+                        memory(home.path(), exe_name(binary), &format!("open{}", i + 1));
                     // What the page holds: elements in the document (the
                     // views of earlier conversations must be gone).
                     let nodes = app
@@ -606,7 +616,7 @@ async fn idle_memory(binary: &Path) -> anyhow::Result<()> {
                 }
             }
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let (end, detail, _) = memory(home.path(), "switchboard", "idle50");
+            let (end, detail, _) = memory(home.path(), exe_name(binary), "idle50");
             println!(
                 "  idle after {CONVERSATIONS}: {end:.0} MB ({detail}); growth {:+.0} MB \
                  (goal < 200 MB, flat)",

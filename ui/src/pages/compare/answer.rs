@@ -75,7 +75,9 @@ fn AnswerBody(answer: Answer) -> impl IntoView {
             } else if let Ok(mut slot) = renderer.try_borrow_mut()
                 && let Some(r) = slot.as_mut()
             {
-                // The end is drawn at once, in place: no frame of delay.
+                // The end is drawn as soon as the answer ends, in place
+                // (it ends right after the frame that drew its last text,
+                // see the controller's `on_event`).
                 r.draw(true, true);
                 r.follow();
             }

@@ -198,6 +198,50 @@ async fn a_fast_provider_streams_every_piece_once_and_in_order() -> anyhow::Resu
     app.close().await
 }
 
+/// A page that draws no frames (a hidden or minimized window: WebKit runs
+/// no animation frames for it) still takes in an answer's end: the end
+/// waits for the next frame only so long, then the card says done and
+/// shows the whole answer, formatted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_ends_in_a_window_that_draws_no_frames() -> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_text(&["Hello ", "**world**", ", again."])
+            .with_usage(MockUsage {
+                input: 10,
+                cached_input: 0,
+                output: 5,
+                reasoning: 0,
+            }),
+    );
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("no-frames").data_dir(home.path())).await?;
+    app.check(async {
+        app.pick_model(1, "oa-model").await?;
+        // From here on no animation frame comes.
+        app.client()
+            .execute("window.requestAnimationFrame = () => 0;", vec![])
+            .await?;
+        app.type_into("#composer", "Greet\u{E007}").await?;
+        let card = ".pane:nth-of-type(1) .answer-card";
+        app.wait_for(&format!("{card}[data-status=\"done\"]"))
+            .await?;
+        assert_eq!(
+            app.text(&format!("{card} .answer-text")).await?,
+            "Hello world, again."
+        );
+        assert_eq!(
+            app.text(&format!("{card} .answer-text strong")).await?,
+            "world"
+        );
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
 /// A long paragraph in three panes, read while it streams: what each pane
 /// shows is always the answer so far, word for word (new text is shown
 /// plain between formattings of the paragraph, and must neither double

@@ -422,6 +422,18 @@ impl BatchWriter {
         }
     }
 
+    /// Wait until the writer thread has taken every write queued so far
+    /// (it may still be applying them).
+    #[cfg(test)]
+    fn wait_taken(&self) {
+        self.kick();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.inner.shared.lock().ops.is_empty() {
+            assert!(Instant::now() < deadline, "the writer took nothing");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// End the writer thread as if it had failed (for tests of the paths
     /// without it).
     #[cfg(test)]
@@ -1434,6 +1446,13 @@ mod tests {
                 blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
             }
             let first = gate.reserve(&ctx("x"), Some(usd("0.20"))).unwrap();
+            if merged {
+                // The writer has x's hold and waits for the lock, so the
+                // holds below queue behind it with their settles (a writer
+                // that took the queue between a hold and its settle would
+                // write that hold, as it must).
+                writer.wait_taken();
+            }
             for (tag, cost) in [("a", "0.01"), ("b", "0.0234")] {
                 let hold = gate.reserve(&ctx(tag), Some(usd("0.20"))).unwrap();
                 if !merged {

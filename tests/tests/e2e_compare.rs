@@ -854,7 +854,9 @@ async fn a_message_on_a_finished_streams_channel_changes_nothing() -> anyhow::Re
         server.script("oa-model", Scenario::default().with_text(&["Again"]));
         let before = server.requests().len();
         app.type_into("#composer", "And again\u{E007}").await?;
-        app.wait_for(".pane:nth-of-type(1) .answer-card:last-child[data-status=\"done\"]")
+        // The second round's card: the first one is the last child, and
+        // done, until the budget check before the send has answered.
+        app.wait_for(".pane:nth-of-type(1) .answer-card:nth-of-type(2)[data-status=\"done\"]")
             .await?;
         let sent: Vec<Vec<(String, String)>> = server.requests()[before..]
             .iter()

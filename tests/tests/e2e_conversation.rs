@@ -269,10 +269,14 @@ async fn conversations_sharing_pane_keys_each_reopen_with_their_own_models() -> 
         app.pick_model(1, "gm-model").await?;
         let before = server.requests().len();
         app.type_into("#composer", "Question A2\u{E007}").await?;
-        app.wait_for(".pane:nth-of-type(1) .answer-card:last-child[data-status=\"done\"]")
+        // The second round's cards: until the budget check before the
+        // send has answered, the first round's are the last, and done.
+        for pane in 1..=2 {
+            app.wait_for(&format!(
+                ".pane:nth-of-type({pane}) .answer-card:nth-of-type(2)[data-status=\"done\"]"
+            ))
             .await?;
-        app.wait_for(".pane:nth-of-type(2) .answer-card:last-child[data-status=\"done\"]")
-            .await?;
+        }
         let mut asked: Vec<String> = server.requests()[before..]
             .iter()
             .filter(|r| r.body.is_some())

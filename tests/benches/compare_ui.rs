@@ -458,36 +458,53 @@ async fn render_floor(app_worst: f64) -> anyhow::Result<()> {
     result
 }
 
-async fn cold_start(binary: &Path) -> anyhow::Result<()> {
+/// Three cold starts of `binary` (its process named `exe`): from the
+/// process's start to the moment `since_ready` (a script returning how many
+/// ms ago the page became ready) says, once `ready` is on the page.
+async fn start_times(
+    binary: &Path,
+    exe: &str,
+    ready: &str,
+    since_ready: &str,
+) -> anyhow::Result<Vec<f64>> {
     let mut samples = Vec::new();
     for run in 0..3 {
         let home = tempfile::tempdir()?;
-        let app =
-            App::launch(Launch::new(format!("bench-start-{run}")).data_dir(home.path())).await?;
-        let result = app
+        let window = App::launch(
+            Launch::new(format!("bench-start-{exe}-{run}"))
+                .binary(binary)
+                .data_dir(home.path())
+                .ready_when(ready),
+        )
+        .await?;
+        let result = window
             .check(async {
-                app.wait_for("#compare[data-ready-ms] #composer").await?;
-                let since_ready = app
+                let since_ready = window
                     .client()
-                    .execute(
-                        "return Date.now() - (performance.timeOrigin + \
-                           Number(document.querySelector('#compare').dataset.readyMs))",
-                        vec![],
-                    )
+                    .execute(since_ready, vec![])
                     .await?
                     .as_f64()
                     .unwrap_or(f64::NAN);
-                let root = app_processes(home.path(), exe_name(binary))
-                    .first()
-                    .copied();
-                let age = root.map_or(f64::NAN, process_age_ms);
-                samples.push(age - since_ready);
+                let root = app_processes(home.path(), exe).first().copied();
+                samples.push(root.map_or(f64::NAN, process_age_ms) - since_ready);
                 Ok(())
             })
             .await;
-        app.close().await?;
+        window.close().await?;
         result?;
     }
+    Ok(samples)
+}
+
+async fn cold_start(binary: &Path) -> anyhow::Result<()> {
+    let samples = start_times(
+        binary,
+        exe_name(binary),
+        "#compare[data-ready-ms] #composer",
+        "return Date.now() - (performance.timeOrigin + \
+           Number(document.querySelector('#compare').dataset.readyMs))",
+    )
+    .await?;
     let shown: Vec<String> = samples.iter().map(|s| format!("{s:.0} ms")).collect();
     println!(
         "cold start to an interactive compare view ({}): {} (goal < 1 s; 10 ms resolution)",
@@ -496,39 +513,14 @@ async fn cold_start(binary: &Path) -> anyhow::Result<()> {
     );
     // The floor: the bare window from its process's start to its empty
     // page's document being ready.
-    let floor = PathBuf::from(env!("CARGO_BIN_EXE_switchboard-floor"));
-    let mut floor_samples = Vec::new();
-    for run in 0..3 {
-        let home = tempfile::tempdir()?;
-        let window = App::launch(
-            Launch::new(format!("bench-start-floor-{run}"))
-                .binary(&floor)
-                .data_dir(home.path())
-                .ready_when("#floor"),
-        )
-        .await?;
-        let result = window
-            .check(async {
-                let since_ready = window
-                    .client()
-                    .execute(
-                        "return Date.now() - (performance.timeOrigin + \
-                           performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd)",
-                        vec![],
-                    )
-                    .await?
-                    .as_f64()
-                    .unwrap_or(f64::NAN);
-                let root = app_processes(home.path(), "switchboard-floor")
-                    .first()
-                    .copied();
-                floor_samples.push(root.map_or(f64::NAN, process_age_ms) - since_ready);
-                Ok(())
-            })
-            .await;
-        window.close().await?;
-        result?;
-    }
+    let floor_samples = start_times(
+        &PathBuf::from(env!("CARGO_BIN_EXE_switchboard-floor")),
+        "switchboard-floor",
+        "#floor",
+        "return Date.now() - (performance.timeOrigin + \
+           performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd)",
+    )
+    .await?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let shown: Vec<String> = floor_samples.iter().map(|s| format!("{s:.0} ms")).collect();
     println!(

@@ -1,7 +1,8 @@
 //! Spend and budgets end to end: the real app under Xvfb, answers from
 //! mock providers with known usage and prices, then the spend page (totals
 //! equal to the exact sum of the answers' costs, the table, tags, both
-//! themes) and a budget set in its editor that stops the next request.
+//! themes), a budget set in its editor that stops the next request, and
+//! an answer stopped mid-way, billed once and kept.
 
 #![allow(
     clippy::unwrap_used,
@@ -312,6 +313,87 @@ async fn a_budget_set_in_the_editor_blocks_the_next_request_over_it() -> anyhow:
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        Ok(())
+    })
+    .await?;
+    app.close().await
+}
+
+/// Stop pressed mid-answer, then the money and the text checked the way a
+/// user would: the card says stopped and shows an estimated cost for what
+/// arrived; the Spend page has that request at exactly that cost; and the
+/// conversation, reopened from history, still has the text and the stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_answer_is_billed_once_on_the_spend_page_and_kept_in_history()
+-> anyhow::Result<()> {
+    let server = MockServer::start().await?;
+    let pieces: Vec<String> = (0..400).map(|i| format!("w{i} ")).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    server.script(
+        "oa-model",
+        Scenario::default()
+            .with_text(&refs)
+            .with_gap(std::time::Duration::from_millis(25)),
+    );
+    let home = mock_home(&server)?;
+    let app = App::launch(Launch::new("stop-then-spend").data_dir(home.path())).await?;
+    app.check(async {
+        app.wait_for("#compare").await?;
+        app.pick_model(1, "oa-model").await?;
+        app.type_into("#composer", "Stream slowly\u{E007}").await?;
+        let card = ".pane:nth-of-type(1) .answer-card";
+        app.wait_for_content(&format!("{card} .answer-text"), |t| t.contains("w5 "))
+            .await?;
+        app.click(&format!("{card} .stop")).await?;
+        app.wait_for(&format!("{card}[data-status=\"failed\"]"))
+            .await?;
+        assert_eq!(
+            app.text_content(&format!("{card} .error-kind"))
+                .await?
+                .as_deref(),
+            Some("stopped")
+        );
+        let kept = app.text(&format!("{card} .answer-text")).await?;
+        assert!(kept.starts_with("w0 w1 w2 w3 w4 w5"), "{kept}");
+        assert!(!kept.contains("w399"), "stopped before the end: {kept}");
+        // No usage came: the cost is the estimate for what arrived.
+        let cost = app.text(&format!("{card} [data-ro=cost]")).await?;
+        let amount = cost
+            .strip_prefix("est. ")
+            .unwrap_or_else(|| panic!("not labelled an estimate: {cost}"))
+            .to_owned();
+        assert_ne!(amount, format_usd(0), "what arrived costs something");
+        assert_eq!(
+            app.text("#conversation-total").await?,
+            format!("Conversation: {amount} (incl. est.)")
+        );
+
+        app.click("#nav-spend").await?;
+        let today = app
+            .wait_for_content("#spend-today .spend-amount", |t| !t.is_empty())
+            .await?;
+        assert_eq!(today, amount, "the ledger has the card's cost");
+        assert!(
+            app.text("#spend-today .spend-card-meta")
+                .await?
+                .starts_with("1 request"),
+            "billed once"
+        );
+
+        app.click("#nav-compare").await?;
+        app.click("#new-conversation").await?;
+        app.click("#history-list .history-item .history-open")
+            .await?;
+        app.wait_for(&format!("{card}[data-status=\"failed\"]"))
+            .await?;
+        assert_eq!(
+            app.text_content(&format!("{card} .error-kind"))
+                .await?
+                .as_deref(),
+            Some("stopped")
+        );
+        assert_eq!(app.text(&format!("{card} .answer-text")).await?, kept);
+        assert_eq!(app.text(&format!("{card} [data-ro=cost]")).await?, cost);
         Ok(())
     })
     .await?;

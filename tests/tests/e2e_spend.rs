@@ -48,6 +48,13 @@ async fn ask_and_wait(app: &App, prompt: &str, panes: usize, round: usize) -> an
     Ok(())
 }
 
+/// Wait until `card` has failed, and say how (its error kind).
+async fn failed_as(app: &App, card: &str) -> anyhow::Result<Option<String>> {
+    app.wait_for(&format!("{card}[data-status=\"failed\"]"))
+        .await?;
+    app.text_content(&format!("{card} .error-kind")).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spend_page_adds_up_the_answers_exactly_in_both_themes() -> anyhow::Result<()> {
     let server = MockServer::start().await?;
@@ -273,14 +280,7 @@ async fn a_budget_set_in_the_editor_blocks_the_next_request_over_it() -> anyhow:
             .await?;
         app.click("#send-anyway").await?;
         let second = ".pane:nth-of-type(1) .answer-card:nth-of-type(2)";
-        app.wait_for(&format!("{second}[data-status=\"failed\"]"))
-            .await?;
-        assert_eq!(
-            app.text_content(&format!("{second} .error-kind"))
-                .await?
-                .as_deref(),
-            Some("budget")
-        );
+        assert_eq!(failed_as(&app, second).await?.as_deref(), Some("budget"));
         let message = app
             .text_content(&format!("{second} .pane-error-message"))
             .await?
@@ -327,7 +327,8 @@ async fn a_budget_set_in_the_editor_blocks_the_next_request_over_it() -> anyhow:
 async fn a_stopped_answer_is_billed_once_on_the_spend_page_and_kept_in_history()
 -> anyhow::Result<()> {
     let server = MockServer::start().await?;
-    let pieces: Vec<String> = (0..400).map(|i| format!("w{i} ")).collect();
+    // Four characters a piece: the engine estimates each as one token.
+    let pieces = switchboard_tests::pieces(400, ' ');
     let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
     server.script(
         "oa-model",
@@ -342,56 +343,54 @@ async fn a_stopped_answer_is_billed_once_on_the_spend_page_and_kept_in_history()
         app.pick_model(1, "oa-model").await?;
         app.type_into("#composer", "Stream slowly\u{E007}").await?;
         let card = ".pane:nth-of-type(1) .answer-card";
-        app.wait_for_content(&format!("{card} .answer-text"), |t| t.contains("w5 "))
+        app.wait_for_content(&format!("{card} .answer-text"), |t| t.contains("005 "))
             .await?;
-        app.click(&format!("{card} .stop")).await?;
-        app.wait_for(&format!("{card}[data-status=\"failed\"]"))
+        // Pressed in the page: the pane follows the stream, so a pointer
+        // click aimed after scrolling the button into view can land on
+        // the text that has moved under it.
+        app.client()
+            .execute(
+                "document.querySelector(arguments[0]).click()",
+                vec![serde_json::Value::String(format!("{card} .stop"))],
+            )
             .await?;
-        assert_eq!(
-            app.text_content(&format!("{card} .error-kind"))
-                .await?
-                .as_deref(),
-            Some("stopped")
-        );
+        assert_eq!(failed_as(&app, card).await?.as_deref(), Some("stopped"));
         let kept = app.text(&format!("{card} .answer-text")).await?;
-        assert!(kept.starts_with("w0 w1 w2 w3 w4 w5"), "{kept}");
-        assert!(!kept.contains("w399"), "stopped before the end: {kept}");
-        // No usage came: the cost is the estimate for what arrived.
+        assert!(kept.starts_with("000 001 002 003 004 005"), "{kept}");
+        assert!(!kept.contains("399"), "stopped before the end: {kept}");
+        // No usage came: the cost is an estimate for what arrived.
         let cost = app.text(&format!("{card} [data-ro=cost]")).await?;
         let amount = cost
             .strip_prefix("est. ")
             .unwrap_or_else(|| panic!("not labelled an estimate: {cost}"))
             .to_owned();
-        assert_ne!(amount, format_usd(0), "what arrived costs something");
         assert_eq!(
             app.text("#conversation-total").await?,
             format!("Conversation: {amount} (incl. est.)")
         );
 
+        // The ledger has it once, at that cost: one token a piece shown,
+        // at the model's prices.
         app.click("#nav-spend").await?;
         let today = app
             .wait_for_content("#spend-today .spend-amount", |t| !t.is_empty())
             .await?;
         assert_eq!(today, amount, "the ledger has the card's cost");
-        assert!(
-            app.text("#spend-today .spend-card-meta")
-                .await?
-                .starts_with("1 request"),
-            "billed once"
+        let row = |col: &str| format!("#spend-table tr[data-key=\"oa\"] td[data-col=\"{col}\"]");
+        assert_eq!(app.text(&row("requests")).await?, "1", "billed once");
+        let output: u64 = app.text(&row("output")).await?.parse()?;
+        assert_eq!(output, kept.split_whitespace().count() as u64, "{kept}");
+        let input: u64 = app.text(&row("input")).await?.parse()?;
+        assert_eq!(
+            amount,
+            format_usd(nanos(usage(input, output), 2_500_000, 10_000_000))
         );
 
         app.click("#nav-compare").await?;
         app.click("#new-conversation").await?;
         app.click("#history-list .history-item .history-open")
             .await?;
-        app.wait_for(&format!("{card}[data-status=\"failed\"]"))
-            .await?;
-        assert_eq!(
-            app.text_content(&format!("{card} .error-kind"))
-                .await?
-                .as_deref(),
-            Some("stopped")
-        );
+        assert_eq!(failed_as(&app, card).await?.as_deref(), Some("stopped"));
         assert_eq!(app.text(&format!("{card} .answer-text")).await?, kept);
         assert_eq!(app.text(&format!("{card} [data-ro=cost]")).await?, cost);
         Ok(())
